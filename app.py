@@ -1,0 +1,62 @@
+"""Teacher vs student dashboard: `python app.py [--config pairs.yaml]` (also a Hugging Face Space's entry).
+
+The edge of the program: parse flags, read the config, start loading models in the background,
+then serve the page at once. Models never load at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import replace
+
+from demo.config import DEVICES, ConfigError, load_config
+
+DEFAULT_HOST = "127.0.0.1"  # local only unless told otherwise; a Space sets GRADIO_SERVER_NAME=0.0.0.0
+DEFAULT_PORT = 7860  # Gradio's usual port; GRADIO_SERVER_PORT overrides it, --port overrides both
+MAX_QUEUE = 64  # requests waiting per app before new ones are refused as busy
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", default=None, help="YAML file of teacher/student pairs (default: pairs.yaml)")
+    parser.add_argument("--device", choices=DEVICES, default=None, help="overrides the config's device")
+    parser.add_argument("--fp16", action="store_true", default=None, help="run in float16 (CUDA only)")
+    parser.add_argument("--host", default=None,
+                        help=f"address to bind (default: $GRADIO_SERVER_NAME, else {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=None,
+                        help=f"port to serve on (default: $GRADIO_SERVER_PORT, else {DEFAULT_PORT})")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+        if args.device is not None:
+            config = replace(config, device=args.device)
+        if args.fp16:
+            config = replace(config, fp16=True)
+        from demo import ui
+        from demo.registry import PairRegistry
+
+        registry = PairRegistry(config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    registry.start()
+    host = args.host or os.environ.get("GRADIO_SERVER_NAME") or DEFAULT_HOST
+    port = args.port or int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT))
+    page = ui.build(registry)
+    page.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)
+    page.launch(server_name=host, server_port=port, share=args.share, show_error=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

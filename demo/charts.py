@@ -1,0 +1,78 @@
+"""Data in, plotly figure out. No Gradio, no torch: these functions are pure and testable alone."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .measure import SizeReport, human_bytes, human_count, percentile
+
+COLORS = {"teacher": "#1f77b4", "student": "#ff7f0e", "student-onnx-int8": "#2ca02c",
+          "student-onnx-fp32": "#9467bd"}
+LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=50, r=20, t=60, b=40),
+              legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+
+
+def running_percentiles(values: Sequence[float], q: float) -> list[float]:
+    """The q-th percentile of values[:i+1] for every i: how the statistic evolves request by request."""
+    return [percentile(values[: i + 1], q) for i in range(len(values))]
+
+
+def latency_chart(history: Sequence[Mapping], roles: Sequence[str] = ("teacher", "student")) -> go.Figure:
+    """Every request of this session: each model's latency, with running p50 and p95.
+
+    history rows look like {"request": 1, "teacher_ms": 12.3, "student_ms": 6.1}.
+    """
+    fig = go.Figure()
+    x = [row["request"] for row in history]
+    for role in roles:
+        ys = [row.get(f"{role}_ms") for row in history]
+        if not any(y is not None for y in ys):
+            continue
+        color = COLORS.get(role, "#444")
+        fig.add_trace(go.Scatter(x=x, y=ys, mode="lines+markers", name=f"{role} (ms)",
+                                 line=dict(color=color, width=1.5), marker=dict(size=6)))
+        clean = [y for y in ys if y is not None]
+        for q, dash in ((50, "dash"), (95, "dot")):
+            fig.add_trace(go.Scatter(x=x[-len(clean):], y=running_percentiles(clean, q), mode="lines",
+                                     name=f"{role} p{q}", line=dict(color=color, dash=dash, width=1)))
+    title = "Latency per request (tokenise + forward + post-process)"
+    if history:
+        t = [r["teacher_ms"] for r in history]
+        s = [r["student_ms"] for r in history]
+        title += f"<br><sup>{len(history)} requests · p50 teacher {percentile(t, 50):.1f} ms, " \
+                 f"student {percentile(s, 50):.1f} ms · speedup {percentile(t, 50) / max(percentile(s, 50), 1e-9):.2f}×</sup>"
+    else:
+        fig.add_annotation(text="Run a request to start the chart", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper", font=dict(size=14, color="#888"))
+    fig.update_layout(title=title, xaxis_title="request #", yaxis_title="ms", **LAYOUT)
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def size_chart(sizes: Mapping[str, SizeReport | None]) -> go.Figure:
+    """Parameters, weight bytes on disk and bytes in memory, side by side, with student/teacher ratios."""
+    metrics = (("params", "Parameters", human_count), ("disk_bytes", "Weights on disk", human_bytes),
+               ("memory_bytes", "Memory (tensors)", human_bytes))
+    known = {role: s for role, s in sizes.items() if s is not None}
+    titles = []
+    for attr, label, _ in metrics:
+        t, s = known.get("teacher"), known.get("student")
+        if t and s and getattr(t, attr):
+            titles.append(f"{label}<br><sup>student / teacher = {getattr(s, attr) / getattr(t, attr):.2f}</sup>")
+        else:
+            titles.append(label)
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles)
+    for col, (attr, _, fmt) in enumerate(metrics, start=1):
+        roles = list(known)
+        values = [getattr(known[r], attr) for r in roles]
+        fig.add_trace(go.Bar(x=roles, y=values, text=[fmt(v) for v in values], textposition="auto",
+                             marker_color=[COLORS.get(r, "#444") for r in roles], showlegend=False,
+                             hovertemplate="%{x}: %{text}<extra></extra>"), row=1, col=col)
+    if not known:
+        fig.add_annotation(text="Sizes appear once the models have loaded", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper", font=dict(size=14, color="#888"))
+    fig.update_layout(title="Model size", **{k: v for k, v in LAYOUT.items() if k != "legend"})
+    return fig

@@ -1,0 +1,105 @@
+"""Run one text through teacher and student, one after the other, and compare the answers."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from .loading import LoadedModel
+from .measure import timed
+from .tasks import EXAMPLE_TEXT, HIGH_UNK_SHARE, Prediction, predict, prepare_text
+
+# Two timed forward passes must never overlap: on a shared CPU each would slow the other down.
+INFERENCE_LOCK = threading.Lock()
+UNK_NOTICE = "{share:.0%} of the {role}'s tokens are [UNK]: it cannot represent these characters, so its answer means little."
+
+
+@dataclass
+class RoleResult:
+    """What one model answered, and how long the user waited for it."""
+
+    role: str
+    model: str
+    prediction: Prediction
+    latency_ms: float
+    device: str
+    dtype: str
+
+    def summary(self) -> dict:
+        return {"model": self.model, "prediction": {"label": self.prediction.label,
+                                                    "score": round(self.prediction.score, 6)},
+                "latency_ms": round(self.latency_ms, 3), "device": self.device, "dtype": self.dtype}
+
+
+@dataclass
+class Comparison:
+    """Teacher and student on the same text: both answers, agreement and speedup."""
+
+    task: str
+    text: str
+    teacher: RoleResult
+    student: RoleResult
+    teacher_first: bool
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def agree(self) -> bool:
+        return self.teacher.prediction.label.lower() == self.student.prediction.label.lower()
+
+    @property
+    def top_overlap(self) -> float:
+        """Share of the teacher's top-k that the student also ranks in its top-k."""
+        t = {lab.lower() for lab, _ in self.teacher.prediction.top}
+        s = {lab.lower() for lab, _ in self.student.prediction.top}
+        return len(t & s) / len(t) if t else 0.0
+
+    @property
+    def speedup(self) -> float:
+        return self.teacher.latency_ms / self.student.latency_ms if self.student.latency_ms > 0 else float("inf")
+
+    def summary(self) -> dict:
+        """The API's JSON answer."""
+        data = {"task": self.task, "text": self.text, "teacher": self.teacher.summary(),
+                "student": self.student.summary(), "agree": self.agree, "speedup": round(self.speedup, 4),
+                "notices": list(self.notices)}
+        if self.task == "fill_mask":
+            data["top5_overlap"] = self.top_overlap
+            data["teacher"]["completed"] = self.teacher.prediction.completed
+            data["student"]["completed"] = self.student.prediction.completed
+        return data
+
+
+def run_role(role: str, loaded: LoadedModel, text: str) -> RoleResult:
+    """One timed answer: tokenisation, forward pass and post-processing, device synchronised."""
+    prediction, ms = timed(lambda: predict(loaded, text), loaded.device)
+    return RoleResult(role=role, model=loaded.name, prediction=prediction, latency_ms=ms,
+                      device=str(loaded.device), dtype=loaded.dtype)
+
+
+def compare(task: str, text: str, teacher: LoadedModel, student: LoadedModel,
+            teacher_first: bool = True) -> Comparison:
+    """Check the text, then time both models in turn (never concurrently); order is the caller's."""
+    prepared = prepare_text(task, text)
+    order = [("teacher", teacher), ("student", student)]
+    if not teacher_first:
+        order.reverse()
+    results = {}
+    with INFERENCE_LOCK:
+        for role, loaded in order:
+            results[role] = run_role(role, loaded, prepared.text)
+    notices = list(prepared.notices)
+    for role in ("teacher", "student"):
+        pred = results[role].prediction
+        if pred.truncated:
+            notices.append(f"The text is longer than the {pred.n_tokens} tokens the {role} reads: "
+                           "only the beginning was used.")
+        if pred.unk_share >= HIGH_UNK_SHARE:
+            notices.append(UNK_NOTICE.format(share=pred.unk_share, role=role))
+    return Comparison(task=task, text=prepared.text, teacher=results["teacher"], student=results["student"],
+                      teacher_first=teacher_first, notices=notices)
+
+
+def warm_up(loaded: LoadedModel) -> None:
+    """One untimed pass so that the first user request does not pay for lazy initialisation."""
+    with INFERENCE_LOCK:
+        predict(loaded, prepare_text(loaded.task, EXAMPLE_TEXT[loaded.task]).text)

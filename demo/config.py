@@ -1,0 +1,137 @@
+"""Teacher/student pairs and app settings, read from YAML and checked where they enter.
+
+Nothing here loads a model: a config is plain data that the app, the benchmark and the
+evaluator all read the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+# Task key -> what the page calls it. The keys double as the Gradio API names.
+TASKS: dict[str, str] = {
+    "sentiment": "Sentiment",
+    "fill_mask": "Fill-mask",
+    "classify": "Classification (emotion)",
+}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+ROLES = ("teacher", "student")
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "pairs.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased so that the user knows what to change."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a pair: where to load it from and, optionally, its class names."""
+
+    model: str  # Hub id or local directory
+    labels: tuple[str, ...] | None = None  # overrides the checkpoint's id2label, in class order
+    revision: str | None = None  # Hub branch, tag or commit
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.model).expanduser().is_dir()
+
+
+@dataclass(frozen=True)
+class TaskPair:
+    task: str
+    teacher: ModelSpec
+    student: ModelSpec
+
+    def spec(self, role: str) -> ModelSpec:
+        return self.teacher if role == "teacher" else self.student
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    device: str = "auto"
+    fp16: bool = False
+    pairs: dict[str, TaskPair] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+    @property
+    def tasks(self) -> list[str]:
+        """Tasks in the page's fixed order, whatever the file's order."""
+        return [t for t in TASKS if t in self.pairs]
+
+
+def _model_spec(raw: object, where: str) -> ModelSpec:
+    if isinstance(raw, str):
+        raw = {"model": raw}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping like {{model: ID_OR_DIR}}, got {raw!r}.")
+    unknown = set(raw) - {"model", "labels", "revision"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: model, labels, revision.")
+    model = raw.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError(f"{where}: 'model' must be a Hub id or a local directory, got {model!r}.")
+    labels = raw.get("labels")
+    if labels is not None:
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
+            raise ConfigError(f"{where}: 'labels' must be a non-empty list of class names in class order.")
+        labels = tuple(str(x) for x in labels)
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"{where}: 'labels' has duplicates: {list(labels)}.")
+    revision = raw.get("revision")
+    if revision is not None and not isinstance(revision, str):
+        raise ConfigError(f"{where}: 'revision' must be a string.")
+    model = model.strip()
+    if model.startswith(("~", ".", "/")):
+        model = str(Path(model).expanduser())
+    return ModelSpec(model=model, labels=labels, revision=revision)
+
+
+def parse_config(raw: object, source: str = "<dict>", base_dir: Path | None = None) -> AppConfig:
+    """Validate a loaded YAML document; relative model directories resolve against base_dir."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the file must be a mapping with 'device' and 'tasks'.")
+    unknown = set(raw) - {"device", "fp16", "tasks", "distillation"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; allowed: device, fp16, tasks.")
+    device = str(raw.get("device", "auto")).lower()
+    if device not in DEVICES:
+        raise ConfigError(f"{source}: device {device!r} is not one of {', '.join(DEVICES)}.")
+    fp16 = raw.get("fp16", False)
+    if not isinstance(fp16, bool):
+        raise ConfigError(f"{source}: fp16 must be true or false.")
+    tasks = raw.get("tasks")
+    if not isinstance(tasks, dict) or not tasks:
+        raise ConfigError(f"{source}: 'tasks' must map at least one of {', '.join(TASKS)} to a teacher and a student.")
+    pairs: dict[str, TaskPair] = {}
+    for task, entry in tasks.items():
+        if task not in TASKS:
+            raise ConfigError(f"{source}: unknown task {task!r}; known tasks: {', '.join(TASKS)}.")
+        if not isinstance(entry, dict) or set(entry) != set(ROLES):
+            raise ConfigError(f"{source}: task {task!r} needs exactly a 'teacher' and a 'student'.")
+        specs = {}
+        for role in ROLES:
+            spec = _model_spec(entry[role], f"{source}: tasks.{task}.{role}")
+            if base_dir is not None and not Path(spec.model).is_absolute():
+                candidate = (base_dir / spec.model).resolve()
+                if candidate.is_dir():
+                    spec = ModelSpec(str(candidate), spec.labels, spec.revision)
+            specs[role] = spec
+        pairs[task] = TaskPair(task=task, **specs)
+    return AppConfig(device=device, fp16=fp16, pairs=pairs, source=source)
+
+
+def load_config(path: str | os.PathLike | None = None) -> AppConfig:
+    """Read a pairs file; with no path, the shipped defaults (pairs.yaml)."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} not found; pass --config with a YAML file like pairs.yaml.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}).".replace("\n", " ")) from exc
+    return parse_config(raw, source=str(path), base_dir=path.resolve().parent)

@@ -1,0 +1,168 @@
+"""The three tasks as plain functions: (loaded model, text) -> Prediction.
+
+Input checks live here too, so the app, the API, the benchmark and the evaluator reject the
+same bad text with the same message.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .loading import LoadedModel
+
+MAX_CHARS = 20_000  # characters kept before tokenising; far beyond 512 tokens, bounds the tokenizer's work
+TOP_K = 5  # labels / tokens shown per model
+HIGH_UNK_SHARE = 0.2  # above this share of [UNK] tokens the page warns that the text is not understood
+MASK_PATTERN = re.compile(r"\[mask\]|<mask>", re.IGNORECASE)
+EXAMPLE_TEXT = {  # also the warm-up input after loading
+    "sentiment": "A gripping, beautifully acted film that stays with you.",
+    "fill_mask": "The capital of France is [MASK].",
+    "classify": "I can't believe they surprised me with a party, I'm so happy!",
+}
+
+
+class InputError(ValueError):
+    """Text the task cannot take, with a message that says how to write it."""
+
+
+@dataclass
+class Prediction:
+    """One model's answer: the top labels (or tokens) with probabilities, best first."""
+
+    task: str
+    top: list[tuple[str, float]]
+    n_tokens: int  # tokens the model read, special tokens included
+    truncated: bool = False
+    unk_share: float = 0.0
+    completed: str | None = None  # fill-mask: the text with the top token in place of the mask
+
+    @property
+    def label(self) -> str:
+        return self.top[0][0]
+
+    @property
+    def score(self) -> float:
+        return self.top[0][1]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["top"] = [{"label": lab, "score": round(s, 6)} for lab, s in self.top]
+        return data
+
+
+@dataclass
+class PreparedText:
+    """Cleaned input plus what the user should be told about the cleaning."""
+
+    text: str
+    notices: list[str] = field(default_factory=list)
+
+
+def prepare_text(task: str, text: object) -> PreparedText:
+    """Check and normalise user text for a task; raise InputError with a how-to-fix message."""
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise InputError(f"Expected text, got {type(text).__name__}.")
+    notices = []
+    # Control characters (NUL, escape codes...) mean nothing to the models; line breaks become spaces.
+    cleaned, removed = [], 0
+    for ch in text:
+        if ch in "\t\n\r":
+            cleaned.append(" ")
+        elif unicodedata.category(ch) == "Cc":
+            removed += 1
+        else:
+            cleaned.append(ch)
+    text = "".join(cleaned)
+    if removed:
+        notices.append(f"Removed {removed} control character{'s' * (removed != 1)} from the text.")
+    if not text.strip():
+        raise InputError("The text is empty: type a sentence to compare the two models on.")
+    if len(text) > MAX_CHARS:
+        text = text[:MAX_CHARS]
+        notices.append(f"Only the first {MAX_CHARS:,} characters were read.")
+    text = text.strip()
+    if task == "fill_mask":
+        masks = MASK_PATTERN.findall(text)
+        if len(masks) != 1:
+            found = "no mask" if not masks else f"{len(masks)} masks"
+            # No angle brackets here: the page renders error messages as (sanitised) HTML.
+            raise InputError(f"Fill-mask needs exactly one mask and the text has {found}: write [MASK] "
+                             "where the missing word goes, e.g. 'The capital of France is [MASK].' "
+                             "(RoBERTa's spelling, mask in angle brackets, is accepted too.)")
+        text = MASK_PATTERN.sub("[MASK]", text)
+    return PreparedText(text=text, notices=notices)
+
+
+def _accepted_inputs(model: torch.nn.Module) -> set[str]:
+    """The keyword inputs a model's forward takes (a DistilBERT takes no token_type_ids)."""
+    cached = getattr(model, "_demo_accepted_inputs", None)
+    if cached is None:
+        cached = set(inspect.signature(model.forward).parameters)
+        model._demo_accepted_inputs = cached
+    return cached
+
+
+def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], bool]:
+    """Tokenise one text for one model, cut to its maximum length. Returns (tensors, truncated)."""
+    tok = loaded.tokenizer
+    if task_uses_mask(loaded.task):
+        text = text.replace("[MASK]", tok.mask_token)
+    enc = tok(text, truncation=False, verbose=False)
+    ids = enc["input_ids"]
+    limit = loaded.max_length
+    truncated = len(ids) > limit
+    accepted = _accepted_inputs(loaded.model)
+    tensors = {}
+    for key, values in enc.items():
+        if key not in accepted:
+            continue
+        if truncated:  # keep the first limit-1 tokens and the closing special token
+            values = values[: limit - 1] + values[-1:]
+        tensors[key] = torch.tensor([values], device=loaded.device)
+    return tensors, truncated
+
+
+def task_uses_mask(task: str) -> bool:
+    return task == "fill_mask"
+
+
+def _unk_share(loaded: LoadedModel, ids: torch.Tensor) -> float:
+    tok = loaded.tokenizer
+    if tok.unk_token_id is None:
+        return 0.0
+    special = set(tok.all_special_ids) - {tok.unk_token_id}
+    body = [i for i in ids.tolist() if i not in special]
+    return sum(i == tok.unk_token_id for i in body) / len(body) if body else 0.0
+
+
+@torch.inference_mode()
+def predict(loaded: LoadedModel, text: str) -> Prediction:
+    """Tokenise, run the model, post-process: everything a user waits for, for one text."""
+    inputs, truncated = encode(loaded, text)
+    ids = inputs["input_ids"][0]
+    logits = loaded.model(**inputs).logits.float()
+    if loaded.task == "fill_mask":
+        positions = (ids == loaded.tokenizer.mask_token_id).nonzero().flatten()
+        if len(positions) == 0:
+            raise InputError(f"The [MASK] lies beyond the first {loaded.max_length} tokens this model reads: "
+                             "move it earlier or shorten the text.")
+        probs = logits[0, positions[0]].softmax(-1)
+        scores, token_ids = probs.topk(TOP_K)
+        tokens = [loaded.tokenizer.decode([int(t)]).strip() for t in token_ids]
+        top = list(zip(tokens, scores.tolist()))
+        completed = text.replace("[MASK]", tokens[0], 1)
+    else:
+        probs = logits[0].softmax(-1)
+        scores, classes = probs.topk(min(TOP_K, probs.numel()))
+        names = loaded.id2label
+        top = [(names.get(int(c), str(int(c))), s) for c, s in zip(classes.tolist(), scores.tolist())]
+        completed = None
+    return Prediction(task=loaded.task, top=top, n_tokens=len(ids), truncated=truncated,
+                      unk_share=_unk_share(loaded, ids), completed=completed)

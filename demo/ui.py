@@ -1,0 +1,151 @@
+"""The Gradio page: layout and event wiring only. The work is done by the registry, charts and tasks."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import gradio as gr
+
+from .charts import latency_chart, size_chart
+from .compare import Comparison
+from .config import ROLES, TASKS
+from .measure import human_count
+from .registry import ModelStatus, PairRegistry, TaskUnavailable
+from .tasks import EXAMPLE_TEXT, InputError
+
+HISTORY_LIMIT = 500  # requests kept per session and task for the latency chart; bounds memory
+STATUS_POLL_SECONDS = 1.0  # how often the page refreshes loading progress until every model settles
+EXAMPLES = {
+    "sentiment": [EXAMPLE_TEXT["sentiment"], "The plot was dull and the acting even worse.",
+                  "Not bad at all, though the ending dragged."],
+    "fill_mask": [EXAMPLE_TEXT["fill_mask"], "The doctor asked the nurse to bring her [MASK].",
+                  "I drink a cup of <mask> every morning."],
+    "classify": [EXAMPLE_TEXT["classify"], "I feel so alone since she left.",
+                 "Why does nobody ever listen to me? This is infuriating."],
+}
+PLACEHOLDERS = {
+    "sentiment": "Type a sentence, e.g. a film review…",
+    "fill_mask": "Type a sentence with one [MASK] (or <mask>) where a word is missing…",
+    "classify": "Type a sentence that expresses a feeling…",
+}
+STATE_ICONS = {"queued": "⏳", "loading": "⏳", "warming up": "🔥", "ready": "✅", "failed": "❌"}
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def md_escape(text: str) -> str:
+    """Show text literally inside Markdown: no HTML, no markup."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def status_markdown(statuses: list[ModelStatus]) -> str:
+    lines = []
+    for s in statuses:
+        head = f"{STATE_ICONS.get(s.state, '')} **{s.role.capitalize()}** `{html.escape(s.model)}`: "
+        if s.state == "ready":
+            size = f" · {human_count(s.size.params)} parameters" if s.size else ""
+            head += f"ready on **{s.device}** ({s.dtype}){size} · loaded in {s.seconds:.1f} s"
+        elif s.state == "failed":
+            head += f"**failed to load**: {md_escape(s.reason)} {md_escape(s.fix)}"
+        else:
+            head += f"{s.state}…"
+        lines.append(head)
+    return "  \n".join(lines)
+
+
+def verdict_markdown(c: Comparison) -> str:
+    t, s = c.teacher, c.student
+    if c.task == "fill_mask":
+        agree = (f"{'✅ Same top word' if c.agree else '⚠️ Different top words'} · top-5 overlap "
+                 f"**{c.top_overlap:.0%}**")
+    else:
+        agree = (f"✅ **Agree**: both say *{md_escape(t.prediction.label)}*" if c.agree else
+                 f"⚠️ **Disagree**: teacher *{md_escape(t.prediction.label)}*, "
+                 f"student *{md_escape(s.prediction.label)}*")
+    first = "teacher" if c.teacher_first else "student"
+    lines = [agree,
+             f"⏱️ Teacher **{t.latency_ms:.1f} ms** · student **{s.latency_ms:.1f} ms** · speedup "
+             f"**{c.speedup:.2f}×** (teacher ms / student ms; {first} ran first)"]
+    lines += [f"ℹ️ {md_escape(n)}" for n in c.notices]
+    return "  \n".join(lines)
+
+
+def label_value(c: Comparison, role: str) -> dict[str, float]:
+    return {lab: float(score) for lab, score in getattr(c, role).prediction.top}
+
+
+def build(registry: PairRegistry) -> gr.Blocks:
+    """The whole page: one tab per configured task, wired to the registry."""
+    config = registry.config
+    with gr.Blocks(title="Teacher vs student: what distillation buys") as page:
+        gr.Markdown(
+            "# Teacher vs student: what distillation buys\n"
+            "A BERT **teacher** and its distilled **student** answer the same text. Compare their answers, "
+            "their latency on this machine and their size. Latency = tokenisation + forward pass + "
+            f"post-processing, one model at a time. Device: **{registry.device}**, dtype "
+            f"**{str(registry.dtype).replace('torch.', '')}**. Config: `{html.escape(config.source)}`."
+        )
+        status_boxes, size_plots = [], []
+        with gr.Tabs():
+            for task in config.tasks:
+                with gr.Tab(TASKS[task], id=task):
+                    status_box, size_plot = _task_panel(registry, task)
+                    status_boxes.append(status_box)
+                    size_plots.append(size_plot)
+        timer = gr.Timer(STATUS_POLL_SECONDS)
+
+        def refresh():
+            outputs = [status_markdown(registry.status(t)) for t in config.tasks]
+            outputs += [size_chart({s.role: s.size for s in registry.status(t)}) for t in config.tasks]
+            return [*outputs, gr.Timer(active=not registry.all_settled())]
+
+        targets = [*status_boxes, *size_plots, timer]
+        timer.tick(refresh, outputs=targets, api_visibility="private", queue=False, show_progress="hidden")
+        page.load(refresh, outputs=targets, api_visibility="private", queue=False)
+    return page
+
+
+def _task_panel(registry: PairRegistry, task: str):
+    pair = registry.config.pairs[task]
+    status_box = gr.Markdown(status_markdown(registry.status(task)), elem_id=f"{task}-status")
+    text = gr.Textbox(label="Text", lines=2, placeholder=PLACEHOLDERS[task], elem_id=f"{task}-text")
+    button = gr.Button("Compare", variant="primary", elem_id=f"{task}-run")
+    gr.Examples(EXAMPLES[task], inputs=text)
+    answers, completions = {}, {}
+    with gr.Row():
+        for role in ROLES:
+            with gr.Column():
+                answers[role] = gr.Label(num_top_classes=5, label=f"{role.capitalize()} · {pair.spec(role).model}",
+                                         elem_id=f"{task}-{role}-answer")
+                if task == "fill_mask":
+                    completions[role] = gr.Textbox(label=f"{role.capitalize()}'s completed sentence",
+                                                   interactive=False, elem_id=f"{task}-{role}-completed")
+    verdict = gr.Markdown(elem_id=f"{task}-verdict")
+    with gr.Row():
+        latency_plot = gr.Plot(latency_chart([]), label="Latency, this session", elem_id=f"{task}-latency")
+        size_plot = gr.Plot(size_chart({}), label="Size", elem_id=f"{task}-size")
+    summary = gr.JSON(label="Summary (the API's answer)", open=False)
+    history = gr.State([])
+
+    def run(text_in: str, rows: list):
+        try:
+            result = registry.run(task, text_in)
+        except (InputError, TaskUnavailable) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        rows = [*rows, {"request": (rows[-1]["request"] + 1) if rows else 1,
+                        "teacher_ms": result.teacher.latency_ms, "student_ms": result.student.latency_ms}]
+        rows = rows[-HISTORY_LIMIT:]
+        outputs = [result.summary(), label_value(result, "teacher"), label_value(result, "student")]
+        if task == "fill_mask":
+            outputs += [result.teacher.prediction.completed, result.student.prediction.completed]
+        outputs += [verdict_markdown(result), latency_chart(rows),
+                    size_chart({s.role: s.size for s in registry.status(task)}), rows]
+        return outputs
+
+    outputs = [summary, answers["teacher"], answers["student"]]
+    if task == "fill_mask":
+        outputs += [completions["teacher"], completions["student"]]
+    outputs += [verdict, latency_plot, size_plot, history]
+    button.click(run, inputs=[text, history], outputs=outputs, api_name=task)
+    text.submit(run, inputs=[text, history], outputs=outputs, api_visibility="private")
+    return status_box, size_plot
