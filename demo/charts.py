@@ -11,8 +11,8 @@ from .measure import SizeReport, human_bytes, human_count, percentile
 
 COLORS = {"teacher": "#1f77b4", "student": "#ff7f0e", "student-onnx-int8": "#2ca02c",
           "student-onnx-fp32": "#9467bd"}
-LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=50, r=20, t=60, b=40),
-              legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+LAYOUT = dict(template="plotly_white", height=400, margin=dict(l=50, r=20, t=70, b=40),
+              legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
 
 
 def running_percentiles(values: Sequence[float], q: float) -> list[float]:
@@ -49,6 +49,7 @@ def latency_chart(history: Sequence[Mapping], roles: Sequence[str] = ("teacher",
                            xref="paper", yref="paper", font=dict(size=14, color="#888"))
     fig.update_layout(title=title, xaxis_title="request #", yaxis_title="ms", **LAYOUT)
     fig.update_yaxes(rangemode="tozero")
+    fig.update_xaxes(dtick=max(1, -(-len(history) // 10)), rangemode="tozero")  # whole request numbers
     return fig
 
 

@@ -137,15 +137,21 @@ def explain_load_error(spec: ModelSpec, exc: BaseException) -> LoadError:
     if looks_like_path and not Path(spec.model).exists():
         return LoadError(spec.model, "this directory does not exist.",
                          "Fix the path in the config, or use a Hub id.")
-    if Path(spec.model).is_dir():
-        if "safetensor" in text.lower() or "deserializ" in text.lower() or "unpickl" in text.lower() \
-                or "header" in text.lower() or isinstance(exc, (EOFError,)):
-            return LoadError(spec.model, "its weight file is truncated or corrupt.",
-                             "Save the model again with save_pretrained, or point the config elsewhere.")
-        if "config.json" in text or "does not appear to have a file named" in text:
-            return LoadError(spec.model, "this directory is not a complete saved model (config, weights "
-                             "or tokenizer files are missing).", "Save it again with save_pretrained "
-                             "and save the tokenizer beside it.")
+    directory = Path(spec.model)
+    if directory.is_dir():  # look at the files rather than parse the message
+        resave = "Save it again with save_pretrained (model and tokenizer), or point the config elsewhere."
+        if not (directory / "config.json").is_file():
+            return LoadError(spec.model, "this directory is not a complete saved model (config.json is missing).",
+                             resave)
+        if not weight_files(spec):
+            return LoadError(spec.model, "this directory is not a complete saved model (no model.safetensors "
+                             "or pytorch_model.bin).", resave)
+        lowered = text.lower()
+        if any(word in lowered for word in ("safetensor", "deserializ", "unpickl", "header", "corrupt",
+                                            "unexpected end", "invalid load key")) or isinstance(exc, EOFError):
+            return LoadError(spec.model, "its weight file is truncated or corrupt.", resave)
+        if "tokenizer" in lowered or "vocab" in lowered:
+            return LoadError(spec.model, "its tokenizer files are missing or broken.", resave)
         return LoadError(spec.model, f"the directory could not be loaded ({_first_line(text)}).",
                          "Check that it was saved with save_pretrained for this task.")
     if "couldn't connect" in text.lower() or "offline" in text.lower() or "connection" in text.lower() \

@@ -153,7 +153,9 @@ def predict(loaded: LoadedModel, text: str) -> Prediction:
         if len(positions) == 0:
             raise InputError(f"The [MASK] lies beyond the first {loaded.max_length} tokens this model reads: "
                              "move it earlier or shorten the text.")
-        probs = logits[0, positions[0]].softmax(-1)
+        scores_at_mask = logits[0, positions[0]]
+        scores_at_mask[loaded.tokenizer.all_special_ids] = float("-inf")  # never suggest [CLS], [PAD]...
+        probs = scores_at_mask.softmax(-1)
         scores, token_ids = probs.topk(TOP_K)
         tokens = [loaded.tokenizer.decode([int(t)]).strip() for t in token_ids]
         top = list(zip(tokens, scores.tolist()))

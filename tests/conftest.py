@@ -55,7 +55,8 @@ class AppServer:
         return Client(self.url, verbose=False)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
