@@ -100,7 +100,7 @@ def prepare_text(task: str, text: object) -> PreparedText:
     return PreparedText(text=text, notices=notices)
 
 
-def _accepted_inputs(model: torch.nn.Module) -> set[str]:
+def accepted_inputs(model: torch.nn.Module) -> set[str]:
     """The keyword inputs a model's forward takes (a DistilBERT takes no token_type_ids)."""
     cached = getattr(model, "_demo_accepted_inputs", None)
     if cached is None:
@@ -118,7 +118,7 @@ def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], boo
     ids = enc["input_ids"]
     limit = loaded.max_length
     truncated = len(ids) > limit
-    accepted = _accepted_inputs(loaded.model)
+    accepted = accepted_inputs(loaded.model)
     tensors = {}
     for key, values in enc.items():
         if key not in accepted:

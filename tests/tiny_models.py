@@ -35,8 +35,9 @@ def write_vocab(directory: Path) -> Path:
 
 
 def bert_config(**extra) -> BertConfig:
-    return BertConfig(vocab_size=len(dict.fromkeys(VOCAB)), hidden_size=32, num_hidden_layers=4,
-                      num_attention_heads=4, intermediate_size=64, max_position_embeddings=512, **extra)
+    settings = dict(vocab_size=len(dict.fromkeys(VOCAB)), hidden_size=32, num_hidden_layers=4,
+                    num_attention_heads=4, intermediate_size=64, max_position_embeddings=512)
+    return BertConfig(**{**settings, **extra})
 
 
 def distil_config(**extra) -> DistilBertConfig:

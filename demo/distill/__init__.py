@@ -1,0 +1,1 @@
+"""Distillation: student from teacher layers, DistilBERT loss, training CLI, model card, Hub publishing."""

@@ -1,0 +1,116 @@
+"""Command-line settings as dataclasses (transformers' HfArgumentParser turns them into flags).
+
+Distillation settings extend the training settings rather than copying them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+
+@dataclass
+class DataArguments:
+    train_file: Optional[str] = field(default=None, metadata={"help": "CSV/TSV/JSON(L) training file"})
+    validation_file: Optional[str] = field(default=None, metadata={"help": "CSV/TSV/JSON(L) validation file"})
+    dataset: Optional[str] = field(default=None, metadata={"help": "Hub dataset name instead of files, e.g. glue"})
+    dataset_config: Optional[str] = field(default=None, metadata={"help": "Hub dataset configuration, e.g. sst2"})
+    text_column: Optional[str] = field(default=None, metadata={"help": "text column (guessed when obvious)"})
+    label_column: Optional[str] = field(default=None, metadata={"help": "label column (guessed when obvious)"})
+    label_names: Optional[str] = field(default=None, metadata={
+        "help": "comma-separated class names for integer labels, in class order (e.g. negative,positive)"})
+    max_train_samples: Optional[int] = field(default=None, metadata={"help": "train on a seeded random subset"})
+    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "evaluate on the first N rows"})
+    max_seq_length: int = field(default=128, metadata={"help": "tokens per text; longer texts are cut"})
+
+    def __post_init__(self):
+        if self.dataset is None and not (self.train_file and self.validation_file):
+            raise ValueError("give --train-file and --validation-file (or --dataset NAME where the Hub is reachable).")
+        if self.dataset is not None and (self.train_file or self.validation_file):
+            raise ValueError("give either --dataset or --train-file/--validation-file, not both.")
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1.")
+        if not 8 <= self.max_seq_length <= 512:
+            raise ValueError("--max-seq-length must lie between 8 and 512.")
+
+    @property
+    def label_name_list(self) -> list[str] | None:
+        return [n.strip() for n in self.label_names.split(",")] if self.label_names else None
+
+
+@dataclass
+class TrainArguments:
+    output_dir: str = field(default=None, metadata={"help": "where the model, metrics and card are written"})
+    epochs: int = field(default=2, metadata={"help": "passes over the training data"})
+    batch_size: int = field(default=32, metadata={"help": "training batch size"})
+    eval_batch_size: int = field(default=64, metadata={"help": "evaluation batch size"})
+    learning_rate: float = field(default=5e-5, metadata={"help": "AdamW peak learning rate"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (not on biases/LayerNorm)"})
+    warmup_ratio: float = field(default=0.06, metadata={"help": "share of steps spent warming up linearly"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    seed: int = field(default=42, metadata={"help": "random seed (data order, subset, head init)"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | mps"})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "allow writing into a non-empty directory"})
+
+    def __post_init__(self):
+        if not self.output_dir:
+            raise ValueError("--output-dir is required: the directory where the model and metrics go.")
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError("--epochs, --batch-size and --eval-batch-size must be at least 1.")
+        if not 0 < self.learning_rate < 1:
+            raise ValueError("--learning-rate must lie in (0, 1), e.g. 5e-5.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError("--warmup-ratio must lie in [0, 1).")
+
+
+@dataclass
+class FinetuneArguments:
+    model: str = field(default=None, metadata={"help": "Hub id or directory of a BERT encoder to fine-tune"})
+
+    def __post_init__(self):
+        if not self.model:
+            raise ValueError("--model is required: a BERT encoder (Hub id or directory) to fine-tune as teacher.")
+
+
+@dataclass
+class DistillArguments:
+    teacher: str = field(default=None, metadata={"help": "fine-tuned BERT teacher (Hub id or directory)"})
+    student_layers: str = field(default="6", metadata={
+        "help": "N evenly spaced teacher layers, or a list such as 0,2,4,7,9,11"})
+    student_arch: Literal["distilbert", "bert"] = field(default="distilbert", metadata={
+        "help": "distilbert (no token types, no pooler) or bert (the teacher's shape, fewer layers)"})
+    temperature: float = field(default=2.0, metadata={"help": "softmax temperature of the soft targets"})
+    alpha_ce: float = field(default=0.5, metadata={"help": "weight of KL to the teacher's soft targets (0: off)"})
+    alpha_hard: float = field(default=0.5, metadata={"help": "weight of cross-entropy on gold labels (0: off)"})
+    alpha_cos: float = field(default=0.0, metadata={"help": "weight of hidden-state cosine loss (0: off)"})
+    cos_layers: Literal["last", "all"] = field(default="last", metadata={
+        "help": "align the last hidden state, or every kept layer with its teacher layer"})
+    baselines: bool = field(default=False, metadata={
+        "help": "also measure the layer-dropped student untrained, and one trained on hard labels alone"})
+    push_to_hub: Optional[str] = field(default=None, metadata={"help": "publish the output to this Hub repo id"})
+    hub_private: bool = field(default=False, metadata={"help": "create the Hub repo as private"})
+    dry_run: bool = field(default=False, metadata={"help": "with --push-to-hub: list the upload, send nothing"})
+
+    def __post_init__(self):
+        if not self.teacher:
+            raise ValueError("--teacher is required: a fine-tuned BERT classifier (run the finetune step first).")
+        if self.temperature <= 0:
+            raise ValueError("--temperature must be positive (the paper's spirit: 2).")
+        if min(self.alpha_ce, self.alpha_hard, self.alpha_cos) < 0:
+            raise ValueError("loss weights must not be negative; 0 switches a term off.")
+        if self.alpha_ce == self.alpha_hard == self.alpha_cos == 0:
+            raise ValueError("every loss term is switched off; give --alpha-ce, --alpha-hard or --alpha-cos > 0.")
+
+
+@dataclass
+class PushArguments:
+    output_dir: str = field(default=None, metadata={"help": "a finished distillation output directory"})
+    repo_id: str = field(default=None, metadata={"help": "Hub repo id, e.g. you/minilm-sst2-distilled"})
+    hub_private: bool = field(default=False, metadata={"help": "create the repo as private"})
+    dry_run: bool = field(default=False, metadata={"help": "list the upload, send nothing"})
+
+    def __post_init__(self):
+        if not self.output_dir or not self.repo_id:
+            raise ValueError("--output-dir and --repo-id are required.")

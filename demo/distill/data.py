@@ -1,0 +1,131 @@
+"""Training and validation data for one classification task: read, checked, labelled, batched."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+
+from ..datafiles import DataError, LabelledData, read_labelled
+
+
+@dataclass
+class TaskData:
+    train: LabelledData
+    validation: LabelledData
+    label_names: list[str]  # class id -> name; becomes the model's id2label
+    train_ids: list[int]
+    validation_ids: list[int]
+
+
+def _is_int(value: str) -> bool:
+    return value.lstrip("-").isdigit()
+
+
+def assign_label_ids(train: LabelledData, validation: LabelledData, label_names: Sequence[str] | None,
+                     teacher_names: Sequence[str] | None) -> tuple[list[str], list[int], list[int]]:
+    """Class names and integer ids for both splits; stops on unknown or mismatched labels.
+
+    Integer labels index label_names (or the teacher's names); string labels are matched by name,
+    case-insensitively. With a teacher, the data must use exactly the teacher's label set.
+    """
+    all_int = all(_is_int(v) for v in train.labels + validation.labels)
+    if all_int:
+        used = sorted({int(v) for v in train.labels})
+        names = list(label_names or teacher_names or [str(i) for i in range(max(used) + 1)])
+        bad = sorted({int(v) for v in train.labels + validation.labels if not 0 <= int(v) < len(names)})
+        if bad:
+            raise DataError(f"integer labels {bad} have no name among {len(names)} classes ({', '.join(names)}).")
+        to_id = {str(i): i for i in range(len(names))}
+        lookup = lambda v: to_id[str(int(v))]  # noqa: E731
+    else:
+        seen = list(dict.fromkeys(train.labels))
+        names = list(label_names or teacher_names or sorted(seen, key=str.lower))
+        to_id = {n.lower(): i for i, n in enumerate(names)}
+        unknown_train = sorted({v for v in train.labels if v.lower() not in to_id})
+        if unknown_train:
+            raise DataError(f"training labels {', '.join(unknown_train)} are not among the classes "
+                            f"{', '.join(names)}.")
+        lookup = lambda v: to_id.get(v.lower())  # noqa: E731
+    unknown_val = sorted({v for v in validation.labels if lookup(v) is None or str(v).lower() not in
+                          {str(x).lower() for x in train.labels}})
+    if unknown_val:
+        raise DataError(f"validation labels {', '.join(unknown_val)} never occur in the training data "
+                        f"(training labels: {', '.join(sorted(set(train.labels), key=str.lower))}).")
+    train_ids = [lookup(v) for v in train.labels]
+    if teacher_names is not None:
+        data_set = {names[i].lower() for i in set(train_ids)}
+        teacher_set = {n.lower() for n in teacher_names}
+        if data_set != teacher_set or len(names) != len(teacher_names):
+            raise DataError(f"the data's labels ({', '.join(sorted(data_set))}) differ from the teacher's "
+                            f"({', '.join(teacher_names)}); distil on data of the teacher's task.")
+    return names, train_ids, [lookup(v) for v in validation.labels]
+
+
+def load_task_data(train_file: str, validation_file: str, text_column: str | None, label_column: str | None,
+                   max_train_samples: int | None = None, max_eval_samples: int | None = None,
+                   label_names: Sequence[str] | None = None, teacher_names: Sequence[str] | None = None,
+                   seed: int = 42) -> TaskData:
+    """Both splits from local files. A training subset is a seeded random sample, not the file's head."""
+    train = read_labelled(train_file, text_column, label_column)
+    validation = read_labelled(validation_file, text_column or train.text_column,
+                               label_column or train.label_column, max_rows=max_eval_samples)
+    if max_train_samples is not None and max_train_samples < len(train):
+        keep = sorted(random.Random(seed).sample(range(len(train)), max_train_samples))
+        train = LabelledData([train.texts[i] for i in keep], [train.labels[i] for i in keep], train.source,
+                             train.text_column, train.label_column, train.columns, train.total_rows)
+    names, train_ids, val_ids = assign_label_ids(train, validation, label_names, teacher_names)
+    return TaskData(train, validation, names, train_ids, val_ids)
+
+
+def load_hub_task_data(dataset: str, config: str | None, text_column: str | None, label_column: str | None,
+                       **kwargs) -> TaskData:
+    """A Hub dataset by name (needs network or a filled datasets cache), as local files would be."""
+    from datasets import load_dataset
+
+    try:
+        ds = load_dataset(dataset, config)
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"dataset {dataset!r} could not be loaded ({str(exc).splitlines()[0]}); without "
+                        "network, pass --train-file and --validation-file instead.") from None
+    import tempfile
+    from pathlib import Path
+
+    tmp = Path(tempfile.mkdtemp(prefix="demo-hub-data-"))
+    files = {}
+    for split in ("train", "validation"):
+        if split not in ds:
+            raise DataError(f"dataset {dataset!r} has no {split!r} split (it has {', '.join(ds)}).")
+        part = ds[split]
+        feature = part.features.get(label_column or "label")
+        if feature is not None and hasattr(feature, "names"):  # ClassLabel: keep names as strings
+            part = part.map(lambda row: {"label_name": feature.names[row[label_column or "label"]]})
+            label_col = "label_name"
+        else:
+            label_col = label_column
+        files[split] = tmp / f"{split}.jsonl"
+        part.to_json(str(files[split]))
+    return load_task_data(str(files["train"]), str(files["validation"]), text_column, label_col, **kwargs)
+
+
+def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[dict[str, list[int]]]:
+    """Tokenise once up front; batches are padded on the fly to their own longest text."""
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length)
+    keys = list(enc.keys())
+    return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
+
+
+def batches(encoded: Sequence[dict], labels: Sequence[int], batch_size: int, tokenizer,
+            shuffle: bool = False, seed: int = 0, extra: torch.Tensor | None = None) -> Iterator[dict]:
+    """Padded tensor batches with 'labels' (and 'index' into the dataset, for cached teacher outputs)."""
+    order = list(range(len(encoded)))
+    if shuffle:
+        random.Random(seed).shuffle(order)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = tokenizer.pad([encoded[i] for i in idx], return_tensors="pt")
+        batch["labels"] = torch.tensor([labels[i] for i in idx])
+        batch["index"] = torch.tensor(idx)
+        yield dict(batch)

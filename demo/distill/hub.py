@@ -1,0 +1,53 @@
+"""Publishing an output directory to the Hub in one commit. The token is never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+IGNORED = ("checkpoint-*", "*.tmp", "__pycache__/*", "*.pyc")
+
+
+class PublishError(RuntimeError):
+    pass
+
+
+def planned_upload(output_dir: str | Path, repo_id: str) -> list[tuple[str, str]]:
+    """(local file, path in the repo) for everything that would be uploaded."""
+    from fnmatch import fnmatch
+
+    root = Path(output_dir)
+    if not (root / "README.md").is_file() or not (root / "config.json").is_file():
+        raise PublishError(f"{root} is not a finished output directory (README.md or config.json missing).")
+    plan = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if not any(fnmatch(rel, pattern) for pattern in IGNORED):
+            plan.append((str(path), f"{repo_id}/{rel}"))
+    return plan
+
+
+def publish(output_dir: str | Path, repo_id: str, private: bool = False, dry_run: bool = False,
+            api=None, token: str | None = None) -> list[tuple[str, str]]:
+    """Create or update the repo and upload the folder in one commit (or only list it, with dry_run)."""
+    plan = planned_upload(output_dir, repo_id)
+    if dry_run:
+        print(f"dry run: would upload {len(plan)} files to https://huggingface.co/{repo_id} in one commit:")
+        for local, remote in plan:
+            print(f"  {local} -> {remote}")
+        return plan
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)  # None: HF_TOKEN from the environment or the saved login
+    retry = f"python -m demo.distill push --output-dir {output_dir} --repo-id {repo_id}"
+    try:
+        api.create_repo(repo_id=repo_id, repo_type="model", private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(output_dir), repo_id=repo_id, repo_type="model",
+                          commit_message="Upload distilled student, model card and training code",
+                          ignore_patterns=list(IGNORED))
+    except Exception as exc:  # noqa: BLE001 - any failure: keep the output, say how to retry
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PublishError(f"upload to {repo_id} failed ({reason}). The output in {output_dir} is intact; "
+                           f"retry with: {retry}") from None
+    print(f"published {len(plan)} files to https://huggingface.co/{repo_id}")
+    return plan

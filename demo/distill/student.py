@@ -1,0 +1,123 @@
+"""A student made from its teacher: embeddings and a subset of layers copied (Sanh et al., 2019).
+
+Two shapes: the teacher's own (BERT with fewer layers) or DistilBERT (no token-type embeddings,
+no pooler), with BERT's weight names mapped onto DistilBERT's.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    PreTrainedModel,
+)
+
+# BERT layer sub-module -> DistilBERT layer sub-module (same tensors, other names).
+BERT_TO_DISTIL_LAYER = {
+    "attention.self.query": "attention.q_lin",
+    "attention.self.key": "attention.k_lin",
+    "attention.self.value": "attention.v_lin",
+    "attention.output.dense": "attention.out_lin",
+    "attention.output.LayerNorm": "sa_layer_norm",
+    "intermediate.dense": "ffn.lin1",
+    "output.dense": "ffn.lin2",
+    "output.LayerNorm": "output_layer_norm",
+}
+
+
+def parse_layers(spec: str | int, teacher_layers: int) -> list[int]:
+    """'6' -> 6 evenly spaced layers (first and last kept); '0,2,4,7,9,11' -> that list."""
+    text = str(spec).strip()
+    if "," in text:
+        try:
+            layers = [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(f"--student-layers {text!r}: give a number or a comma-separated list of layer "
+                             "indices such as 0,2,4,7,9,11.") from None
+        if sorted(set(layers)) != layers:
+            raise ValueError(f"--student-layers {text!r}: list each layer once, in increasing order.")
+    else:
+        try:
+            n = int(text)
+        except ValueError:
+            raise ValueError(f"--student-layers {text!r}: give a number or a list such as 0,2,4.") from None
+        if not 1 <= n <= teacher_layers:
+            raise ValueError(f"--student-layers {n}: the teacher has {teacher_layers} layers; pick 1 to "
+                             f"{teacher_layers}.")
+        if n == 1:
+            return [teacher_layers - 1]
+        # Evenly spaced, rounding half up: 12 -> 6 gives 0,2,4,7,9,11 (the original DistilBERT list).
+        layers = [int(i * (teacher_layers - 1) / (n - 1) + 0.5) for i in range(n)]
+    if not layers or layers[0] < 0 or layers[-1] >= teacher_layers:
+        raise ValueError(f"--student-layers {text!r}: indices must lie in 0..{teacher_layers - 1}.")
+    return layers
+
+
+def _bert_layers_state(teacher_sd: dict[str, torch.Tensor], prefix: str, layers: list[int]):
+    """Yield (student layer index, sub-name, tensor) for the kept teacher layers."""
+    for new, old in enumerate(layers):
+        head = f"{prefix}encoder.layer.{old}."
+        for name, tensor in teacher_sd.items():
+            if name.startswith(head):
+                yield new, name[len(head):], tensor
+
+
+def bert_student(teacher: BertForSequenceClassification, layers: list[int]) -> BertForSequenceClassification:
+    """The teacher's architecture with only the kept layers; every other tensor copied as is."""
+    config = BertConfig.from_dict({**teacher.config.to_dict(), "num_hidden_layers": len(layers)})
+    student = BertForSequenceClassification(config)
+    sd = teacher.state_dict()
+    new_sd = {k: v for k, v in sd.items() if ".encoder.layer." not in k}
+    for new, sub, tensor in _bert_layers_state(sd, "bert.", layers):
+        new_sd[f"bert.encoder.layer.{new}.{sub}"] = tensor
+    student.load_state_dict(new_sd, strict=True)
+    return student
+
+
+def distilbert_student(teacher: BertForSequenceClassification, layers: list[int]) -> DistilBertForSequenceClassification:
+    """DistilBERT shape: token-type-0 embedding folded into positions, BERT names mapped, pooler -> pre_classifier."""
+    tc = teacher.config
+    if getattr(tc, "position_embedding_type", "absolute") != "absolute":
+        raise ValueError("the DistilBERT shape needs absolute position embeddings; use --student-arch bert.")
+    config = DistilBertConfig(
+        vocab_size=tc.vocab_size, max_position_embeddings=tc.max_position_embeddings, n_layers=len(layers),
+        n_heads=tc.num_attention_heads, dim=tc.hidden_size, hidden_dim=tc.intermediate_size,
+        dropout=tc.hidden_dropout_prob, attention_dropout=tc.attention_probs_dropout_prob,
+        activation=tc.hidden_act, initializer_range=tc.initializer_range, pad_token_id=tc.pad_token_id,
+        seq_classif_dropout=tc.hidden_dropout_prob, num_labels=tc.num_labels, id2label=tc.id2label,
+        label2id=tc.label2id, problem_type=tc.problem_type)
+    student = DistilBertForSequenceClassification(config)
+    sd = teacher.state_dict()
+    new_sd = {
+        "distilbert.embeddings.word_embeddings.weight": sd["bert.embeddings.word_embeddings.weight"],
+        # DistilBERT has no token types: single-segment input always adds token type 0, so fold it in.
+        "distilbert.embeddings.position_embeddings.weight":
+            sd["bert.embeddings.position_embeddings.weight"] + sd["bert.embeddings.token_type_embeddings.weight"][0],
+        "distilbert.embeddings.LayerNorm.weight": sd["bert.embeddings.LayerNorm.weight"],
+        "distilbert.embeddings.LayerNorm.bias": sd["bert.embeddings.LayerNorm.bias"],
+        # BERT's pooler (dense + tanh on [CLS]) is the nearest thing to DistilBERT's pre_classifier.
+        "pre_classifier.weight": sd["bert.pooler.dense.weight"],
+        "pre_classifier.bias": sd["bert.pooler.dense.bias"],
+        "classifier.weight": sd["classifier.weight"],
+        "classifier.bias": sd["classifier.bias"],
+    }
+    for new, sub, tensor in _bert_layers_state(sd, "bert.", layers):
+        module, _, param = sub.rpartition(".")
+        new_sd[f"distilbert.transformer.layer.{new}.{BERT_TO_DISTIL_LAYER[module]}.{param}"] = tensor
+    missing, unexpected = student.load_state_dict(new_sd, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise RuntimeError(f"weight mapping incomplete: missing {missing}, unexpected {unexpected}")
+    return student
+
+
+def make_student(teacher: PreTrainedModel, layers: list[int], arch: str = "distilbert") -> PreTrainedModel:
+    """Student for a BERT sequence-classification teacher. arch: 'distilbert' (default) or 'bert'."""
+    if not isinstance(teacher, BertForSequenceClassification):
+        raise ValueError(f"the teacher must be a BERT sequence classifier, got {type(teacher).__name__}; "
+                         "fine-tune a BERT encoder first with `python -m demo.distill finetune`.")
+    student = distilbert_student(teacher, layers) if arch == "distilbert" else bert_student(teacher, layers)
+    return student.to(next(teacher.parameters()).dtype)

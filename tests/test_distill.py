@@ -1,0 +1,320 @@
+"""The distillation recipe and CLI on tiny random models: losses, layer mapping, runs, card, publishing."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertForSequenceClassification
+
+from demo.distill.cli import main
+from demo.distill.hub import PublishError, publish
+from demo.distill.losses import LossWeights, cosine_hidden_loss, distillation_loss, soft_target_loss
+from demo.distill.student import bert_student, distilbert_student, parse_layers
+from demo.distill.train import model_inputs
+
+from .tiny_models import bert_config, save
+from transformers import BertTokenizerFast
+
+POSITIVE = ["good", "great", "happy", "love", "joy"]
+NEGATIVE = ["bad", "terrible", "sad", "hate", "dull"]
+FILLER = "the a film movie plot acting was is it this that very so day night".split()
+
+
+def write_sentiment_tsv(path: Path, n: int, seed: int) -> Path:
+    rng = random.Random(seed)
+    lines = ["sentence\tlabel"]
+    for _ in range(n):
+        label = rng.random() < 0.5
+        words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
+        rng.shuffle(words)
+        lines.append(f"{' '.join(words)}\t{'positive' if label else 'negative'}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return {"train": write_sentiment_tsv(root / "train.tsv", 240, 0),
+            "validation": write_sentiment_tsv(root / "validation.tsv", 60, 1)}
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    """A tiny pretrained-style BERT encoder (no task head yet)."""
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(bert_config(num_hidden_layers=4))
+    return save(model.bert, BertTokenizerFast, tmp_path_factory.mktemp("encoder"))
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(encoder_dir, data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    rc = main(["finetune", "--model", str(encoder_dir), "--train-file", str(data["train"]), "--validation-file",
+               str(data["validation"]), "--epochs", "4", "--batch-size", "16", "--learning-rate", "3e-3",
+               "--output-dir", str(out), "--overwrite-output-dir"])
+    assert rc == 0
+    return out
+
+
+# ---- losses ------------------------------------------------------------------------------------
+def test_soft_target_loss_is_kl_times_t_squared():
+    s = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    t = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    T = 2.0
+    expected = 0.0
+    for srow, trow in zip(s.tolist(), t.tolist()):
+        p = [math.exp(x / T) / sum(math.exp(y / T) for y in trow) for x in trow]
+        q = [math.exp(x / T) / sum(math.exp(y / T) for y in srow) for x in srow]
+        expected += sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
+    expected = expected / 2 * T * T
+    assert soft_target_loss(s, t, T).item() == pytest.approx(expected, rel=1e-6)
+    assert soft_target_loss(t, t, T).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_cosine_loss_ignores_padding():
+    student = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])  # (B=1, T=3, H=2)
+    teacher = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [-5.0, 1.0]]])
+    mask = torch.tensor([[1, 1, 0]])  # the third token is padding
+    # token 1: cos = 1 -> 0; token 2: cos = 0 -> 1; mean over real tokens = 0.5
+    assert cosine_hidden_loss(student, teacher, mask).item() == pytest.approx(0.5)
+
+
+def test_total_loss_weights_and_switches_terms():
+    s, t = torch.tensor([[1.0, -1.0]]), torch.tensor([[0.0, 1.0]])
+    labels = torch.tensor([1])
+    w = LossWeights(temperature=2.0, alpha_ce=0.3, alpha_hard=0.7, alpha_cos=0.0)
+    total, parts = distillation_loss(s, t, labels, w)
+    ce = torch.nn.functional.cross_entropy(s, labels).item()
+    assert set(parts) == {"kl", "ce"}
+    assert total.item() == pytest.approx(0.3 * soft_target_loss(s, t, 2.0).item() + 0.7 * ce)
+    _, only_hard = distillation_loss(s, t, labels, LossWeights(alpha_ce=0.0, alpha_hard=1.0))
+    assert set(only_hard) == {"ce"}
+
+
+# ---- student initialisation --------------------------------------------------------------------
+def test_layer_choice():
+    assert parse_layers("6", 12) == [0, 2, 4, 7, 9, 11]  # the original DistilBERT extraction
+    assert parse_layers("0,2,4,7,9,11", 12) == [0, 2, 4, 7, 9, 11]
+    assert parse_layers("3", 6) == [0, 3, 5]
+    for bad in ("0", "13", "3,1", "1,1", "x", "0,12"):
+        with pytest.raises(ValueError, match="--student-layers"):
+            parse_layers(bad, 12)
+
+
+@pytest.fixture(scope="module")
+def teacher_model():
+    torch.manual_seed(1)
+    model = BertForSequenceClassification(bert_config(num_hidden_layers=6, num_labels=3))
+    with torch.no_grad():  # a visible token-type-0 embedding, so folding it matters
+        model.bert.embeddings.token_type_embeddings.weight.normal_(0, 1)
+    return model.eval()
+
+
+def test_bert_student_copies_exactly_the_kept_layers(teacher_model):
+    layers = [0, 3, 5]
+    student = bert_student(teacher_model, layers)
+    t, s = teacher_model.state_dict(), student.state_dict()
+    for new, old in enumerate(layers):
+        for name, tensor in s.items():
+            if name.startswith(f"bert.encoder.layer.{new}."):
+                assert torch.equal(tensor, t[name.replace(f"layer.{new}.", f"layer.{old}.", 1)])
+    for name in ("bert.embeddings.word_embeddings.weight", "bert.pooler.dense.weight", "classifier.weight"):
+        assert torch.equal(s[name], t[name])
+    assert student.config.num_hidden_layers == 3
+
+
+def test_distilbert_student_maps_bert_names(teacher_model):
+    layers = [1, 4]
+    student = distilbert_student(teacher_model, layers)
+    t, s = teacher_model.state_dict(), student.state_dict()
+    pairs = {"attention.self.query": "attention.q_lin", "attention.self.key": "attention.k_lin",
+             "attention.self.value": "attention.v_lin", "attention.output.dense": "attention.out_lin",
+             "attention.output.LayerNorm": "sa_layer_norm", "intermediate.dense": "ffn.lin1",
+             "output.dense": "ffn.lin2", "output.LayerNorm": "output_layer_norm"}
+    for new, old in enumerate(layers):
+        for bert_name, distil_name in pairs.items():
+            for param in ("weight", "bias"):
+                assert torch.equal(s[f"distilbert.transformer.layer.{new}.{distil_name}.{param}"],
+                                   t[f"bert.encoder.layer.{old}.{bert_name}.{param}"])
+    assert torch.equal(s["pre_classifier.weight"], t["bert.pooler.dense.weight"])
+    assert torch.equal(s["classifier.weight"], t["classifier.weight"])
+    assert not any("token_type" in k for k in s)
+
+
+def test_distilbert_embeddings_equal_the_teachers_for_single_segment_input(teacher_model):
+    student = distilbert_student(teacher_model, [0, 5]).eval()
+    ids = torch.tensor([[2, 10, 20, 30, 3]])
+    with torch.no_grad():
+        teacher_emb = teacher_model.bert.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
+        student_emb = student.distilbert.embeddings(ids)
+    assert torch.allclose(teacher_emb, student_emb, atol=1e-6)
+
+
+def test_each_model_gets_the_inputs_it_accepts(teacher_model):
+    student = distilbert_student(teacher_model, [0, 5])
+    batch = {"input_ids": torch.ones(1, 3, dtype=torch.long), "attention_mask": torch.ones(1, 3, dtype=torch.long),
+             "token_type_ids": torch.zeros(1, 3, dtype=torch.long), "labels": torch.tensor([0]),
+             "index": torch.tensor([0])}
+    assert set(model_inputs(teacher_model, batch, torch.device("cpu"))) == {"input_ids", "attention_mask",
+                                                                            "token_type_ids"}
+    assert set(model_inputs(student, batch, torch.device("cpu"))) == {"input_ids", "attention_mask"}
+
+
+# ---- the CLI end to end ------------------------------------------------------------------------
+def test_finetune_writes_a_teacher(teacher_dir):
+    metrics = json.loads((teacher_dir / "metrics.json").read_text())
+    assert metrics["accuracy"] > 0.8, metrics  # the tiny task is learnable: one sentiment word decides
+    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir)
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert (teacher_dir / "model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def distilled(teacher_dir, data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("student")
+    calls = []
+    original = BertForSequenceClassification.forward
+
+    @functools.wraps(original)  # keeps the signature: the CLI reads it to choose inputs
+    def spy(self, *args, **kwargs):
+        calls.append(set(k for k, v in kwargs.items() if v is not None))
+        return original(self, *args, **kwargs)
+
+    BertForSequenceClassification.forward = spy
+    try:
+        rc = main(["distill", "--teacher", str(teacher_dir), "--student-layers", "2", "--train-file",
+                   str(data["train"]), "--validation-file", str(data["validation"]), "--epochs", "3",
+                   "--batch-size", "16", "--learning-rate", "3e-3", "--alpha-cos", "0.5", "--cos-layers", "all",
+                   "--baselines", "--output-dir", str(out), "--overwrite-output-dir"])
+    finally:
+        BertForSequenceClassification.forward = original
+    assert rc == 0
+    return out, calls
+
+
+def test_distill_writes_a_complete_output_directory(distilled):
+    out, _ = distilled
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "metrics.json", "README.md",
+                 "training/demo/distill/cli.py"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("teacher_accuracy", "student_accuracy", "retention", "agreement", "teacher_macro_f1",
+                "student_macro_f1", "teacher_params", "student_params", "speedup", "train_seconds", "command", "args"):
+        assert key in metrics, key
+    assert metrics["retention"] == pytest.approx(metrics["student_accuracy"] / metrics["teacher_accuracy"])
+    assert metrics["student_params"] < metrics["teacher_params"]
+    assert metrics["command"].startswith("python -m demo.distill distill --teacher")
+    assert [b["name"] for b in metrics["baselines"]] == ["layer dropping alone (no training)",
+                                                        "hard labels alone (no teacher)"]
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert type(model).__name__ == "DistilBertForSequenceClassification" and model.config.n_layers == 2
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert "token_type_ids" not in tokenizer("good film")  # pipelines can feed it to DistilBERT as is
+
+
+def test_distillation_lowers_the_loss(distilled):
+    history = json.loads((distilled[0] / "metrics.json").read_text())["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_teacher_gets_token_type_ids_during_distillation(distilled):
+    _, calls = distilled
+    assert calls and all("token_type_ids" in keys for keys in calls)
+
+
+def test_card_has_valid_hub_metadata(distilled):
+    out, _ = distilled
+    metrics = json.loads((out / "metrics.json").read_text())
+    card = ModelCard.load(out / "README.md")
+    assert card.data.pipeline_tag == "text-classification" and card.data.library_name == "transformers"
+    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert results["accuracy"] == round(metrics["student_accuracy"], 4)
+    assert results["params"] == metrics["student_params"]
+    assert "model-index" in card.content and "sanh2019distilbert" in card.content
+    assert "What distillation itself adds" in card.text and "pipeline(\"text-classification\"" in card.text
+
+
+def test_dry_run_lists_the_upload_without_network(distilled, capsys, monkeypatch):
+    out, _ = distilled
+    monkeypatch.setenv("HF_TOKEN", "hf_FAKEtoken1234567890")
+    assert main(["push", "--output-dir", str(out), "--repo-id", "me/tiny-distilled", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "would upload" in printed and "me/tiny-distilled/model.safetensors" in printed
+    assert "me/tiny-distilled/training/demo/distill/cli.py" in printed
+    assert "hf_FAKEtoken1234567890" not in printed
+
+
+class FakeHub:
+    def __init__(self, fail: bool = False):
+        self.calls, self.fail = [], fail
+
+    def create_repo(self, **kwargs):
+        self.calls.append(("create_repo", kwargs))
+
+    def upload_folder(self, **kwargs):
+        if self.fail:
+            raise ConnectionError("network unreachable")
+        self.calls.append(("upload_folder", kwargs))
+
+
+def test_publish_creates_the_repo_and_uploads_in_one_commit(distilled):
+    out, _ = distilled
+    hub = FakeHub()
+    plan = publish(out, "me/tiny-distilled", private=True, api=hub)
+    assert hub.calls[0] == ("create_repo", {"repo_id": "me/tiny-distilled", "repo_type": "model", "private": True,
+                                            "exist_ok": True})
+    name, kwargs = hub.calls[1]
+    assert name == "upload_folder" and kwargs["folder_path"] == str(out) and kwargs["repo_id"] == "me/tiny-distilled"
+    assert len(hub.calls) == 2 and any(remote.endswith("README.md") for _, remote in plan)
+
+
+def test_failed_upload_keeps_the_output_and_says_how_to_retry(distilled):
+    out, _ = distilled
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(PublishError, match="is intact; retry with: python -m demo.distill push"):
+        publish(out, "me/tiny-distilled", api=FakeHub(fail=True))
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda p: p.write_text(""), "the file is empty"),
+    (lambda p: p.write_text("words\tlabel\nhello\tpositive\n"), "no column 'sentence'; the file has: words, label"),
+    (lambda p: p.write_text("sentence\tlabel\nhello\tneutral\n"), "validation labels neutral never occur"),
+])
+def test_bad_validation_data_stops_before_training(teacher_dir, data, tmp_path, capsys, mutate, message):
+    bad = tmp_path / "validation.tsv"
+    mutate(bad)
+    out = tmp_path / "out"
+    rc = main(["distill", "--teacher", str(teacher_dir), "--student-layers", "2", "--train-file", str(data["train"]),
+               "--validation-file", str(bad), "--output-dir", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (out / "model.safetensors").exists()
+
+
+def test_labels_that_differ_from_the_teachers_stop_the_run(teacher_dir, tmp_path, capsys):
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\ngood film\tjoy\nbad film\tanger\n")
+    rc = main(["distill", "--teacher", str(teacher_dir), "--train-file", str(train), "--validation-file", str(train),
+               "--student-layers", "2", "--output-dir", str(tmp_path / "out")])
+    assert rc == 1 and "are not among the classes negative, positive" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["distill", "--train-file", "x.tsv", "--validation-file", "y.tsv", "--output-dir", "o"], "--teacher is required"),
+    (["distill", "--teacher", "t", "--output-dir", "o"], "give --train-file and --validation-file"),
+    (["distill", "--teacher", "t", "--train-file", "x", "--validation-file", "y", "--output-dir", "o",
+      "--alpha-ce", "0", "--alpha-hard", "0"], "every loss term is switched off"),
+    (["bake"], "unknown step 'bake'"),
+])
+def test_bad_arguments_say_how_to_fix(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
