@@ -52,11 +52,33 @@ class TaskPair:
 
 
 @dataclass(frozen=True)
+class DistillationLink:
+    """The student this project published: a Hub repo, and optionally the run's local output directory."""
+
+    hub_repo: str
+    output_dir: str | None = None
+
+    def card_text(self) -> str | None:
+        """The model card's body (YAML header dropped), read from the local output directory."""
+        if not self.output_dir:
+            return None
+        path = Path(self.output_dir) / "README.md"
+        if not path.is_file():
+            return None
+        text = path.read_text(encoding="utf-8")
+        if text.startswith("---"):
+            end = text.find("\n---", 3)
+            text = text[end + 4:] if end != -1 else text
+        return text.strip()
+
+
+@dataclass(frozen=True)
 class AppConfig:
     device: str = "auto"
     fp16: bool = False
     pairs: dict[str, TaskPair] = field(default_factory=dict)
     source: str = "<defaults>"
+    distillation: DistillationLink | None = None
 
     @property
     def tasks(self) -> list[str]:
@@ -97,7 +119,7 @@ def parse_config(raw: object, source: str = "<dict>", base_dir: Path | None = No
         raise ConfigError(f"{source}: the file must be a mapping with 'device' and 'tasks'.")
     unknown = set(raw) - {"device", "fp16", "tasks", "distillation"}
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; allowed: device, fp16, tasks.")
+        raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; allowed: device, fp16, tasks, distillation.")
     device = str(raw.get("device", "auto")).lower()
     if device not in DEVICES:
         raise ConfigError(f"{source}: device {device!r} is not one of {', '.join(DEVICES)}.")
@@ -122,7 +144,25 @@ def parse_config(raw: object, source: str = "<dict>", base_dir: Path | None = No
                     spec = ModelSpec(str(candidate), spec.labels, spec.revision)
             specs[role] = spec
         pairs[task] = TaskPair(task=task, **specs)
-    return AppConfig(device=device, fp16=fp16, pairs=pairs, source=source)
+    return AppConfig(device=device, fp16=fp16, pairs=pairs, source=source,
+                     distillation=_distillation(raw.get("distillation"), source, base_dir))
+
+
+def _distillation(raw: object, source: str, base_dir: Path | None) -> DistillationLink | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("hub_repo"), str) or raw["hub_repo"].count("/") != 1:
+        raise ConfigError(f"{source}: 'distillation' needs hub_repo: OWNER/NAME (and optionally output_dir).")
+    unknown = set(raw) - {"hub_repo", "output_dir"}
+    if unknown:
+        raise ConfigError(f"{source}: distillation has unknown key(s) {sorted(unknown)}; allowed: hub_repo, output_dir.")
+    output_dir = raw.get("output_dir")
+    if output_dir is not None:
+        path = Path(str(output_dir)).expanduser()
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        output_dir = str(path)
+    return DistillationLink(hub_repo=raw["hub_repo"], output_dir=output_dir)
 
 
 def load_config(path: str | os.PathLike | None = None) -> AppConfig:

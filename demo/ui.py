@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import re
 
 import gradio as gr
 
@@ -12,6 +11,9 @@ from .compare import Comparison
 from .config import ROLES, TASKS
 from .measure import human_count
 from .registry import ModelStatus, PairRegistry, TaskUnavailable
+from .reports import md_escape
+from . import ui_evaluate
+from .evaluate import LABELLED_TASKS
 from .tasks import EXAMPLE_TEXT, InputError
 
 HISTORY_LIMIT = 500  # requests kept per session and task for the latency chart; bounds memory
@@ -30,14 +32,6 @@ PLACEHOLDERS = {
     "classify": "Type a sentence that expresses a feeling…",
 }
 STATE_ICONS = {"queued": "⏳", "loading": "⏳", "warming up": "🔥", "ready": "✅", "failed": "❌"}
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-
-
-def md_escape(text: str) -> str:
-    """Show text literally inside Markdown: no HTML, no markup."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
-
-
 def status_markdown(statuses: list[ModelStatus]) -> str:
     lines = []
     for s in statuses:
@@ -70,6 +64,16 @@ def verdict_markdown(c: Comparison) -> str:
     return "  \n".join(lines)
 
 
+def student_markdown(link) -> str:
+    """Where the distilled student is published, and its model card when a local copy is at hand."""
+    url = f"https://huggingface.co/{link.hub_repo}"
+    text = (f"The student distilled with this project's CLI (`python -m demo.distill`) is published at "
+            f"[{html.escape(link.hub_repo)}]({url}): weights, model card and the training code.")
+    card = link.card_text()
+    return text + ("\n\n---\n\n" + card if card else "\n\n(No local copy of its model card: set "
+                   "`distillation.output_dir` in the config to show it here.)")
+
+
 def label_value(c: Comparison, role: str) -> dict[str, float]:
     return {lab: float(score) for lab, score in getattr(c, role).prediction.top}
 
@@ -92,6 +96,12 @@ def build(registry: PairRegistry) -> gr.Blocks:
                     status_box, size_plot = _task_panel(registry, task)
                     status_boxes.append(status_box)
                     size_plots.append(size_plot)
+            if any(t in config.pairs for t in LABELLED_TASKS):
+                with gr.Tab("Evaluate", id="evaluate"):
+                    ui_evaluate.build_tab(registry)
+            if config.distillation is not None:
+                with gr.Tab("The distilled student", id="student"):
+                    gr.Markdown(student_markdown(config.distillation))
         timer = gr.Timer(STATUS_POLL_SECONDS)
 
         def refresh():

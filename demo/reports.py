@@ -1,0 +1,161 @@
+"""An evaluation rendered for people (Markdown, HTML) and machines (JSON, CSV). No torch, no Gradio."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .evaluation import EvalReport
+from .measure import SizeReport, human_bytes, human_count
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+DISAGREEMENTS_SHOWN = 25  # rows of the disagreement table in the Markdown report (all are in the CSV)
+PREDICTION_COLUMNS = ["index", "text", "gold", "teacher_prediction", "teacher_confidence", "student_prediction",
+                      "student_confidence", "agree"]
+
+
+def md_escape(text: str) -> str:
+    """Show text literally inside Markdown: no HTML, no markup, no table breaks."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False)).replace("\n", " ")
+
+
+def code(text: str) -> str:
+    """A Markdown code span (its content is shown literally; backticks and pipes cannot break out)."""
+    return "`" + str(text).replace("`", "'").replace("|", "/") + "`"
+
+
+@dataclass
+class ReportContext:
+    """What the figures alone do not say: which data, which task, the sizes, when."""
+
+    task: str
+    data_name: str
+    sizes: dict[str, SizeReport | None]
+    unbatched: dict | None = None  # {"batch_size": 1, "teacher_total_ms":..., "student_total_ms":..., "ratio":...}
+    created: str = ""
+
+    def __post_init__(self):
+        self.created = self.created or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def report_json(report: EvalReport, ctx: ReportContext) -> dict:
+    data = {**report.figures(), "task": ctx.task, "data": ctx.data_name, "created": ctx.created,
+            "sizes": {role: s.to_dict() if s else None for role, s in ctx.sizes.items()},
+            "n_disagreements": len(report.disagreements)}
+    if ctx.unbatched:
+        data["unbatched"] = ctx.unbatched
+    return data
+
+
+def predictions_csv(report: EvalReport) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=PREDICTION_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in report.rows:
+        writer.writerow({**row, "agree": row["teacher_prediction"] == row["student_prediction"]})
+    return buffer.getvalue()
+
+
+def disagreements_sorted(report: EvalReport) -> list[dict]:
+    """Where teacher and student differ, the teacher's most confident answers first."""
+    return sorted(report.disagreements, key=lambda r: -r["teacher_confidence"])
+
+
+def _confusion_md(matrix: list[list[int]], names: list[str]) -> str:
+    head = "| gold \\ predicted | " + " | ".join(md_escape(n) for n in names) + " |"
+    rule = "| --- " * (len(names) + 1) + "|"
+    rows = [f"| **{md_escape(n)}** | " + " | ".join(str(v) for v in row) + " |" for n, row in zip(names, matrix)]
+    return "\n".join([head, rule, *rows])
+
+
+def report_markdown(report: EvalReport, ctx: ReportContext) -> str:
+    r = report
+    sizes = ctx.sizes
+    size_row = lambda attr, fmt: " | ".join(fmt(getattr(sizes[k], attr)) if sizes.get(k) else "n/a"  # noqa: E731
+                                            for k in ("teacher", "student"))
+    lines = [
+        f"# Teacher vs student on {code(ctx.data_name)}",
+        "",
+        f"Task **{ctx.task}**, {r.n_examples:,} labelled examples, device **{r.device}**, batches of "
+        f"{r.batch_size}. Created {ctx.created}.",
+        "",
+        "| | teacher | student |",
+        "| --- | --- | --- |",
+        f"| model | {code(r.teacher_model)} | {code(r.student_model)} |",
+        f"| accuracy | {r.teacher_accuracy:.4f} | {r.student_accuracy:.4f} |",
+        f"| macro-F1 | {r.teacher_macro_f1:.4f} | {r.student_macro_f1:.4f} |",
+        f"| total latency | {r.teacher_total_ms:,.0f} ms | {r.student_total_ms:,.0f} ms |",
+        f"| per example | {r.teacher_total_ms / r.n_examples:.2f} ms | {r.student_total_ms / r.n_examples:.2f} ms |",
+        f"| parameters | {size_row('params', human_count)} |",
+        f"| weights on disk | {size_row('disk_bytes', human_bytes)} |",
+        "",
+        f"**Retention** (student / teacher accuracy): **{r.retention:.4f}** · **agreement**: "
+        f"**{r.agreement:.4f}** · **speedup** on this data: **{r.speedup:.2f}×** "
+        "(teacher ms / student ms; tokenisation included; same batches, alternating which model goes first).",
+    ]
+    if ctx.unbatched:
+        u = ctx.unbatched
+        lines += ["", f"Batching: one example at a time took {u['teacher_total_ms'] + u['student_total_ms']:,.0f} ms "
+                  f"for both models, batches of {r.batch_size} took {r.teacher_total_ms + r.student_total_ms:,.0f} ms: "
+                  f"**{u['ratio']:.1f}×** faster batched."]
+    lines += ["", "## Confusion matrices", "", "Teacher:", "", _confusion_md(r.teacher_confusion, r.label_names), "",
+              "Student:", "", _confusion_md(r.student_confusion, r.label_names), "",
+              f"## Disagreements ({len(r.disagreements):,})", ""]
+    shown = disagreements_sorted(r)[:DISAGREEMENTS_SHOWN]
+    if shown:
+        lines += ["Sorted by the teacher's confidence; all rows are in `predictions.csv`.", "",
+                  "| # | text | gold | teacher | student | right |", "| --- | --- | --- | --- | --- | --- |"]
+        for row in shown:
+            right = ("teacher" if row["teacher_prediction"] == row["gold"] else
+                     "student" if row["student_prediction"] == row["gold"] else "neither")
+            text = row["text"] if len(row["text"]) <= 200 else row["text"][:199] + "…"
+            lines.append(f"| {row['index']} | {md_escape(text)} | {md_escape(row['gold'])} | "
+                         f"{md_escape(row['teacher_prediction'])} ({row['teacher_confidence']:.2f}) | "
+                         f"{md_escape(row['student_prediction'])} ({row['student_confidence']:.2f}) | {right} |")
+    else:
+        lines.append("None: the two models agree on every example.")
+    return "\n".join(lines) + "\n"
+
+
+def confusion_figure(report: EvalReport) -> go.Figure:
+    """Teacher's and student's confusion matrices side by side."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"Teacher (accuracy {report.teacher_accuracy:.3f})",
+                                                        f"Student (accuracy {report.student_accuracy:.3f})"))
+    for col, matrix in enumerate((report.teacher_confusion, report.student_confusion), start=1):
+        fig.add_trace(go.Heatmap(z=matrix, x=report.label_names, y=report.label_names, colorscale="Blues",
+                                 showscale=False, text=matrix, texttemplate="%{text}",
+                                 hovertemplate="gold %{y}, predicted %{x}: %{z}<extra></extra>"), row=1, col=col)
+    fig.update_yaxes(autorange="reversed", title_text="gold")
+    fig.update_xaxes(title_text="predicted")
+    fig.update_layout(template="plotly_white", height=380, margin=dict(l=60, r=20, t=60, b=50))
+    return fig
+
+
+def report_html(report: EvalReport, ctx: ReportContext) -> str:
+    """A self-contained page: the Markdown's figures plus the interactive confusion matrices."""
+    body = html.escape(report_markdown(report, ctx))
+    chart = confusion_figure(report).to_html(full_html=False, include_plotlyjs=True)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Teacher vs student: "
+            f"{html.escape(ctx.data_name)}</title></head><body style='font-family:sans-serif;max-width:1100px;"
+            f"margin:auto'>{chart}<pre style='white-space:pre-wrap'>{body}</pre></body></html>")
+
+
+def write_reports(report: EvalReport, ctx: ReportContext, out_dir: str | Path) -> dict[str, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"report.md": out / "report.md", "report.json": out / "report.json",
+             "predictions.csv": out / "predictions.csv", "report.html": out / "report.html"}
+    paths["report.md"].write_text(report_markdown(report, ctx), encoding="utf-8")
+    paths["report.json"].write_text(json.dumps(report_json(report, ctx), indent=2) + "\n", encoding="utf-8")
+    paths["predictions.csv"].write_text(predictions_csv(report), encoding="utf-8")
+    paths["report.html"].write_text(report_html(report, ctx), encoding="utf-8")
+    return paths
