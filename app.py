@@ -16,7 +16,8 @@ from demo.config import DEVICES, ConfigError, load_config
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless told otherwise; a Space sets GRADIO_SERVER_NAME=0.0.0.0
 DEFAULT_PORT = 7860  # Gradio's usual port; GRADIO_SERVER_PORT overrides it, --port overrides both
-MAX_QUEUE = 64  # requests waiting per app before new ones are refused as busy
+MAX_QUEUE = 64  # requests waiting per app before new ones are refused as busy ("Queue is full")
+MAX_UPLOAD = "50mb"  # the Evaluate tab's upload cap, as the evaluator's own file limit
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,14 +31,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=None,
                         help=f"port to serve on (default: $GRADIO_SERVER_PORT, else {DEFAULT_PORT})")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument("--allow-custom-models", action="store_true",
+                        help="let page visitors load any Hub id or directory as teacher/student (off: config only)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, strict=False)  # a bad task entry disables that task only
         if args.device is not None:
             config = replace(config, device=args.device)
         if args.fp16:
@@ -52,9 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     registry.start()
     host = args.host or os.environ.get("GRADIO_SERVER_NAME") or DEFAULT_HOST
     port = args.port or int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT))
-    page = ui.build(registry)
+    page = ui.build(registry, allow_custom_models=args.allow_custom_models)
     page.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)
-    page.launch(server_name=host, server_port=port, share=args.share, show_error=False)
+    for task, reason in config.task_errors.items():
+        logging.getLogger("app").warning("task %s disabled: %s", task, reason)
+    page.launch(server_name=host, server_port=port, share=args.share, show_error=False,
+                max_file_size=MAX_UPLOAD)
     return 0
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from .loading import LoadedModel
 from .measure import timed
-from .tasks import EXAMPLE_TEXT, HIGH_UNK_SHARE, Prediction, predict, prepare_text
+from .tasks import EXAMPLE_TEXT, HIGH_UNK_SHARE, InputError, Prediction, predict, prepare_text
 
 # Two timed forward passes must never overlap: on a shared CPU each would slow the other down.
 INFERENCE_LOCK = threading.Lock()
@@ -69,9 +69,23 @@ class Comparison:
         return data
 
 
+class ModelFailure(RuntimeError):
+    """A model raised while answering (not the user's input): which one, and why in one line."""
+
+    def __init__(self, role: str, reason: str):
+        super().__init__(f"{role}: {reason}")
+        self.role, self.reason = role, reason
+
+
 def run_role(role: str, loaded: LoadedModel, text: str) -> RoleResult:
     """One timed answer: tokenisation, forward pass and post-processing, device synchronised."""
-    prediction, ms = timed(lambda: predict(loaded, text), loaded.device)
+    try:
+        prediction, ms = timed(lambda: predict(loaded, text), loaded.device)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported per model; the app keeps serving
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelFailure(role, reason) from exc
     return RoleResult(role=role, model=loaded.name, prediction=prediction, latency_ms=ms,
                       device=str(loaded.device), dtype=loaded.dtype)
 

@@ -79,6 +79,7 @@ class AppConfig:
     pairs: dict[str, TaskPair] = field(default_factory=dict)
     source: str = "<defaults>"
     distillation: DistillationLink | None = None
+    task_errors: dict[str, str] = field(default_factory=dict)  # task -> why its entry was refused
 
     @property
     def tasks(self) -> list[str]:
@@ -86,7 +87,7 @@ class AppConfig:
         return [t for t in TASKS if t in self.pairs]
 
 
-def _model_spec(raw: object, where: str) -> ModelSpec:
+def model_spec(raw: object, where: str) -> ModelSpec:
     if isinstance(raw, str):
         raw = {"model": raw}
     if not isinstance(raw, dict):
@@ -113,8 +114,11 @@ def _model_spec(raw: object, where: str) -> ModelSpec:
     return ModelSpec(model=model, labels=labels, revision=revision)
 
 
-def parse_config(raw: object, source: str = "<dict>", base_dir: Path | None = None) -> AppConfig:
-    """Validate a loaded YAML document; relative model directories resolve against base_dir."""
+def parse_config(raw: object, source: str = "<dict>", base_dir: Path | None = None, strict: bool = True) -> AppConfig:
+    """Validate a loaded YAML document; relative model directories resolve against base_dir.
+
+    strict=False (the app): a bad task entry disables that task only, its reason kept in task_errors.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the file must be a mapping with 'device' and 'tasks'.")
     unknown = set(raw) - {"device", "fp16", "tasks", "distillation"}
@@ -130,22 +134,34 @@ def parse_config(raw: object, source: str = "<dict>", base_dir: Path | None = No
     if not isinstance(tasks, dict) or not tasks:
         raise ConfigError(f"{source}: 'tasks' must map at least one of {', '.join(TASKS)} to a teacher and a student.")
     pairs: dict[str, TaskPair] = {}
+    task_errors: dict[str, str] = {}
     for task, entry in tasks.items():
-        if task not in TASKS:
-            raise ConfigError(f"{source}: unknown task {task!r}; known tasks: {', '.join(TASKS)}.")
-        if not isinstance(entry, dict) or set(entry) != set(ROLES):
-            raise ConfigError(f"{source}: task {task!r} needs exactly a 'teacher' and a 'student'.")
-        specs = {}
-        for role in ROLES:
-            spec = _model_spec(entry[role], f"{source}: tasks.{task}.{role}")
-            if base_dir is not None and not Path(spec.model).is_absolute():
-                candidate = (base_dir / spec.model).resolve()
-                if candidate.is_dir():
-                    spec = ModelSpec(str(candidate), spec.labels, spec.revision)
-            specs[role] = spec
-        pairs[task] = TaskPair(task=task, **specs)
-    return AppConfig(device=device, fp16=fp16, pairs=pairs, source=source,
+        try:
+            pairs[task] = _task_pair(task, entry, source, base_dir)
+        except ConfigError as exc:
+            if strict or task not in TASKS:
+                raise
+            task_errors[task] = str(exc)
+    if not pairs and not task_errors:
+        raise ConfigError(f"{source}: no usable task.")
+    return AppConfig(device=device, fp16=fp16, pairs=pairs, source=source, task_errors=task_errors,
                      distillation=_distillation(raw.get("distillation"), source, base_dir))
+
+
+def _task_pair(task: str, entry: object, source: str, base_dir: Path | None) -> TaskPair:
+    if task not in TASKS:
+        raise ConfigError(f"{source}: unknown task {task!r}; known tasks: {', '.join(TASKS)}.")
+    if not isinstance(entry, dict) or set(entry) != set(ROLES):
+        raise ConfigError(f"{source}: task {task!r} needs exactly a 'teacher' and a 'student'.")
+    specs = {}
+    for role in ROLES:
+        spec = model_spec(entry[role], f"{source}: tasks.{task}.{role}")
+        if base_dir is not None and not Path(spec.model).is_absolute():
+            candidate = (base_dir / spec.model).resolve()
+            if candidate.is_dir():
+                spec = ModelSpec(str(candidate), spec.labels, spec.revision)
+        specs[role] = spec
+    return TaskPair(task=task, **specs)
 
 
 def _distillation(raw: object, source: str, base_dir: Path | None) -> DistillationLink | None:
@@ -165,7 +181,7 @@ def _distillation(raw: object, source: str, base_dir: Path | None) -> Distillati
     return DistillationLink(hub_repo=raw["hub_repo"], output_dir=output_dir)
 
 
-def load_config(path: str | os.PathLike | None = None) -> AppConfig:
+def load_config(path: str | os.PathLike | None = None, strict: bool = True) -> AppConfig:
     """Read a pairs file; with no path, the shipped defaults (pairs.yaml)."""
     path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     if not path.is_file():
@@ -174,4 +190,4 @@ def load_config(path: str | os.PathLike | None = None) -> AppConfig:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc}).".replace("\n", " ")) from exc
-    return parse_config(raw, source=str(path), base_dir=path.resolve().parent)
+    return parse_config(raw, source=str(path), base_dir=path.resolve().parent, strict=strict)

@@ -59,6 +59,9 @@ class LoadedModel:
     device: torch.device
     weight_files: list[Path] = field(default_factory=list)
     load_seconds: float = 0.0
+    runtime: str = "pytorch"  # or "onnxruntime"
+    dtype_name: str | None = None  # set where the module has no torch parameters (ONNX)
+    random_weights: bool = False  # architecture-only: built from a config, answers mean nothing
 
     @property
     def name(self) -> str:
@@ -66,13 +69,15 @@ class LoadedModel:
 
     @property
     def dtype(self) -> str:
+        if self.dtype_name is not None:
+            return self.dtype_name
         return str(next(self.model.parameters()).dtype).replace("torch.", "")
 
     @property
     def max_length(self) -> int:
         """Longest input the model accepts, in tokens (BERT: 512)."""
         limit = getattr(self.model.config, "max_position_embeddings", 512) or 512
-        tok_limit = self.tokenizer.model_max_length or limit
+        tok_limit = (self.tokenizer.model_max_length if self.tokenizer is not None else None) or limit
         return int(min(limit, tok_limit if tok_limit < 1_000_000 else limit))
 
     @property

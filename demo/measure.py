@@ -105,6 +105,30 @@ def size_of(module: torch.nn.Module, weight_files: Sequence) -> SizeReport:
     return SizeReport(params=count_parameters(module), disk_bytes=disk, memory_bytes=memory_bytes(module))
 
 
+def size_of_onnx(path) -> SizeReport:
+    """Parameters and tensor bytes from an ONNX file's initializers (weights, int8 or float)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path), load_external_data=False)
+    params = mem = 0
+    for init in model.graph.initializer:
+        n = int(np.prod(init.dims)) if len(init.dims) else 1
+        params += n
+        mem += n * numpy_helper.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+    from pathlib import Path
+
+    return SizeReport(params=params, disk_bytes=Path(path).stat().st_size, memory_bytes=mem)
+
+
+def size_of_loaded(loaded) -> SizeReport:
+    """Size of a LoadedModel, whichever runtime runs it."""
+    if getattr(loaded, "runtime", "pytorch") == "onnxruntime":
+        return size_of_onnx(loaded.weight_files[0])
+    return size_of(loaded.model, loaded.weight_files)
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1000 or unit == "GB":

@@ -13,12 +13,16 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .compare import Comparison, compare, warm_up
-from .config import ROLES, TASKS, AppConfig
+from .compare import Comparison, ModelFailure, compare, warm_up
+from .config import ROLES, TASKS, AppConfig, ModelSpec, TaskPair
 from .loading import LoadedModel, LoadError, ModelCache, resolve_device, resolve_dtype
-from .measure import SizeReport, size_of
+from .measure import SizeReport, size_of_loaded
 
 log = logging.getLogger(__name__)
+
+
+def is_out_of_memory(exc: BaseException | None) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 class TaskUnavailable(RuntimeError):
@@ -60,6 +64,7 @@ class PairRegistry:
             for task in config.tasks for role in ROLES
         }
         self._teacher_first: dict[str, bool] = {task: True for task in config.tasks}
+        self._task_device: dict[str, torch.device] = {}  # tasks moved off the default device
         self._thread: threading.Thread | None = None
 
     # ---- loading -------------------------------------------------------------------------
@@ -84,11 +89,13 @@ class PairRegistry:
 
     def _load(self, task: str, role: str) -> None:
         spec = self.config.pairs[task].spec(role)
+        device = self._task_device.get(task, self.device)
+        dtype = self.dtype if device == self.device else torch.float32
         start = time.perf_counter()
         self._set(task, role, state="loading", reason="", fix="")
         log.info("loading %s %s: %s", task, role, spec.model)
         try:
-            loaded = self.cache.get(spec, task, self.device, self.dtype)
+            loaded = self.cache.get(spec, task, device, dtype)
             self._set(task, role, state="warming up")
             warm_up(loaded)
         except LoadError as exc:
@@ -104,7 +111,7 @@ class PairRegistry:
         with self._lock:
             self._models[(task, role)] = loaded
         self._set(task, role, state="ready", seconds=time.perf_counter() - start, device=str(loaded.device),
-                  dtype=loaded.dtype, size=size_of(loaded.model, loaded.weight_files))
+                  dtype=loaded.dtype, size=size_of_loaded(loaded))
         log.info("%s %s ready in %.1fs", task, role, time.perf_counter() - start)
 
     # ---- queries -------------------------------------------------------------------------
@@ -139,4 +146,40 @@ class PairRegistry:
         with self._lock:
             first = self._teacher_first[task]
             self._teacher_first[task] = not first
-        return compare(task, text, teacher, student, teacher_first=first)
+        try:
+            return compare(task, text, teacher, student, teacher_first=first)
+        except ModelFailure as exc:
+            if is_out_of_memory(exc.__cause__):
+                log.warning("out of GPU memory in %s %s", task, exc.role)
+                raise TaskUnavailable(f"The {exc.role} ran out of GPU memory on this request. Shorter text may fit; "
+                                      "or press 'Run this task on CPU' to reload both models on the CPU.") from None
+            log.exception("forward pass failed in %s %s", task, exc.role)
+            raise TaskUnavailable(f"The {exc.role} failed while answering ({exc.reason}). The other tasks still "
+                                  "work; fix the cause and press 'Reload models'.") from None
+
+    # ---- recovery ------------------------------------------------------------------------------
+    def reload(self, task: str, device: torch.device | None = None, wait: bool = False) -> None:
+        """Read a task's models again (after fixing a directory, or on another device), in the background."""
+        if task not in self.config.pairs:
+            raise TaskUnavailable(f"The task {task!r} is not configured.")
+        pair = self.config.pairs[task]
+        with self._lock:
+            for role in ROLES:
+                self._models.pop((task, role), None)
+                self._status[(task, role)] = ModelStatus(task, role, pair.spec(role).model)
+            if device is not None:
+                self._task_device[task] = device
+        for role in ROLES:
+            self.cache.forget(pair.spec(role))
+        thread = threading.Thread(target=self.load_task, args=(task,), name=f"reload-{task}", daemon=True)
+        thread.start()
+        if wait:
+            thread.join()
+
+    def set_pair(self, task: str, teacher: ModelSpec, student: ModelSpec, wait: bool = False) -> None:
+        """Swap a task's models (only where the operator allowed custom models)."""
+        pairs = {**self.config.pairs, task: TaskPair(task, teacher, student)}
+        self.config = replace(self.config, pairs=pairs)
+        with self._lock:
+            self._teacher_first.setdefault(task, True)
+        self.reload(task, wait=wait)

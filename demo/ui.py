@@ -12,7 +12,7 @@ from .config import ROLES, TASKS
 from .measure import human_count
 from .registry import ModelStatus, PairRegistry, TaskUnavailable
 from .reports import md_escape
-from . import ui_evaluate
+from . import ui_bench, ui_evaluate
 from .evaluate import LABELLED_TASKS
 from .tasks import EXAMPLE_TEXT, InputError
 
@@ -78,7 +78,7 @@ def label_value(c: Comparison, role: str) -> dict[str, float]:
     return {lab: float(score) for lab, score in getattr(c, role).prediction.top}
 
 
-def build(registry: PairRegistry) -> gr.Blocks:
+def build(registry: PairRegistry, allow_custom_models: bool = False) -> gr.Blocks:
     """The whole page: one tab per configured task, wired to the registry."""
     config = registry.config
     with gr.Blocks(title="Teacher vs student: what distillation buys") as page:
@@ -90,19 +90,28 @@ def build(registry: PairRegistry) -> gr.Blocks:
             f"**{str(registry.dtype).replace('torch.', '')}**. Config: `{html.escape(config.source)}`."
         )
         status_boxes, size_plots = [], []
+        timer = gr.Timer(STATUS_POLL_SECONDS)
         with gr.Tabs():
-            for task in config.tasks:
+            for task in TASKS:
+                if task in config.task_errors:
+                    with gr.Tab(TASKS[task], id=task):
+                        gr.Markdown(f"❌ **This task's entry in the config was refused**: "
+                                    f"{md_escape(config.task_errors[task])} Fix the file and restart the app.")
+                    continue
+                if task not in config.pairs:
+                    continue
                 with gr.Tab(TASKS[task], id=task):
-                    status_box, size_plot = _task_panel(registry, task)
+                    status_box, size_plot = _task_panel(registry, task, timer, allow_custom_models)
                     status_boxes.append(status_box)
                     size_plots.append(size_plot)
             if any(t in config.pairs for t in LABELLED_TASKS):
                 with gr.Tab("Evaluate", id="evaluate"):
                     ui_evaluate.build_tab(registry)
+            with gr.Tab("Benchmark", id="benchmark"):
+                ui_bench.build_tab(registry)
             if config.distillation is not None:
                 with gr.Tab("The distilled student", id="student"):
                     gr.Markdown(student_markdown(config.distillation))
-        timer = gr.Timer(STATUS_POLL_SECONDS)
 
         def refresh():
             outputs = [status_markdown(registry.status(t)) for t in config.tasks]
@@ -115,9 +124,13 @@ def build(registry: PairRegistry) -> gr.Blocks:
     return page
 
 
-def _task_panel(registry: PairRegistry, task: str):
+def _task_panel(registry: PairRegistry, task: str, timer: gr.Timer, allow_custom_models: bool):
     pair = registry.config.pairs[task]
     status_box = gr.Markdown(status_markdown(registry.status(task)), elem_id=f"{task}-status")
+    with gr.Row():
+        reload_button = gr.Button("Reload models", size="sm", elem_id=f"{task}-reload")
+        cpu_button = gr.Button("Run this task on CPU", size="sm", visible=registry.device.type != "cpu",
+                               elem_id=f"{task}-cpu")
     text = gr.Textbox(label="Text", lines=2, placeholder=PLACEHOLDERS[task], elem_id=f"{task}-text")
     button = gr.Button("Compare", variant="primary", elem_id=f"{task}-run")
     gr.Examples(EXAMPLES[task], inputs=text)
@@ -158,4 +171,32 @@ def _task_panel(registry: PairRegistry, task: str):
     outputs += [verdict, latency_plot, size_plot, history]
     button.click(run, inputs=[text, history], outputs=outputs, api_name=task)
     text.submit(run, inputs=[text, history], outputs=outputs, api_visibility="private")
+
+    def reload(device: str | None = None):
+        import torch
+
+        registry.reload(task, device=torch.device(device) if device else None)
+        return status_markdown(registry.status(task)), gr.Timer(active=True)
+
+    reload_button.click(reload, outputs=[status_box, timer], api_name=f"reload_{task}")
+    cpu_button.click(lambda: reload("cpu"), outputs=[status_box, timer], api_visibility="private")
+    if allow_custom_models:
+        with gr.Accordion("Use other models (allowed by --allow-custom-models)", open=False):
+            custom = {role: gr.Textbox(pair.spec(role).model, label=f"{role.capitalize()}: Hub id or directory")
+                      for role in ROLES}
+            swap = gr.Button("Load these models", size="sm")
+
+        def load_custom(teacher_id: str, student_id: str):
+            from .config import ConfigError, model_spec
+
+            try:
+                specs = [model_spec({"model": m}, role) for m, role in ((teacher_id, "teacher"), (student_id, "student"))]
+            except ConfigError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+            registry.set_pair(task, *specs)
+            return (status_markdown(registry.status(task)), gr.Timer(active=True),
+                    gr.update(label=f"Teacher · {specs[0].model}"), gr.update(label=f"Student · {specs[1].model}"))
+
+        swap.click(load_custom, inputs=[custom["teacher"], custom["student"]],
+                   outputs=[status_box, timer, answers["teacher"], answers["student"]], api_name=f"custom_{task}")
     return status_box, size_plot

@@ -37,6 +37,12 @@ def columns_of(path: str | None):
             gr.update(choices=columns, value=_guess(columns, LABEL_COLUMNS)), note)
 
 
+def remove_upload(path: str | None) -> None:
+    """Uploads are read once, in place, then deleted: nothing of the user's data stays on the server."""
+    if path and Path(path).is_file() and Path(path).resolve().is_relative_to(Path(tempfile.gettempdir()).resolve()):
+        Path(path).unlink(missing_ok=True)
+
+
 def summary_markdown(report, ctx) -> str:
     r = report
     lines = [f"**{r.n_examples:,} examples** of {code(ctx.data_name)}, device **{r.device}**",
@@ -106,13 +112,15 @@ def build_tab(registry: PairRegistry) -> None:
                                         progress=lambda done, total: progress((done, total), unit="examples"))
         except (DataError, LabelMismatch, TaskUnavailable) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
+        finally:
+            remove_upload(path)
         ctx.data_name = Path(path).name
         out = Path(tempfile.mkdtemp(prefix="evaluation-"))
         paths = write_reports(report, ctx, out)
         return (report_json(report, ctx), summary_markdown(report, ctx), confusion_figure(report),
-                explorer_rows(report), [str(p) for p in paths.values()])
+                explorer_rows(report), [str(p) for p in paths.values()], None)
 
     upload.change(columns_of, inputs=upload, outputs=[text_column, label_column, file_note], api_visibility="private")
     event = run.click(evaluate, inputs=[upload, task, text_column, label_column, max_rows],
-                      outputs=[figures, summary, confusion, explorer, downloads], api_name="evaluate")
+                      outputs=[figures, summary, confusion, explorer, downloads, upload], api_name="evaluate")
     stop.click(None, cancels=[event])

@@ -71,3 +71,38 @@ def test_bad_input_shows_a_message_in_the_page(browser, app_server, client):
     page.locator("#fill_mask-run").click()
     page.get_by_text("Fill-mask needs exactly one mask").first.wait_for(timeout=15_000)
     page.close()
+
+
+PAYLOADS = ['<img src=x onerror=alert(1)> [MASK]', '<script>alert("x")</script> [MASK] here']
+
+
+def test_hostile_text_is_shown_literally_and_never_runs(browser, app_server, client, tmp_path):
+    from .conftest import call_when_ready
+
+    call_when_ready(client, "warm", "/sentiment")
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(app_server.url, wait_until="load")
+    page.get_by_role("tab", name=TAB_NAMES["fill_mask"]).click()
+    for payload in PAYLOADS:
+        page.locator("#fill_mask-text textarea").fill(payload)
+        page.locator("#fill_mask-run").click()
+        completed = page.locator("#fill_mask-teacher-completed textarea")
+        page.wait_for_function("([sel, start]) => document.querySelector(sel).value.startsWith(start)",
+                               arg=["#fill_mask-teacher-completed textarea", payload.split("[MASK]")[0]],
+                               timeout=15_000)
+        assert completed.input_value().startswith(payload.split("[MASK]")[0])  # literally, tags and all
+    # The Evaluate tab's explorer shows uploaded text too.
+    data = tmp_path / "xss.csv"
+    data.write_text('text,label\n"<img src=x onerror=alert(2)>",joy\n"<script>alert(3)</script>",sadness\n')
+    page.get_by_role("tab", name="Evaluate").click()
+    page.locator("#evaluate-file input[type=file]").set_input_files(str(data))
+    page.wait_for_timeout(1500)
+    page.locator("#evaluate-run").click()
+    page.locator("#evaluate-summary").get_by_text("examples").wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SCREENSHOT_DIR / "hostile.png"), full_page=True)
+    assert dialogs == [], f"a script ran: {dialogs}"
+    assert page.evaluate("() => document.querySelectorAll('img[src=x]').length") == 0
+    page.close()

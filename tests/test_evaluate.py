@@ -83,7 +83,7 @@ def test_cli_figures_are_right_on_a_hand_checked_file(tiny_config, hand_checked,
 def test_tab_gives_the_cli_figures_and_lists_exactly_the_disagreements(client, tiny_config, hand_checked, tmp_path):
     path, expected = hand_checked
     call_when_ready(client, "warm", "/classify")
-    figures, summary, _plot, explorer, downloads = client.predict(
+    figures, summary, _plot, explorer, downloads, cleared = client.predict(
         handle_file(str(path)), "classify", "text", "label", None, api_name="/evaluate")
     out = tmp_path / "cli"
     assert evaluate_main(["--config", str(tiny_config), "--task", "classify", "--file", str(path), "--out", str(out)]) == 0
@@ -95,7 +95,7 @@ def test_tab_gives_the_cli_figures_and_lists_exactly_the_disagreements(client, t
     confidences = [row[4] for row in explorer["data"]]
     assert confidences == sorted(confidences, reverse=True)  # teacher's most confident first
     assert sorted(Path(p).name for p in downloads) == ["predictions.csv", "report.html", "report.json", "report.md"]
-    assert "disagreements" in summary
+    assert "disagreements" in summary and cleared is None  # the upload is deleted after use
 
 
 def write(path: Path, content: bytes | str) -> Path:

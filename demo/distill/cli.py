@@ -142,9 +142,12 @@ def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: Trai
 # ---- distill -----------------------------------------------------------------------------------
 def teacher_logits_cache(teacher: LoadedModel, encoded, labels, batch_size: int) -> torch.Tensor:
     """The teacher's logits for every training example, computed once (eval mode is deterministic)."""
+    from tqdm.auto import tqdm
+
     chunks = []
     with torch.inference_mode():
-        for batch in batches(encoded, labels, batch_size, teacher.tokenizer):
+        for batch in tqdm(batches(encoded, labels, batch_size, teacher.tokenizer), total=-(-len(encoded) // batch_size),
+                          desc="teacher soft targets", leave=False, mininterval=2.0):
             chunks.append(teacher.model(**model_inputs(teacher.model, batch, teacher.device)).logits.float().cpu())
     return torch.cat(chunks)
 

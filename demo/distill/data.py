@@ -120,6 +120,8 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[dict[
 def batches(encoded: Sequence[dict], labels: Sequence[int], batch_size: int, tokenizer,
             shuffle: bool = False, seed: int = 0, extra: torch.Tensor | None = None) -> Iterator[dict]:
     """Padded tensor batches with 'labels' (and 'index' into the dataset, for cached teacher outputs)."""
+    # Padding pre-tokenised ids is what we want here; silence the fast tokenizer's hint about __call__.
+    getattr(tokenizer, "deprecation_warnings", {})["Asking-to-pad-a-fast-tokenizer"] = True
     order = list(range(len(encoded)))
     if shuffle:
         random.Random(seed).shuffle(order)

@@ -1,0 +1,122 @@
+"""The benchmark sweep, ONNX variants and architecture-only mode, on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from gradio_client.exceptions import AppError
+
+from demo import onnx_variants
+from demo.architecture import build_random
+from demo.bench import BenchSettings, main as bench_main, sweep
+from demo.config import ModelSpec, load_config, parse_config
+from demo.loading import load_model
+from demo.tasks import predict
+
+from .conftest import call_when_ready
+
+RECORD_KEYS = {"task", "variant", "model", "batch_size", "seq_len", "p50_ms", "p95_ms", "min_ms", "throughput",
+               "params", "disk_bytes", "memory_bytes", "device", "dtype", "model_p50_ms", "model_p95_ms"}
+
+
+@pytest.fixture(scope="module")
+def bench_out(tiny_config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    rc = bench_main(["--config", str(tiny_config), "--tasks", "classify,fill_mask", "--batch-sizes", "1,2",
+                     "--seq-lens", "8,16", "--repeats", "20", "--warmup", "1", "--threads", "1", "--out", str(out)])
+    assert rc == 0
+    return out
+
+
+def test_sweep_writes_all_three_files_with_the_promised_fields(bench_out):
+    data = json.loads((bench_out / "bench.json").read_text())
+    records = data["records"]
+    assert len(records) == 2 * 4 * 2 * 2  # tasks x variants x batch sizes x sequence lengths
+    for record in records:
+        assert RECORD_KEYS <= set(record)
+        assert record["min_ms"] <= record["p50_ms"] <= record["p95_ms"]
+        assert record["throughput"] == pytest.approx(record["batch_size"] / (record["p50_ms"] / 1000))
+    assert {r["variant"] for r in records} == {"teacher", "student", "student-onnx-fp32", "student-onnx-int8"}
+    env = data["environment"]
+    assert env["threads"] == 1 and {"cpu", "torch", "onnxruntime", "optimum", "transformers"} <= set(env)
+    md = (bench_out / "bench.md").read_text()
+    assert "| classify | student-onnx-int8 | 2 | 16 |" in md and "speedup" in md
+    assert "plotly" in (bench_out / "bench.html").read_text()
+
+
+def test_int8_weights_are_smaller_on_disk(bench_out):
+    records = json.loads((bench_out / "bench.json").read_text())["records"]
+    disk = {r["variant"]: r["disk_bytes"] for r in records if r["task"] == "classify"}
+    assert disk["student-onnx-int8"] < disk["student-onnx-fp32"]
+    params = {r["variant"]: r["params"] for r in records if r["task"] == "classify"}
+    assert params["student-onnx-int8"] == params["student"]  # same architecture, other runtime
+
+
+@pytest.mark.parametrize("task", ["classify", "fill_mask"])
+def test_onnx_variants_agree_with_the_student(tiny_config, task):
+    config = load_config(tiny_config)
+    student = load_model(config.pairs[task].student, task, torch.device("cpu"))
+    texts = ["the film was [MASK]", "i feel [MASK] today", "a [MASK] day in paris"] if task == "fill_mask" else \
+        ["the film was good", "i hate this", "what a happy day"]
+    for int8 in (False, True):
+        onnx = onnx_variants.export(student, int8=int8, threads=1)
+        for text in texts:
+            a, b = predict(student, text), predict(onnx, text)
+            assert a.label == b.label
+            assert a.score == pytest.approx(b.score, abs=1e-4 if not int8 else 5e-2)
+
+
+def test_architecture_only_builds_the_real_shapes(tmp_path):
+    spec_t, spec_s = ModelSpec("google-bert/bert-base-uncased"), ModelSpec("distilbert/distilbert-base-uncased")
+    teacher, source = build_random(spec_t, "sentiment", "teacher", torch.device("cpu"), workdir=tmp_path)
+    student, _ = build_random(spec_s, "sentiment", "student", torch.device("cpu"), workdir=tmp_path)
+    assert "built-in BERT-base shape" in source  # no network, nothing cached: the published shape
+    tc, sc = teacher.model.config, student.model.config
+    assert (tc.num_hidden_layers, tc.hidden_size, tc.intermediate_size, tc.vocab_size) == (12, 768, 3072, 30522)
+    assert (sc.n_layers, sc.dim, sc.hidden_dim) == (6, 768, 3072)
+    params_t = sum(p.numel() for p in teacher.model.parameters())
+    params_s = sum(p.numel() for p in student.model.parameters())
+    assert params_t == pytest.approx(109.48e6, rel=0.01) and params_s == pytest.approx(66.95e6, rel=0.01)
+    assert teacher.random_weights and teacher.tokenizer is None
+
+
+def test_architecture_only_sweep_says_weights_are_random(tiny_config, tmp_path):
+    config = load_config(tiny_config)
+    result = sweep(config, BenchSettings(tasks=["sentiment"], variants=["teacher", "student"], batch_sizes=[1],
+                                         seq_lens=[8], repeats=20, warmup=1, threads=1, architecture_only=True))
+    assert len(result.records) == 2 and all(r["random_weights"] for r in result.records)
+    assert any("random weights" in n.lower() and "meaningless" in n.lower() for n in result.notes)
+
+
+def test_a_cancelled_sweep_keeps_what_it_measured(tiny_config):
+    config = load_config(tiny_config)
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 45  # after two measurements of 20 repeats (+ end-to-end) have completed
+
+    result = sweep(config, BenchSettings(tasks=["classify"], variants=["teacher", "student"], batch_sizes=[1, 2],
+                                         seq_lens=[8], repeats=20, warmup=0, threads=1), stop=stop)
+    assert result.interrupted and 1 <= len(result.records) < 4
+    assert all(r["p50_ms"] > 0 for r in result.records)
+
+
+def test_bad_arguments_are_refused(tiny_config, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bench_main(["--config", str(tiny_config), "--repeats", "5", "--out", str(tmp_path)])
+    assert "at least 20" in capsys.readouterr().err
+    assert bench_main(["--config", str(tiny_config), "--tasks", "translate", "--out", str(tmp_path)]) == 1
+    assert "not in the config" in capsys.readouterr().err
+
+
+def test_benchmark_tab_through_the_api(client):
+    call_when_ready(client, "warm", "/classify")
+    records, table, _chart, files = client.predict("classify", ["teacher", "student"], "1", "8", 20, False,
+                                                   api_name="/benchmark")
+    assert len(records["records"]) == 2 and "| classify | student | 1 | 8 |" in table
+    assert sorted(f.rsplit("/", 1)[-1] for f in files) == ["bench.html", "bench.json", "bench.md"]
+    with pytest.raises(AppError, match="batch sizes"):
+        client.predict("classify", ["teacher"], "zero", "8", 20, False, api_name="/benchmark")
