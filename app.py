@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 from dataclasses import replace
 
 from demo.config import DEVICES, ConfigError, load_config
@@ -61,8 +64,24 @@ def main(argv: list[str] | None = None) -> int:
     for task, reason in config.task_errors.items():
         logging.getLogger("app").warning("task %s disabled: %s", task, reason)
     page.launch(server_name=host, server_port=port, share=args.share, show_error=False,
-                max_file_size=MAX_UPLOAD)
-    return 0
+                max_file_size=MAX_UPLOAD, prevent_thread_lock=True)
+    stop_on_signals(page)
+    while True:  # serve until a signal; the handler exits the process
+        time.sleep(0.5)
+
+
+def stop_on_signals(page, grace_seconds: float = 3.0) -> None:
+    """Ctrl-C / SIGTERM: close the server, give it a few seconds, then exit (well inside 5 s)."""
+
+    def handler(signum, _frame):
+        print(f"received {signal.Signals(signum).name}, shutting down", file=sys.stderr, flush=True)
+        closer = threading.Thread(target=page.close, daemon=True)
+        closer.start()
+        closer.join(grace_seconds)
+        os._exit(0)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def build_tab(registry: PairRegistry) -> None:
             text_column = gr.Dropdown([], label="Text column", allow_custom_value=True, elem_id="evaluate-text-column")
             label_column = gr.Dropdown([], label="Label column", allow_custom_value=True,
                                        elem_id="evaluate-label-column")
-            max_rows = gr.Number(value=None, precision=0, minimum=1, label=f"Max rows (empty: all, up to {MAX_ROWS:,})")
+            max_rows = gr.Number(value=0, precision=0, minimum=0, label=f"Max rows (0: all, up to {MAX_ROWS:,})")
     file_note = gr.Markdown(elem_id="evaluate-file-note")
     with gr.Row():
         run = gr.Button("Evaluate", variant="primary", elem_id="evaluate-run")

@@ -95,12 +95,15 @@ def test_hostile_text_is_shown_literally_and_never_runs(browser, app_server, cli
         assert completed.input_value().startswith(payload.split("[MASK]")[0])  # literally, tags and all
     # The Evaluate tab's explorer shows uploaded text too.
     data = tmp_path / "xss.csv"
-    data.write_text('text,label\n"<img src=x onerror=alert(2)>",joy\n"<script>alert(3)</script>",sadness\n')
+    data.write_text('text,label\n"<img src=x onerror=alert(2)>",positive\n"<script>alert(3)</script>",negative\n')  # the default task: sentiment
     page.get_by_role("tab", name="Evaluate").click()
     page.locator("#evaluate-file input[type=file]").set_input_files(str(data))
     page.wait_for_timeout(1500)
     page.locator("#evaluate-run").click()
-    page.locator("#evaluate-summary").get_by_text("examples").wait_for(timeout=30_000)
+    try:
+        page.locator("#evaluate-summary").get_by_text("examples").wait_for(timeout=30_000)
+    finally:
+        page.screenshot(path=str(SCREENSHOT_DIR / "hostile-evaluate.png"), full_page=True)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(SCREENSHOT_DIR / "hostile.png"), full_page=True)
     assert dialogs == [], f"a script ran: {dialogs}"
