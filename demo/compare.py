@@ -41,6 +41,8 @@ class Comparison:
     student: RoleResult
     teacher_first: bool
     notices: list[str] = field(default_factory=list)
+    extra: dict[str, RoleResult] = field(default_factory=dict)  # e.g. the ONNX int8 student
+    random_weights: bool = False  # architecture-only fallback: latency and size are real, answers are not
 
     @property
     def agree(self) -> bool:
@@ -62,6 +64,11 @@ class Comparison:
         data = {"task": self.task, "text": self.text, "teacher": self.teacher.summary(),
                 "student": self.student.summary(), "agree": self.agree, "speedup": round(self.speedup, 4),
                 "notices": list(self.notices)}
+        for role, result in self.extra.items():
+            data[role] = result.summary()
+            data[role]["agrees_with_student"] = result.prediction.label.lower() == self.student.prediction.label.lower()
+        if self.random_weights:
+            data["random_weights"] = True
         if self.task == "fill_mask":
             data["top5_overlap"] = self.top_overlap
             data["teacher"]["completed"] = self.teacher.prediction.completed
@@ -91,12 +98,13 @@ def run_role(role: str, loaded: LoadedModel, text: str) -> RoleResult:
 
 
 def compare(task: str, text: str, teacher: LoadedModel, student: LoadedModel,
-            teacher_first: bool = True) -> Comparison:
-    """Check the text, then time both models in turn (never concurrently); order is the caller's."""
+            teacher_first: bool = True, extra: dict[str, LoadedModel] | None = None) -> Comparison:
+    """Check the text, then time the models in turn (never concurrently); order is the caller's."""
     prepared = prepare_text(task, text)
     order = [("teacher", teacher), ("student", student)]
     if not teacher_first:
         order.reverse()
+    order += list((extra or {}).items())
     results = {}
     with INFERENCE_LOCK:
         for role, loaded in order:
@@ -109,8 +117,13 @@ def compare(task: str, text: str, teacher: LoadedModel, student: LoadedModel,
                            "only the beginning was used.")
         if pred.unk_share >= HIGH_UNK_SHARE:
             notices.append(UNK_NOTICE.format(share=pred.unk_share, role=role))
+    random = teacher.random_weights or student.random_weights
+    if random:
+        notices = ["RANDOM WEIGHTS: the real architectures with random weights, because the weights could not be "
+                   "loaded. Latency and size are real; the answers mean nothing and are not shown."]
     return Comparison(task=task, text=prepared.text, teacher=results["teacher"], student=results["student"],
-                      teacher_first=teacher_first, notices=notices)
+                      teacher_first=teacher_first, notices=notices, random_weights=random,
+                      extra={role: results[role] for role in (extra or {})})
 
 
 def warm_up(loaded: LoadedModel) -> None:

@@ -20,6 +20,7 @@ TASKS: dict[str, str] = {
 }
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ROLES = ("teacher", "student")
+ONNX_ROLE = "student-onnx-int8"  # the optional third column: the student under ONNX Runtime, dynamic int8
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "pairs.yaml"
 
@@ -46,9 +47,14 @@ class TaskPair:
     task: str
     teacher: ModelSpec
     student: ModelSpec
+    onnx: bool = False  # also run the student as ONNX int8 (CPU only), as a third column
 
     def spec(self, role: str) -> ModelSpec:
         return self.teacher if role == "teacher" else self.student
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return ROLES + ((ONNX_ROLE,) if self.onnx else ())
 
 
 @dataclass(frozen=True)
@@ -151,8 +157,11 @@ def parse_config(raw: object, source: str = "<dict>", base_dir: Path | None = No
 def _task_pair(task: str, entry: object, source: str, base_dir: Path | None) -> TaskPair:
     if task not in TASKS:
         raise ConfigError(f"{source}: unknown task {task!r}; known tasks: {', '.join(TASKS)}.")
-    if not isinstance(entry, dict) or set(entry) != set(ROLES):
-        raise ConfigError(f"{source}: task {task!r} needs exactly a 'teacher' and a 'student'.")
+    if not isinstance(entry, dict) or not set(ROLES) <= set(entry) or set(entry) - {*ROLES, "onnx"}:
+        raise ConfigError(f"{source}: task {task!r} needs exactly a 'teacher' and a 'student' (and optionally onnx).")
+    onnx = entry.get("onnx", False)
+    if not isinstance(onnx, bool):
+        raise ConfigError(f"{source}: tasks.{task}.onnx must be true or false.")
     specs = {}
     for role in ROLES:
         spec = model_spec(entry[role], f"{source}: tasks.{task}.{role}")
@@ -161,7 +170,7 @@ def _task_pair(task: str, entry: object, source: str, base_dir: Path | None) -> 
             if candidate.is_dir():
                 spec = ModelSpec(str(candidate), spec.labels, spec.revision)
         specs[role] = spec
-    return TaskPair(task=task, **specs)
+    return TaskPair(task=task, onnx=onnx, **specs)
 
 
 def _distillation(raw: object, source: str, base_dir: Path | None) -> DistillationLink | None:

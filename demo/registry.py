@@ -61,7 +61,7 @@ class PairRegistry:
         self._models: dict[tuple[str, str], LoadedModel] = {}
         self._status: dict[tuple[str, str], ModelStatus] = {
             (task, role): ModelStatus(task, role, config.pairs[task].spec(role).model)
-            for task in config.tasks for role in ROLES
+            for task in config.tasks for role in config.pairs[task].roles
         }
         self._teacher_first: dict[str, bool] = {task: True for task in config.tasks}
         self._task_device: dict[str, torch.device] = {}  # tasks moved off the default device
@@ -82,6 +82,62 @@ class PairRegistry:
     def load_task(self, task: str) -> None:
         for role in ROLES:
             self._load(task, role)
+        if self.config.pairs[task].onnx:
+            self._load_onnx(task)
+
+    def load_random(self, task: str, wait: bool = False) -> None:
+        """Offline fallback: the task's architectures with random weights (latency and size only)."""
+        def work():
+            from .architecture import build_random
+
+            pair = self.config.pairs[task]
+            device = self._task_device.get(task, self.device)
+            for role in ROLES:
+                start = time.perf_counter()
+                self._set(task, role, state="loading", reason="", fix="")
+                loaded, source = build_random(pair.spec(role), task, role, device)
+                warm_up(loaded)
+                with self._lock:
+                    self._models[(task, role)] = loaded
+                self._set(task, role, state="ready", seconds=time.perf_counter() - start, device=str(device),
+                          dtype=loaded.dtype, size=size_of_loaded(loaded), reason=f"RANDOM WEIGHTS from the {source}")
+
+        thread = threading.Thread(target=work, name=f"random-{task}", daemon=True)
+        thread.start()
+        if wait:
+            thread.join()
+
+    def random_weights(self, task: str) -> bool:
+        with self._lock:
+            return any(m.random_weights for (t, _), m in self._models.items() if t == task)
+
+    def _load_onnx(self, task: str) -> None:
+        from . import onnx_variants
+        from .config import ONNX_ROLE
+
+        start = time.perf_counter()
+        with self._lock:
+            student = self._models.get((task, "student"))
+        if student is None:
+            self._set(task, ONNX_ROLE, state="failed", reason="the fp32 student did not load.", fix="Fix it first.")
+            return
+        if student.device.type != "cpu":
+            self._set(task, ONNX_ROLE, state="failed", reason=f"dynamic int8 is a CPU technique; the app runs on "
+                      f"{student.device.type}.", fix="Run with --device cpu to compare it.")
+            return
+        self._set(task, ONNX_ROLE, state="loading")
+        try:
+            loaded = onnx_variants.export(student, int8=True, threads=torch.get_num_threads())
+            self._set(task, ONNX_ROLE, state="warming up")
+            warm_up(loaded)
+        except LoadError as exc:
+            self._set(task, ONNX_ROLE, state="failed", reason=exc.reason, fix=exc.fix,
+                      seconds=time.perf_counter() - start)
+            return
+        with self._lock:
+            self._models[(task, ONNX_ROLE)] = loaded
+        self._set(task, ONNX_ROLE, state="ready", seconds=time.perf_counter() - start, device="cpu",
+                  dtype=loaded.dtype, size=size_of_loaded(loaded))
 
     def _set(self, task: str, role: str, **changes) -> None:
         with self._lock:
@@ -117,7 +173,7 @@ class PairRegistry:
     # ---- queries -------------------------------------------------------------------------
     def status(self, task: str) -> list[ModelStatus]:
         with self._lock:
-            return [self._status[(task, role)] for role in ROLES]
+            return [self._status[(task, role)] for role in self.config.pairs[task].roles]
 
     def all_settled(self) -> bool:
         with self._lock:
@@ -128,6 +184,7 @@ class PairRegistry:
         if task not in self.config.pairs:
             raise TaskUnavailable(f"The task {task!r} is not configured; configured: {', '.join(self.config.tasks)}.")
         statuses = self.status(task)
+        statuses = [s for s in statuses if s.role in ROLES]  # the optional ONNX column never blocks a task
         failed = [s for s in statuses if s.state == "failed"]
         if failed:
             raise TaskUnavailable(" ".join(f"The {s.role} ({s.model}) failed to load: {s.reason} {s.fix}"
@@ -146,8 +203,14 @@ class PairRegistry:
         with self._lock:
             first = self._teacher_first[task]
             self._teacher_first[task] = not first
+        extra = {}
+        for role in self.config.pairs[task].roles[len(ROLES):]:
+            with self._lock:
+                model = self._models.get((task, role))
+            if model is not None:
+                extra[role] = model
         try:
-            return compare(task, text, teacher, student, teacher_first=first)
+            return compare(task, text, teacher, student, teacher_first=first, extra=extra)
         except ModelFailure as exc:
             if is_out_of_memory(exc.__cause__):
                 log.warning("out of GPU memory in %s %s", task, exc.role)
@@ -164,7 +227,7 @@ class PairRegistry:
             raise TaskUnavailable(f"The task {task!r} is not configured.")
         pair = self.config.pairs[task]
         with self._lock:
-            for role in ROLES:
+            for role in pair.roles:
                 self._models.pop((task, role), None)
                 self._status[(task, role)] = ModelStatus(task, role, pair.spec(role).model)
             if device is not None:
@@ -178,7 +241,7 @@ class PairRegistry:
 
     def set_pair(self, task: str, teacher: ModelSpec, student: ModelSpec, wait: bool = False) -> None:
         """Swap a task's models (only where the operator allowed custom models)."""
-        pairs = {**self.config.pairs, task: TaskPair(task, teacher, student)}
+        pairs = {**self.config.pairs, task: TaskPair(task, teacher, student, self.config.pairs[task].onnx)}
         self.config = replace(self.config, pairs=pairs)
         with self._lock:
             self._teacher_first.setdefault(task, True)

@@ -39,6 +39,8 @@ def status_markdown(statuses: list[ModelStatus]) -> str:
         if s.state == "ready":
             size = f" · {human_count(s.size.params)} parameters" if s.size else ""
             head += f"ready on **{s.device}** ({s.dtype}){size} · loaded in {s.seconds:.1f} s"
+            if s.reason:  # e.g. the random-weights fallback
+                head += f" · ⚠️ **{md_escape(s.reason)}**"
         elif s.state == "failed":
             head += f"**failed to load**: {md_escape(s.reason)} {md_escape(s.fix)}"
         else:
@@ -56,11 +58,17 @@ def verdict_markdown(c: Comparison) -> str:
         agree = (f"✅ **Agree**: both say *{md_escape(t.prediction.label)}*" if c.agree else
                  f"⚠️ **Disagree**: teacher *{md_escape(t.prediction.label)}*, "
                  f"student *{md_escape(s.prediction.label)}*")
+    if c.random_weights:
+        agree = "⚠️ **Random weights: no answer is shown.** Latency and size below are those of the real architectures."
     first = "teacher" if c.teacher_first else "student"
     lines = [agree,
              f"⏱️ Teacher **{t.latency_ms:.1f} ms** · student **{s.latency_ms:.1f} ms** · speedup "
              f"**{c.speedup:.2f}×** (teacher ms / student ms; {first} ran first)"]
-    lines += [f"ℹ️ {md_escape(n)}" for n in c.notices]
+    for role, r in c.extra.items():
+        same = r.prediction.label.lower() == s.prediction.label.lower()
+        lines.append(f"⚡ {role}: **{r.latency_ms:.1f} ms** ({t.latency_ms / r.latency_ms:.2f}× the teacher) · "
+                     f"{'same answer as' if same else '**different answer from**'} the fp32 student")
+    lines += [f"ℹ️ {md_escape(n)}" for n in c.notices if not (c.random_weights and n.startswith("RANDOM"))]
     return "  \n".join(lines)
 
 
@@ -74,8 +82,11 @@ def student_markdown(link) -> str:
                    "`distillation.output_dir` in the config to show it here.)")
 
 
-def label_value(c: Comparison, role: str) -> dict[str, float]:
-    return {lab: float(score) for lab, score in getattr(c, role).prediction.top}
+def label_value(c: Comparison, role: str) -> dict[str, float] | None:
+    if c.random_weights:
+        return None
+    result = c.extra[role] if role in c.extra else getattr(c, role)
+    return {lab: float(score) for lab, score in result.prediction.top}
 
 
 def build(registry: PairRegistry, allow_custom_models: bool = False) -> gr.Blocks:
@@ -131,16 +142,20 @@ def _task_panel(registry: PairRegistry, task: str, timer: gr.Timer, allow_custom
         reload_button = gr.Button("Reload models", size="sm", elem_id=f"{task}-reload")
         cpu_button = gr.Button("Run this task on CPU", size="sm", visible=registry.device.type != "cpu",
                                elem_id=f"{task}-cpu")
+        random_button = gr.Button("Weights unavailable? Measure the architectures with random weights", size="sm",
+                                  elem_id=f"{task}-random")
     text = gr.Textbox(label="Text", lines=2, placeholder=PLACEHOLDERS[task], elem_id=f"{task}-text")
     button = gr.Button("Compare", variant="primary", elem_id=f"{task}-run")
     gr.Examples(EXAMPLES[task], inputs=text)
     answers, completions = {}, {}
+    roles = pair.roles
     with gr.Row():
-        for role in ROLES:
+        for role in roles:
             with gr.Column():
-                answers[role] = gr.Label(num_top_classes=5, label=f"{role.capitalize()} · {pair.spec(role).model}",
-                                         elem_id=f"{task}-{role}-answer")
-                if task == "fill_mask":
+                title = f"{role.capitalize()} · {pair.spec(role).model}" if role in ROLES else \
+                    "Student · ONNX Runtime, dynamic int8 (CPU)"
+                answers[role] = gr.Label(num_top_classes=5, label=title, elem_id=f"{task}-{role}-answer")
+                if task == "fill_mask" and role in ROLES:
                     completions[role] = gr.Textbox(label=f"{role.capitalize()}'s completed sentence",
                                                    interactive=False, elem_id=f"{task}-{role}-completed")
     verdict = gr.Markdown(elem_id=f"{task}-verdict")
@@ -155,17 +170,21 @@ def _task_panel(registry: PairRegistry, task: str, timer: gr.Timer, allow_custom
             result = registry.run(task, text_in)
         except (InputError, TaskUnavailable) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        rows = [*rows, {"request": (rows[-1]["request"] + 1) if rows else 1,
-                        "teacher_ms": result.teacher.latency_ms, "student_ms": result.student.latency_ms}]
-        rows = rows[-HISTORY_LIMIT:]
-        outputs = [result.summary(), label_value(result, "teacher"), label_value(result, "student")]
+        row = {"request": (rows[-1]["request"] + 1) if rows else 1,
+               "teacher_ms": result.teacher.latency_ms, "student_ms": result.student.latency_ms}
+        row.update({f"{role}_ms": r.latency_ms for role, r in result.extra.items()})
+        rows = [*rows, row][-HISTORY_LIMIT:]
+        outputs = [result.summary(), *[label_value(result, role) if role in ROLES or role in result.extra else None
+                                       for role in roles]]
         if task == "fill_mask":
-            outputs += [result.teacher.prediction.completed, result.student.prediction.completed]
-        outputs += [verdict_markdown(result), latency_chart(rows),
+            hide = result.random_weights
+            outputs += [None if hide else result.teacher.prediction.completed,
+                        None if hide else result.student.prediction.completed]
+        outputs += [verdict_markdown(result), latency_chart(rows, roles),
                     size_chart({s.role: s.size for s in registry.status(task)}), rows]
         return outputs
 
-    outputs = [summary, answers["teacher"], answers["student"]]
+    outputs = [summary, *[answers[role] for role in roles]]
     if task == "fill_mask":
         outputs += [completions["teacher"], completions["student"]]
     outputs += [verdict, latency_plot, size_plot, history]
@@ -179,6 +198,15 @@ def _task_panel(registry: PairRegistry, task: str, timer: gr.Timer, allow_custom
         return status_markdown(registry.status(task)), gr.Timer(active=True)
 
     reload_button.click(reload, outputs=[status_box, timer], api_name=f"reload_{task}")
+
+    def use_random_weights():
+        if not any(st.state == "failed" for st in registry.status(task) if st.role in ROLES):
+            raise gr.Error("Both models loaded: random weights are only a fallback for models that cannot be "
+                           "loaded.", print_exception=False)
+        registry.load_random(task)
+        return status_markdown(registry.status(task)), gr.Timer(active=True)
+
+    random_button.click(use_random_weights, outputs=[status_box, timer], api_name=f"random_weights_{task}")
     cpu_button.click(lambda: reload("cpu"), outputs=[status_box, timer], api_visibility="private")
     if allow_custom_models:
         with gr.Accordion("Use other models (allowed by --allow-custom-models)", open=False):

@@ -120,3 +120,47 @@ def test_benchmark_tab_through_the_api(client):
     assert sorted(f.rsplit("/", 1)[-1] for f in files) == ["bench.html", "bench.json", "bench.md"]
     with pytest.raises(AppError, match="batch sizes"):
         client.predict("classify", ["teacher"], "zero", "8", 20, False, api_name="/benchmark")
+
+
+def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, tmp_path):
+    import time
+
+    import yaml
+
+    from .conftest import AppServer
+
+    raw = yaml.safe_load(open(tiny_config))
+    raw["tasks"]["classify"]["onnx"] = True
+    raw["tasks"]["sentiment"]["teacher"]["model"] = str(tmp_path / "gone")
+    path = tmp_path / "pairs.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    server = AppServer(path, tmp_path / "app.log")
+    try:
+        server.wait_until_served()
+        c = server.client()
+        deadline = time.monotonic() + 90
+        while True:  # the ONNX column joins once its export is done; the task answers before that
+            result = call_when_ready(c, "i feel happy", "/classify", timeout=90)
+            if "student-onnx-int8" in result[0] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        summary, verdict = result[0], result[4]
+        onnx = summary["student-onnx-int8"]
+        assert onnx["dtype"] == "int8" and onnx["latency_ms"] > 0 and isinstance(onnx["agrees_with_student"], bool)
+        assert "student-onnx-int8" in verdict
+        with pytest.raises(AppError, match="failed to load"):
+            c.predict("good", api_name="/sentiment")
+        c.predict(api_name="/random_weights_sentiment")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                result = c.predict("good film", api_name="/sentiment")
+                break
+            except AppError:
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+        assert result[0]["random_weights"] is True
+        assert "Random weights: no answer is shown" in result[3]
+        assert not result[1] or result[1].get("label") is None  # no answer displayed
+    finally:
+        server.stop()

@@ -318,3 +318,19 @@ def test_labels_that_differ_from_the_teachers_stop_the_run(teacher_dir, tmp_path
 def test_bad_arguments_say_how_to_fix(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cached_soft_targets_follow_dataset_order(teacher_dir):
+    from demo.config import ModelSpec
+    from demo.distill.cli import teacher_logits_cache
+    from demo.distill.data import encode_texts
+    from demo.loading import load_model
+
+    teacher = load_model(ModelSpec(str(teacher_dir)), "classify", torch.device("cpu"))
+    texts = ["good", "the film was very bad and the plot dull", "happy day", "a", "i hate it so much today"]
+    enc = encode_texts(teacher.tokenizer, texts, 32)
+    cached = teacher_logits_cache(teacher, enc, [0] * len(texts), batch_size=2)
+    with torch.no_grad():
+        for i, text in enumerate(texts):
+            direct = teacher.model(**teacher.tokenizer(text, return_tensors="pt")).logits[0]
+            assert torch.allclose(cached[i], direct, atol=1e-5)

@@ -141,15 +141,25 @@ def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: Trai
 
 # ---- distill -----------------------------------------------------------------------------------
 def teacher_logits_cache(teacher: LoadedModel, encoded, labels, batch_size: int) -> torch.Tensor:
-    """The teacher's logits for every training example, computed once (eval mode is deterministic)."""
+    """The teacher's logits for every training example, computed once (eval mode is deterministic).
+
+    Examples go through in order of length so that batches carry little padding; the result is in
+    dataset order.
+    """
     from tqdm.auto import tqdm
 
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
+    by_length = [encoded[i] for i in order]
     chunks = []
     with torch.inference_mode():
-        for batch in tqdm(batches(encoded, labels, batch_size, teacher.tokenizer), total=-(-len(encoded) // batch_size),
-                          desc="teacher soft targets", leave=False, mininterval=2.0):
+        for batch in tqdm(batches(by_length, [labels[i] for i in order], batch_size, teacher.tokenizer),
+                          total=-(-len(encoded) // batch_size), desc="teacher soft targets", leave=False,
+                          mininterval=2.0):
             chunks.append(teacher.model(**model_inputs(teacher.model, batch, teacher.device)).logits.float().cpu())
-    return torch.cat(chunks)
+    sorted_logits = torch.cat(chunks)
+    logits = torch.empty_like(sorted_logits)
+    logits[torch.tensor(order)] = sorted_logits
+    return logits
 
 
 def train_student(student, teacher: LoadedModel, data: TaskData, weights: LossWeights, dargs: DistillArguments,
