@@ -97,17 +97,13 @@ class EvalReport:
         return [r for r in self.rows if r["teacher_prediction"] != r["student_prediction"]]
 
 
-def _run(loaded: LoadedModel, texts: Sequence[str], batch_size: int, max_length: int,
-         batch_order: Sequence[int]) -> BatchPredictions:
-    out = BatchPredictions([], [], [])
-    for start in batch_order:
-        with INFERENCE_LOCK:
-            (ids, conf), ms = timed(lambda: predict_batch(loaded, texts[start:start + batch_size], max_length),
-                                    loaded.device)
-        out.labels += ids
-        out.confidences += conf
-        out.latency_ms.append(ms)
-    return out
+def _timed_batch(loaded: LoadedModel, texts: Sequence[str], max_length: int, into: BatchPredictions) -> None:
+    """One batch through one model, timed like every other answer (lock held, device synchronised)."""
+    with INFERENCE_LOCK:
+        (ids, conf), ms = timed(lambda: predict_batch(loaded, texts, max_length), loaded.device)
+    into.labels += ids
+    into.confidences += conf
+    into.latency_ms.append(ms)
 
 
 def evaluate_pair(teacher: LoadedModel, student: LoadedModel, texts: Sequence[str], gold: Sequence[str],
@@ -124,11 +120,8 @@ def evaluate_pair(teacher: LoadedModel, student: LoadedModel, texts: Sequence[st
         order = [(teacher, t_pred), (student, s_pred)]
         if n % 2:
             order.reverse()
-        for loaded, acc in order:
-            part = _run(loaded, texts, batch_size, max_length, [start])
-            acc.labels += part.labels
-            acc.confidences += part.confidences
-            acc.latency_ms += part.latency_ms
+        for loaded, into in order:
+            _timed_batch(loaded, texts[start:start + batch_size], max_length, into)
         if progress is not None:
             progress(min(start + batch_size, len(texts)), len(texts))
     # Compare in the teacher's numbering: student ids map through the shared label names.
