@@ -106,6 +106,13 @@ def _timed_batch(loaded: LoadedModel, texts: Sequence[str], max_length: int, int
     into.latency_ms.append(ms)
 
 
+def _in_file_order(preds: BatchPredictions, by_length: list[int]) -> BatchPredictions:
+    labels, confidences = [0] * len(by_length), [0.0] * len(by_length)
+    for position, index in enumerate(by_length):
+        labels[index], confidences[index] = preds.labels[position], preds.confidences[position]
+    return BatchPredictions(labels, confidences, preds.latency_ms)
+
+
 def evaluate_pair(teacher: LoadedModel, student: LoadedModel, texts: Sequence[str], gold: Sequence[str],
                   batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
                   progress: Callable[[int, int], None] | None = None) -> EvalReport:
@@ -114,16 +121,20 @@ def evaluate_pair(teacher: LoadedModel, student: LoadedModel, texts: Sequence[st
         raise ValueError("texts and labels must be non-empty and of equal length.")
     t_map, s_map = label_index(teacher, gold), label_index(student, gold)
     names = [teacher.id2label[i] for i in sorted(teacher.id2label)]
-    t_pred, s_pred = BatchPredictions([], [], []), BatchPredictions([], [], [])
+    # Batches of similar length waste little on padding: run in length order, report in file order.
+    by_length = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    sorted_texts = [texts[i] for i in by_length]
+    t_sorted, s_sorted = BatchPredictions([], [], []), BatchPredictions([], [], [])
     starts = list(range(0, len(texts), batch_size))
     for n, start in enumerate(starts):
-        order = [(teacher, t_pred), (student, s_pred)]
+        order = [(teacher, t_sorted), (student, s_sorted)]
         if n % 2:
             order.reverse()
         for loaded, into in order:
-            _timed_batch(loaded, texts[start:start + batch_size], max_length, into)
+            _timed_batch(loaded, sorted_texts[start:start + batch_size], max_length, into)
         if progress is not None:
             progress(min(start + batch_size, len(texts)), len(texts))
+    t_pred, s_pred = _in_file_order(t_sorted, by_length), _in_file_order(s_sorted, by_length)
     # Compare in the teacher's numbering: student ids map through the shared label names.
     student_names = [student.id2label[i] for i in sorted(student.id2label)]
     s_to_t = {sid: label_index(teacher, student_names)[student.id2label[sid]] for sid in student.id2label}

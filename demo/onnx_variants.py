@@ -96,14 +96,16 @@ def export(student: LoadedModel, int8: bool, threads: int | None = None, cache_r
                 log.info("exporting %s to ONNX (first run only)", student.name)
                 model = cls.from_pretrained(str(source), export=True)
                 model.save_pretrained(fp32_dir)
-                student.tokenizer.save_pretrained(fp32_dir)
+                if student.tokenizer is not None:  # architecture-only runs may have none
+                    student.tokenizer.save_pretrained(fp32_dir)
             if int8:
                 scheme = quantization_scheme()
                 log.info("quantising %s to dynamic int8 (%s)", student.name, scheme)
                 config = getattr(AutoQuantizationConfig, scheme)(is_static=False, per_channel=False)
                 quantizer = ORTQuantizer.from_pretrained(str(fp32_dir), file_name="model.onnx")
                 quantizer.quantize(save_dir=str(target), quantization_config=config)
-                student.tokenizer.save_pretrained(target)
+                if student.tokenizer is not None:
+                    student.tokenizer.save_pretrained(target)
         model = cls.from_pretrained(str(target), file_name=file_name, session_options=session_options(threads))
     except Exception as exc:  # noqa: BLE001 - a failed export disables this variant only
         raise LoadError(student.name, f"ONNX {'int8 ' if int8 else ''}export failed "
