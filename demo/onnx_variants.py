@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 CACHE_ROOT = Path(os.environ.get("DISTILL_DEMO_CACHE", Path.home() / ".cache" / "distill-demo")) / "onnx"
 VARIANTS = ("student-onnx-fp32", "student-onnx-int8")
+PER_CHANNEL = True  # int8 weight scales per output channel rather than one per tensor
 
 
 def cpu_flags() -> set[str]:
@@ -63,7 +64,7 @@ def _cache_key(student: LoadedModel, int8: bool) -> str:
     if not student.weight_files:
         h.update(student.name.encode())
     h.update(optimum.version.__version__.encode())
-    h.update((quantization_scheme() if int8 else "fp32").encode())
+    h.update((f"{quantization_scheme()}-per-channel={PER_CHANNEL}" if int8 else "fp32").encode())
     return h.hexdigest()[:20]
 
 
@@ -101,7 +102,8 @@ def export(student: LoadedModel, int8: bool, threads: int | None = None, cache_r
             if int8:
                 scheme = quantization_scheme()
                 log.info("quantising %s to dynamic int8 (%s)", student.name, scheme)
-                config = getattr(AutoQuantizationConfig, scheme)(is_static=False, per_channel=False)
+                # Per-channel weight scales: markedly fewer changed answers than per-tensor, at little cost in speed.
+                config = getattr(AutoQuantizationConfig, scheme)(is_static=False, per_channel=PER_CHANNEL)
                 quantizer = ORTQuantizer.from_pretrained(str(fp32_dir), file_name="model.onnx")
                 quantizer.quantize(save_dir=str(target), quantization_config=config)
                 if student.tokenizer is not None:
