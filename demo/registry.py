@@ -95,8 +95,14 @@ class PairRegistry:
             for role in ROLES:
                 start = time.perf_counter()
                 self._set(task, role, state="loading", reason="", fix="")
-                loaded, source = build_random(pair.spec(role), task, role, device)
-                warm_up(loaded)
+                try:
+                    loaded, source = build_random(pair.spec(role), task, role, device)
+                    warm_up(loaded)
+                except Exception as exc:  # noqa: BLE001 - a status, not a dead thread stuck on "loading"
+                    log.exception("random-weights fallback failed for %s %s", task, role)
+                    self._set(task, role, state="failed", reason=f"even random weights failed ({exc}).".split("\n")[0],
+                              fix="Check the model's config.", seconds=time.perf_counter() - start)
+                    return
                 with self._lock:
                     self._models[(task, role)] = loaded
                 self._set(task, role, state="ready", seconds=time.perf_counter() - start, device=str(device),
@@ -106,10 +112,6 @@ class PairRegistry:
         thread.start()
         if wait:
             thread.join()
-
-    def random_weights(self, task: str) -> bool:
-        with self._lock:
-            return any(m.random_weights for (t, _), m in self._models.items() if t == task)
 
     def _load_onnx(self, task: str) -> None:
         from . import onnx_variants
