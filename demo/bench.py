@@ -97,19 +97,28 @@ def model_only_inputs(loaded: LoadedModel, texts: list[str], seq_len: int) -> di
     return {k: v.to(loaded.device) for k, v in inputs.items() if k in accepted}
 
 
-def repeat_timing(fn: Callable[[], object], device, repeats: int, warmup: int,
-                  stop: Callable[[], bool] | None = None) -> LatencyStats:
+def interleaved_timing(calls: dict[str, Callable[[], object]], device, repeats: int, warmup: int,
+                       stop: Callable[[], bool] | None = None) -> dict[str, LatencyStats]:
+    """Time several calls round-robin, one repeat of each in turn (order reversed every other round).
+
+    Timing each model in its own block lets the machine's speed drift between blocks (other tenants,
+    clocks, a background job) and bends the ratios; interleaved, every variant meets the same drift,
+    so the speedups of one run hold even when the absolute figures wander.
+    """
     for _ in range(warmup):
-        with INFERENCE_LOCK:
-            fn()
-    samples = []
-    for _ in range(repeats):
+        for fn in calls.values():
+            with INFERENCE_LOCK:
+                fn()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    order = list(calls)
+    for round_ in range(repeats):
         if stop is not None and stop():
             raise KeyboardInterrupt
-        with INFERENCE_LOCK:  # nothing else in this process runs a model during a timed repeat
-            _, ms = timed(fn, device)
-        samples.append(ms)
-    return LatencyStats.of(samples)
+        for name in order if round_ % 2 == 0 else order[::-1]:
+            with INFERENCE_LOCK:  # nothing else in this process runs a model during a timed repeat
+                _, ms = timed(calls[name], device)
+            samples[name].append(ms)
+    return {name: LatencyStats.of(values) for name, values in samples.items()}
 
 
 @dataclass
@@ -250,21 +259,22 @@ def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, i
             student_params = count_parameters(models["student"].model) if "student" in models else None
             if eval_data is not None and models:
                 result.quality += measure_quality(task, models, eval_data, result.notes)
-            for variant in settings.variants:
-                loaded = models.get(variant)
-                for batch_size in settings.batch_sizes:
-                    for seq_len in settings.seq_lens:
-                        done += 1
-                        if progress:
-                            progress(done, total, f"{task} {variant} batch {batch_size} × {seq_len} tokens")
-                        if loaded is None:
-                            continue
-                        if seq_len > loaded.max_length:
+            for batch_size in settings.batch_sizes:
+                for seq_len in settings.seq_lens:
+                    point = {}
+                    for variant in settings.variants:
+                        loaded = models.get(variant)
+                        if loaded is not None and seq_len > loaded.max_length:
                             result.notes.append(f"{task} {variant}: seq_len {seq_len} skipped (model max "
                                                 f"{loaded.max_length}).")
-                            continue
-                        result.records.append(measure_one(task, variant, loaded, batch_size, seq_len, settings,
-                                                          student_params, stop))
+                        elif loaded is not None:
+                            point[variant] = loaded
+                    done += len(settings.variants)
+                    if progress:
+                        progress(done, total, f"{task} batch {batch_size} × {seq_len} tokens")
+                    if point:
+                        result.records += measure_point(task, point, batch_size, seq_len, settings,
+                                                        student_params, stop)
     except KeyboardInterrupt:
         result.interrupted = True
         result.notes.append(f"Interrupted after {len(result.records)} of {total} measurements; the records "
@@ -272,32 +282,41 @@ def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, i
     return result
 
 
-def measure_one(task, variant, loaded: LoadedModel, batch_size, seq_len, settings: BenchSettings, student_params,
-                stop) -> dict:
-    mask = loaded.tokenizer.mask_token if task == "fill_mask" and loaded.tokenizer is not None else None
-    texts = bench_texts(seq_len, batch_size, mask)
-    inputs = model_only_inputs(loaded, texts, seq_len)
+def measure_point(task, models: dict[str, LoadedModel], batch_size, seq_len, settings: BenchSettings,
+                  student_params, stop) -> list[dict]:
+    """One record per variant at one (batch size, sequence length), all variants timed interleaved."""
+    calls, inputs_of = {}, {}
+    for variant, loaded in models.items():
+        mask = loaded.tokenizer.mask_token if task == "fill_mask" and loaded.tokenizer is not None else None
+        texts = bench_texts(seq_len, batch_size, mask)
+        inputs_of[variant] = inputs = model_only_inputs(loaded, texts, seq_len)
 
-    def model_only():
-        with torch.inference_mode():
-            return loaded.model(**inputs).logits
+        def model_only(loaded=loaded, inputs=inputs):
+            with torch.inference_mode():
+                return loaded.model(**inputs).logits
 
-    model_stats = repeat_timing(model_only, loaded.device, settings.repeats, settings.warmup, stop)
-    if loaded.tokenizer is None:
-        e2e = model_stats
-    else:
-        e2e = repeat_timing(lambda: end_to_end(loaded, texts, seq_len), loaded.device, settings.repeats,
-                            settings.warmup, stop)
-    size = size_of_loaded(loaded)
-    params = student_params if variant.startswith("student-onnx") and student_params else size.params
-    return {"task": task, "variant": variant, "model": loaded.name, "batch_size": batch_size, "seq_len": seq_len,
+        calls[(variant, "model")] = model_only
+        if loaded.tokenizer is not None:  # without one, end-to-end is model-only
+            calls[(variant, "e2e")] = lambda loaded=loaded, texts=texts: end_to_end(loaded, texts, seq_len)
+    device = next(iter(models.values())).device
+    stats = interleaved_timing(calls, device, settings.repeats, settings.warmup, stop)
+    records = []
+    for variant, loaded in models.items():
+        model_stats = stats[(variant, "model")]
+        e2e = stats.get((variant, "e2e"), model_stats)
+        size = size_of_loaded(loaded)
+        params = student_params if variant.startswith("student-onnx") and student_params else size.params
+        records.append({
+            "task": task, "variant": variant, "model": loaded.name, "batch_size": batch_size, "seq_len": seq_len,
             "p50_ms": e2e.p50_ms, "p95_ms": e2e.p95_ms, "min_ms": e2e.min_ms,
-            "model_p50_ms": model_stats.p50_ms, "model_p95_ms": model_stats.p95_ms, "model_min_ms": model_stats.min_ms,
-            "repeats": settings.repeats, "throughput": batch_size / (e2e.p50_ms / 1000.0),
+            "model_p50_ms": model_stats.p50_ms, "model_p95_ms": model_stats.p95_ms,
+            "model_min_ms": model_stats.min_ms, "repeats": settings.repeats,
+            "throughput": batch_size / (e2e.p50_ms / 1000.0),
             "params": params, "disk_bytes": size.disk_bytes, "memory_bytes": size.memory_bytes,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "device": str(loaded.device), "dtype": loaded.dtype, "runtime": loaded.runtime,
-            "random_weights": loaded.random_weights, "tokenizer": loaded.tokenizer is not None}
+            "random_weights": loaded.random_weights, "tokenizer": loaded.tokenizer is not None})
+    return records
 
 
 # ---- rendering -----------------------------------------------------------------------------------

@@ -72,6 +72,9 @@ def session_options(threads: int | None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    # ONNX Runtime's workers otherwise spin for a while after each run, taking the cores from the
+    # PyTorch model timed next (the app and the benchmark alternate them): they sleep instead.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -10,7 +10,7 @@ from gradio_client.exceptions import AppError
 
 from demo import onnx_variants
 from demo.architecture import build_random
-from demo.bench import BenchSettings, main as bench_main, sweep
+from demo.bench import BenchSettings, interleaved_timing, main as bench_main, sweep
 from demo.config import ModelSpec, load_config, parse_config
 from demo.loading import load_model
 from demo.tasks import predict
@@ -96,12 +96,14 @@ def test_a_cancelled_sweep_keeps_what_it_measured(tiny_config):
 
     def stop():
         calls["n"] += 1
-        return calls["n"] > 45  # after two measurements of 20 repeats (+ end-to-end) have completed
+        return calls["n"] > 30  # checked once a round: the first point's 20 rounds complete, the second's do not
 
     result = sweep(config, BenchSettings(tasks=["classify"], variants=["teacher", "student"], batch_sizes=[1, 2],
                                          seq_lens=[8], repeats=20, warmup=0, threads=1), stop=stop)
-    assert result.interrupted and 1 <= len(result.records) < 4
-    assert all(r["p50_ms"] > 0 for r in result.records)
+    assert result.interrupted
+    # teacher and student are timed interleaved, so a point is kept whole or not at all
+    assert [(r["variant"], r["batch_size"]) for r in result.records] == [("teacher", 1), ("student", 1)]
+    assert all(r["p50_ms"] > 0 and r["repeats"] == 20 for r in result.records)
 
 
 def test_bad_arguments_are_refused(tiny_config, tmp_path, capsys):
@@ -164,3 +166,11 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
         assert not result[1] or result[1].get("label") is None  # no answer displayed
     finally:
         server.stop()
+
+
+def test_variants_are_timed_round_robin_so_drift_hits_them_alike():
+    order = []
+    stats = interleaved_timing({"teacher": lambda: order.append("t"), "student": lambda: order.append("s")},
+                               "cpu", repeats=4, warmup=1)
+    assert "".join(order) == "ts" + "ts" "st" "ts" "st"  # warm-up, then rounds in alternating order
+    assert stats["teacher"].n == stats["student"].n == 4
