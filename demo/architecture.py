@@ -6,6 +6,8 @@ of gigabytes). Every caller must say that the weights were random.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -54,7 +56,10 @@ def build_random(spec: ModelSpec, task: str, role: str, device: torch.device, dt
     config, source = architecture_config(spec, role, task)
     torch.manual_seed(0)
     model = MODEL_CLASSES[task].from_config(config)
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="architecture-only-")) / f"{task}-{role}"
+    if workdir is None:  # the app's fallback: random weights are worth nothing once the process ends
+        workdir = tempfile.mkdtemp(prefix="architecture-only-")
+        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    workdir = Path(workdir) / f"{task}-{role}"
     model.save_pretrained(workdir, safe_serialization=True)
     tokenizer = offline_tokenizer(spec)
     if tokenizer is not None:

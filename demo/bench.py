@@ -11,6 +11,7 @@ import argparse
 import json
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
@@ -279,6 +280,8 @@ def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, i
         result.interrupted = True
         result.notes.append(f"Interrupted after {len(result.records)} of {total} measurements; the records "
                             "above are complete measurements.")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # random weights and their exports: hundreds of MB
     return result
 
 

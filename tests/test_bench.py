@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import pytest
 import torch
@@ -55,7 +56,8 @@ def test_int8_weights_are_smaller_on_disk(bench_out):
 
 
 @pytest.mark.parametrize("task", ["classify", "fill_mask"])
-def test_onnx_variants_agree_with_the_student(tiny_config, task):
+def test_onnx_variants_agree_with_the_student(tiny_config, task, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_variants, "CACHE_ROOT", tmp_path)
     config = load_config(tiny_config)
     student = load_model(config.pairs[task].student, task, torch.device("cpu"))
     texts = ["the film was [MASK]", "i feel [MASK] today", "a [MASK] day in paris"] if task == "fill_mask" else \
@@ -66,6 +68,22 @@ def test_onnx_variants_agree_with_the_student(tiny_config, task):
             a, b = predict(student, text), predict(onnx, text)
             assert a.label == b.label
             assert a.score == pytest.approx(b.score, abs=1e-4 if not int8 else 5e-2)
+
+
+def test_int8_keeps_the_outlier_prone_matmuls_in_fp32(tiny_config, tmp_path, monkeypatch):
+    import onnx
+
+    monkeypatch.setattr(onnx_variants, "CACHE_ROOT", tmp_path)
+    config = load_config(tiny_config)
+    for task in ("sentiment", "classify"):  # a DistilBERT student and a BERT one
+        student = load_model(config.pairs[task].student, task, torch.device("cpu"))
+        int8 = onnx_variants.export(student, int8=True, threads=1)
+        nodes = {n.name: n.op_type for n in onnx.load(str(int8.weight_files[0])).graph.node}
+        first_ffn_out = [n for n in nodes if onnx_variants.FIRST_FFN_OUTPUT.search(n)]
+        assert len(first_ffn_out) == 1 and nodes[first_ffn_out[0]] == "MatMul"  # left in fp32
+        assert any(t == "MatMulInteger" for t in nodes.values())  # the rest is int8
+        attention = [n for n in nodes if n.endswith("attention/MatMul") or n.endswith("self/MatMul")]
+        assert attention and all(nodes[n] == "MatMul" for n in attention)  # activation x activation: fp32
 
 
 def test_architecture_only_builds_the_real_shapes(tmp_path):
@@ -82,12 +100,19 @@ def test_architecture_only_builds_the_real_shapes(tmp_path):
     assert teacher.random_weights and teacher.tokenizer is None
 
 
-def test_architecture_only_sweep_says_weights_are_random(tiny_config, tmp_path):
+def test_architecture_only_sweep_says_weights_are_random_and_leaves_nothing_behind(tiny_config, tmp_path,
+                                                                                    monkeypatch):
+    monkeypatch.setattr(onnx_variants, "CACHE_ROOT", tmp_path / "cache")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     config = load_config(tiny_config)
-    result = sweep(config, BenchSettings(tasks=["sentiment"], variants=["teacher", "student"], batch_sizes=[1],
-                                         seq_lens=[8], repeats=20, warmup=1, threads=1, architecture_only=True))
-    assert len(result.records) == 2 and all(r["random_weights"] for r in result.records)
+    result = sweep(config, BenchSettings(tasks=["sentiment"], variants=["teacher", "student", "student-onnx-int8"],
+                                         batch_sizes=[1], seq_lens=[8], repeats=20, warmup=1, threads=1,
+                                         architecture_only=True))
+    assert len(result.records) == 3 and all(r["random_weights"] for r in result.records)
     assert any("random weights" in n.lower() and "meaningless" in n.lower() for n in result.notes)
+    # random weights and their ONNX exports are hundreds of MB at real sizes: none of it is kept
+    assert not (tmp_path / "cache").exists() and not any((tmp_path / "tmp").iterdir())
 
 
 def test_a_cancelled_sweep_keeps_what_it_measured(tiny_config):
