@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import replace
 
+from demo.architecture import remove_temporary_weights
 from demo.config import DEVICES, ConfigError, load_config
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless told otherwise; a Space sets GRADIO_SERVER_NAME=0.0.0.0
@@ -78,6 +79,7 @@ def stop_on_signals(page, grace_seconds: float = 3.0) -> None:
         closer = threading.Thread(target=page.close, daemon=True)
         closer.start()
         closer.join(grace_seconds)
+        remove_temporary_weights()  # os._exit skips atexit
         os._exit(0)
 
     signal.signal(signal.SIGINT, handler)

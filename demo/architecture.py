@@ -50,6 +50,16 @@ def offline_tokenizer(spec: ModelSpec):
         return None
 
 
+_TEMPORARY_DIRS: list[str] = []  # random weights written for the app's fallback (hundreds of MB each)
+
+
+@atexit.register
+def remove_temporary_weights() -> None:
+    """Delete the fallback's random weights; app.py also calls this before its fast exit on a signal."""
+    while _TEMPORARY_DIRS:
+        shutil.rmtree(_TEMPORARY_DIRS.pop(), ignore_errors=True)
+
+
 def build_random(spec: ModelSpec, task: str, role: str, device: torch.device, dtype: torch.dtype = torch.float32,
                  workdir: Path | None = None) -> tuple[LoadedModel, str]:
     """A randomly initialised model of the spec's architecture, saved to disk (for disk size and ONNX export)."""
@@ -58,7 +68,7 @@ def build_random(spec: ModelSpec, task: str, role: str, device: torch.device, dt
     model = MODEL_CLASSES[task].from_config(config)
     if workdir is None:  # the app's fallback: random weights are worth nothing once the process ends
         workdir = tempfile.mkdtemp(prefix="architecture-only-")
-        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+        _TEMPORARY_DIRS.append(workdir)
     workdir = Path(workdir) / f"{task}-{role}"
     model.save_pretrained(workdir, safe_serialization=True)
     tokenizer = offline_tokenizer(spec)

@@ -25,12 +25,12 @@ def free_port() -> int:
 class AppServer:
     """`python app.py` in a subprocess, as a user would start it."""
 
-    def __init__(self, config: Path, log_path: Path, *extra: str):
+    def __init__(self, config: Path, log_path: Path, *extra: str, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-               "HF_HUB_OFFLINE": "1"}
+               "HF_HUB_OFFLINE": "1", **(env or {})}
         env.pop("GRADIO_SERVER_NAME", None)
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen([sys.executable, "app.py", "--config", str(config), "--port",

@@ -161,7 +161,9 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
     raw["tasks"]["sentiment"]["teacher"]["model"] = str(tmp_path / "gone")
     path = tmp_path / "pairs.yaml"
     path.write_text(yaml.safe_dump(raw))
-    server = AppServer(path, tmp_path / "app.log")
+    app_tmp = tmp_path / "app-tmp"
+    app_tmp.mkdir()
+    server = AppServer(path, tmp_path / "app.log", env={"TMPDIR": str(app_tmp)})
     try:
         server.wait_until_served()
         c = server.client()
@@ -189,8 +191,10 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
         assert result[0]["random_weights"] is True
         assert "Random weights: no answer is shown" in result[3]
         assert not result[1] or result[1].get("label") is None  # no answer displayed
+        assert list(app_tmp.glob("architecture-only-*"))  # the random weights, written while serving
     finally:
         server.stop()
+    assert not list(app_tmp.glob("architecture-only-*"))  # ... and gone once the app has stopped
 
 
 def test_variants_are_timed_round_robin_so_drift_hits_them_alike():
