@@ -288,11 +288,11 @@ def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, i
 def measure_point(task, models: dict[str, LoadedModel], batch_size, seq_len, settings: BenchSettings,
                   student_params, stop) -> list[dict]:
     """One record per variant at one (batch size, sequence length), all variants timed interleaved."""
-    calls, inputs_of = {}, {}
+    calls = {}
     for variant, loaded in models.items():
         mask = loaded.tokenizer.mask_token if task == "fill_mask" and loaded.tokenizer is not None else None
         texts = bench_texts(seq_len, batch_size, mask)
-        inputs_of[variant] = inputs = model_only_inputs(loaded, texts, seq_len)
+        inputs = model_only_inputs(loaded, texts, seq_len)
 
         def model_only(loaded=loaded, inputs=inputs):
             with torch.inference_mode():
