@@ -15,8 +15,8 @@ import threading
 import time
 from dataclasses import replace
 
-from demo.architecture import remove_temporary_weights
 from demo.config import DEVICES, ConfigError, load_config
+from demo.scratch import remove_all as remove_scratch_dirs
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless told otherwise; a Space sets GRADIO_SERVER_NAME=0.0.0.0
 DEFAULT_PORT = 7860  # Gradio's usual port; GRADIO_SERVER_PORT overrides it, --port overrides both
@@ -79,7 +79,7 @@ def stop_on_signals(page, grace_seconds: float = 3.0) -> None:
         closer = threading.Thread(target=page.close, daemon=True)
         closer.start()
         closer.join(grace_seconds)
-        remove_temporary_weights()  # os._exit skips atexit
+        remove_scratch_dirs()  # os._exit skips atexit
         os._exit(0)
 
     signal.signal(signal.SIGINT, handler)

@@ -6,9 +6,6 @@ of gigabytes). Every caller must say that the weights were random.
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -16,6 +13,7 @@ from transformers import AutoConfig, AutoTokenizer, BertConfig, DistilBertConfig
 
 from .config import ModelSpec
 from .loading import MODEL_CLASSES, LoadedModel
+from .scratch import scratch_dir
 
 # The published shapes, for when a model's own config cannot be read (no network, empty cache).
 BUILTIN_SHAPES = {"teacher": ("BERT-base", BertConfig), "student": ("DistilBERT-base", DistilBertConfig)}
@@ -50,16 +48,6 @@ def offline_tokenizer(spec: ModelSpec):
         return None
 
 
-_TEMPORARY_DIRS: list[str] = []  # random weights written for the app's fallback (hundreds of MB each)
-
-
-@atexit.register
-def remove_temporary_weights() -> None:
-    """Delete the fallback's random weights; app.py also calls this before its fast exit on a signal."""
-    while _TEMPORARY_DIRS:
-        shutil.rmtree(_TEMPORARY_DIRS.pop(), ignore_errors=True)
-
-
 def build_random(spec: ModelSpec, task: str, role: str, device: torch.device, dtype: torch.dtype = torch.float32,
                  workdir: Path | None = None) -> tuple[LoadedModel, str]:
     """A randomly initialised model of the spec's architecture, saved to disk (for disk size and ONNX export)."""
@@ -67,8 +55,7 @@ def build_random(spec: ModelSpec, task: str, role: str, device: torch.device, dt
     torch.manual_seed(0)
     model = MODEL_CLASSES[task].from_config(config)
     if workdir is None:  # the app's fallback: random weights are worth nothing once the process ends
-        workdir = tempfile.mkdtemp(prefix="architecture-only-")
-        _TEMPORARY_DIRS.append(workdir)
+        workdir = scratch_dir("architecture-only-")
     workdir = Path(workdir) / f"{task}-{role}"
     model.save_pretrained(workdir, safe_serialization=True)
     tokenizer = offline_tokenizer(spec)

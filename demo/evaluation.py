@@ -119,7 +119,8 @@ def evaluate_pair(teacher: LoadedModel, student: LoadedModel, texts: Sequence[st
     """Batched evaluation of both models on the same batches, alternating which model goes first."""
     if len(texts) != len(gold) or not texts:
         raise ValueError("texts and labels must be non-empty and of equal length.")
-    t_map, s_map = label_index(teacher, gold), label_index(student, gold)
+    t_map = label_index(teacher, gold)
+    label_index(student, gold)  # the student must know every gold label too (raises LabelMismatch)
     names = [teacher.id2label[i] for i in sorted(teacher.id2label)]
     # Batches of similar length waste little on padding: run in length order, report in file order.
     by_length = sorted(range(len(texts)), key=lambda i: len(texts[i]))

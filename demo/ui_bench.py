@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import threading
 
 import gradio as gr
@@ -11,6 +10,7 @@ from .bench import DEFAULT_REPEATS, VARIANTS, BenchSettings, bench_figures, benc
 from .config import ConfigError
 from .loading import LoadError
 from .registry import PairRegistry
+from .scratch import scratch_dir
 
 SWEEP_LOCK = threading.Lock()  # one sweep at a time: two would time each other's CPU contention
 STOP = threading.Event()
@@ -74,7 +74,7 @@ def build_tab(registry: PairRegistry) -> None:
             raise gr.Error(str(exc), print_exception=False) from None
         finally:
             SWEEP_LOCK.release()
-        paths = write_outputs(result, tempfile.mkdtemp(prefix="bench-"))
+        paths = write_outputs(result, scratch_dir("bench-"))
         figures = bench_figures(result)
         return (result.to_dict(), bench_markdown(result), figures[0] if figures else None,
                 [str(p) for p in paths.values()])

@@ -12,6 +12,7 @@ from .evaluate import LABELLED_TASKS, MAX_ROWS, evaluate_task
 from .evaluation import LabelMismatch
 from .registry import PairRegistry, TaskUnavailable
 from .reports import code, confusion_figure, disagreements_sorted, md_escape, report_json, write_reports
+from .scratch import scratch_dir
 
 EXPLORER_COLUMNS = ["index", "text", "gold", "teacher_prediction", "teacher_confidence", "student_prediction",
                     "student_confidence", "right"]
@@ -115,7 +116,7 @@ def build_tab(registry: PairRegistry) -> None:
         finally:
             remove_upload(path)
         ctx.data_name = Path(path).name
-        out = Path(tempfile.mkdtemp(prefix="evaluation-"))
+        out = Path(scratch_dir("evaluation-"))
         paths = write_reports(report, ctx, out)
         return (report_json(report, ctx), summary_markdown(report, ctx), confusion_figure(report),
                 explorer_rows(report), [str(p) for p in paths.values()], None)

@@ -12,7 +12,7 @@ from gradio_client.exceptions import AppError
 from demo import onnx_variants
 from demo.architecture import build_random
 from demo.bench import BenchSettings, interleaved_timing, main as bench_main, sweep
-from demo.config import ModelSpec, load_config, parse_config
+from demo.config import ModelSpec, load_config
 from demo.loading import load_model
 from demo.tasks import predict
 

@@ -187,8 +187,6 @@ def test_out_of_memory_is_reported_with_the_cpu_option(tiny_config):
 
 
 def test_a_broken_model_recovers_when_fixed_and_reloaded(tmp_path):
-    import shutil
-
     dirs = make_pair("classify", tmp_path)
     good = dirs["student"] / "model.safetensors"
     saved = good.read_bytes()
