@@ -103,10 +103,7 @@ class PairRegistry:
                     self._set(task, role, state="failed", reason=f"even random weights failed ({exc}).".split("\n")[0],
                               fix="Check the model's config.", seconds=time.perf_counter() - start)
                     return
-                with self._lock:
-                    self._models[(task, role)] = loaded
-                self._set(task, role, state="ready", seconds=time.perf_counter() - start, device=str(device),
-                          dtype=loaded.dtype, size=size_of_loaded(loaded), reason=f"RANDOM WEIGHTS from the {source}")
+                self._ready(task, role, loaded, start, reason=f"RANDOM WEIGHTS from the {source}")
 
         thread = threading.Thread(target=work, name=f"random-{task}", daemon=True)
         thread.start()
@@ -136,10 +133,14 @@ class PairRegistry:
             self._set(task, ONNX_ROLE, state="failed", reason=exc.reason, fix=exc.fix,
                       seconds=time.perf_counter() - start)
             return
+        self._ready(task, ONNX_ROLE, loaded, start)
+
+    def _ready(self, task: str, role: str, loaded: LoadedModel, start: float, **status) -> None:
+        """Publish a loaded model and its status (device, dtype, size, load time) together."""
         with self._lock:
-            self._models[(task, ONNX_ROLE)] = loaded
-        self._set(task, ONNX_ROLE, state="ready", seconds=time.perf_counter() - start, device="cpu",
-                  dtype=loaded.dtype, size=size_of_loaded(loaded))
+            self._models[(task, role)] = loaded
+        self._set(task, role, state="ready", seconds=time.perf_counter() - start, device=str(loaded.device),
+                  dtype=loaded.dtype, size=size_of_loaded(loaded), **status)
 
     def _set(self, task: str, role: str, **changes) -> None:
         with self._lock:
@@ -166,10 +167,7 @@ class PairRegistry:
             self._set(task, role, state="failed", reason=f"its first (warm-up) pass failed: {exc}".split("\n")[0],
                       fix="Check that the checkpoint matches the task.", seconds=time.perf_counter() - start)
             return
-        with self._lock:
-            self._models[(task, role)] = loaded
-        self._set(task, role, state="ready", seconds=time.perf_counter() - start, device=str(loaded.device),
-                  dtype=loaded.dtype, size=size_of_loaded(loaded))
+        self._ready(task, role, loaded, start)
         log.info("%s %s ready in %.1fs", task, role, time.perf_counter() - start)
 
     # ---- queries -------------------------------------------------------------------------
