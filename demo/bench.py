@@ -270,12 +270,14 @@ def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, i
                                                 f"{loaded.max_length}).")
                         elif loaded is not None:
                             point[variant] = loaded
-                    done += len(settings.variants)
-                    if progress:
+                    if progress:  # done so far, and what is being measured now
                         progress(done, total, f"{task} batch {batch_size} × {seq_len} tokens")
                     if point:
                         result.records += measure_point(task, point, batch_size, seq_len, settings,
                                                         student_params, stop)
+                    done += len(settings.variants)
+        if progress:
+            progress(done, total, "done")
     except KeyboardInterrupt:
         result.interrupted = True
         result.notes.append(f"Interrupted after {len(result.records)} of {total} measurements; the records "
@@ -491,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
             if bar is None:
                 bar = tqdm(total=total, desc="bench", unit="measurement")
             bar.set_postfix_str(what)
-            bar.update(1)
+            bar.update(done - bar.n)  # done counts measurements; a point finishes several at once
 
         result = sweep(config, settings, progress)
         if bar is not None:

@@ -204,3 +204,12 @@ def test_variants_are_timed_round_robin_so_drift_hits_them_alike():
                                "cpu", repeats=4, warmup=1)
     assert "".join(order) == "ts" + "ts" "st" "ts" "st"  # warm-up, then rounds in alternating order
     assert stats["teacher"].n == stats["student"].n == 4
+
+
+def test_progress_counts_measurements_up_to_the_total(tiny_config):
+    seen = []
+    sweep(load_config(tiny_config), BenchSettings(tasks=["classify"], variants=["teacher", "student"], batch_sizes=[1, 2],
+                                                  seq_lens=[8], repeats=20, warmup=0, threads=1),
+          progress=lambda done, total, what: seen.append((done, total, what)))
+    assert [(d, t) for d, t, _ in seen] == [(0, 4), (2, 4), (4, 4)]  # before each point, then finished
+    assert "batch 2 × 8 tokens" in seen[1][2]
