@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are refused (offer --max-rows for a sample instead)
+MAX_TEXT_FILE_BYTES = 2 * 1024**3  # unlabelled transfer text may be large: it is only held as strings
 TEXT_COLUMNS = ("text", "sentence", "content", "review", "document", "utterance", "tweet")
 LABEL_COLUMNS = ("label", "labels", "target", "class", "category", "emotion", "sentiment")
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -46,7 +47,10 @@ def _format(path: Path) -> str:
         return "jsonl"
     if suffix == ".json":
         return "json"
-    raise DataError(f"{path.name}: unknown file type {suffix or '(none)'}; use .csv, .tsv, .json or .jsonl.")
+    if suffix == ".txt":
+        return "txt"
+    raise DataError(f"{path.name}: unknown file type {suffix or '(none)'}; use .csv, .tsv, .json, .jsonl "
+                    "(or .txt, one text per line, where no labels are needed).")
 
 
 def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[str], list[dict]]:
@@ -65,21 +69,13 @@ def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[s
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path.name}: not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
+    if kind == "txt":  # one text per line, no header: a column named "text"
+        rows = [{"text": line} for line in text.splitlines() if line.strip()]
+        if not rows:
+            raise DataError(f"{path.name}: the file has no text.")
+        return ["text"], rows
     if kind in ("csv", "tsv"):
-        # TSV as in GLUE: no quoting. CSV: standard quoting.
-        reader = csv.reader(text.splitlines(), delimiter="\t" if kind == "tsv" else ",",
-                            quoting=csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL)
-        lines = [row for row in reader if row and any(cell.strip() for cell in row)]
-        if not lines:
-            raise DataError(f"{path.name}: the file is empty.")
-        header = [h.strip() for h in lines[0]]
-        rows = []
-        for number, cells in enumerate(lines[1:], start=2):
-            if len(cells) != len(header):
-                raise DataError(f"{path.name}, line {number}: {len(cells)} fields where the header has "
-                                f"{len(header)}; fix the row (or quote fields that contain the separator).")
-            rows.append(dict(zip(header, cells)))
-        return header, rows
+        return _delimited_rows(text, path.name, "\t" if kind == "tsv" else ",", quoted=kind == "csv")
     try:
         if kind == "json":
             data = json.loads(text)
@@ -102,6 +98,70 @@ def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[s
         raise DataError(f"{path.name}: every row must be an object with named fields.")
     header = list(dict.fromkeys(k for row in data for k in row))
     return header, data
+
+
+def _parse_delimited(text: str, delimiter: str, quoted: bool) -> list[tuple[int, list[str]]]:
+    """(line number, cells) for each non-blank record; quoted fields may span lines."""
+    import io
+
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                        quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
+    records, line = [], 1
+    for cells in reader:
+        if cells and any(cell.strip() for cell in cells):
+            records.append((line, cells))
+        line = reader.line_num + 1
+    return records
+
+
+def _consistent(records: list[tuple[int, list[str]]]) -> bool:
+    return bool(records) and all(len(cells) == len(records[0][1]) for _, cells in records)
+
+
+def _looks_quoted(records: list[tuple[int, list[str]]]) -> bool:
+    """Unquoted parse of a file whose fields are CSV-quoted: every field opening with a quote also
+    closes with one (a GLUE sentence with a bare quote does not)."""
+    opened = [cell for _, cells in records[1:] for cell in cells if cell.startswith('"')]
+    return bool(opened) and all(len(c) > 1 and c.endswith('"') for c in opened)
+
+
+def _delimited_rows(text: str, name: str, delimiter: str, quoted: bool) -> tuple[list[str], list[dict]]:
+    """TSV comes two ways: GLUE style (no quoting, bare quotes inside text) and CSV-quoted (fields
+    spanning lines, holding tabs and doubled quotes). The parse that gives every row the header's
+    field count wins; when both do, CSV quoting wins only if the quotes look like quoting."""
+    if not quoted:
+        try:
+            plain = _parse_delimited(text, delimiter, quoted=False)
+        except csv.Error:
+            plain = []
+        if not (_consistent(plain) and not _looks_quoted(plain)):
+            try:
+                as_csv = _parse_delimited(text, delimiter, quoted=True)
+            except csv.Error as exc:
+                as_csv = []
+                csv_error = str(exc)
+            else:
+                csv_error = ""
+            if _consistent(as_csv):
+                plain = as_csv
+            elif not plain and csv_error:
+                raise DataError(f"{name}: cannot be parsed ({csv_error}).")
+        records = plain
+    else:
+        try:
+            records = _parse_delimited(text, delimiter, quoted=True)
+        except csv.Error as exc:
+            raise DataError(f"{name}: cannot be parsed ({exc}).") from None
+    if not records:
+        raise DataError(f"{name}: the file is empty.")
+    header = [h.strip() for h in records[0][1]]
+    rows = []
+    for number, cells in records[1:]:
+        if len(cells) != len(header):
+            raise DataError(f"{name}, line {number}: {len(cells)} fields where the header has "
+                            f"{len(header)}; fix the row (or quote fields that contain the separator).")
+        rows.append(dict(zip(header, cells)))
+    return header, rows
 
 
 def guess_column(columns: list[str], wanted: str | None, candidates: tuple[str, ...], role: str,
@@ -149,3 +209,30 @@ def read_labelled(path: str | Path, text_column: str | None = None, label_column
         raise DataError(f"{path.name}: the file has no rows.")
     return LabelledData(texts=texts, labels=labels, source=str(path), text_column=text_column,
                         label_column=label_column, columns=columns, total_rows=total)
+
+
+@dataclass
+class TextData:
+    """Texts without labels (a transfer set): a label column, if the file has one, is ignored."""
+
+    texts: list[str]
+    source: str
+    text_column: str
+    total_rows: int = 0
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def read_texts(path: str | Path, text_column: str | None = None, max_bytes: int = MAX_TEXT_FILE_BYTES) -> TextData:
+    """Non-empty texts of a file: .txt (one per line), or the text column of a CSV/TSV/JSON(L) file."""
+    path = Path(path)
+    columns, rows = read_rows(path, max_bytes)
+    if text_column is None and len(columns) == 1:
+        text_column = columns[0]
+    text_column = guess_column(columns, text_column, TEXT_COLUMNS, "text", path.name)
+    texts = [str(row[text_column]).strip() for row in rows if row.get(text_column) is not None]
+    texts = [t for t in texts if t]
+    if not texts:
+        raise DataError(f"{path.name}: no text in column {text_column!r}; the file holds nothing to learn from.")
+    return TextData(texts=texts, source=str(path), text_column=text_column, total_rows=len(rows))

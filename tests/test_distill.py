@@ -58,7 +58,7 @@ def encoder_dir(tmp_path_factory):
 def teacher_dir(encoder_dir, data, tmp_path_factory):
     out = tmp_path_factory.mktemp("teacher")
     rc = main(["finetune", "--model", str(encoder_dir), "--train-file", str(data["train"]), "--validation-file",
-               str(data["validation"]), "--epochs", "4", "--batch-size", "16", "--learning-rate", "3e-3",
+               str(data["validation"]), "--epochs", "4", "--min-steps", "0", "--batch-size", "16", "--learning-rate", "3e-3",
                "--output-dir", str(out), "--overwrite-output-dir"])
     assert rc == 0
     return out
@@ -192,7 +192,7 @@ def distilled(teacher_dir, data, tmp_path_factory):
     try:
         rc = main(["distill", "--teacher", str(teacher_dir), "--student-layers", "2", "--train-file",
                    str(data["train"]), "--validation-file", str(data["validation"]), "--epochs", "3",
-                   "--batch-size", "16", "--learning-rate", "3e-3", "--alpha-cos", "0.5", "--cos-layers", "all",
+                   "--min-steps", "0", "--batch-size", "16", "--learning-rate", "3e-3", "--alpha-cos", "0.5", "--cos-layers", "all",
                    "--baselines", "--output-dir", str(out), "--overwrite-output-dir"])
     finally:
         BertForSequenceClassification.forward = original
@@ -322,14 +322,12 @@ def test_bad_arguments_say_how_to_fix(argv, message, capsys):
 
 def test_cached_soft_targets_follow_dataset_order(teacher_dir):
     from demo.config import ModelSpec
-    from demo.distill.cli import teacher_logits_cache
-    from demo.distill.data import encode_texts
+    from demo.distill.targets import compute_logits
     from demo.loading import load_model
 
     teacher = load_model(ModelSpec(str(teacher_dir)), "classify", torch.device("cpu"))
     texts = ["good", "the film was very bad and the plot dull", "happy day", "a", "i hate it so much today"]
-    enc = encode_texts(teacher.tokenizer, texts, 32)
-    cached = teacher_logits_cache(teacher, enc, [0] * len(texts), batch_size=2)
+    cached = compute_logits(teacher, texts, 32, batch_size=2)
     with torch.no_grad():
         for i, text in enumerate(texts):
             direct = teacher.model(**teacher.tokenizer(text, return_tensors="pt")).logits[0]

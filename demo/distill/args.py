@@ -43,7 +43,10 @@ class DataArguments:
 @dataclass
 class TrainArguments:
     output_dir: str = field(default=None, metadata={"help": "where the model, metrics and card are written"})
-    epochs: int = field(default=2, metadata={"help": "passes over the training data"})
+    epochs: int = field(default=2, metadata={"help": "passes over the training data (raised to reach --min-steps)"})
+    min_steps: int = field(default=400, metadata={
+        "help": "train for at least this many optimiser steps, taking more epochs on small data (0: off); "
+                "2 epochs of 1,000 rows are only 63 steps, too few to fine-tune"})
     batch_size: int = field(default=32, metadata={"help": "training batch size"})
     eval_batch_size: int = field(default=64, metadata={"help": "evaluation batch size"})
     learning_rate: float = field(default=5e-5, metadata={"help": "AdamW peak learning rate"})
@@ -57,6 +60,8 @@ class TrainArguments:
     def __post_init__(self):
         if not self.output_dir:
             raise ValueError("--output-dir is required: the directory where the model and metrics go.")
+        if self.min_steps < 0:
+            raise ValueError("--min-steps must be 0 (off) or more.")
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
             raise ValueError("--epochs, --batch-size and --eval-batch-size must be at least 1.")
         if not 0 < self.learning_rate < 1:
@@ -74,6 +79,14 @@ class FinetuneArguments:
             raise ValueError("--model is required: a BERT encoder (Hub id or directory) to fine-tune as teacher.")
 
 
+def _flatten(values) -> list[str]:
+    """A repeatable list flag: --x a --x b and --x a b both give [a, b]."""
+    out = []
+    for v in values or []:
+        out += v if isinstance(v, list) else [v]
+    return out
+
+
 @dataclass
 class DistillArguments:
     teacher: str = field(default=None, metadata={"help": "fine-tuned BERT teacher (Hub id or directory)"})
@@ -83,25 +96,97 @@ class DistillArguments:
         "help": "distilbert (no token types, no pooler) or bert (the teacher's shape, fewer layers)"})
     temperature: float = field(default=2.0, metadata={"help": "softmax temperature of the soft targets"})
     alpha_ce: float = field(default=0.5, metadata={"help": "weight of KL to the teacher's soft targets (0: off)"})
-    alpha_hard: float = field(default=0.5, metadata={"help": "weight of cross-entropy on gold labels (0: off)"})
+    alpha_hard: float = field(default=0.5, metadata={
+        "help": "weight of cross-entropy on gold labels, labelled rows only (0: off)"})
     alpha_cos: float = field(default=0.0, metadata={"help": "weight of hidden-state cosine loss (0: off)"})
     cos_layers: Literal["last", "all"] = field(default="last", metadata={
         "help": "align the last hidden state, or every kept layer with its teacher layer"})
+    alpha_hidden: float = field(default=0.0, metadata={
+        "help": "weight of MSE between each student layer's hidden states and its teacher layer's (PKD/TinyBERT; "
+                "a learned projection where widths differ, not saved with the student; 0: off)"})
+    alpha_attn: float = field(default=0.0, metadata={
+        "help": "weight of KL between attention distributions of mapped layers (TinyBERT/MiniLM; 0: off)"})
+    transfer_file: Optional[list[str]] = field(default=None, metadata={
+        "action": "append", "help": "unlabelled text the student learns from the teacher's soft targets alone "
+                                    "(.txt one text per line, or CSV/TSV/JSON(L) with a text column; a label "
+                                    "column is ignored); may be given several times"})
+    transfer_text_column: Optional[str] = field(default=None, metadata={
+        "help": "text column of the transfer files (guessed when obvious)"})
+    max_transfer_samples: Optional[int] = field(default=None, metadata={
+        "help": "use a seeded random sample of this many transfer texts"})
+    transfer_cache: Optional[str] = field(default=None, metadata={
+        "help": "keep the teacher's soft targets on the transfer text in this file (reused when it matches; "
+                "refused when it was made by another teacher or from other text)"})
+    targets_cache_dir: Optional[str] = field(default=None, metadata={
+        "help": "automatic cache of the teacher's soft targets (default ~/.cache/distill-demo/targets; "
+                "'none' to switch off)"})
+    augment: int = field(default=0, metadata={
+        "help": "augmented variants per labelled text, labelled by the teacher's soft targets (0: off)"})
+    augment_transfer: bool = field(default=False, metadata={"help": "augment the transfer text too"})
+    augment_mlm: str = field(default="teacher", metadata={
+        "help": "masked LM proposing replacement words: 'teacher' (its own MLM head, where it has one), a "
+                "fill-mask model, or 'none' (masking and n-gram sampling only)"})
+    augment_mask_prob: float = field(default=0.1, metadata={"help": "share of words replaced by [MASK]"})
+    augment_swap_prob: float = field(default=0.1, metadata={"help": "share of words replaced by a MLM guess"})
+    augment_ngram_prob: float = field(default=0.25, metadata={"help": "share of variants cut to a random 1-5-gram"})
+    eval_file: Optional[list[str]] = field(default=None, metadata={
+        "action": "append", "help": "NAME=FILE: an extra labelled test set (e.g. out of domain) evaluated for "
+                                    "teacher and student at the end; may be given several times"})
     baselines: bool = field(default=False, metadata={
-        "help": "also measure the layer-dropped student untrained, and one trained on hard labels alone"})
+        "help": "also measure, with the same training budget: the layer-dropped student untrained, one trained "
+                "on hard labels alone, and (with transfer text or augmentation) KD on the labelled rows alone"})
     push_to_hub: Optional[str] = field(default=None, metadata={"help": "publish the output to this Hub repo id"})
     hub_private: bool = field(default=False, metadata={"help": "create the Hub repo as private"})
     dry_run: bool = field(default=False, metadata={"help": "with --push-to-hub: list the upload, send nothing"})
 
     def __post_init__(self):
+        self.transfer_file = _flatten(self.transfer_file)
+        self.eval_file = _flatten(self.eval_file)
         if not self.teacher:
             raise ValueError("--teacher is required: a fine-tuned BERT classifier (run the finetune step first).")
         if self.temperature <= 0:
             raise ValueError("--temperature must be positive (the paper's spirit: 2).")
-        if min(self.alpha_ce, self.alpha_hard, self.alpha_cos) < 0:
+        weights = (self.alpha_ce, self.alpha_hard, self.alpha_cos, self.alpha_hidden, self.alpha_attn)
+        if min(weights) < 0:
             raise ValueError("loss weights must not be negative; 0 switches a term off.")
-        if self.alpha_ce == self.alpha_hard == self.alpha_cos == 0:
-            raise ValueError("every loss term is switched off; give --alpha-ce, --alpha-hard or --alpha-cos > 0.")
+        if not any(weights):
+            raise ValueError("every loss term is switched off; give --alpha-ce, --alpha-hard, --alpha-cos, "
+                             "--alpha-hidden or --alpha-attn > 0.")
+        if self.transfer_file and not (self.alpha_ce or self.alpha_cos or self.alpha_hidden or self.alpha_attn):
+            raise ValueError("--transfer-file text has no labels: it needs a teacher-matching loss (--alpha-ce, "
+                             "--alpha-hidden, --alpha-attn or --alpha-cos > 0).")
+        if self.max_transfer_samples is not None and self.max_transfer_samples < 1:
+            raise ValueError("--max-transfer-samples must be at least 1.")
+        if (self.max_transfer_samples or self.transfer_cache or self.transfer_text_column) and not self.transfer_file:
+            raise ValueError("--max-transfer-samples, --transfer-cache and --transfer-text-column need "
+                             "--transfer-file.")
+        if self.augment < 0:
+            raise ValueError("--augment must be 0 (off) or a number of variants per text, e.g. 4.")
+        if self.augment_transfer and not self.augment:
+            raise ValueError("--augment-transfer needs --augment N (variants per text).")
+        for name in ("augment_mask_prob", "augment_swap_prob", "augment_ngram_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"--{name.replace('_', '-')} must lie in [0, 1].")
+        if self.augment_mask_prob + self.augment_swap_prob > 1:
+            raise ValueError("--augment-mask-prob plus --augment-swap-prob must not exceed 1.")
+        for item in self.eval_file:
+            name, sep, path = item.partition("=")
+            if not sep or not name.strip() or not path.strip():
+                raise ValueError(f"--eval-file {item!r}: write NAME=FILE, e.g. books=reviews-books/test.tsv.")
+        names = [item.partition("=")[0].strip() for item in self.eval_file]
+        if len(set(names)) != len(names):
+            raise ValueError("--eval-file: give each test set its own NAME.")
+
+    @property
+    def eval_files(self) -> dict[str, str]:
+        return {n.strip(): p.strip() for n, _, p in (item.partition("=") for item in self.eval_file)}
+
+
+@dataclass
+class DistillTrainArguments(TrainArguments):
+    """The training settings with the defaults measured for distillation (README: "Defaults")."""
+
+    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW peak learning rate"})
 
 
 @dataclass

@@ -6,14 +6,17 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .steps import data_description
+
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_card" / "template.md"
 
 
 def eval_results(metrics: dict, dataset_name: str, dataset_type: str) -> list[EvalResult]:
-    """model-index entries: accuracy and F1, plus size and speed figures as named metrics."""
+    """model-index entries: accuracy and F1, plus size and speed figures as named metrics; one
+    accuracy entry per extra test set (--eval-file)."""
     common = dict(task_type="text-classification", task_name="Text Classification",
                   dataset_type=dataset_type, dataset_name=dataset_name, dataset_split="validation")
-    return [
+    results = [
         EvalResult(metric_type="accuracy", metric_value=round(metrics["student_accuracy"], 4), **common),
         EvalResult(metric_type="f1", metric_name="macro-F1", metric_value=round(metrics["student_macro_f1"], 4),
                    metric_config="macro", **common),
@@ -24,6 +27,12 @@ def eval_results(metrics: dict, dataset_name: str, dataset_type: str) -> list[Ev
         EvalResult(metric_type="speedup", metric_name=f"Speedup over teacher ({metrics['device']})",
                    metric_value=round(metrics["speedup"], 3), **common),
     ]
+    for name, figures in (metrics.get("eval_sets") or {}).items():
+        results.append(EvalResult(metric_type="accuracy", metric_value=round(figures["student_accuracy"], 4),
+                                  task_type="text-classification", task_name="Text Classification",
+                                  dataset_type=Path(figures["file"]).parent.name or name, dataset_name=name,
+                                  dataset_split=Path(figures["file"]).stem))
+    return results
 
 
 def render_card(metrics: dict, context: dict, template: Path = TEMPLATE) -> ModelCard:
@@ -37,10 +46,44 @@ def render_card(metrics: dict, context: dict, template: Path = TEMPLATE) -> Mode
         metrics=["accuracy", "f1"], model_name=context["model_name"],
         eval_results=eval_results(metrics, context["dataset_name"], context["dataset_type"]),
     )
-    return ModelCard.from_template(card_data, template_path=str(template), m=AttrDict(metrics), **context)
+    return ModelCard.from_template(card_data, template_path=str(template), m=metrics, **context)
 
 
-class AttrDict(dict):
-    """Lets the template write m.student_accuracy for metrics['student_accuracy']."""
+def loss_description(metrics: dict, cos_layers: str) -> str:
+    w = metrics["loss_weights"]
+    terms = []
+    if w["alpha_ce"]:
+        terms.append(f"{w['alpha_ce']} × KL(teacher ‖ student) on softmax at temperature T = {w['temperature']}, "
+                     "scaled by T²")
+    if w["alpha_hard"]:
+        terms.append(f"{w['alpha_hard']} × cross-entropy on the gold labels (labelled rows only)")
+    if w["alpha_cos"]:
+        terms.append(f"{w['alpha_cos']} × cosine loss between student and teacher hidden states "
+                     f"({cos_layers} layer{'s' if cos_layers == 'all' else ''}, real tokens only)")
+    if w.get("alpha_hidden"):
+        terms.append(f"{w['alpha_hidden']} × MSE between every student layer's hidden states and its teacher "
+                     "layer's (embeddings included)")
+    if w.get("alpha_attn"):
+        terms.append(f"{w['alpha_attn']} × KL between the attention distributions of mapped layers")
+    return " + ".join(terms)
 
-    __getattr__ = dict.__getitem__
+
+def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[int], n_teacher_layers: int,
+               result) -> None:
+    dataset_name = data_args.dataset or Path(data_args.train_file).parent.name or "local files"
+    repo_id = dargs.push_to_hub or f"{out.name}"
+    context = {
+        "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": dargs.teacher,
+        "teacher_url": f"https://huggingface.co/{dargs.teacher}" if not Path(dargs.teacher).exists() else "#",
+        "task_description": f"text classification ({', '.join(data.label_names)})",
+        "student_layer_count": len(layers), "teacher_layer_count": n_teacher_layers, "layers": layers,
+        "student_arch": dargs.student_arch,
+        "student_arch_name": "DistilBERT" if dargs.student_arch == "distilbert" else "BERT",
+        "loss_description": loss_description(metrics, dargs.cos_layers), "args": metrics["args"],
+        "best_epoch": result.best_epoch, "data_description": data_description(data_args, data),
+        "example_text": data.validation.texts[0][:120].replace('"', "'"), "label_names": data.label_names,
+        "max_seq_length": data_args.max_seq_length, "command": metrics["command"],
+        "baselines": metrics.get("baselines"), "dataset_name": dataset_name,
+        "dataset_type": data_args.dataset or dataset_name,
+    }
+    render_card(metrics, context).save(out / "README.md")

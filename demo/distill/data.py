@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from ..datafiles import DataError, LabelledData, read_labelled
+from ..datafiles import DataError, LabelledData, read_labelled, read_texts
 
 
 @dataclass
@@ -117,17 +117,59 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[dict[
     return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
 
 
+def batch_order(encoded: Sequence[dict], batch_size: int, shuffle: bool, seed: int) -> list[list[int]]:
+    """Index lists, one per batch. Shuffled batches are grouped by length (as transformers'
+    LengthGroupedSampler): shuffle, cut into mega-batches of 50 batches, sort each by length, cut
+    into batches, shuffle the batches. Short SST-2 sentences then pad to ~their own length instead
+    of the longest in a random batch, which makes an epoch about twice as fast.
+    """
+    order = list(range(len(encoded)))
+    if not shuffle:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    rng = random.Random(seed)
+    rng.shuffle(order)
+    mega = batch_size * 50
+    out = []
+    for start in range(0, len(order), mega):
+        chunk = sorted(order[start:start + mega], key=lambda i: -len(encoded[i]["input_ids"]))
+        out += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(out)
+    return out
+
+
 def batches(encoded: Sequence[dict], labels: Sequence[int], batch_size: int, tokenizer,
             shuffle: bool = False, seed: int = 0, extra: torch.Tensor | None = None) -> Iterator[dict]:
     """Padded tensor batches with 'labels' (and 'index' into the dataset, for cached teacher outputs)."""
     # Padding pre-tokenised ids is what we want here; silence the fast tokenizer's hint about __call__.
     getattr(tokenizer, "deprecation_warnings", {})["Asking-to-pad-a-fast-tokenizer"] = True
-    order = list(range(len(encoded)))
-    if shuffle:
-        random.Random(seed).shuffle(order)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+    for idx in batch_order(encoded, batch_size, shuffle, seed):
         batch = tokenizer.pad([encoded[i] for i in idx], return_tensors="pt")
         batch["labels"] = torch.tensor([labels[i] for i in idx])
         batch["index"] = torch.tensor(idx)
         yield dict(batch)
+
+
+def load_transfer_texts(files: Sequence[str], text_column: str | None, max_samples: int | None,
+                        seed: int) -> tuple[list[str], list[dict]]:
+    """Unlabelled texts of every transfer file, in file order (a seeded sample with max_samples).
+
+    Returns the texts and, per file, what was read (for metrics.json and the card).
+    """
+    texts, sources = [], []
+    for path in files:
+        data = read_texts(path, text_column)
+        sources.append({"file": str(path), "texts": len(data), "text_column": data.text_column})
+        texts += data.texts
+    if max_samples is not None and max_samples < len(texts):
+        keep = sorted(random.Random(seed).sample(range(len(texts)), max_samples))
+        texts = [texts[i] for i in keep]
+    return texts, sources
+
+
+def load_eval_set(name: str, path: str, text_column: str | None, label_column: str | None) -> LabelledData:
+    """An extra labelled test set; the training file's column names are used where the file has them."""
+    from ..datafiles import read_rows
+
+    columns, _ = read_rows(path)
+    return read_labelled(path, text_column if text_column in columns else None,
+                         label_column if label_column in columns else None)

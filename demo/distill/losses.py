@@ -1,19 +1,33 @@
-"""The DistilBERT training objective, per task: soft targets + hard labels + hidden-state alignment."""
+"""The distillation objective, per task: one pure function per loss term, and their weighted sum.
+
+Rows without a gold label (transfer text, augmented text) carry the label -100: they get the
+teacher-matching terms only.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+
+NO_LABEL = -100  # label of a row that only has the teacher's soft targets (torch's ignore_index)
 
 
 @dataclass(frozen=True)
 class LossWeights:
     temperature: float = 2.0
     alpha_ce: float = 0.5  # soft targets: KL(teacher || student) at temperature T
-    alpha_hard: float = 0.5  # cross-entropy on the gold labels
+    alpha_hard: float = 0.5  # cross-entropy on the gold labels (labelled rows only)
     alpha_cos: float = 0.0  # cosine alignment of hidden states
+    alpha_hidden: float = 0.0  # MSE between (projected) student and teacher hidden states (PKD, TinyBERT)
+    alpha_attn: float = 0.0  # KL between attention distributions of mapped layers (TinyBERT, MiniLM)
+
+    @property
+    def needs_teacher_internals(self) -> bool:
+        """Hidden states and attentions cannot come from the cached logits: the teacher runs per step."""
+        return self.alpha_cos > 0 or self.alpha_hidden > 0 or self.alpha_attn > 0
 
 
 def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -26,6 +40,17 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     log_p_student = F.log_softmax(student_logits / t, dim=-1)  # (B, C)
     p_teacher = F.softmax(teacher_logits / t, dim=-1)  # (B, C)
     return F.kl_div(log_p_student, p_teacher, reduction="batchmean") * t * t
+
+
+def hard_label_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on labelled rows, summed and divided by the whole batch size B.
+
+    Dividing by B (not by the number of labelled rows) keeps this the batch mean of a per-row loss
+    that is zero for unlabelled rows, so a batch holding one labelled row does not give that row the
+    weight of a whole batch.
+    """
+    per_row = F.cross_entropy(student_logits, labels, ignore_index=NO_LABEL, reduction="none")  # (B,)
+    return per_row.sum() / student_logits.shape[0]
 
 
 def cosine_hidden_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
@@ -41,22 +66,65 @@ def cosine_hidden_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tenso
     return (1.0 - F.cosine_similarity(s, t, dim=-1)).mean()
 
 
+def hidden_mse_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
+                    attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between hidden states over real tokens (student already projected to the
+    teacher's width). hidden: (B, T, H); mean over tokens and features, as TinyBERT's MSE."""
+    mask = attention_mask.bool()
+    return F.mse_loss(student_hidden[mask], teacher_hidden[mask])
+
+
+def attention_kl_loss(student_attn: torch.Tensor, teacher_attn: torch.Tensor,
+                      attention_mask: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """KL(teacher || student) between attention distributions, per head and real query position.
+
+    attn: (B, nh, T, T), each row a distribution over keys (padded keys get ~0 from both models).
+    Averaged over heads and real query positions: MiniLM's self-attention distribution transfer.
+    """
+    t = teacher_attn.clamp_min(eps)
+    s = student_attn.clamp_min(eps)
+    kl_rows = (t * (t.log() - s.log())).sum(-1)  # (B, nh, T): one KL per head and query
+    query_mask = attention_mask.bool()[:, None, :].expand_as(kl_rows)  # (B, nh, T)
+    return kl_rows[query_mask].mean()
+
+
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      weights: LossWeights, hidden_pairs: list[tuple[torch.Tensor, torch.Tensor]] = (),
-                      attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the switched-on terms; also each term's value for the progress bar."""
+                      weights: LossWeights, hidden_pairs: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+                      attention_mask: torch.Tensor | None = None,
+                      attention_pairs: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+                      project: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+                      cos_pairs: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the switched-on terms; also each term's value for the progress bar and history.
+
+    hidden_pairs: (student, teacher) hidden states of mapped layers, each (B, T, H_s) / (B, T, H_t);
+    project(i, h) maps pair i's student state to the teacher's width for the MSE term.
+    attention_pairs: (student, teacher) attention probabilities of mapped layers, (B, nh, T, T).
+    cos_pairs: the pairs for the cosine term when they differ from hidden_pairs (default: the same).
+    """
+    cos_pairs = hidden_pairs if cos_pairs is None else cos_pairs
     total = student_logits.new_zeros(())
     parts: dict[str, float] = {}
     if weights.alpha_ce > 0:
         kl = soft_target_loss(student_logits, teacher_logits.detach(), weights.temperature)
         total = total + weights.alpha_ce * kl
         parts["kl"] = kl.item()
-    if weights.alpha_hard > 0:
-        ce = F.cross_entropy(student_logits, labels)
+    if weights.alpha_hard > 0 and bool((labels != NO_LABEL).any()):
+        ce = hard_label_loss(student_logits, labels)
         total = total + weights.alpha_hard * ce
         parts["ce"] = ce.item()
-    if weights.alpha_cos > 0 and hidden_pairs:
-        cos = torch.stack([cosine_hidden_loss(s, t.detach(), attention_mask) for s, t in hidden_pairs]).mean()
+    if weights.alpha_cos > 0 and cos_pairs:
+        cos = torch.stack([cosine_hidden_loss(s, t.detach(), attention_mask) for s, t in cos_pairs]).mean()
         total = total + weights.alpha_cos * cos
         parts["cos"] = cos.item()
+    if weights.alpha_hidden > 0 and hidden_pairs:
+        mse = torch.stack([hidden_mse_loss(project(i, s) if project else s, t.detach(), attention_mask)
+                           for i, (s, t) in enumerate(hidden_pairs)]).mean()
+        total = total + weights.alpha_hidden * mse
+        parts["hidden"] = mse.item()
+    if weights.alpha_attn > 0 and attention_pairs:
+        att = torch.stack([attention_kl_loss(s.float(), t.detach().float(), attention_mask)
+                           for s, t in attention_pairs]).mean()
+        total = total + weights.alpha_attn * att
+        parts["attn"] = att.item()
     return total, parts

@@ -26,6 +26,7 @@ class FitResult:
     best_accuracy: float
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
+    total_steps: int = 0
 
 
 def set_seed(seed: int) -> None:
@@ -54,8 +55,13 @@ def fit(model: torch.nn.Module, make_train_batches: Callable[[int], Iterable[dic
         loss_fn: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]],
         evaluate: Callable[[torch.nn.Module], float], *, epochs: int, learning_rate: float,
         weight_decay: float, warmup_ratio: float, max_grad_norm: float, device: torch.device,
-        desc: str = "train") -> FitResult:
-    """Train, evaluate after each epoch, restore the best epoch's weights. Returns the history."""
+        desc: str = "train", total_steps: int | None = None, max_evaluations: int = 10) -> FitResult:
+    """Train, evaluate after each epoch, restore the best epoch's weights. Returns the history.
+
+    total_steps: a budget in optimiser steps (e.g. to give a baseline the same budget as the run it
+    is compared with); the data is passed over as many times as that takes, the last pass cut short.
+    With many short passes, evaluation happens every few passes (at most max_evaluations times).
+    """
     model.to(device)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")  # the usual BERT recipe
     groups = [
@@ -64,19 +70,27 @@ def fit(model: torch.nn.Module, make_train_batches: Callable[[int], Iterable[dic
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=learning_rate)
-    total_steps = max(1, steps_per_epoch * epochs)
+    if total_steps is None:
+        total_steps = steps_per_epoch * epochs
+    total_steps = max(1, total_steps)
+    epochs = max(1, math.ceil(total_steps / max(1, steps_per_epoch)))
+    eval_every = max(1, math.ceil(epochs / max_evaluations))
+    steps_done = 0
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(warmup_ratio * total_steps), total_steps)
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    result = FitResult(best_epoch=-1, best_accuracy=-1.0)
+    result = FitResult(best_epoch=-1, best_accuracy=-1.0, total_steps=total_steps)
     best_state = None
     start = time.perf_counter()
     for epoch in range(epochs):
         model.train()
-        running, seen = 0.0, 0
-        bar = tqdm(make_train_batches(epoch), total=steps_per_epoch, desc=f"{desc} epoch {epoch + 1}/{epochs}",
-                   leave=False, mininterval=2.0)
+        running, seen, part_sums = 0.0, 0, {}
+        bar = tqdm(make_train_batches(epoch), total=min(steps_per_epoch, total_steps - steps_done),
+                   desc=f"{desc} epoch {epoch + 1}/{epochs}", leave=False, mininterval=2.0)
         for batch in bar:
+            if steps_done >= total_steps:
+                break
+            steps_done += 1
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 loss, parts = loss_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
@@ -88,9 +102,14 @@ def fit(model: torch.nn.Module, make_train_batches: Callable[[int], Iterable[dic
             scheduler.step()
             running += loss.item()
             seen += 1
+            for k, v in parts.items():
+                part_sums[k] = part_sums.get(k, 0.0) + v
             bar.set_postfix(loss=f"{running / seen:.4f}", **{k: f"{v:.3f}" for k, v in parts.items()})
+        if (epoch + 1) % eval_every and epoch + 1 < epochs:
+            continue
         accuracy = evaluate(model)
-        result.history.append({"epoch": epoch + 1, "train_loss": running / max(seen, 1),
+        result.history.append({"epoch": epoch + 1, "step": steps_done, "train_loss": running / max(seen, 1),
+                               **{f"train_{k}": v / max(seen, 1) for k, v in part_sums.items()},
                                "validation_accuracy": accuracy})
         print(f"{desc} epoch {epoch + 1}/{epochs}: loss {running / max(seen, 1):.4f}, "
               f"validation accuracy {accuracy:.4f}", flush=True)

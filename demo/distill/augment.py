@@ -1,0 +1,153 @@
+"""Augmented text for distillation: more inputs on which the student can copy its teacher.
+
+The three operations of Tang et al. (2019) and TinyBERT (Jiao et al., 2020), applied word by word:
+- masking: a word becomes the mask token (p = mask_prob);
+- word replacement: a word is replaced by one of a masked LM's top-k guesses for it (p = swap_prob);
+- n-gram sampling: with p = ngram_prob the variant keeps only a random n-gram (n in 1..max_ngram).
+An augmented text has no gold label: the teacher's soft targets label it. Seeded: the same texts,
+settings and seed give the same variants.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+
+
+class AugmentError(ValueError):
+    """Augmentation cannot run as asked (e.g. no masked LM to propose replacement words)."""
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    variants: int = 0  # augmented variants per source text (0: off)
+    mask_prob: float = 0.1
+    swap_prob: float = 0.1
+    ngram_prob: float = 0.25
+    max_ngram: int = 5
+    top_k: int = 8  # replacement words are drawn from the masked LM's top k
+    seed: int = 42
+    mlm: str = "none"  # which masked LM proposed replacements (part of the cache key)
+
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass
+class MaskedLM:
+    """A masked LM and its tokenizer, used only to propose replacement words."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    device: torch.device = torch.device("cpu")
+
+
+def load_masked_lm(name: str, device: torch.device) -> MaskedLM:
+    """A fill-mask model whose head really is trained; a checkpoint without one is refused.
+
+    from_pretrained would silently add a random head to a classifier or a bare encoder; the loading
+    info tells us, and a random head would propose random words.
+    """
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+        model, info = AutoModelForMaskedLM.from_pretrained(name, output_loading_info=True, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001
+        raise AugmentError(f"--augment-mlm {name}: cannot be loaded as a masked LM ({str(exc).splitlines()[0]}); "
+                           "pass a fill-mask model, or --augment-mlm none to augment by masking and n-gram "
+                           "sampling only.") from None
+    head_missing = [k for k in info.get("missing_keys", []) if k.startswith(("cls.", "vocab_", "lm_head"))]
+    if head_missing or tokenizer.mask_token is None:
+        raise AugmentError(f"{name} has no trained masked-LM head to propose replacement words; pass "
+                           "--augment-mlm MODEL (a fill-mask model with the same language, e.g. "
+                           "google-bert/bert-base-uncased) or --augment-mlm none to augment by masking and "
+                           "n-gram sampling only.")
+    return MaskedLM(model.to(device).eval(), tokenizer, name, device)
+
+
+@dataclass
+class _Plan:
+    source: int
+    words: list[str]
+    ops: list[str]  # per word: keep | mask | swap
+    span: tuple[int, int]  # kept n-gram [start, end) of words
+
+
+def _plan(texts: Sequence[str], settings: AugmentSettings, can_swap: bool) -> list[_Plan]:
+    rng = random.Random(settings.seed)
+    plans = []
+    for source, text in enumerate(texts):
+        words = text.split()
+        if not words:
+            continue
+        for _ in range(settings.variants):
+            ops = []
+            for _word in words:
+                u = rng.random()
+                ops.append("mask" if u < settings.mask_prob else
+                           "swap" if can_swap and u < settings.mask_prob + settings.swap_prob else "keep")
+            span = (0, len(words))
+            if len(words) > 1 and rng.random() < settings.ngram_prob:
+                n = rng.randint(1, min(settings.max_ngram, len(words)))
+                start = rng.randrange(len(words) - n + 1)
+                span = (start, start + n)
+            plans.append(_Plan(source, words, ops, span))
+    return plans
+
+
+@torch.inference_mode()
+def _replacements(plans: list[_Plan], mlm: MaskedLM, settings: AugmentSettings, batch_size: int = 32) -> None:
+    """Fill every 'swap' word with one of the masked LM's top-k guesses (in place, seeded)."""
+    rng = random.Random(settings.seed + 1)
+    tok = mlm.tokenizer
+    banned = set(tok.all_special_ids)
+    vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
+    todo = [p for p in plans if "swap" in p.ops[p.span[0]:p.span[1]]]
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start:start + batch_size]
+        masked = [" ".join(tok.mask_token if op == "swap" else w for w, op in zip(p.words, p.ops)) for p in chunk]
+        enc = tok(masked, truncation=True, max_length=256, padding=True, return_tensors="pt")
+        inputs = {k: v.to(mlm.device) for k, v in enc.items()}
+        logits = mlm.model(**inputs).logits  # (B, T, V)
+        top = logits.topk(settings.top_k + 4, dim=-1).indices.cpu()  # (B, T, k+4): spares for banned ones
+        for row, plan in enumerate(chunk):
+            positions = (enc["input_ids"][row] == tok.mask_token_id).nonzero().flatten().tolist()
+            swap_words = [i for i, op in enumerate(plan.ops) if op == "swap"]
+            for word_index, pos in zip(swap_words, positions):  # words past max_length stay as they are
+                original = plan.words[word_index].lower()
+                options = [vocab[i] for i in top[row, pos].tolist()
+                           if i not in banned and not vocab[i].startswith("##") and vocab[i].lower() != original]
+                if options:
+                    plan.words = plan.words[:word_index] + [rng.choice(options[:settings.top_k])] + \
+                        plan.words[word_index + 1:]
+            plan.ops = ["keep" if op == "swap" else op for op in plan.ops]
+
+
+def augment_texts(texts: Sequence[str], settings: AugmentSettings, mask_token: str,
+                  mlm: MaskedLM | None = None) -> list[tuple[int, str]]:
+    """(index of the source text, augmented text) pairs; variants equal to their source or to an
+    earlier variant of it are dropped, so the list may be shorter than variants * len(texts)."""
+    if settings.variants <= 0:
+        return []
+    if settings.swap_prob > 0 and mlm is None:
+        raise AugmentError("word replacement needs a masked LM: pass --augment-mlm MODEL, or --augment-mlm none "
+                           "to augment by masking and n-gram sampling only.")
+    plans = _plan(texts, settings, can_swap=mlm is not None and settings.swap_prob > 0)
+    if mlm is not None:
+        _replacements(plans, mlm, settings)
+    out, seen = [], set()
+    for plan in plans:
+        start, end = plan.span
+        words = [mask_token if op == "mask" else w for w, op in zip(plan.words, plan.ops)][start:end]
+        text = " ".join(words)
+        key = (plan.source, text)
+        if text and text != texts[plan.source].strip() and key not in seen:
+            seen.add(key)
+            out.append((plan.source, text))
+    return out

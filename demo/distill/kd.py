@@ -1,0 +1,379 @@
+"""`distill`: a student from teacher layers, trained to copy the teacher on labelled rows, transfer
+text and augmented text, then measured against its teacher and against the baselines.
+
+Order of work: everything the user gave is checked (teacher, data, transfer files, test sets,
+masked LM, named cache) before the output directory is created, so bad input writes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config import ModelSpec
+from ..datafiles import LabelledData
+from ..evaluation import evaluate_pair, label_index
+from ..loading import LoadedModel, load_model, resolve_device
+from ..measure import count_parameters
+from .args import DataArguments, DistillArguments, TrainArguments
+from .augment import AugmentSettings, MaskedLM, augment_texts, load_masked_lm
+from .card import write_card
+from .data import TaskData, batches, encode_texts, load_eval_set, load_transfer_texts
+from .hub import publish
+from .losses import NO_LABEL, LossWeights, distillation_loss
+from .outputs import check_output_dir, command_line, copy_training_code, prepare_output_dir, write_json
+from .steps import read_data, save_tokenizer, validation_accuracy
+from .student import make_student, parse_layers
+from .targets import DEFAULT_CACHE_DIR, TargetsInfo, TargetsKey, check_named_cache, soft_targets, weights_digest
+from .train import FitResult, fit, model_inputs, set_seed
+
+LABELLED, AUGMENTED, TRANSFER, TRANSFER_AUGMENTED = "labelled", "augmented", "transfer", "transfer_augmented"
+SAMPLE_ROWS = 200  # augmented texts written beside the output, for a person to read
+
+
+@dataclass
+class DistillSet:
+    """The rows a student trains on. Rows without a gold label carry NO_LABEL and learn from the
+    teacher's soft targets alone."""
+
+    texts: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    logits: torch.Tensor | None = None  # (N, C) teacher logits, row-aligned
+
+    def add(self, texts, labels, kind, logits: torch.Tensor | None) -> None:
+        self.texts += list(texts)
+        self.labels += list(labels)
+        self.kinds += [kind] * len(texts)
+        if logits is not None:
+            self.logits = logits if self.logits is None else torch.cat([self.logits, logits])
+
+    def only(self, *kinds: str) -> "DistillSet":
+        keep = [i for i, k in enumerate(self.kinds) if k in kinds]
+        return DistillSet([self.texts[i] for i in keep], [self.labels[i] for i in keep],
+                          [self.kinds[i] for i in keep], None if self.logits is None else self.logits[keep])
+
+    def counts(self) -> dict[str, int]:
+        return {k: self.kinds.count(k) for k in (LABELLED, AUGMENTED, TRANSFER, TRANSFER_AUGMENTED)}
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+class StudentWithProjections(torch.nn.Module):
+    """The student plus one linear map per aligned layer from its width to the teacher's (the
+    hidden-state MSE needs equal widths). Only .student is saved: the maps serve training alone."""
+
+    def __init__(self, student: torch.nn.Module, student_width: int, teacher_width: int, n_pairs: int):
+        super().__init__()
+        self.student = student
+        self.projections = torch.nn.ModuleList(
+            [torch.nn.Linear(student_width, teacher_width) for _ in range(n_pairs)]) \
+            if student_width != teacher_width else None
+
+    def project(self, index: int, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden if self.projections is None else self.projections[index](hidden)
+
+
+def layer_pairs(layers: list[int], which: str) -> list[tuple[int, int]]:
+    """(student, teacher) indices into hidden_states: [0] is the embeddings, [i + 1] layer i's output."""
+    if which == "last":
+        return [(len(layers), layers[-1] + 1)]
+    return [(0, 0)] + [(j + 1, t + 1) for j, t in enumerate(layers)]
+
+
+def use_eager_attention(model: torch.nn.Module) -> None:
+    """Attention probabilities are only returned by the eager implementation (not SDPA)."""
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    else:  # pragma: no cover - older transformers
+        model.config._attn_implementation = "eager"
+
+
+def make_loss_fn(teacher: LoadedModel, dset: DistillSet, weights: LossWeights, layers: list[int], cos_layers: str):
+    """The per-batch loss: student forward, teacher logits from the cache (or a teacher forward when
+    hidden states or attentions are matched), then the weighted terms of losses.py."""
+    device = teacher.device
+    need_hidden = weights.alpha_cos > 0 or weights.alpha_hidden > 0
+    need_attn = weights.alpha_attn > 0
+    cos_pairs_idx = layer_pairs(layers, cos_layers)
+    all_pairs = layer_pairs(layers, "all")
+
+    def loss_fn(wrapper: StudentWithProjections, batch: dict):
+        student = wrapper.student
+        extra = {"output_hidden_states": True} if need_hidden else {}
+        if need_attn:
+            extra["output_attentions"] = True
+        s_out = student(**model_inputs(student, batch, device), **extra)
+        labels = batch["labels"].to(device)
+        mask = batch["attention_mask"].to(device)
+        if weights.needs_teacher_internals:
+            with torch.no_grad():
+                # The teacher gets exactly what plain inference gives it (token_type_ids included).
+                t_out = teacher.model(**model_inputs(teacher.model, batch, device), **extra)
+            t_logits = t_out.logits.float()
+        elif dset.logits is not None:
+            t_out, t_logits = None, dset.logits[batch["index"]].to(device)
+        else:
+            t_out, t_logits = None, s_out.logits.detach()
+        hidden_pairs, attention_pairs = [], []
+        if need_hidden:
+            pairs = all_pairs if weights.alpha_hidden > 0 else cos_pairs_idx
+            hidden_pairs = [(s_out.hidden_states[s].float(), t_out.hidden_states[t].float()) for s, t in pairs]
+        if need_attn:
+            attention_pairs = [(s_out.attentions[j], t_out.attentions[t]) for j, t in enumerate(layers)]
+        cos_pairs = None
+        if need_hidden and weights.alpha_cos > 0 and weights.alpha_hidden > 0:
+            cos_pairs = [hidden_pairs[all_pairs.index(p)] for p in cos_pairs_idx]
+        return distillation_loss(s_out.logits.float(), t_logits, labels, weights, hidden_pairs, mask,
+                                 attention_pairs, wrapper.project, cos_pairs=cos_pairs)
+
+    return loss_fn
+
+
+def train_student(student, teacher: LoadedModel, dset: DistillSet, data: TaskData, weights: LossWeights,
+                  dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments, layers: list[int],
+                  desc: str, total_steps: int | None = None) -> FitResult:
+    tok = teacher.tokenizer
+    if weights.alpha_attn > 0:
+        use_eager_attention(student)
+    s_width = getattr(student.config, "dim", None) or student.config.hidden_size
+    wrapper = StudentWithProjections(student, s_width, teacher.model.config.hidden_size, len(layers) + 1)
+    encoded = encode_texts(tok, dset.texts, data_args.max_seq_length)
+    steps_per_epoch = -(-len(encoded) // targs.batch_size)
+    if total_steps is None:
+        total_steps = max(targs.epochs * steps_per_epoch, targs.min_steps)
+    return fit(wrapper, lambda epoch: batches(encoded, dset.labels, targs.batch_size, tok, shuffle=True,
+                                              seed=targs.seed + epoch),
+               steps_per_epoch, make_loss_fn(teacher, dset, weights, layers, dargs.cos_layers),
+               lambda m: validation_accuracy(m.student, tok, data, data_args.max_seq_length, targs.eval_batch_size,
+                                             teacher.device),
+               epochs=targs.epochs, learning_rate=targs.learning_rate, weight_decay=targs.weight_decay,
+               warmup_ratio=targs.warmup_ratio, max_grad_norm=targs.max_grad_norm, device=teacher.device,
+               desc=desc, total_steps=total_steps)
+
+
+# ---- what the run reads, checked before anything is written -------------------------------------
+@dataclass
+class Inputs:
+    teacher: LoadedModel
+    data: TaskData
+    transfer_texts: list[str]
+    transfer_sources: list[dict]
+    eval_sets: dict[str, LabelledData]
+    mlm: MaskedLM | None
+    augment: AugmentSettings
+    teacher_digest: str
+    cache_dir: Path | None
+
+
+def resolve_mlm(dargs: DistillArguments, device) -> MaskedLM | None:
+    if not dargs.augment or dargs.augment_swap_prob == 0 or dargs.augment_mlm == "none":
+        return None
+    name = dargs.teacher if dargs.augment_mlm == "teacher" else dargs.augment_mlm
+    return load_masked_lm(name, device)
+
+
+def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments, device) -> Inputs:
+    teacher = load_model(ModelSpec(dargs.teacher), "classify", device)
+    if dargs.alpha_attn > 0:
+        use_eager_attention(teacher.model)
+    teacher_names = [teacher.id2label[i] for i in sorted(teacher.id2label)]
+    data = read_data(data_args, targs.seed, teacher_names=teacher_names)
+    transfer, sources = load_transfer_texts(dargs.transfer_file, dargs.transfer_text_column,
+                                            dargs.max_transfer_samples, targs.seed) if dargs.transfer_file \
+        else ([], [])
+    eval_sets = {}
+    for name, path in dargs.eval_files.items():
+        eval_sets[name] = load_eval_set(name, path, data.train.text_column, data.train.label_column)
+        label_index(teacher, eval_sets[name].labels)  # unknown labels stop the run here (LabelMismatch)
+    mlm = resolve_mlm(dargs, device)
+    augment = AugmentSettings(variants=dargs.augment, mask_prob=dargs.augment_mask_prob,
+                              swap_prob=dargs.augment_swap_prob if mlm is not None else 0.0,
+                              ngram_prob=dargs.augment_ngram_prob, seed=targs.seed,
+                              mlm=mlm.name if mlm is not None else "none")
+    digest = weights_digest(teacher.model)
+    if dargs.transfer_cache:
+        transfer_aug = augment.key() if dargs.augment_transfer else "none"
+        # The exact texts are known only after augmentation; the teacher is checked now, the rest on use.
+        check_named_cache(Path(dargs.transfer_cache), TargetsKey(digest, "", 0, data_args.max_seq_length,
+                                                                 transfer_aug, teacher.name), teacher_only=True)
+    cache_dir = None if (dargs.targets_cache_dir or "").lower() == "none" else \
+        Path(dargs.targets_cache_dir) if dargs.targets_cache_dir else DEFAULT_CACHE_DIR
+    return Inputs(teacher, data, transfer, sources, eval_sets, mlm, augment, digest, cache_dir)
+
+
+# ---- the training set ----------------------------------------------------------------------------
+def build_distill_set(inputs: Inputs, dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments,
+                      weights: LossWeights, out: Path) -> tuple[DistillSet, list[TargetsInfo]]:
+    """Labelled rows, their augmented variants, transfer text (and its variants), with soft targets."""
+    teacher, data = inputs.teacher, inputs.data
+    mask = teacher.tokenizer.mask_token or "[MASK]"
+    aug_labelled = augment_texts(data.train.texts, inputs.augment, mask, inputs.mlm) if dargs.augment else []
+    transfer = inputs.transfer_texts
+    aug_transfer = augment_texts(transfer, inputs.augment, mask, inputs.mlm) if dargs.augment_transfer else []
+    if aug_labelled or aug_transfer:
+        write_augmented_sample(out / "augmented_samples.tsv", data.train.texts, aug_labelled, transfer, aug_transfer,
+                               targs.seed)
+    need_logits = weights.alpha_ce > 0 and not weights.needs_teacher_internals
+    infos: list[TargetsInfo] = []
+
+    def targets(name, texts, augmentation, cache_file=None):
+        if not texts or not need_logits:
+            return None
+        logits, info = soft_targets(teacher, texts, name=name, max_length=data_args.max_seq_length,
+                                    batch_size=targs.eval_batch_size, augmentation=augmentation,
+                                    teacher_digest=inputs.teacher_digest, cache_dir=inputs.cache_dir,
+                                    cache_file=cache_file)
+        infos.append(info)
+        return logits
+
+    dset = DistillSet()
+    labelled_texts = data.train.texts + [t for _, t in aug_labelled]
+    logits = targets("labelled", labelled_texts, inputs.augment.key() if aug_labelled else "none")
+    dset.add(data.train.texts, data.train_ids, LABELLED, None if logits is None else logits[:len(data.train)])
+    dset.add([t for _, t in aug_labelled], [NO_LABEL] * len(aug_labelled), AUGMENTED,
+             None if logits is None else logits[len(data.train):])
+    transfer_texts = transfer + [t for _, t in aug_transfer]
+    logits = targets("transfer", transfer_texts, inputs.augment.key() if aug_transfer else "none",
+                     Path(dargs.transfer_cache) if dargs.transfer_cache else None)
+    dset.add(transfer, [NO_LABEL] * len(transfer), TRANSFER, None if logits is None else logits[:len(transfer)])
+    dset.add([t for _, t in aug_transfer], [NO_LABEL] * len(aug_transfer), TRANSFER_AUGMENTED,
+             None if logits is None else logits[len(transfer):])
+    return dset, infos
+
+
+def write_augmented_sample(path: Path, labelled: list[str], aug_labelled, transfer: list[str], aug_transfer,
+                           seed: int) -> None:
+    """A seeded sample of (source, augmented) pairs: what the student saw, for a person to check."""
+    rows = [("labelled", labelled[i], t) for i, t in aug_labelled] + \
+        [("transfer", transfer[i], t) for i, t in aug_transfer]
+    rng = random.Random(seed)
+    sample = sorted(rng.sample(range(len(rows)), min(SAMPLE_ROWS, len(rows))))
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t")
+        writer.writerow(["set", "source_text", "augmented_text"])
+        for i in sample:
+            writer.writerow(rows[i])
+
+
+# ---- measuring students --------------------------------------------------------------------------
+def as_loaded(model, teacher: LoadedModel, name: str) -> LoadedModel:
+    """An in-memory student wrapped like a loaded model, so the dashboard's evaluation code runs it."""
+    return LoadedModel(spec=ModelSpec(name), task="classify", model=model.to(teacher.device).eval(),
+                       tokenizer=teacher.tokenizer, device=teacher.device)
+
+
+def eval_set_figures(teacher: LoadedModel, student: LoadedModel, eval_sets: dict[str, LabelledData],
+                     data_args: DataArguments, targs: TrainArguments) -> dict[str, dict]:
+    out = {}
+    for name, ds in eval_sets.items():
+        report = evaluate_pair(teacher, student, ds.texts, ds.labels, batch_size=targs.eval_batch_size,
+                               max_length=data_args.max_seq_length)
+        out[name] = {"file": ds.source, **{k: v for k, v in report.figures().items()
+                                            if k not in ("teacher_confusion", "student_confusion")}}
+        print(f"  {name}: teacher {report.teacher_accuracy:.4f}, student {report.student_accuracy:.4f}, "
+              f"retention {report.retention:.4f}", flush=True)
+    return out
+
+
+def baseline_figures(name: str, model, teacher: LoadedModel, inputs: Inputs, data_args, targs, teacher_acc: float,
+                     seen: dict[str, int]) -> dict:
+    loaded = as_loaded(model, teacher, name)
+    data = inputs.data
+    gold = [data.label_names[i] for i in data.validation_ids]
+    report = evaluate_pair(teacher, loaded, data.validation.texts, gold, batch_size=targs.eval_batch_size,
+                           max_length=data_args.max_seq_length)
+    print(f"baseline {name}: accuracy {report.student_accuracy:.4f} (retention {report.retention:.4f})", flush=True)
+    return {"name": name, "accuracy": report.student_accuracy, "macro_f1": report.student_macro_f1,
+            "retention": report.student_accuracy / teacher_acc if teacher_acc else float("nan"),
+            "agreement": report.agreement, "data": seen,
+            "eval_sets": {k: {"accuracy": v["student_accuracy"], "macro_f1": v["student_macro_f1"],
+                              "retention": v["retention"]}
+                          for k, v in eval_set_figures(teacher, loaded, inputs.eval_sets, data_args, targs).items()}}
+
+
+def run_baselines(inputs: Inputs, dset: DistillSet, weights: LossWeights, dargs: DistillArguments,
+                  data_args: DataArguments, targs: TrainArguments, layers: list[int], teacher_acc: float,
+                  total_steps: int) -> list[dict]:
+    """What distillation adds: the same student shape and training budget (optimiser steps), with
+    less of the recipe: untrained, hard labels alone, and (when the run had more text) KD on the
+    labelled rows alone."""
+    teacher = inputs.teacher
+    none = {k: 0 for k in dset.counts()}
+    set_seed(targs.seed)
+    out = [baseline_figures("layer dropping alone (no training)",
+                            make_student(teacher.model, layers, dargs.student_arch), teacher, inputs, data_args,
+                            targs, teacher_acc, none)]
+    labelled = dset.only(LABELLED)
+    set_seed(targs.seed)
+    hard = make_student(teacher.model, layers, dargs.student_arch)
+    train_student(hard, teacher, labelled, inputs.data, LossWeights(alpha_ce=0.0, alpha_hard=1.0), dargs, data_args,
+                  targs, layers, desc="hard labels only", total_steps=total_steps)
+    out.append(baseline_figures("hard labels alone (no teacher)", hard, teacher, inputs, data_args, targs,
+                                teacher_acc, labelled.counts()))
+    if len(labelled) < len(dset):
+        set_seed(targs.seed)
+        kd_only = make_student(teacher.model, layers, dargs.student_arch)
+        train_student(kd_only, teacher, labelled, inputs.data, weights, dargs, data_args, targs, layers,
+                      desc="KD, labelled rows only", total_steps=total_steps)
+        out.append(baseline_figures("same KD recipe, labelled rows only (no transfer/augmented text)", kd_only,
+                                    teacher, inputs, data_args, targs, teacher_acc, labelled.counts()))
+    return out
+
+
+# ---- the step ------------------------------------------------------------------------------------
+def run_distill(dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]) -> dict:
+    device = resolve_device(targs.device)
+    check_output_dir(targs.output_dir, targs.overwrite_output_dir)
+    set_seed(targs.seed)
+    inputs = read_inputs(dargs, data_args, targs, device)
+    teacher, data = inputs.teacher, inputs.data
+    n_teacher_layers = teacher.model.config.num_hidden_layers
+    layers = parse_layers(dargs.student_layers, n_teacher_layers)
+    weights = LossWeights(dargs.temperature, dargs.alpha_ce, dargs.alpha_hard, dargs.alpha_cos, dargs.alpha_hidden,
+                          dargs.alpha_attn)
+    out = prepare_output_dir(targs.output_dir, targs.overwrite_output_dir)
+    dset, target_infos = build_distill_set(inputs, dargs, data_args, targs, weights, out)
+    counts = dset.counts()
+    print(f"distilling {dargs.teacher} ({n_teacher_layers} layers) into a {len(layers)}-layer {dargs.student_arch} "
+          f"student (layers {layers}) on {len(dset):,} rows ({', '.join(f'{v:,} {k}' for k, v in counts.items() if v)})"
+          f"; loss weights {asdict(weights)}; device {device}", flush=True)
+    set_seed(targs.seed)
+    student = make_student(teacher.model, layers, dargs.student_arch)
+    result = train_student(student, teacher, dset, data, weights, dargs, data_args, targs, layers, desc="distill")
+    student.save_pretrained(out, safe_serialization=True)
+    save_tokenizer(teacher, out, dargs.student_arch)
+
+    # Final figures through the dashboard's own loader, batching and timing code.
+    student_loaded = load_model(ModelSpec(str(out)), "classify", device)
+    gold = [data.label_names[i] for i in data.validation_ids]
+    report = evaluate_pair(teacher, student_loaded, data.validation.texts, gold, batch_size=targs.eval_batch_size,
+                           max_length=data_args.max_seq_length)
+    print(f"validation: teacher {report.teacher_accuracy:.4f}, student {report.student_accuracy:.4f}", flush=True)
+    metrics = {**report.figures(), "teacher_params": count_parameters(teacher.model),
+               "student_params": count_parameters(student_loaded.model), "train_seconds": result.train_seconds,
+               "total_steps": result.total_steps, "best_epoch": result.best_epoch, "history": result.history,
+               "layers": layers, "student_arch": dargs.student_arch, "loss_weights": asdict(weights),
+               "cos_layers": dargs.cos_layers, "n_train": len(data.train), "data": counts,
+               "transfer_files": inputs.transfer_sources, "augmentation": asdict(inputs.augment),
+               "soft_targets": [asdict(i) for i in target_infos],
+               "eval_sets": eval_set_figures(teacher, student_loaded, inputs.eval_sets, data_args, targs),
+               "eval_batch_size": targs.eval_batch_size, "command": command_line("distill", argv),
+               "args": {**asdict(dargs), **asdict(data_args), **asdict(targs)}}
+    if dargs.baselines:
+        metrics["baselines"] = run_baselines(inputs, dset, weights, dargs, data_args, targs, layers,
+                                             report.teacher_accuracy, result.total_steps)
+    write_json(out / "metrics.json", metrics)
+    copy_training_code(out)
+    write_card(out, metrics, dargs, data_args, data, layers, n_teacher_layers, result)
+    print(f"student saved to {out}: accuracy {report.student_accuracy:.4f} (teacher {report.teacher_accuracy:.4f}), "
+          f"retention {report.retention:.4f}, agreement {report.agreement:.4f}, speedup {report.speedup:.2f}x, "
+          f"params {metrics['student_params']:,} / {metrics['teacher_params']:,}", flush=True)
+    if dargs.push_to_hub:
+        publish(out, dargs.push_to_hub, private=dargs.hub_private, dry_run=dargs.dry_run)
+    return metrics
