@@ -118,6 +118,11 @@ def _consistent(records: list[tuple[int, list[str]]]) -> bool:
     return bool(records) and all(len(cells) == len(records[0][1]) for _, cells in records)
 
 
+def _first_bad_line(records: list[tuple[int, list[str]]]) -> int:
+    width = len(records[0][1]) if records else 0
+    return next((line for line, cells in records if len(cells) != width), 1 << 30)
+
+
 def _looks_quoted(records: list[tuple[int, list[str]]]) -> bool:
     """Unquoted parse of a file whose fields are CSV-quoted: every field opening with a quote also
     closes with one (a GLUE sentence with a bare quote does not)."""
@@ -130,23 +135,21 @@ def _delimited_rows(text: str, name: str, delimiter: str, quoted: bool) -> tuple
     spanning lines, holding tabs and doubled quotes). The parse that gives every row the header's
     field count wins; when both do, CSV quoting wins only if the quotes look like quoting."""
     if not quoted:
-        try:
-            plain = _parse_delimited(text, delimiter, quoted=False)
-        except csv.Error:
-            plain = []
-        if not (_consistent(plain) and not _looks_quoted(plain)):
+        candidates = []
+        for as_csv in (False, True):
             try:
-                as_csv = _parse_delimited(text, delimiter, quoted=True)
+                candidates.append(_parse_delimited(text, delimiter, quoted=as_csv))
             except csv.Error as exc:
-                as_csv = []
-                csv_error = str(exc)
-            else:
-                csv_error = ""
-            if _consistent(as_csv):
-                plain = as_csv
-            elif not plain and csv_error:
-                raise DataError(f"{name}: cannot be parsed ({csv_error}).")
-        records = plain
+                if as_csv and not candidates[0]:
+                    raise DataError(f"{name}: cannot be parsed ({exc}).") from None
+                candidates.append([])
+        plain, as_csv = candidates
+        if _consistent(plain) and not _looks_quoted(plain):
+            records = plain
+        elif _consistent(as_csv):
+            records = as_csv
+        else:  # both fail somewhere: report the parse that read further before its first bad row
+            records = max((plain, as_csv), key=_first_bad_line)
     else:
         try:
             records = _parse_delimited(text, delimiter, quoted=True)
