@@ -332,3 +332,15 @@ def test_cached_soft_targets_follow_dataset_order(teacher_dir):
         for i, text in enumerate(texts):
             direct = teacher.model(**teacher.tokenizer(text, return_tensors="pt")).logits[0]
             assert torch.allclose(cached[i], direct, atol=1e-5)
+
+
+def test_finetune_takes_more_epochs_on_small_data(encoder_dir, data, tmp_path):
+    out = tmp_path / "small"
+    rc = main(["finetune", "--model", str(encoder_dir), "--train-file", str(data["train"]), "--validation-file",
+               str(data["validation"]), "--max-train-samples", "64", "--epochs", "1", "--min-steps", "12",
+               "--batch-size", "16", "--output-dir", str(out)])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    # 64 rows / 16 = 4 steps per epoch: 12 steps take 3 epochs, each evaluated.
+    assert metrics["total_steps"] == 12 and [h["epoch"] for h in metrics["history"]] == [1, 2, 3]
+    assert [h["step"] for h in metrics["history"]] == [4, 8, 12]

@@ -186,6 +186,7 @@ class DistillArguments:
 class DistillTrainArguments(TrainArguments):
     """The training settings with the defaults measured for distillation (README: "Defaults")."""
 
+    epochs: int = field(default=3, metadata={"help": "passes over the training data (raised to reach --min-steps)"})
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW peak learning rate"})
 
 

@@ -55,12 +55,12 @@ def fit(model: torch.nn.Module, make_train_batches: Callable[[int], Iterable[dic
         loss_fn: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]],
         evaluate: Callable[[torch.nn.Module], float], *, epochs: int, learning_rate: float,
         weight_decay: float, warmup_ratio: float, max_grad_norm: float, device: torch.device,
-        desc: str = "train", total_steps: int | None = None, max_evaluations: int = 10) -> FitResult:
+        desc: str = "train", total_steps: int | None = None, max_evaluations: int = 40) -> FitResult:
     """Train, evaluate after each epoch, restore the best epoch's weights. Returns the history.
 
     total_steps: a budget in optimiser steps (e.g. to give a baseline the same budget as the run it
     is compared with); the data is passed over as many times as that takes, the last pass cut short.
-    With many short passes, evaluation happens every few passes (at most max_evaluations times).
+    With many short passes, evaluation happens every pass for the first ten, then every few passes.
     """
     model.to(device)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")  # the usual BERT recipe
@@ -74,7 +74,9 @@ def fit(model: torch.nn.Module, make_train_batches: Callable[[int], Iterable[dic
         total_steps = steps_per_epoch * epochs
     total_steps = max(1, total_steps)
     epochs = max(1, math.ceil(total_steps / max(1, steps_per_epoch)))
-    eval_every = max(1, math.ceil(epochs / max_evaluations))
+    # Every epoch for the first ten (small data peaks early), then spaced so that at most
+    # max_evaluations happen in all: a long budget on few rows must not skip its best epoch.
+    eval_every = max(1, math.ceil((epochs - 10) / max(1, max_evaluations - 10)))
     steps_done = 0
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(warmup_ratio * total_steps), total_steps)
     use_amp = device.type == "cuda"
@@ -105,7 +107,7 @@ def fit(model: torch.nn.Module, make_train_batches: Callable[[int], Iterable[dic
             for k, v in parts.items():
                 part_sums[k] = part_sums.get(k, 0.0) + v
             bar.set_postfix(loss=f"{running / seen:.4f}", **{k: f"{v:.3f}" for k, v in parts.items()})
-        if (epoch + 1) % eval_every and epoch + 1 < epochs:
+        if epoch + 1 > 10 and (epoch + 1 - 10) % eval_every and epoch + 1 < epochs:
             continue
         accuracy = evaluate(model)
         result.history.append({"epoch": epoch + 1, "step": steps_done, "train_loss": running / max(seen, 1),
