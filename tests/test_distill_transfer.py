@@ -16,7 +16,8 @@ from transformers import BertForMaskedLM, BertForSequenceClassification, BertTok
 from demo.config import ModelSpec
 from demo.distill.augment import AugmentError, AugmentSettings, augment_texts, load_masked_lm
 from demo.distill.cli import main
-from demo.distill.kd import DistillSet, StudentWithProjections, make_loss_fn
+from demo.distill.kd import StudentWithProjections, make_loss_fn
+from demo.distill.trainset import DistillSet
 from demo.distill.losses import NO_LABEL, LossWeights, attention_kl_loss, distillation_loss, hard_label_loss
 from demo.distill.student import bert_student
 from demo.distill.targets import soft_targets

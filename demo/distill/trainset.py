@@ -1,0 +1,168 @@
+"""The rows a student trains on: what the run reads (checked before anything is written), the
+labelled rows, their augmented variants and the transfer text, each with the teacher's soft targets."""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config import ModelSpec
+from ..datafiles import LabelledData
+from ..evaluation import label_index
+from ..loading import LoadedModel, load_model
+from .args import DataArguments, DistillArguments, TrainArguments
+from .augment import AugmentSettings, MaskedLM, augment_texts, load_masked_lm
+from .data import TaskData, load_eval_set, load_transfer_texts
+from .losses import NO_LABEL, LossWeights
+from .steps import read_data
+from .targets import DEFAULT_CACHE_DIR, TargetsInfo, TargetsKey, check_named_cache, soft_targets, weights_digest
+
+LABELLED, AUGMENTED, TRANSFER, TRANSFER_AUGMENTED = "labelled", "augmented", "transfer", "transfer_augmented"
+SAMPLE_ROWS = 200  # augmented texts written beside the output, for a person to read
+
+
+@dataclass
+class DistillSet:
+    """The rows a student trains on. Rows without a gold label carry NO_LABEL and learn from the
+    teacher's soft targets alone."""
+
+    texts: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    logits: torch.Tensor | None = None  # (N, C) teacher logits, row-aligned
+
+    def add(self, texts, labels, kind, logits: torch.Tensor | None) -> None:
+        self.texts += list(texts)
+        self.labels += list(labels)
+        self.kinds += [kind] * len(texts)
+        if logits is not None:
+            self.logits = logits if self.logits is None else torch.cat([self.logits, logits])
+
+    def only(self, *kinds: str) -> "DistillSet":
+        keep = [i for i, k in enumerate(self.kinds) if k in kinds]
+        return DistillSet([self.texts[i] for i in keep], [self.labels[i] for i in keep],
+                          [self.kinds[i] for i in keep], None if self.logits is None else self.logits[keep])
+
+    def counts(self) -> dict[str, int]:
+        return {k: self.kinds.count(k) for k in (LABELLED, AUGMENTED, TRANSFER, TRANSFER_AUGMENTED)}
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def use_eager_attention(model: torch.nn.Module) -> None:
+    """Attention probabilities are only returned by the eager implementation (not SDPA)."""
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    else:  # pragma: no cover - older transformers
+        model.config._attn_implementation = "eager"
+
+
+# ---- what the run reads, checked before anything is written -------------------------------------
+@dataclass
+class Inputs:
+    teacher: LoadedModel
+    data: TaskData
+    transfer_texts: list[str]
+    transfer_sources: list[dict]
+    eval_sets: dict[str, LabelledData]
+    mlm: MaskedLM | None
+    augment: AugmentSettings
+    teacher_digest: str
+    cache_dir: Path | None
+
+
+def resolve_mlm(dargs: DistillArguments, device) -> MaskedLM | None:
+    if not dargs.augment or dargs.augment_swap_prob == 0 or dargs.augment_mlm == "none":
+        return None
+    name = dargs.teacher if dargs.augment_mlm == "teacher" else dargs.augment_mlm
+    return load_masked_lm(name, device)
+
+
+def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments, device) -> Inputs:
+    teacher = load_model(ModelSpec(dargs.teacher), "classify", device)
+    if dargs.alpha_attn > 0:
+        use_eager_attention(teacher.model)
+    teacher_names = [teacher.id2label[i] for i in sorted(teacher.id2label)]
+    data = read_data(data_args, targs.seed, teacher_names=teacher_names)
+    transfer, sources = load_transfer_texts(dargs.transfer_file, dargs.transfer_text_column,
+                                            dargs.max_transfer_samples, targs.seed) if dargs.transfer_file \
+        else ([], [])
+    eval_sets = {}
+    for name, path in dargs.eval_files.items():
+        eval_sets[name] = load_eval_set(name, path, data.train.text_column, data.train.label_column)
+        label_index(teacher, eval_sets[name].labels)  # unknown labels stop the run here (LabelMismatch)
+    mlm = resolve_mlm(dargs, device)
+    augment = AugmentSettings(variants=dargs.augment, mask_prob=dargs.augment_mask_prob,
+                              swap_prob=dargs.augment_swap_prob if mlm is not None else 0.0,
+                              ngram_prob=dargs.augment_ngram_prob, seed=targs.seed,
+                              mlm=mlm.name if mlm is not None else "none")
+    digest = weights_digest(teacher.model)
+    if dargs.transfer_cache:
+        transfer_aug = augment.key() if dargs.augment_transfer else "none"
+        # The exact texts are known only after augmentation; the teacher is checked now, the rest on use.
+        check_named_cache(Path(dargs.transfer_cache), TargetsKey(digest, "", 0, data_args.max_seq_length,
+                                                                 transfer_aug, teacher.name), teacher_only=True)
+    cache_dir = None if (dargs.targets_cache_dir or "").lower() == "none" else \
+        Path(dargs.targets_cache_dir) if dargs.targets_cache_dir else DEFAULT_CACHE_DIR
+    return Inputs(teacher, data, transfer, sources, eval_sets, mlm, augment, digest, cache_dir)
+
+
+# ---- the training set ----------------------------------------------------------------------------
+def build_distill_set(inputs: Inputs, dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments,
+                      weights: LossWeights, out: Path) -> tuple[DistillSet, list[TargetsInfo]]:
+    """Labelled rows, their augmented variants, transfer text (and its variants), with soft targets."""
+    teacher, data = inputs.teacher, inputs.data
+    mask = teacher.tokenizer.mask_token or "[MASK]"
+    aug_labelled = augment_texts(data.train.texts, inputs.augment, mask, inputs.mlm) if dargs.augment else []
+    transfer = inputs.transfer_texts
+    aug_transfer = augment_texts(transfer, inputs.augment, mask, inputs.mlm) if dargs.augment_transfer else []
+    if aug_labelled or aug_transfer:
+        write_augmented_sample(out / "augmented_samples.tsv", data.train.texts, aug_labelled, transfer, aug_transfer,
+                               targs.seed)
+    need_logits = weights.alpha_ce > 0 and not weights.needs_teacher_internals
+    infos: list[TargetsInfo] = []
+
+    def targets(name, texts, augmentation, cache_file=None):
+        if not texts or not need_logits:
+            return None
+        logits, info = soft_targets(teacher, texts, name=name, max_length=data_args.max_seq_length,
+                                    batch_size=targs.eval_batch_size, augmentation=augmentation,
+                                    teacher_digest=inputs.teacher_digest, cache_dir=inputs.cache_dir,
+                                    cache_file=cache_file)
+        infos.append(info)
+        return logits
+
+    dset = DistillSet()
+    labelled_texts = data.train.texts + [t for _, t in aug_labelled]
+    logits = targets("labelled", labelled_texts, inputs.augment.key() if aug_labelled else "none")
+    dset.add(data.train.texts, data.train_ids, LABELLED, None if logits is None else logits[:len(data.train)])
+    dset.add([t for _, t in aug_labelled], [NO_LABEL] * len(aug_labelled), AUGMENTED,
+             None if logits is None else logits[len(data.train):])
+    transfer_texts = transfer + [t for _, t in aug_transfer]
+    logits = targets("transfer", transfer_texts, inputs.augment.key() if aug_transfer else "none",
+                     Path(dargs.transfer_cache) if dargs.transfer_cache else None)
+    dset.add(transfer, [NO_LABEL] * len(transfer), TRANSFER, None if logits is None else logits[:len(transfer)])
+    dset.add([t for _, t in aug_transfer], [NO_LABEL] * len(aug_transfer), TRANSFER_AUGMENTED,
+             None if logits is None else logits[len(transfer):])
+    return dset, infos
+
+
+def write_augmented_sample(path: Path, labelled: list[str], aug_labelled, transfer: list[str], aug_transfer,
+                           seed: int) -> None:
+    """A seeded sample of (source, augmented) pairs: what the student saw, for a person to check."""
+    rows = [("labelled", labelled[i], t) for i, t in aug_labelled] + \
+        [("transfer", transfer[i], t) for i, t in aug_transfer]
+    rng = random.Random(seed)
+    sample = sorted(rng.sample(range(len(rows)), min(SAMPLE_ROWS, len(rows))))
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t")
+        writer.writerow(["set", "source_text", "augmented_text"])
+        for i in sample:
+            writer.writerow(rows[i])
+
+
