@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +17,12 @@ import pytest
 from .tiny_models import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Soft-target and ONNX caches of test runs go to a temporary folder, not the user's ~/.cache
+# (set before any demo module reads it; the app subprocesses inherit it).
+_TEST_CACHE = tempfile.mkdtemp(prefix="distill-demo-test-cache-")
+os.environ["DISTILL_DEMO_CACHE"] = _TEST_CACHE
+atexit.register(shutil.rmtree, _TEST_CACHE, True)
 
 
 def free_port() -> int:
