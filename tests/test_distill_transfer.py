@@ -219,6 +219,9 @@ def test_card_shows_test_sets_and_the_baseline_table(transfer_run):
     card = ModelCard.load(out / "README.md")
     assert "## Other test sets" in card.text and "| ood | 4 |" in card.text
     assert "| **this student (distilled)** | 120 |" in card.text and "| ood |" in card.text
+    table = card.text[card.text.index("| student | labelled |"):]
+    rows = table[:table.index("\n\n")].splitlines()  # a markdown table: no blank line inside
+    assert len(rows) == 2 + 1 + 3 and rows[1].startswith("| --- |") and rows[-1].startswith("| same KD recipe")
     assert any(r.dataset_name == "ood" for r in card.data.eval_results)
 
 
