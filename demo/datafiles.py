@@ -168,7 +168,7 @@ def _delimited_rows(text: str, name: str, delimiter: str, quoted: bool) -> tuple
 
 
 def guess_column(columns: list[str], wanted: str | None, candidates: tuple[str, ...], role: str,
-                 source: str) -> str:
+                 source: str, flag: str | None = None) -> str:
     if wanted:
         if wanted not in columns:
             raise DataError(f"{source}: no column {wanted!r}; the file has: {', '.join(columns)}.")
@@ -178,7 +178,7 @@ def guess_column(columns: list[str], wanted: str | None, candidates: tuple[str, 
         if name in lowered:
             return lowered[name]
     raise DataError(f"{source}: cannot tell which column holds the {role}; name it with "
-                    f"--{role}-column (columns: {', '.join(columns)}).")
+                    f"{flag or f'--{role}-column'} (columns: {', '.join(columns)}).")
 
 
 def read_labelled(path: str | Path, text_column: str | None = None, label_column: str | None = None,
@@ -227,13 +227,14 @@ class TextData:
         return len(self.texts)
 
 
-def read_texts(path: str | Path, text_column: str | None = None, max_bytes: int = MAX_TEXT_FILE_BYTES) -> TextData:
+def read_texts(path: str | Path, text_column: str | None = None, max_bytes: int = MAX_TEXT_FILE_BYTES,
+               column_flag: str = "--text-column") -> TextData:
     """Non-empty texts of a file: .txt (one per line), or the text column of a CSV/TSV/JSON(L) file."""
     path = Path(path)
     columns, rows = read_rows(path, max_bytes)
     if text_column is None and len(columns) == 1:
         text_column = columns[0]
-    text_column = guess_column(columns, text_column, TEXT_COLUMNS, "text", path.name)
+    text_column = guess_column(columns, text_column, TEXT_COLUMNS, "text", path.name, column_flag)
     texts = [str(row[text_column]).strip() for row in rows if row.get(text_column) is not None]
     texts = [t for t in texts if t]
     if not texts:

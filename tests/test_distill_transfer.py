@@ -256,7 +256,7 @@ def test_cache_made_by_another_teacher_is_refused(transfer_run, teacher_dir, fil
 
 @pytest.mark.parametrize("make, extra, message", [
     (lambda d: (d / "t.tsv").write_text("label\tscore\npositive\t1\n"), ["--transfer-file", "{f}"],
-     "cannot tell which column holds the text"),
+     "cannot tell which column holds the text; name it with --transfer-text-column"),
     (lambda d: (d / "t.txt").write_text("\n  \n"), ["--transfer-file", "{f}"], "the file has no text"),
     (lambda d: (d / "t.txt").write_text(""), ["--transfer-file", "{f}"], "the file is empty"),
     (lambda d: None, ["--augment", "2"], "has no trained masked-LM head"),

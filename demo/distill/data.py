@@ -157,7 +157,7 @@ def load_transfer_texts(files: Sequence[str], text_column: str | None, max_sampl
     """
     texts, sources = [], []
     for path in files:
-        data = read_texts(path, text_column)
+        data = read_texts(path, text_column, column_flag="--transfer-text-column")
         sources.append({"file": str(path), "texts": len(data), "text_column": data.text_column})
         texts += data.texts
     if max_samples is not None and max_samples < len(texts):
