@@ -7,6 +7,7 @@ same message everywhere. Files are parsed as text only (never unpickled).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from dataclasses import dataclass, field
@@ -102,8 +103,6 @@ def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[s
 
 def _parse_delimited(text: str, delimiter: str, quoted: bool) -> list[tuple[int, list[str]]]:
     """(line number, cells) for each non-blank record; quoted fields may span lines."""
-    import io
-
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
                         quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
     records, line = [], 1
@@ -135,21 +134,22 @@ def _delimited_rows(text: str, name: str, delimiter: str, quoted: bool) -> tuple
     spanning lines, holding tabs and doubled quotes). The parse that gives every row the header's
     field count wins; when both do, CSV quoting wins only if the quotes look like quoting."""
     if not quoted:
-        candidates = []
-        for as_csv in (False, True):
+        try:
+            records = _parse_delimited(text, delimiter, quoted=False)
+        except csv.Error:
+            records = []
+        if not _consistent(records) or _looks_quoted(records):
+            # Not plain GLUE TSV: parse again with CSV quoting (only then, not for every file).
             try:
-                candidates.append(_parse_delimited(text, delimiter, quoted=as_csv))
+                as_csv = _parse_delimited(text, delimiter, quoted=True)
             except csv.Error as exc:
-                if as_csv and not candidates[0]:
+                if not records:
                     raise DataError(f"{name}: cannot be parsed ({exc}).") from None
-                candidates.append([])
-        plain, as_csv = candidates
-        if _consistent(plain) and not _looks_quoted(plain):
-            records = plain
-        elif _consistent(as_csv):
-            records = as_csv
-        else:  # both fail somewhere: report the parse that read further before its first bad row
-            records = max((plain, as_csv), key=_first_bad_line)
+                as_csv = []
+            if _consistent(as_csv):
+                records = as_csv
+            elif as_csv and _first_bad_line(as_csv) > _first_bad_line(records):
+                records = as_csv  # both fail: report the parse that read further before its first bad row
     else:
         try:
             records = _parse_delimited(text, delimiter, quoted=True)
@@ -182,10 +182,14 @@ def guess_column(columns: list[str], wanted: str | None, candidates: tuple[str, 
 
 
 def read_labelled(path: str | Path, text_column: str | None = None, label_column: str | None = None,
-                  max_rows: int | None = None, max_bytes: int = MAX_FILE_BYTES) -> LabelledData:
+                  max_rows: int | None = None, max_bytes: int = MAX_FILE_BYTES,
+                  columns_if_present: bool = False) -> LabelledData:
     """Texts and labels (as strings) from a file; every bad row is reported with its number."""
     path = Path(path)
     columns, rows = read_rows(path, max_bytes)
+    if columns_if_present:  # names carried over from another file: guess where this one lacks them
+        text_column = text_column if text_column in columns else None
+        label_column = label_column if label_column in columns else None
     text_column = guess_column(columns, text_column, TEXT_COLUMNS, "text", path.name)
     label_column = guess_column(columns, label_column, LABEL_COLUMNS, "label", path.name)
     if text_column == label_column:

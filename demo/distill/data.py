@@ -168,8 +168,4 @@ def load_transfer_texts(files: Sequence[str], text_column: str | None, max_sampl
 
 def load_eval_set(name: str, path: str, text_column: str | None, label_column: str | None) -> LabelledData:
     """An extra labelled test set; the training file's column names are used where the file has them."""
-    from ..datafiles import read_rows
-
-    columns, _ = read_rows(path)
-    return read_labelled(path, text_column if text_column in columns else None,
-                         label_column if label_column in columns else None)
+    return read_labelled(path, text_column, label_column, columns_if_present=True)

@@ -28,6 +28,7 @@ from .student import make_student, parse_layers
 from .trainset import LABELLED, DistillSet, Inputs, build_distill_set, read_inputs, use_eager_attention
 from .train import FitResult, fit, model_inputs, set_seed
 
+
 class StudentWithProjections(torch.nn.Module):
     """The student plus one linear map per aligned layer from its width to the teacher's (the
     hidden-state MSE needs equal widths). Only .student is saved: the maps serve training alone."""

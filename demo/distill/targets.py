@@ -94,7 +94,7 @@ class TargetsInfo:
 
 @torch.inference_mode()
 def compute_logits(teacher: LoadedModel, texts: Sequence[str], max_length: int, batch_size: int,
-                   desc: str = "teacher soft targets", progress: Callable | None = None) -> torch.Tensor:
+                   desc: str = "teacher soft targets") -> torch.Tensor:
     """The teacher's logits, (N, C) float32 in the order of texts; run in length order (little padding)."""
     from tqdm.auto import tqdm
 
