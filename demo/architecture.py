@@ -20,7 +20,7 @@ BUILTIN_SHAPES = {"teacher": ("BERT-base", BertConfig), "student": ("DistilBERT-
 DEFAULT_LABELS = {"sentiment": 2, "classify": 6}  # SST-2 and emotion
 
 
-def architecture_config(spec: ModelSpec, role: str, task: str):
+def architecture_config(spec: ModelSpec, variant: str, task: str):
     """(config, where it came from): the model's own config if readable offline, else the built-in shape."""
     local_only = not spec.is_local
     try:
@@ -28,7 +28,7 @@ def architecture_config(spec: ModelSpec, role: str, task: str):
                                             local_files_only=local_only)
         source = f"config of {spec.model}"
     except Exception:  # noqa: BLE001 - any failure: fall back to the published shape
-        name, cls = BUILTIN_SHAPES[role]
+        name, cls = BUILTIN_SHAPES[variant]
         config = cls()
         source = f"built-in {name} shape ({spec.model}'s config is not available offline)"
     if task != "fill_mask":
@@ -48,15 +48,15 @@ def offline_tokenizer(spec: ModelSpec):
         return None
 
 
-def build_random(spec: ModelSpec, task: str, role: str, device: torch.device, dtype: torch.dtype = torch.float32,
+def build_random(spec: ModelSpec, task: str, variant: str, device: torch.device, dtype: torch.dtype = torch.float32,
                  workdir: Path | None = None) -> tuple[LoadedModel, str]:
     """A randomly initialised model of the spec's architecture, saved to disk (for disk size and ONNX export)."""
-    config, source = architecture_config(spec, role, task)
+    config, source = architecture_config(spec, variant, task)
     torch.manual_seed(0)
     model = MODEL_CLASSES[task].from_config(config)
     if workdir is None:  # the app's fallback: random weights are worth nothing once the process ends
         workdir = scratch_dir("architecture-only-")
-    workdir = Path(workdir) / f"{task}-{role}"
+    workdir = Path(workdir) / f"{task}-{variant}"
     model.save_pretrained(workdir, safe_serialization=True)
     tokenizer = offline_tokenizer(spec)
     if tokenizer is not None:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 from .loading import LoadedModel
-from .measure import timed
+from .measure import INFERENCE_LOCK, timed
 from .tasks import EXAMPLE_TEXT, HIGH_UNK_SHARE, InputError, Prediction, predict, prepare_text
 
-# Two timed forward passes must never overlap: on a shared CPU each would slow the other down.
-INFERENCE_LOCK = threading.Lock()
-UNK_NOTICE = "{share:.0%} of the {role}'s tokens are [UNK]: it cannot represent these characters, so its answer means little."
+UNK_NOTICE = "{share:.0%} of the {variant}'s tokens are [UNK]: it cannot represent these characters, so its answer means little."
 
 
 @dataclass
-class RoleResult:
+class VariantResult:
     """What one model answered, and how long the user waited for it."""
 
-    role: str
+    variant: str
     model: str
     prediction: Prediction
     latency_ms: float
@@ -37,12 +34,16 @@ class Comparison:
 
     task: str
     text: str
-    teacher: RoleResult
-    student: RoleResult
+    teacher: VariantResult
+    student: VariantResult
     teacher_first: bool
     notices: list[str] = field(default_factory=list)
-    extra: dict[str, RoleResult] = field(default_factory=dict)  # e.g. the ONNX int8 student
+    extra: dict[str, VariantResult] = field(default_factory=dict)  # e.g. the ONNX int8 student
     random_weights: bool = False  # architecture-only fallback: latency and size are real, answers are not
+
+    def results(self) -> dict[str, VariantResult]:
+        """Every variant's answer: teacher, student, then any extra (e.g. the ONNX int8 student)."""
+        return {"teacher": self.teacher, "student": self.student, **self.extra}
 
     @property
     def agree(self) -> bool:
@@ -64,9 +65,9 @@ class Comparison:
         data = {"task": self.task, "text": self.text, "teacher": self.teacher.summary(),
                 "student": self.student.summary(), "agree": self.agree, "speedup": round(self.speedup, 4),
                 "notices": list(self.notices)}
-        for role, result in self.extra.items():
-            data[role] = result.summary()
-            data[role]["agrees_with_student"] = result.prediction.label.lower() == self.student.prediction.label.lower()
+        for variant, result in self.extra.items():
+            data[variant] = result.summary()
+            data[variant]["agrees_with_student"] = result.prediction.label.lower() == self.student.prediction.label.lower()
         if self.random_weights:
             data["random_weights"] = True
         if self.task == "fill_mask":
@@ -79,12 +80,12 @@ class Comparison:
 class ModelFailure(RuntimeError):
     """A model raised while answering (not the user's input): which one, and why in one line."""
 
-    def __init__(self, role: str, reason: str):
-        super().__init__(f"{role}: {reason}")
-        self.role, self.reason = role, reason
+    def __init__(self, variant: str, reason: str):
+        super().__init__(f"{variant}: {reason}")
+        self.variant, self.reason = variant, reason
 
 
-def run_role(role: str, loaded: LoadedModel, text: str) -> RoleResult:
+def run_variant(variant: str, loaded: LoadedModel, text: str) -> VariantResult:
     """One timed answer: tokenisation, forward pass and post-processing, device synchronised."""
     try:
         prediction, ms = timed(lambda: predict(loaded, text), loaded.device)
@@ -92,8 +93,8 @@ def run_role(role: str, loaded: LoadedModel, text: str) -> RoleResult:
         raise
     except Exception as exc:  # noqa: BLE001 - reported per model; the app keeps serving
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ModelFailure(role, reason) from exc
-    return RoleResult(role=role, model=loaded.name, prediction=prediction, latency_ms=ms,
+        raise ModelFailure(variant, reason) from exc
+    return VariantResult(variant=variant, model=loaded.name, prediction=prediction, latency_ms=ms,
                       device=str(loaded.device), dtype=loaded.dtype)
 
 
@@ -107,23 +108,23 @@ def compare(task: str, text: str, teacher: LoadedModel, student: LoadedModel,
     order += list((extra or {}).items())
     results = {}
     with INFERENCE_LOCK:
-        for role, loaded in order:
-            results[role] = run_role(role, loaded, prepared.text)
+        for variant, loaded in order:
+            results[variant] = run_variant(variant, loaded, prepared.text)
     notices = list(prepared.notices)
-    for role in ("teacher", "student"):
-        pred = results[role].prediction
+    for variant in ("teacher", "student"):
+        pred = results[variant].prediction
         if pred.truncated:
-            notices.append(f"The text is longer than the {pred.n_tokens} tokens the {role} reads: "
+            notices.append(f"The text is longer than the {pred.n_tokens} tokens the {variant} reads: "
                            "only the beginning was used.")
         if pred.unk_share >= HIGH_UNK_SHARE:
-            notices.append(UNK_NOTICE.format(share=pred.unk_share, role=role))
+            notices.append(UNK_NOTICE.format(share=pred.unk_share, variant=variant))
     random = teacher.random_weights or student.random_weights
     if random:
         notices = ["RANDOM WEIGHTS: the real architectures with random weights, because the weights could not be "
                    "loaded. Latency and size are real; the answers mean nothing and are not shown."]
     return Comparison(task=task, text=prepared.text, teacher=results["teacher"], student=results["student"],
                       teacher_first=teacher_first, notices=notices, random_weights=random,
-                      extra={role: results[role] for role in (extra or {})})
+                      extra={variant: results[variant] for variant in (extra or {})})
 
 
 def warm_up(loaded: LoadedModel) -> None:

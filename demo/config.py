@@ -12,20 +12,26 @@ from pathlib import Path
 
 import yaml
 
+from .errors import UserError
+
 # Task key -> what the page calls it. The keys double as the Gradio API names.
 TASKS: dict[str, str] = {
     "sentiment": "Sentiment",
     "fill_mask": "Fill-mask",
     "classify": "Classification (emotion)",
 }
+LABELLED_TASKS = ("sentiment", "classify")  # the tasks with gold labels to score against (not fill-mask)
 DEVICES = ("auto", "cpu", "cuda", "mps")
-ROLES = ("teacher", "student")
-ONNX_ROLE = "student-onnx-int8"  # the optional third column: the student under ONNX Runtime, dynamic int8
+# One word for every model the tools compare: a "variant" of the task's pair.
+PAIR = ("teacher", "student")  # the two PyTorch models every task has
+ONNX_FP32 = "student-onnx-fp32"  # the student exported to ONNX Runtime (the benchmark's)
+ONNX_INT8 = "student-onnx-int8"  # ... and dynamic int8: the app's optional third column, CPU only
+VARIANTS = (*PAIR, ONNX_FP32, ONNX_INT8)
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "pairs.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration problem, phrased so that the user knows what to change."""
 
 
@@ -49,12 +55,12 @@ class TaskPair:
     student: ModelSpec
     onnx: bool = False  # also run the student as ONNX int8 (CPU only), as a third column
 
-    def spec(self, role: str) -> ModelSpec:
-        return self.teacher if role == "teacher" else self.student
+    def spec(self, variant: str) -> ModelSpec:
+        return self.teacher if variant == "teacher" else self.student
 
     @property
-    def roles(self) -> tuple[str, ...]:
-        return ROLES + ((ONNX_ROLE,) if self.onnx else ())
+    def variants(self) -> tuple[str, ...]:
+        return PAIR + ((ONNX_INT8,) if self.onnx else ())
 
 
 @dataclass(frozen=True)
@@ -157,19 +163,19 @@ def parse_config(raw: object, source: str = "<dict>", base_dir: Path | None = No
 def _task_pair(task: str, entry: object, source: str, base_dir: Path | None) -> TaskPair:
     if task not in TASKS:
         raise ConfigError(f"{source}: unknown task {task!r}; known tasks: {', '.join(TASKS)}.")
-    if not isinstance(entry, dict) or not set(ROLES) <= set(entry) or set(entry) - {*ROLES, "onnx"}:
+    if not isinstance(entry, dict) or not set(PAIR) <= set(entry) or set(entry) - {*PAIR, "onnx"}:
         raise ConfigError(f"{source}: task {task!r} needs exactly a 'teacher' and a 'student' (and optionally onnx).")
     onnx = entry.get("onnx", False)
     if not isinstance(onnx, bool):
         raise ConfigError(f"{source}: tasks.{task}.onnx must be true or false.")
     specs = {}
-    for role in ROLES:
-        spec = model_spec(entry[role], f"{source}: tasks.{task}.{role}")
+    for variant in PAIR:
+        spec = model_spec(entry[variant], f"{source}: tasks.{task}.{variant}")
         if base_dir is not None and not Path(spec.model).is_absolute():
             candidate = (base_dir / spec.model).resolve()
             if candidate.is_dir():
                 spec = ModelSpec(str(candidate), spec.labels, spec.revision)
-        specs[role] = spec
+        specs[variant] = spec
     return TaskPair(task=task, onnx=onnx, **specs)
 
 

@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import UserError
+
 MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are refused (offer --max-rows for a sample instead)
 MAX_TEXT_FILE_BYTES = 2 * 1024**3  # unlabelled transfer text may be large: it is only held as strings
 TEXT_COLUMNS = ("text", "sentence", "content", "review", "document", "utterance", "tweet")
@@ -20,7 +22,7 @@ LABEL_COLUMNS = ("label", "labels", "target", "class", "category", "emotion", "s
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data file the run cannot use, with what to change."""
 
 
@@ -167,16 +169,21 @@ def _delimited_rows(text: str, name: str, delimiter: str, quoted: bool) -> tuple
     return header, rows
 
 
+def obvious_column(columns: list[str], candidates: tuple[str, ...]) -> str | None:
+    """The first column whose name (any case) is a usual one for this purpose, else None."""
+    lowered = {c.lower(): c for c in columns}
+    return next((lowered[name] for name in candidates if name in lowered), None)
+
+
 def guess_column(columns: list[str], wanted: str | None, candidates: tuple[str, ...], role: str,
                  source: str, flag: str | None = None) -> str:
     if wanted:
         if wanted not in columns:
             raise DataError(f"{source}: no column {wanted!r}; the file has: {', '.join(columns)}.")
         return wanted
-    lowered = {c.lower(): c for c in columns}
-    for name in candidates:
-        if name in lowered:
-            return lowered[name]
+    found = obvious_column(columns, candidates)
+    if found is not None:
+        return found
     raise DataError(f"{source}: cannot tell which column holds the {role}; name it with "
                     f"{flag or f'--{role}-column'} (columns: {', '.join(columns)}).")
 

@@ -1,6 +1,7 @@
 """`python -m demo.evaluate`: teacher and student on your labelled file -> report.md/json/html + predictions.csv.
 
-The Evaluate tab calls evaluate_task() too, so the page and the CLI give the same figures.
+The edge only: flags -> EvalSettings -> eval_run (the Evaluate tab calls the same functions, so
+the page and the CLI give the same figures and refuse the same input).
 """
 
 from __future__ import annotations
@@ -8,40 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
-from pathlib import Path
-from typing import Callable
 
-from .config import DEVICES, ConfigError, load_config
-from .datafiles import MAX_FILE_BYTES, DataError, LabelledData, read_labelled
-from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, EvalReport, LabelMismatch, evaluate_pair, label_index
-from .registry import PairRegistry, TaskUnavailable
-from .reports import ReportContext, write_reports
-
-LABELLED_TASKS = ("sentiment", "classify")  # fill-mask has no labels to score against
-MAX_ROWS = 20_000  # examples per evaluation unless --max-rows says otherwise; bounds time on 2 CPU cores
-
-
-def evaluate_task(registry: PairRegistry, task: str, data: LabelledData, batch_size: int = DEFAULT_BATCH_SIZE,
-                  max_length: int = DEFAULT_MAX_LENGTH, unbatched_baseline: bool = False,
-                  progress: Callable[[int, int], None] | None = None) -> tuple[EvalReport, ReportContext]:
-    """Both models of a configured task on a labelled set; labels are checked before any inference."""
-    if task not in LABELLED_TASKS:
-        raise DataError(f"task {task!r} has no labels to evaluate against; use one of {', '.join(LABELLED_TASKS)}.")
-    teacher, student = registry.pair(task)
-    for model in (teacher, student):
-        label_index(model, data.labels)  # raises LabelMismatch naming unknown and known labels
-    report = evaluate_pair(teacher, student, data.texts, data.labels, batch_size, max_length, progress)
-    unbatched = None
-    if unbatched_baseline:
-        one = evaluate_pair(teacher, student, data.texts, data.labels, 1, max_length)
-        unbatched = {"batch_size": 1, "teacher_total_ms": one.teacher_total_ms, "student_total_ms": one.student_total_ms,
-                     "ratio": (one.teacher_total_ms + one.student_total_ms) /
-                              (report.teacher_total_ms + report.student_total_ms)}
-    sizes = {s.role: s.size for s in registry.status(task)}
-    return report, ReportContext(task=task, data_name=Path(data.source).name, sizes=sizes, unbatched=unbatched)
+from .errors import exit_on_user_error
+from .config import DEVICES, LABELLED_TASKS, ConfigError, load_config
+from .eval_report import write_reports
+from .eval_run import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, MAX_ROWS, EvalSettings, evaluate_task, read_eval_file
+from .progress import ProgressLine
+from .registry import PairRegistry
 
 
 def load_registry_for(config_path: str | None, task: str, device: str | None) -> PairRegistry:
+    """Only the evaluated task's pair, loaded now (the CLI has nothing to do until it is)."""
     config = load_config(config_path)
     if task not in config.pairs:
         raise ConfigError(f"task {task!r} is not in {config.source}; configured: {', '.join(config.tasks)}.")
@@ -66,30 +44,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", choices=DEVICES, default=None, help="overrides the config's device")
     p.add_argument("--unbatched-baseline", action="store_true",
                    help="also time one example at a time, to show what batching buys")
-    args = p.parse_args(argv)
-    if args.batch_size < 1 or (args.max_rows is not None and args.max_rows < 1) or not 8 <= args.max_length <= 512:
-        p.error("--batch-size and --max-rows must be at least 1; --max-length between 8 and 512.")
-    return args
+    return p.parse_args(argv)
 
 
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        data = read_labelled(args.file, args.text_column, args.label_column, max_rows=args.max_rows,
-                             max_bytes=MAX_FILE_BYTES)
-        if args.max_rows is None and len(data) > MAX_ROWS:
-            raise DataError(f"{Path(args.file).name} has {len(data):,} rows, over the {MAX_ROWS:,} limit; "
-                            f"pass --max-rows N to evaluate a sample of the first N rows.")
-        registry = load_registry_for(args.config, args.task, args.device)
-
-        def progress(done: int, total: int) -> None:
-            print(f"\revaluated {done:,}/{total:,}", end="" if done < total else "\n", file=sys.stderr, flush=True)
-
-        report, ctx = evaluate_task(registry, args.task, data, args.batch_size, args.max_length,
-                                    args.unbatched_baseline, progress)
-    except (DataError, ConfigError, LabelMismatch, TaskUnavailable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    settings = EvalSettings(task=args.task, batch_size=args.batch_size, max_length=args.max_length,
+                            max_rows=args.max_rows, unbatched_baseline=args.unbatched_baseline)
+    data = read_eval_file(args.file, args.text_column, args.label_column, settings)
+    registry = load_registry_for(args.config, args.task, args.device)
+    with ProgressLine("evaluated", unit="examples") as progress:
+        report, ctx = evaluate_task(registry, data, settings, progress)
     paths = write_reports(report, ctx, args.out)
     print(f"{report.n_examples:,} examples: teacher accuracy {report.teacher_accuracy:.4f}, student "
           f"{report.student_accuracy:.4f}, retention {report.retention:.4f}, agreement {report.agreement:.4f}, "

@@ -23,6 +23,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from .errors import UserError
 from .config import ConfigError, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ OFFLINE_FIX = (
 )
 
 
-class LoadError(RuntimeError):
+class LoadError(UserError, RuntimeError):
     """A model that could not be loaded, with a one-sentence reason and how to fix it."""
 
     def __init__(self, model: str, reason: str, fix: str):

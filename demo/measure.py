@@ -1,12 +1,14 @@
 """Timing and size, measured one way for the app, the benchmark and the evaluator.
 
 Timing follows the benchmark habit: the clock starts before tokenisation and stops after
-post-processing, with the GPU synchronised first so queued kernels are counted.
+post-processing, with the GPU synchronised first so queued kernels are counted, and no two
+timed passes ever overlap (INFERENCE_LOCK): on a shared CPU each would slow the other down.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence, TypeVar
@@ -14,6 +16,10 @@ from typing import Callable, Sequence, TypeVar
 import torch
 
 T = TypeVar("T")
+
+# Held by every timed pass in this process (the app's requests, the benchmark, the evaluator):
+# two forward passes timed at once on a shared CPU would each slow the other down.
+INFERENCE_LOCK = threading.Lock()
 
 
 def synchronize(device: torch.device | str) -> None:
@@ -32,6 +38,12 @@ def timed(fn: Callable[[], T], device: torch.device | str = "cpu") -> tuple[T, f
     result = fn()
     synchronize(device)
     return result, (time.perf_counter() - start) * 1000.0
+
+
+def timed_exclusive(fn: Callable[[], T], device: torch.device | str = "cpu") -> tuple[T, float]:
+    """timed(), holding the inference lock: nothing else in this process runs a model meanwhile."""
+    with INFERENCE_LOCK:
+        return timed(fn, device)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -129,16 +141,25 @@ def size_of_loaded(loaded) -> SizeReport:
     return size_of(loaded.model, loaded.weight_files)
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000.0
-    return f"{n:.1f} GB"
+def interleaved_timing(calls: dict[object, Callable[[], object]], device, repeats: int, warmup: int,
+                       stop: Callable[[], bool] | None = None) -> dict[object, LatencyStats]:
+    """Time several calls round-robin, one repeat of each in turn (order reversed every other round).
 
-
-def human_count(n: float) -> str:
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f}{unit}"
-    return f"{n:.0f}"
+    Timing each model in its own block lets the machine's speed drift between blocks (other tenants,
+    clocks, a background job) and bends the ratios; interleaved, every call meets the same drift,
+    so the speedups of one run hold even when the absolute figures wander. Warm-up first: the
+    allocator, thread pools and kernel selection settle. stop() is checked between rounds.
+    """
+    for _ in range(warmup):
+        for fn in calls.values():
+            with INFERENCE_LOCK:
+                fn()
+    samples: dict[object, list[float]] = {name: [] for name in calls}
+    order = list(calls)
+    for round_ in range(repeats):
+        if stop is not None and stop():
+            raise KeyboardInterrupt
+        for name in order if round_ % 2 == 0 else order[::-1]:
+            _, ms = timed_exclusive(calls[name], device)
+            samples[name].append(ms)
+    return {name: LatencyStats.of(values) for name, values in samples.items()}

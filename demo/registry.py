@@ -10,11 +10,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import torch
 
+from .errors import UserError
 from .compare import Comparison, ModelFailure, compare, warm_up
-from .config import ROLES, TASKS, AppConfig, ModelSpec, TaskPair
+from .config import ONNX_INT8, PAIR, TASKS, AppConfig, ModelSpec, TaskPair
 from .loading import LoadedModel, LoadError, ModelCache, resolve_device, resolve_dtype
 from .measure import SizeReport, size_of_loaded
 
@@ -25,7 +27,7 @@ def is_out_of_memory(exc: BaseException | None) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-class TaskUnavailable(RuntimeError):
+class TaskUnavailable(UserError, RuntimeError):
     """A task whose models are still loading or failed to load; the message says which and why."""
 
 
@@ -34,7 +36,7 @@ class ModelStatus:
     """Where one model of a pair stands, for the page's status line."""
 
     task: str
-    role: str
+    variant: str
     model: str
     state: str = "queued"  # queued | loading | warming up | ready | failed
     reason: str = ""
@@ -60,8 +62,8 @@ class PairRegistry:
         self._lock = threading.Lock()
         self._models: dict[tuple[str, str], LoadedModel] = {}
         self._status: dict[tuple[str, str], ModelStatus] = {
-            (task, role): ModelStatus(task, role, config.pairs[task].spec(role).model)
-            for task in config.tasks for role in config.pairs[task].roles
+            (task, variant): ModelStatus(task, variant, config.pairs[task].spec(variant).model)
+            for task in config.tasks for variant in config.pairs[task].variants
         }
         self._teacher_first: dict[str, bool] = {task: True for task in config.tasks}
         self._task_device: dict[str, torch.device] = {}  # tasks moved off the default device
@@ -80,100 +82,95 @@ class PairRegistry:
             self.load_task(task)
 
     def load_task(self, task: str) -> None:
-        for role in ROLES:
-            self._load(task, role)
+        for variant in PAIR:
+            self._load_pretrained(task, variant)
         if self.config.pairs[task].onnx:
             self._load_onnx(task)
 
     def load_random(self, task: str, wait: bool = False) -> None:
         """Offline fallback: the task's architectures with random weights (latency and size only)."""
-        def work():
-            from .architecture import build_random
+        from .architecture import build_random
 
-            pair = self.config.pairs[task]
-            device = self._task_device.get(task, self.device)
-            for role in ROLES:
-                start = time.perf_counter()
-                self._set(task, role, state="loading", reason="", fix="")
-                try:
-                    loaded, source = build_random(pair.spec(role), task, role, device)
-                    warm_up(loaded)
-                except Exception as exc:  # noqa: BLE001 - a status, not a dead thread stuck on "loading"
-                    log.exception("random-weights fallback failed for %s %s", task, role)
-                    self._set(task, role, state="failed", reason=f"even random weights failed ({exc}).".split("\n")[0],
-                              fix="Check the model's config.", seconds=time.perf_counter() - start)
+        pair = self.config.pairs[task]
+        device = self._task_device.get(task, self.device)
+
+        def work():
+            for variant in PAIR:
+                def build(variant=variant):
+                    loaded, source = build_random(pair.spec(variant), task, variant, device)
+                    return loaded, f"RANDOM WEIGHTS from the {source}"
+
+                if not self._load_variant(task, variant, build, failure="even random weights failed",
+                                          fix="Check the model's config."):
                     return
-                self._ready(task, role, loaded, start, reason=f"RANDOM WEIGHTS from the {source}")
 
         thread = threading.Thread(target=work, name=f"random-{task}", daemon=True)
         thread.start()
         if wait:
             thread.join()
 
+    def _load_pretrained(self, task: str, variant: str) -> None:
+        spec = self.config.pairs[task].spec(variant)
+        device = self._task_device.get(task, self.device)
+        dtype = self.dtype if device == self.device else torch.float32
+        log.info("loading %s %s: %s", task, variant, spec.model)
+        self._load_variant(task, variant, lambda: (self.cache.get(spec, task, device, dtype), ""),
+                           failure="its first (warm-up) pass failed", fix="Check that the checkpoint matches the task.")
+
     def _load_onnx(self, task: str) -> None:
         from . import onnx_variants
-        from .config import ONNX_ROLE
 
-        start = time.perf_counter()
         with self._lock:
             student = self._models.get((task, "student"))
         if student is None:
-            self._set(task, ONNX_ROLE, state="failed", reason="the fp32 student did not load.", fix="Fix it first.")
-            return
-        if student.device.type != "cpu":
-            self._set(task, ONNX_ROLE, state="failed", reason=f"dynamic int8 is a CPU technique; the app runs on "
+            self._set(task, ONNX_INT8, state="failed", reason="the fp32 student did not load.", fix="Fix it first.")
+        elif student.device.type != "cpu":
+            self._set(task, ONNX_INT8, state="failed", reason=f"dynamic int8 is a CPU technique; the app runs on "
                       f"{student.device.type}.", fix="Run with --device cpu to compare it.")
-            return
-        self._set(task, ONNX_ROLE, state="loading")
-        try:
-            loaded = onnx_variants.export(student, int8=True, threads=torch.get_num_threads())
-            self._set(task, ONNX_ROLE, state="warming up")
-            warm_up(loaded)
-        except LoadError as exc:
-            self._set(task, ONNX_ROLE, state="failed", reason=exc.reason, fix=exc.fix,
-                      seconds=time.perf_counter() - start)
-            return
-        self._ready(task, ONNX_ROLE, loaded, start)
+        else:
+            self._load_variant(task, ONNX_INT8, lambda: (onnx_variants.export(student, int8=True,
+                                                                              threads=torch.get_num_threads()), ""),
+                               failure="the ONNX export failed", fix="The PyTorch student still runs.")
 
-    def _ready(self, task: str, role: str, loaded: LoadedModel, start: float, **status) -> None:
-        """Publish a loaded model and its status (device, dtype, size, load time) together."""
-        with self._lock:
-            self._models[(task, role)] = loaded
-        self._set(task, role, state="ready", seconds=time.perf_counter() - start, device=str(loaded.device),
-                  dtype=loaded.dtype, size=size_of_loaded(loaded), **status)
+    def _load_variant(self, task: str, variant: str, build: Callable[[], tuple[LoadedModel, str]], *,
+                      failure: str, fix: str) -> bool:
+        """The one loading path: build, warm up, publish with its status; any failure becomes a status.
 
-    def _set(self, task: str, role: str, **changes) -> None:
-        with self._lock:
-            self._status[(task, role)] = replace(self._status[(task, role)], **changes)
-
-    def _load(self, task: str, role: str) -> None:
-        spec = self.config.pairs[task].spec(role)
-        device = self._task_device.get(task, self.device)
-        dtype = self.dtype if device == self.device else torch.float32
+        build() returns the model and a note for its status line (e.g. that its weights are random).
+        A LoadError keeps its own reason and fix; anything else is logged with its traceback and
+        shown as `failure` (a broken model must not stop the others, nor leave a thread "loading").
+        """
         start = time.perf_counter()
-        self._set(task, role, state="loading", reason="", fix="")
-        log.info("loading %s %s: %s", task, role, spec.model)
+        self._set(task, variant, state="loading", reason="", fix="")
         try:
-            loaded = self.cache.get(spec, task, device, dtype)
-            self._set(task, role, state="warming up")
+            loaded, note = build()
+            self._set(task, variant, state="warming up")
             warm_up(loaded)
         except LoadError as exc:
-            log.warning("could not load %s %s: %s", task, role, exc)
-            self._set(task, role, state="failed", reason=exc.reason, fix=exc.fix,
+            log.warning("could not load %s %s: %s", task, variant, exc)
+            self._set(task, variant, state="failed", reason=exc.reason, fix=exc.fix,
                       seconds=time.perf_counter() - start)
-            return
-        except Exception as exc:  # noqa: BLE001 - a broken model must not stop the others
-            log.exception("warm-up failed for %s %s", task, role)
-            self._set(task, role, state="failed", reason=f"its first (warm-up) pass failed: {exc}".split("\n")[0],
-                      fix="Check that the checkpoint matches the task.", seconds=time.perf_counter() - start)
-            return
-        self._ready(task, role, loaded, start)
-        log.info("%s %s ready in %.1fs", task, role, time.perf_counter() - start)
+            return False
+        except Exception as exc:  # noqa: BLE001 - reported as a status, traceback in the log
+            log.exception("%s for %s %s", failure, task, variant)
+            self._set(task, variant, state="failed", reason=f"{failure}: {exc}".split("\n")[0], fix=fix,
+                      seconds=time.perf_counter() - start)
+            return False
+        with self._lock:
+            self._models[(task, variant)] = loaded
+        self._set(task, variant, state="ready", seconds=time.perf_counter() - start, device=str(loaded.device),
+                  dtype=loaded.dtype, size=size_of_loaded(loaded), reason=note)
+        log.info("%s %s ready in %.1fs", task, variant, time.perf_counter() - start)
+        return True
+
+    def _set(self, task: str, variant: str, **changes) -> None:
+        with self._lock:
+            self._status[(task, variant)] = replace(self._status[(task, variant)], **changes)
 
     # ---- queries -------------------------------------------------------------------------
     def status(self, task: str) -> list[ModelStatus]:
         with self._lock:
-            return [self._status[(task, role)] for role in self.config.pairs[task].roles]
+            return [self._status[(task, variant)] for variant in self.config.pairs[task].variants]
 
     def all_settled(self) -> bool:
         with self._lock:
@@ -184,14 +181,14 @@ class PairRegistry:
         if task not in self.config.pairs:
             raise TaskUnavailable(f"The task {task!r} is not configured; configured: {', '.join(self.config.tasks)}.")
         statuses = self.status(task)
-        statuses = [s for s in statuses if s.role in ROLES]  # the optional ONNX column never blocks a task
+        statuses = [s for s in statuses if s.variant in PAIR]  # the optional ONNX column never blocks a task
         failed = [s for s in statuses if s.state == "failed"]
         if failed:
-            raise TaskUnavailable(" ".join(f"The {s.role} ({s.model}) failed to load: {s.reason} {s.fix}"
+            raise TaskUnavailable(" ".join(f"The {s.variant} ({s.model}) failed to load: {s.reason} {s.fix}"
                                            for s in failed))
         waiting = [s for s in statuses if not s.ready]
         if waiting:
-            names = ", ".join(f"{s.role} {s.state}" for s in waiting)
+            names = ", ".join(f"{s.variant} {s.state}" for s in waiting)
             raise TaskUnavailable(f"The {TASKS[task].lower()} models are still loading ({names}); "
                                   "try again in a moment.")
         with self._lock:
@@ -204,36 +201,37 @@ class PairRegistry:
             first = self._teacher_first[task]
             self._teacher_first[task] = not first
         extra = {}
-        for role in self.config.pairs[task].roles[len(ROLES):]:
+        for variant in self.config.pairs[task].variants[len(PAIR):]:
             with self._lock:
-                model = self._models.get((task, role))
+                model = self._models.get((task, variant))
             if model is not None:
-                extra[role] = model
+                extra[variant] = model
         try:
             return compare(task, text, teacher, student, teacher_first=first, extra=extra)
         except ModelFailure as exc:
             if is_out_of_memory(exc.__cause__):
-                log.warning("out of GPU memory in %s %s", task, exc.role)
-                raise TaskUnavailable(f"The {exc.role} ran out of GPU memory on this request. Shorter text may fit; "
+                log.warning("out of GPU memory in %s %s", task, exc.variant)
+                raise TaskUnavailable(f"The {exc.variant} ran out of GPU memory on this request. Shorter text may fit; "
                                       "or press 'Run this task on CPU' to reload both models on the CPU.") from None
-            log.exception("forward pass failed in %s %s", task, exc.role)
-            raise TaskUnavailable(f"The {exc.role} failed while answering ({exc.reason}). The other tasks still "
+            log.exception("forward pass failed in %s %s", task, exc.variant)
+            raise TaskUnavailable(f"The {exc.variant} failed while answering ({exc.reason}). The other tasks still "
                                   "work; fix the cause and press 'Reload models'.") from None
 
     # ---- recovery ------------------------------------------------------------------------------
-    def reload(self, task: str, device: torch.device | None = None, wait: bool = False) -> None:
+    def reload(self, task: str, device: torch.device | str | None = None, wait: bool = False) -> None:
         """Read a task's models again (after fixing a directory, or on another device), in the background."""
+        device = torch.device(device) if isinstance(device, str) else device
         if task not in self.config.pairs:
             raise TaskUnavailable(f"The task {task!r} is not configured.")
         pair = self.config.pairs[task]
         with self._lock:
-            for role in pair.roles:
-                self._models.pop((task, role), None)
-                self._status[(task, role)] = ModelStatus(task, role, pair.spec(role).model)
+            for variant in pair.variants:
+                self._models.pop((task, variant), None)
+                self._status[(task, variant)] = ModelStatus(task, variant, pair.spec(variant).model)
             if device is not None:
                 self._task_device[task] = device
-        for role in ROLES:
-            self.cache.forget(pair.spec(role))
+        for variant in PAIR:
+            self.cache.forget(pair.spec(variant))
         thread = threading.Thread(target=self.load_task, args=(task,), name=f"reload-{task}", daemon=True)
         thread.start()
         if wait:

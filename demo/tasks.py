@@ -6,14 +6,15 @@ same bad text with the same message.
 
 from __future__ import annotations
 
-import inspect
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 
 import torch
 
+from .errors import UserError
 from .loading import LoadedModel
+from .model_inputs import model_inputs
 
 MAX_CHARS = 20_000  # characters kept before tokenising; far beyond 512 tokens, bounds the tokenizer's work
 TOP_K = 5  # labels / tokens shown per model
@@ -26,7 +27,7 @@ EXAMPLE_TEXT = {  # also the warm-up input after loading
 }
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """Text the task cannot take, with a message that says how to write it."""
 
 
@@ -100,15 +101,6 @@ def prepare_text(task: str, text: object) -> PreparedText:
     return PreparedText(text=text, notices=notices)
 
 
-def accepted_inputs(model: torch.nn.Module) -> set[str]:
-    """The keyword inputs a model's forward takes (a DistilBERT takes no token_type_ids)."""
-    cached = getattr(model, "_demo_accepted_inputs", None)
-    if cached is None:
-        cached = set(inspect.signature(model.forward).parameters)
-        model._demo_accepted_inputs = cached
-    return cached
-
-
 def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], bool]:
     """Tokenise one text for one model, cut to its maximum length. Returns (tensors, truncated)."""
     tok = loaded.tokenizer
@@ -120,15 +112,10 @@ def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], boo
     ids = enc["input_ids"]
     limit = loaded.max_length
     truncated = len(ids) > limit
-    accepted = accepted_inputs(loaded.model)
-    tensors = {}
-    for key, values in enc.items():
-        if key not in accepted:
-            continue
-        if truncated:  # keep the first limit-1 tokens and the closing special token
-            values = values[: limit - 1] + values[-1:]
-        tensors[key] = torch.tensor([values], device=loaded.device)
-    return tensors, truncated
+    # Over the limit: keep the first limit-1 tokens and the closing special token.
+    tensors = {key: torch.tensor([values[: limit - 1] + values[-1:] if truncated else values])
+               for key, values in enc.items()}
+    return model_inputs(loaded.model, tensors, loaded.device), truncated
 
 
 WORD_PIECES = re.compile(r"\w+|[^\w\s]")
@@ -141,8 +128,7 @@ def random_ids(loaded: LoadedModel, text: str) -> dict[str, torch.Tensor]:
     n = max(3, min(loaded.max_length, 2 + int(1.3 * len(WORD_PIECES.findall(text)))))
     g = torch.Generator().manual_seed(zlib.crc32(text.encode("utf-8", "replace")))
     ids = torch.randint(1000, loaded.model.config.vocab_size, (1, n), generator=g)
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    return {k: v.to(loaded.device) for k, v in inputs.items() if k in accepted_inputs(loaded.model)}
+    return model_inputs(loaded.model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, loaded.device)
 
 
 def task_uses_mask(task: str) -> bool:

@@ -1,4 +1,4 @@
-"""The Benchmark tab: a small sweep for one task, with the CLI's code, tables and charts."""
+"""The Benchmark tab: a small sweep for one task, with the CLI's settings, code, tables and charts."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import threading
 
 import gradio as gr
 
-from .bench import DEFAULT_REPEATS, VARIANTS, BenchSettings, bench_figures, bench_markdown, sweep, write_outputs
-from .config import ConfigError
-from .loading import LoadError
+from .bench_report import write_outputs
+from .bench_sweep import MIN_REPEATS, BenchSettings, parse_int_list, sweep
+from .charts import bench_figures
+from .config import VARIANTS
+from .errors import UserError
 from .registry import PairRegistry
 from .scratch import scratch_dir
 
@@ -16,22 +18,39 @@ SWEEP_LOCK = threading.Lock()  # one sweep at a time: two would time each other'
 STOP = threading.Event()
 
 
-def _ints(text: str, what: str, upper: int) -> list[int]:
+# ---- handlers ------------------------------------------------------------------------------------
+def run_sweep(registry: PairRegistry, task: str, variants: list[str] | None, batch_sizes: str, seq_lens: str,
+              repeats, architecture_only: bool, progress=gr.Progress()):
     try:
-        values = [int(x) for x in str(text).replace(" ", "").split(",") if x]
-    except ValueError:
-        raise gr.Error(f"{what}: give comma-separated whole numbers, e.g. 1,8.", print_exception=False) from None
-    if not values or min(values) < 1 or max(values) > upper:
-        raise gr.Error(f"{what}: values between 1 and {upper}, e.g. 1,8.", print_exception=False)
-    return values
+        settings = BenchSettings(tasks=[task] if task else [], variants=list(variants or []),
+                                 batch_sizes=parse_int_list(batch_sizes, "batch sizes"),
+                                 seq_lens=parse_int_list(seq_lens, "sequence lengths"),
+                                 repeats=int(repeats or MIN_REPEATS), architecture_only=bool(architecture_only))
+        settings.check_tasks(registry.config)
+    except UserError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    if not SWEEP_LOCK.acquire(blocking=False):
+        raise gr.Error("another benchmark is running; try again when it has finished.", print_exception=False)
+    STOP.clear()
+    try:
+        result = sweep(registry.config, settings, cache=registry.cache,
+                       progress=lambda done, total, what: progress((done, total), desc=what), stop=STOP.is_set)
+    except UserError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    finally:
+        SWEEP_LOCK.release()
+    paths = write_outputs(result, scratch_dir("bench-"))
+    figures = bench_figures(result)
+    return result.to_dict(), result.markdown(), figures[0] if figures else None, [str(p) for p in paths.values()]
 
 
+# ---- layout and wiring ---------------------------------------------------------------------------
 def build_tab(registry: PairRegistry) -> None:
     tasks = registry.config.tasks
     gr.Markdown("Time every variant of a task at the batch sizes and sequence lengths you pick, with the same "
-                f"code as `python -m demo.bench` (warm-up, then {DEFAULT_REPEATS}+ timed repeats, p50/p95). While a "
+                f"code as `python -m demo.bench` (warm-up, then {MIN_REPEATS}+ timed repeats, p50/p95). While a "
                 "repeat is timed, nothing else in the app runs a model. *Architecture only* uses random weights "
-                "of the real shapes: timings are real, answers are not.")
+                "of the real shapes: timings are real, answers are not. The ONNX variants need the student too.")
     with gr.Row():
         task = gr.Dropdown(tasks, value=tasks[0] if tasks else None, label="Task", elem_id="bench-task")
         variants = gr.CheckboxGroup(list(VARIANTS), value=["teacher", "student"], label="Variants",
@@ -39,7 +58,7 @@ def build_tab(registry: PairRegistry) -> None:
     with gr.Row():
         batch_sizes = gr.Textbox("1,8", label="Batch sizes", elem_id="bench-batch-sizes")
         seq_lens = gr.Textbox("16,128", label="Sequence lengths (tokens)", elem_id="bench-seq-lens")
-        repeats = gr.Number(DEFAULT_REPEATS, precision=0, minimum=20, label="Timed repeats")
+        repeats = gr.Number(MIN_REPEATS, precision=0, minimum=MIN_REPEATS, label="Timed repeats")
         architecture_only = gr.Checkbox(False, label="Architecture only (random weights)")
     with gr.Row():
         run = gr.Button("Run benchmark", variant="primary", elem_id="bench-run")
@@ -49,37 +68,10 @@ def build_tab(registry: PairRegistry) -> None:
     files = gr.File(label="bench.json, bench.md, bench.html", file_count="multiple", interactive=False)
     summary = gr.JSON(label="Records (bench.json)", open=False)
 
-    def run_sweep(task_name, chosen, batches_text, seqs_text, n_repeats, arch_only, progress=gr.Progress()):
-        if task_name not in tasks:
-            raise gr.Error(f"pick a task: one of {', '.join(tasks)}.", print_exception=False)
-        chosen = [v for v in VARIANTS if v in (chosen or [])]
-        if not chosen:
-            raise gr.Error("pick at least one variant.", print_exception=False)
-        if any(v.startswith("student-onnx") for v in chosen) and "student" not in chosen:
-            chosen.insert(1 if "teacher" in chosen else 0, "student")
-        n_repeats = int(n_repeats or DEFAULT_REPEATS)
-        if n_repeats < 20:
-            raise gr.Error("timed repeats: at least 20 (fewer is a sample, not a percentile).", print_exception=False)
-        settings = BenchSettings(tasks=[task_name], variants=chosen, batch_sizes=_ints(batches_text, "batch sizes", 256),
-                                 seq_lens=_ints(seqs_text, "sequence lengths", 512), repeats=n_repeats,
-                                 architecture_only=bool(arch_only))
-        if not SWEEP_LOCK.acquire(blocking=False):
-            raise gr.Error("another benchmark is running; try again when it has finished.", print_exception=False)
-        STOP.clear()
-        try:
-            result = sweep(registry.config, settings, cache=registry.cache,
-                           progress=lambda done, total, what: progress((done, total), desc=what),
-                           stop=STOP.is_set)
-        except (ConfigError, LoadError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        finally:
-            SWEEP_LOCK.release()
-        paths = write_outputs(result, scratch_dir("bench-"))
-        figures = bench_figures(result)
-        return (result.to_dict(), bench_markdown(result), figures[0] if figures else None,
-                [str(p) for p in paths.values()])
+    def on_run(task_name, chosen, batches_text, seqs_text, n_repeats, arch_only, progress=gr.Progress()):
+        return run_sweep(registry, task_name, chosen, batches_text, seqs_text, n_repeats, arch_only, progress)
 
-    run.click(run_sweep, inputs=[task, variants, batch_sizes, seq_lens, repeats, architecture_only],
+    run.click(on_run, inputs=[task, variants, batch_sizes, seq_lens, repeats, architecture_only],
               outputs=[summary, table, chart, files], api_name="benchmark", concurrency_id="benchmark",
               concurrency_limit=1)
     cancel.click(STOP.set, api_name="cancel_benchmark", queue=False)

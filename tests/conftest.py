@@ -25,6 +25,18 @@ os.environ["DISTILL_DEMO_CACHE"] = _TEST_CACHE
 atexit.register(shutil.rmtree, _TEST_CACHE, True)
 
 
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> Path:
+    """Where tests leave screenshots and measured figures: $TEST_ARTIFACTS if set, else a temp dir.
+
+    Never the repository: `TEST_ARTIFACTS=screenshots python -m pytest -m browser` refreshes them on purpose.
+    """
+    chosen = os.environ.get("TEST_ARTIFACTS")
+    path = Path(chosen) if chosen else tmp_path_factory.mktemp("artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

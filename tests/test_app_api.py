@@ -21,9 +21,9 @@ def summary(result):
 def test_each_task_answers_with_both_models(client, task):
     s = summary(call_when_ready(client, TEXTS[task], f"/{task}"))
     assert s["task"] == task and s["text"] == TEXTS[task].strip()
-    for role in ("teacher", "student"):
-        part = s[role]
-        assert part["model"].endswith(f"{task}/{role}")
+    for variant in ("teacher", "student"):
+        part = s[variant]
+        assert part["model"].endswith(f"{task}/{variant}")
         assert isinstance(part["prediction"]["label"], str) and part["prediction"]["label"]
         assert 0.0 < part["prediction"]["score"] <= 1.0
         assert part["latency_ms"] > 0
@@ -44,12 +44,12 @@ def test_fill_mask_gives_top5_completion_and_overlap(client):
     result = call_when_ready(client, "the dog ran [MASK] .", "/fill_mask")
     s = summary(result)
     assert 0.0 <= s["top5_overlap"] <= 1.0
-    for role, label_output, completed_output in (("teacher", 1, 3), ("student", 2, 4)):
+    for variant, label_output, completed_output in (("teacher", 1, 3), ("student", 2, 4)):
         label = result[label_output]
         assert len(label["confidences"]) == 5
-        top_token = s[role]["prediction"]["label"]
+        top_token = s[variant]["prediction"]["label"]
         assert label["label"] == top_token
-        assert result[completed_output] == s[role]["completed"] == f"the dog ran {top_token} ."
+        assert result[completed_output] == s[variant]["completed"] == f"the dog ran {top_token} ."
 
 
 def test_angle_bracket_mask_is_accepted(client):

@@ -13,7 +13,6 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SENTENCES = {"sentiment": "the acting was great", "fill_mask": "the capital of france is [MASK] .",
              "classify": "i feel happy and loved"}
 TAB_NAMES = {"sentiment": "Sentiment", "fill_mask": "Fill-mask", "classify": "Classification (emotion)"}
-SCREENSHOT_DIR = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parent.parent / "screenshots"))
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +31,12 @@ def browser():
         browser.close()
 
 
-def test_each_task_shows_both_answers_and_the_latency_chart(browser, app_server, client):
+def test_each_task_shows_both_answers_and_the_latency_chart(browser, app_server, client, artifacts):
     from .conftest import call_when_ready
 
     call_when_ready(client, "warm", "/sentiment")  # models loaded before the browser starts typing
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     page.goto(app_server.url, wait_until="load")
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     for task, sentence in SENTENCES.items():
         page.get_by_role("tab", name=TAB_NAMES[task]).click()
         page.locator(f"#{task}-text textarea").fill(sentence)
@@ -46,9 +44,9 @@ def test_each_task_shows_both_answers_and_the_latency_chart(browser, app_server,
         verdict = page.locator(f"#{task}-verdict")
         verdict.get_by_text("speedup").wait_for(timeout=30_000)
         assert "Teacher" in verdict.inner_text() and " ms" in verdict.inner_text()
-        for role in ("teacher", "student"):
-            answer = page.locator(f"#{task}-{role}-answer")
-            assert answer.locator("text=%").count() >= 1, f"{task} {role}: no probabilities shown"
+        for variant in ("teacher", "student"):
+            answer = page.locator(f"#{task}-{variant}-answer")
+            assert answer.locator("text=%").count() >= 1, f"{task} {variant}: no probabilities shown"
         chart = page.locator(f"#{task}-latency .js-plotly-plot")
         chart.wait_for(timeout=15_000)
         assert "1 requests" in page.locator(f"#{task}-latency").inner_text()
@@ -56,7 +54,7 @@ def test_each_task_shows_both_answers_and_the_latency_chart(browser, app_server,
         if task == "fill_mask":
             completed = page.locator("#fill_mask-teacher-completed textarea").input_value()
             assert completed.startswith("the capital of france is ") and "[MASK]" not in completed
-        page.screenshot(path=str(SCREENSHOT_DIR / f"{task}.png"), full_page=True)
+        page.screenshot(path=str(artifacts / f"{task}.png"), full_page=True)
     page.close()
 
 
@@ -76,7 +74,7 @@ def test_bad_input_shows_a_message_in_the_page(browser, app_server, client):
 PAYLOADS = ['<img src=x onerror=alert(1)> [MASK]', '<script>alert("x")</script> [MASK] here']
 
 
-def test_hostile_text_is_shown_literally_and_never_runs(browser, app_server, client, tmp_path):
+def test_hostile_text_is_shown_literally_and_never_runs(browser, app_server, client, tmp_path, artifacts):
     from .conftest import call_when_ready
 
     call_when_ready(client, "warm", "/sentiment")
@@ -103,9 +101,9 @@ def test_hostile_text_is_shown_literally_and_never_runs(browser, app_server, cli
     try:
         page.locator("#evaluate-summary").get_by_text("examples").wait_for(timeout=30_000)
     finally:
-        page.screenshot(path=str(SCREENSHOT_DIR / "hostile-evaluate.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "hostile-evaluate.png"), full_page=True)
     page.wait_for_timeout(1000)
-    page.screenshot(path=str(SCREENSHOT_DIR / "hostile.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "hostile.png"), full_page=True)
     assert dialogs == [], f"a script ran: {dialogs}"
     assert page.evaluate("() => document.querySelectorAll('img[src=x]').length") == 0
     page.close()

@@ -23,7 +23,7 @@ def models(tmp_path_factory):
     out = {}
     for task in ("classify", "fill_mask"):
         dirs = make_pair(task, root)
-        out[task] = {role: load_model(ModelSpec(str(path)), task, CPU) for role, path in dirs.items()}
+        out[task] = {variant: load_model(ModelSpec(str(path)), task, CPU) for variant, path in dirs.items()}
     return out
 
 
@@ -101,8 +101,8 @@ def test_compare_orders_the_models_as_asked(models, monkeypatch):
     import demo.compare as cmp
 
     calls = []
-    real = cmp.run_role
-    monkeypatch.setattr(cmp, "run_role", lambda role, loaded, text: calls.append(role) or real(role, loaded, text))
+    real = cmp.run_variant
+    monkeypatch.setattr(cmp, "run_variant", lambda variant, loaded, text: calls.append(variant) or real(variant, loaded, text))
     pair = models["classify"]
     result = compare("classify", "i feel happy", pair["teacher"], pair["student"], teacher_first=False)
     assert calls == ["student", "teacher"] and not result.teacher_first

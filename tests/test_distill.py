@@ -17,7 +17,7 @@ from demo.distill.cli import main
 from demo.distill.hub import PublishError, publish
 from demo.distill.losses import LossWeights, cosine_hidden_loss, distillation_loss, soft_target_loss
 from demo.distill.student import bert_student, distilbert_student, parse_layers
-from demo.distill.train import model_inputs
+from demo.model_inputs import model_inputs
 
 from .tiny_models import bert_config, save
 from transformers import BertTokenizerFast
@@ -296,7 +296,7 @@ def test_bad_validation_data_stops_before_training(teacher_dir, data, tmp_path, 
     rc = main(["distill", "--teacher", str(teacher_dir), "--student-layers", "2", "--train-file", str(data["train"]),
                "--validation-file", str(bad), "--output-dir", str(out)])
     err = capsys.readouterr().err
-    assert rc == 1 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (out / "model.safetensors").exists()
 
 
@@ -305,7 +305,7 @@ def test_labels_that_differ_from_the_teachers_stop_the_run(teacher_dir, tmp_path
     train.write_text("sentence\tlabel\ngood film\tjoy\nbad film\tanger\n")
     rc = main(["distill", "--teacher", str(teacher_dir), "--train-file", str(train), "--validation-file", str(train),
                "--student-layers", "2", "--output-dir", str(tmp_path / "out")])
-    assert rc == 1 and "are not among the classes negative, positive" in capsys.readouterr().err
+    assert rc == 2 and "are not among the classes negative, positive" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [

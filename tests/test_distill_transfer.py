@@ -250,7 +250,7 @@ def test_cache_made_by_another_teacher_is_refused(transfer_run, teacher_dir, fil
     rc = distill(other, files, out, "--transfer-file", str(files["transfer"]), "--max-transfer-samples", "180",
                  "--transfer-cache", str(cache / "named.safetensors"))
     err = capsys.readouterr().err
-    assert rc == 1 and "holds the soft targets of another teacher" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and "holds the soft targets of another teacher" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 
@@ -271,7 +271,7 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(teacher_dir, files, tmp_
     out = tmp_path / "out"
     rc = distill(teacher_dir, files, out, *[a.format(f=f) for a in extra])
     err = capsys.readouterr().err
-    assert rc == 1, err
+    assert rc == 2, err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
 

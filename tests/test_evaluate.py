@@ -118,22 +118,22 @@ def test_bad_files_get_a_clear_message(tiny_config, tmp_path, capsys, name, cont
     rc = evaluate_main(["--config", str(tiny_config), "--task", "classify", "--file", str(path),
                         "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert rc == 1 and message in err and "Traceback" not in err
+    assert rc == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
 
 def test_unknown_labels_name_what_the_model_knows(tiny_config, tmp_path, capsys):
     path = write(tmp_path / "labels.jsonl", '{"text": "hello", "label": "grumpy"}\n{"text": "hi", "label": "joy"}\n')
     assert evaluate_main(["--config", str(tiny_config), "--task", "classify", "--file", str(path),
-                          "--out", str(tmp_path / "out")]) == 1
+                          "--out", str(tmp_path / "out")]) == 2
     assert "which knows: sadness, joy, love, anger, fear, surprise" in capsys.readouterr().err
 
 
 def test_huge_files_offer_a_sample(tiny_config, tmp_path, capsys):
     path = write(tmp_path / "big.tsv", "text\tlabel\n" + "i feel happy\tjoy\n" * 20_001)
     assert evaluate_main(["--config", str(tiny_config), "--task", "classify", "--file", str(path),
-                          "--out", str(tmp_path / "out")]) == 1
-    assert "over the 20,000 limit; pass --max-rows N" in capsys.readouterr().err
+                          "--out", str(tmp_path / "out")]) == 2
+    assert "over the 20,000 limit; set max rows (--max-rows N)" in capsys.readouterr().err
     assert evaluate_main(["--config", str(tiny_config), "--task", "classify", "--file", str(path),
                           "--out", str(tmp_path / "out"), "--max-rows", "50"]) == 0
     assert json.loads((tmp_path / "out" / "report.json").read_text())["n_examples"] == 50
@@ -155,4 +155,4 @@ def test_cli_runs_as_a_module(tiny_config, hand_checked, tmp_path):
                            "--file", str(path), "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     # sentiment models know negative/positive, not emotions: stopped before inference, one line
-    assert proc.returncode == 1 and "are unknown to" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "are unknown to" in proc.stderr and "Traceback" not in proc.stderr

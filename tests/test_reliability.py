@@ -25,26 +25,27 @@ from demo.config import ModelSpec, load_config, parse_config
 from demo.loading import LoadError, load_model
 from demo.measure import percentile
 from demo.registry import PairRegistry, TaskUnavailable
+from demo.tasks import InputError, prepare_text
 
 from .conftest import ROOT, AppServer, call_when_ready, free_port
 from .tiny_models import make_pair
 
-FIGURES = Path(os.environ.get("RELIABILITY_FIGURES", ROOT / "screenshots" / "reliability.json"))
 MIXED = [("sentiment", "the film was good"), ("fill_mask", "paris is the [MASK] of france"),
          ("classify", "i feel so happy today"), ("sentiment", "a dull and bad plot"),
          ("fill_mask", "i love my [MASK] ."), ("classify", "they hate this city")]
 
 
-def record_figures(name: str, figures: dict) -> None:
-    """Keep the measured figures beside the screenshots (the closing note quotes them)."""
-    FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+def record_figures(artifacts: Path, name: str, figures: dict) -> None:
+    """Keep the measured figures in reliability.json among the test artifacts (and print them)."""
+    path = artifacts / "reliability.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
     data[name] = figures
-    FIGURES.write_text(json.dumps(data, indent=2))
+    path.write_text(json.dumps(data, indent=2))
     print(f"\n{name}: {figures}")
 
 
-def test_load_16_concurrent_users(app_server, client):
+@pytest.mark.slow
+def test_load_16_concurrent_users(app_server, client, artifacts):
     call_when_ready(client, "warm", "/sentiment")
     call_when_ready(client, "[MASK] warm", "/fill_mask")
     call_when_ready(client, "warm", "/classify")
@@ -76,13 +77,14 @@ def test_load_16_concurrent_users(app_server, client):
     assert not any(t.is_alive() for t in threads), "load test did not finish in time"
     assert errors == []
     assert len(latencies) + len(busy) == users * per_user
-    record_figures("load", {"users": users, "requests": users * per_user, "answered": len(latencies),
+    record_figures(artifacts, "load", {"users": users, "requests": users * per_user, "answered": len(latencies),
                             "refused_busy": len(busy), "errors": len(errors), "wall_s": round(wall, 2),
                             "throughput_rps": round(len(latencies) / wall, 1),
                             "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1)})
 
 
-def test_soak_500_requests_do_not_leak(app_server):
+@pytest.mark.slow
+def test_soak_500_requests_do_not_leak(app_server, artifacts):
     import psutil
 
     proc = psutil.Process(app_server.proc.pid)
@@ -95,7 +97,7 @@ def test_soak_500_requests_do_not_leak(app_server):
         if i in (50, 500):
             rss[i] = proc.memory_info().rss
     growth = rss[500] / rss[50] - 1
-    record_figures("soak", {"requests": 500, "rss_after_50_mb": round(rss[50] / 1e6, 1),
+    record_figures(artifacts, "soak", {"requests": 500, "rss_after_50_mb": round(rss[50] / 1e6, 1),
                             "rss_after_500_mb": round(rss[500] / 1e6, 1), "growth_pct": round(100 * growth, 2)})
     assert growth <= 0.05
 
@@ -110,28 +112,41 @@ HOSTILE = st.one_of(SPECIAL, st.text(max_size=300), st.text(alphabet=st.characte
 GENERATED = {"n": 0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["sentiment", "fill_mask", "classify"])
-def test_hostile_text_gets_an_answer_or_a_clear_message(client, task):
+def test_hostile_text_gets_an_answer_or_a_clear_message(client, task, artifacts):
     call_when_ready(client, "warm [MASK]", f"/{task}")
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     @given(HOSTILE)
     def check(text):
         GENERATED["n"] += 1
+        # The oracle: the input checks themselves say whether this text is refused, and with what message.
+        try:
+            prepare_text(task, text)
+            refusal = None
+        except InputError as exc:
+            refusal = str(exc)
         try:
             summary = client.predict(text, api_name=f"/{task}")[0]
-            assert summary["task"] == task and summary["teacher"]["latency_ms"] > 0
         except AppError as exc:
             message = str(exc)
-            assert message and "Traceback" not in message and len(message) < 400
-            assert any(k in message for k in ("empty", "mask", "[MASK]", "tokens")), message
+            if refusal is None:  # only one refusal needs the tokenizer: a mask cut off with the text's end
+                assert task == "fill_mask" and message.startswith("The [MASK] lies beyond the first"), message
+            else:
+                assert refusal in message and "Traceback" not in message, message
+            return
+        assert refusal is None, f"accepted a text the checks refuse ({refusal})"
+        assert summary["task"] == task and summary["teacher"]["latency_ms"] > 0
+        assert summary["student"]["latency_ms"] > 0 and summary["teacher"]["prediction"]["label"]
 
     check()
     # still serving
     assert client.predict("the film was good", api_name="/sentiment")[0]["task"] == "sentiment"
-    record_figures(f"hostile_{task}", {"generated_inputs_so_far": GENERATED["n"]})
+    record_figures(artifacts, f"hostile_{task}", {"generated_inputs_so_far": GENERATED["n"]})
 
 
+@pytest.mark.slow
 def test_server_log_has_no_traceback_after_hostile_input(app_server):
     assert "Traceback" not in app_server.log()
 

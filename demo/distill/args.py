@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from ..errors import UsageError
+
 
 @dataclass
 class DataArguments:
@@ -25,15 +27,15 @@ class DataArguments:
 
     def __post_init__(self):
         if self.dataset is None and not (self.train_file and self.validation_file):
-            raise ValueError("give --train-file and --validation-file (or --dataset NAME where the Hub is reachable).")
+            raise UsageError("give --train-file and --validation-file (or --dataset NAME where the Hub is reachable).")
         if self.dataset is not None and (self.train_file or self.validation_file):
-            raise ValueError("give either --dataset or --train-file/--validation-file, not both.")
+            raise UsageError("give either --dataset or --train-file/--validation-file, not both.")
         for name in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1.")
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1.")
         if not 8 <= self.max_seq_length <= 512:
-            raise ValueError("--max-seq-length must lie between 8 and 512.")
+            raise UsageError("--max-seq-length must lie between 8 and 512.")
 
     @property
     def label_name_list(self) -> list[str] | None:
@@ -59,15 +61,15 @@ class TrainArguments:
 
     def __post_init__(self):
         if not self.output_dir:
-            raise ValueError("--output-dir is required: the directory where the model and metrics go.")
+            raise UsageError("--output-dir is required: the directory where the model and metrics go.")
         if self.min_steps < 0:
-            raise ValueError("--min-steps must be 0 (off) or more.")
+            raise UsageError("--min-steps must be 0 (off) or more.")
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError("--epochs, --batch-size and --eval-batch-size must be at least 1.")
+            raise UsageError("--epochs, --batch-size and --eval-batch-size must be at least 1.")
         if not 0 < self.learning_rate < 1:
-            raise ValueError("--learning-rate must lie in (0, 1), e.g. 5e-5.")
+            raise UsageError("--learning-rate must lie in (0, 1), e.g. 5e-5.")
         if not 0 <= self.warmup_ratio < 1:
-            raise ValueError("--warmup-ratio must lie in [0, 1).")
+            raise UsageError("--warmup-ratio must lie in [0, 1).")
 
 
 @dataclass
@@ -76,7 +78,7 @@ class FinetuneArguments:
 
     def __post_init__(self):
         if not self.model:
-            raise ValueError("--model is required: a BERT encoder (Hub id or directory) to fine-tune as teacher.")
+            raise UsageError("--model is required: a BERT encoder (Hub id or directory) to fine-tune as teacher.")
 
 
 def _flatten(values) -> list[str]:
@@ -143,39 +145,39 @@ class DistillArguments:
         self.transfer_file = _flatten(self.transfer_file)
         self.eval_file = _flatten(self.eval_file)
         if not self.teacher:
-            raise ValueError("--teacher is required: a fine-tuned BERT classifier (run the finetune step first).")
+            raise UsageError("--teacher is required: a fine-tuned BERT classifier (run the finetune step first).")
         if self.temperature <= 0:
-            raise ValueError("--temperature must be positive (the paper's spirit: 2).")
+            raise UsageError("--temperature must be positive (the paper's spirit: 2).")
         weights = (self.alpha_ce, self.alpha_hard, self.alpha_cos, self.alpha_hidden, self.alpha_attn)
         if min(weights) < 0:
-            raise ValueError("loss weights must not be negative; 0 switches a term off.")
+            raise UsageError("loss weights must not be negative; 0 switches a term off.")
         if not any(weights):
-            raise ValueError("every loss term is switched off; give --alpha-ce, --alpha-hard, --alpha-cos, "
+            raise UsageError("every loss term is switched off; give --alpha-ce, --alpha-hard, --alpha-cos, "
                              "--alpha-hidden or --alpha-attn > 0.")
         if self.transfer_file and not (self.alpha_ce or self.alpha_cos or self.alpha_hidden or self.alpha_attn):
-            raise ValueError("--transfer-file text has no labels: it needs a teacher-matching loss (--alpha-ce, "
+            raise UsageError("--transfer-file text has no labels: it needs a teacher-matching loss (--alpha-ce, "
                              "--alpha-hidden, --alpha-attn or --alpha-cos > 0).")
         if self.max_transfer_samples is not None and self.max_transfer_samples < 1:
-            raise ValueError("--max-transfer-samples must be at least 1.")
+            raise UsageError("--max-transfer-samples must be at least 1.")
         if (self.max_transfer_samples or self.transfer_cache or self.transfer_text_column) and not self.transfer_file:
-            raise ValueError("--max-transfer-samples, --transfer-cache and --transfer-text-column need "
+            raise UsageError("--max-transfer-samples, --transfer-cache and --transfer-text-column need "
                              "--transfer-file.")
         if self.augment < 0:
-            raise ValueError("--augment must be 0 (off) or a number of variants per text, e.g. 4.")
+            raise UsageError("--augment must be 0 (off) or a number of variants per text, e.g. 4.")
         if self.augment_transfer and not self.augment:
-            raise ValueError("--augment-transfer needs --augment N (variants per text).")
+            raise UsageError("--augment-transfer needs --augment N (variants per text).")
         for name in ("augment_mask_prob", "augment_swap_prob", "augment_ngram_prob"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"--{name.replace('_', '-')} must lie in [0, 1].")
+                raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1].")
         if self.augment_mask_prob + self.augment_swap_prob > 1:
-            raise ValueError("--augment-mask-prob plus --augment-swap-prob must not exceed 1.")
+            raise UsageError("--augment-mask-prob plus --augment-swap-prob must not exceed 1.")
         for item in self.eval_file:
             name, sep, path = item.partition("=")
             if not sep or not name.strip() or not path.strip():
-                raise ValueError(f"--eval-file {item!r}: write NAME=FILE, e.g. books=reviews-books/test.tsv.")
+                raise UsageError(f"--eval-file {item!r}: write NAME=FILE, e.g. books=reviews-books/test.tsv.")
         names = [item.partition("=")[0].strip() for item in self.eval_file]
         if len(set(names)) != len(names):
-            raise ValueError("--eval-file: give each test set its own NAME.")
+            raise UsageError("--eval-file: give each test set its own NAME.")
 
     @property
     def eval_files(self) -> dict[str, str]:
@@ -199,4 +201,4 @@ class PushArguments:
 
     def __post_init__(self):
         if not self.output_dir or not self.repo_id:
-            raise ValueError("--output-dir and --repo-id are required.")
+            raise UsageError("--output-dir and --repo-id are required.")

@@ -17,8 +17,10 @@ from typing import Sequence
 
 import torch
 
+from ..errors import UserError
 
-class AugmentError(ValueError):
+
+class AugmentError(UserError, ValueError):
     """Augmentation cannot run as asked (e.g. no masked LM to propose replacement words)."""
 
 

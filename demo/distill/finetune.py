@@ -10,12 +10,13 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from ..config import ModelSpec
 from ..loading import explain_load_error, resolve_device
 from ..measure import count_parameters
-from ..metrics import accuracy, macro_f1
+from ..scoring import accuracy, macro_f1
 from .args import DataArguments, FinetuneArguments, TrainArguments
 from .data import batches, encode_texts
 from .outputs import check_output_dir, command_line, copy_training_code, prepare_output_dir, write_json
 from .steps import read_data, validation_accuracy
-from .train import fit, model_inputs, predict_ids, set_seed
+from ..model_inputs import model_inputs
+from .train import fit, predict_ids, set_seed
 
 
 def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]) -> dict:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import UserError
+
 IGNORED = ("checkpoint-*", "*.tmp", "__pycache__/*", "*.pyc")
 
 
-class PublishError(RuntimeError):
+class PublishError(UserError, RuntimeError):
     pass
 
 

@@ -14,7 +14,7 @@ import torch
 
 from ..config import ModelSpec
 from ..datafiles import LabelledData
-from ..evaluation import evaluate_pair
+from ..eval_run import evaluate_pair
 from ..loading import LoadedModel, load_model, resolve_device
 from ..measure import count_parameters
 from .args import DataArguments, DistillArguments, TrainArguments
@@ -26,7 +26,8 @@ from .outputs import check_output_dir, command_line, copy_training_code, prepare
 from .steps import save_tokenizer, validation_accuracy
 from .student import make_student, parse_layers
 from .trainset import LABELLED, DistillSet, Inputs, build_distill_set, read_inputs, use_eager_attention
-from .train import FitResult, fit, model_inputs, set_seed
+from ..model_inputs import model_inputs
+from .train import FitResult, fit, set_seed
 
 
 class StudentWithProjections(torch.nn.Module):

@@ -7,11 +7,9 @@ import shlex
 import shutil
 from pathlib import Path
 
+from ..errors import UsageError
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-
-
-class UsageError(ValueError):
-    """A flag combination or output directory the run cannot use, with what to change."""
 
 
 def check_output_dir(path: str, overwrite: bool) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 from transformers import DistilBertTokenizerFast
 
 from ..loading import LoadedModel
-from ..metrics import accuracy
+from ..scoring import accuracy
 from .args import DataArguments
 from .data import TaskData, batches, encode_texts, load_hub_task_data, load_task_data
 from .train import predict_ids

@@ -15,6 +15,8 @@ from transformers import (
     PreTrainedModel,
 )
 
+from ..errors import UsageError
+
 # BERT layer sub-module -> DistilBERT layer sub-module (same tensors, other names).
 BERT_TO_DISTIL_LAYER = {
     "attention.self.query": "attention.q_lin",
@@ -35,24 +37,24 @@ def parse_layers(spec: str | int, teacher_layers: int) -> list[int]:
         try:
             layers = [int(x) for x in text.split(",") if x.strip()]
         except ValueError:
-            raise ValueError(f"--student-layers {text!r}: give a number or a comma-separated list of layer "
+            raise UsageError(f"--student-layers {text!r}: give a number or a comma-separated list of layer "
                              "indices such as 0,2,4,7,9,11.") from None
         if sorted(set(layers)) != layers:
-            raise ValueError(f"--student-layers {text!r}: list each layer once, in increasing order.")
+            raise UsageError(f"--student-layers {text!r}: list each layer once, in increasing order.")
     else:
         try:
             n = int(text)
         except ValueError:
-            raise ValueError(f"--student-layers {text!r}: give a number or a list such as 0,2,4.") from None
+            raise UsageError(f"--student-layers {text!r}: give a number or a list such as 0,2,4.") from None
         if not 1 <= n <= teacher_layers:
-            raise ValueError(f"--student-layers {n}: the teacher has {teacher_layers} layers; pick 1 to "
+            raise UsageError(f"--student-layers {n}: the teacher has {teacher_layers} layers; pick 1 to "
                              f"{teacher_layers}.")
         if n == 1:
             return [teacher_layers - 1]
         # Evenly spaced, rounding half up: 12 -> 6 gives 0,2,4,7,9,11 (the original DistilBERT list).
         layers = [int(i * (teacher_layers - 1) / (n - 1) + 0.5) for i in range(n)]
     if not layers or layers[0] < 0 or layers[-1] >= teacher_layers:
-        raise ValueError(f"--student-layers {text!r}: indices must lie in 0..{teacher_layers - 1}.")
+        raise UsageError(f"--student-layers {text!r}: indices must lie in 0..{teacher_layers - 1}.")
     return layers
 
 
@@ -81,7 +83,7 @@ def distilbert_student(teacher: BertForSequenceClassification, layers: list[int]
     """DistilBERT shape: token-type-0 embedding folded into positions, BERT names mapped, pooler -> pre_classifier."""
     tc = teacher.config
     if getattr(tc, "position_embedding_type", "absolute") != "absolute":
-        raise ValueError("the DistilBERT shape needs absolute position embeddings; use --student-arch bert.")
+        raise UsageError("the DistilBERT shape needs absolute position embeddings; use --student-arch bert.")
     config = DistilBertConfig(
         vocab_size=tc.vocab_size, max_position_embeddings=tc.max_position_embeddings, n_layers=len(layers),
         n_heads=tc.num_attention_heads, dim=tc.hidden_size, hidden_dim=tc.intermediate_size,
@@ -117,7 +119,7 @@ def distilbert_student(teacher: BertForSequenceClassification, layers: list[int]
 def make_student(teacher: PreTrainedModel, layers: list[int], arch: str = "distilbert") -> PreTrainedModel:
     """Student for a BERT sequence-classification teacher. arch: 'distilbert' (default) or 'bert'."""
     if not isinstance(teacher, BertForSequenceClassification):
-        raise ValueError(f"the teacher must be a BERT sequence classifier, got {type(teacher).__name__}; "
+        raise UsageError(f"the teacher must be a BERT sequence classifier, got {type(teacher).__name__}; "
                          "fine-tune a BERT encoder first with `python -m demo.distill finetune`.")
     student = distilbert_student(teacher, layers) if arch == "distilbert" else bert_student(teacher, layers)
     return student.to(next(teacher.parameters()).dtype)

@@ -19,15 +19,16 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..errors import UserError
 from ..loading import LoadedModel
 from .data import batches, encode_texts
-from .train import model_inputs
+from ..model_inputs import model_inputs
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("DISTILL_DEMO_CACHE", Path.home() / ".cache" / "distill-demo")) / "targets"
 FORMAT = "distill-demo-targets/1"
 
 
-class TargetsCacheError(ValueError):
+class TargetsCacheError(UserError, ValueError):
     """A named cache file that belongs to another teacher or other texts."""
 
 

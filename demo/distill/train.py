@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from ..tasks import accepted_inputs
+from ..model_inputs import model_inputs
 
 
 @dataclass
@@ -34,12 +34,6 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
-
-
-def model_inputs(model: torch.nn.Module, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
-    """Exactly the inputs this model's forward accepts (a DistilBERT takes no token_type_ids)."""
-    accepted = accepted_inputs(model)
-    return {k: v.to(device) for k, v in batch.items() if k in accepted and k != "labels"}
 
 
 @torch.inference_mode()

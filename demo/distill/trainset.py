@@ -12,7 +12,7 @@ import torch
 
 from ..config import ModelSpec
 from ..datafiles import LabelledData
-from ..evaluation import label_index
+from ..eval_run import label_index
 from ..loading import LoadedModel, load_model
 from .args import DataArguments, DistillArguments, TrainArguments
 from .augment import AugmentSettings, MaskedLM, augment_texts, load_masked_lm

@@ -1,28 +1,65 @@
-"""Teacher and student on a labelled set: batched predictions, figures, per-example rows.
+"""Teacher and student on a labelled set: settings, batched predictions, figures, per-example rows.
 
 Shared by the distillation CLI (its metrics.json), the evaluator CLI and the Evaluate tab, so
-the three always agree on a figure.
+the three always agree on a figure and refuse the same settings with the same message.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
-from .compare import INFERENCE_LOCK
+from .errors import UserError
+from .config import LABELLED_TASKS, ConfigError
+from .datafiles import MAX_FILE_BYTES, DataError, LabelledData, read_labelled
 from .loading import LoadedModel
-from .measure import timed
-from .metrics import accuracy, agreement, confusion_matrix, macro_f1
-from .tasks import accepted_inputs
+from .measure import SizeReport, timed_exclusive
+from .model_inputs import model_inputs
+from .scoring import accuracy, agreement, confusion_matrix, macro_f1
+
+if TYPE_CHECKING:
+    from .registry import PairRegistry
 
 DEFAULT_BATCH_SIZE = 32  # sequences per forward pass; 32 keeps 2 CPU cores busy without padding waste
 DEFAULT_MAX_LENGTH = 128  # tokens per text for evaluation (SST-2 and emotion texts are far shorter)
+MAX_ROWS = 20_000  # examples per evaluation unless max_rows says otherwise; bounds time on 2 CPU cores
 
 
-class LabelMismatch(ValueError):
+class LabelMismatch(UserError, ValueError):
     """The file's labels cannot be matched to a model's classes."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How to evaluate, checked on creation: the CLI's flags and the tab's fields both become one."""
+
+    task: str
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_length: int = DEFAULT_MAX_LENGTH
+    max_rows: int | None = None  # None: every row, up to MAX_ROWS
+    unbatched_baseline: bool = False  # also time one example at a time, to show what batching buys
+
+    def __post_init__(self):
+        if self.task not in LABELLED_TASKS:
+            raise ConfigError(f"task {self.task!r} has no labels to evaluate against; use one of "
+                              f"{', '.join(LABELLED_TASKS)}.")
+        if self.batch_size < 1 or (self.max_rows is not None and self.max_rows < 1):
+            raise ConfigError("batch size and max rows must be at least 1 (leave max rows out for every row).")
+        if not 8 <= self.max_length <= 512:
+            raise ConfigError("max length must lie between 8 and 512 tokens.")
+
+
+def read_eval_file(path: str | Path, text_column: str | None, label_column: str | None,
+                   settings: EvalSettings) -> LabelledData:
+    """The labelled file, at most settings.max_rows rows; a file over MAX_ROWS needs max_rows set."""
+    data = read_labelled(path, text_column, label_column, max_rows=settings.max_rows, max_bytes=MAX_FILE_BYTES)
+    if settings.max_rows is None and len(data) > MAX_ROWS:
+        raise DataError(f"{Path(path).name} has {len(data):,} rows, over the {MAX_ROWS:,} limit; set max rows "
+                        f"(--max-rows N) to evaluate a sample of the first N rows.")
+    return data
 
 
 @dataclass
@@ -37,9 +74,7 @@ def predict_batch(loaded: LoadedModel, texts: Sequence[str], max_length: int = D
     """Classify a batch: tokenise (padded, cut to max_length), forward, softmax. Returns (ids, confidences)."""
     enc = loaded.tokenizer(list(texts), truncation=True, max_length=min(max_length, loaded.max_length),
                            padding=True, return_tensors="pt")
-    accepted = accepted_inputs(loaded.model)
-    inputs = {k: v.to(loaded.device) for k, v in enc.items() if k in accepted}
-    probs = loaded.model(**inputs).logits.float().softmax(-1)
+    probs = loaded.model(**model_inputs(loaded.model, enc, loaded.device)).logits.float().softmax(-1)
     conf, ids = probs.max(-1)
     return ids.tolist(), conf.tolist()
 
@@ -99,8 +134,7 @@ class EvalReport:
 
 def _timed_batch(loaded: LoadedModel, texts: Sequence[str], max_length: int, into: BatchPredictions) -> None:
     """One batch through one model, timed like every other answer (lock held, device synchronised)."""
-    with INFERENCE_LOCK:
-        (ids, conf), ms = timed(lambda: predict_batch(loaded, texts, max_length), loaded.device)
+    (ids, conf), ms = timed_exclusive(lambda: predict_batch(loaded, texts, max_length), loaded.device)
     into.labels += ids
     into.confidences += conf
     into.latency_ms.append(ms)
@@ -156,3 +190,37 @@ def evaluate_pair(teacher: LoadedModel, student: LoadedModel, texts: Sequence[st
         batch_size=batch_size, device=str(teacher.device),
         teacher_confusion=confusion_matrix(t_pred.labels, gold_t, len(names)),
         student_confusion=confusion_matrix(student_in_t, gold_t, len(names)), rows=rows)
+
+
+@dataclass
+class EvalContext:
+    """What the figures alone do not say: which data, which task, the sizes, the unbatched baseline."""
+
+    task: str
+    data_name: str
+    sizes: dict[str, SizeReport | None]
+    unbatched: dict | None = None  # {"batch_size": 1, "teacher_total_ms":..., "student_total_ms":..., "ratio":...}
+    created: str = ""
+
+    def __post_init__(self):
+        from datetime import datetime, timezone
+
+        self.created = self.created or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def evaluate_task(registry: "PairRegistry", data: LabelledData, settings: EvalSettings,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[EvalReport, EvalContext]:
+    """Both models of a configured task on a labelled set; labels are checked before any inference."""
+    teacher, student = registry.pair(settings.task)
+    for model in (teacher, student):
+        label_index(model, data.labels)  # raises LabelMismatch naming unknown and known labels
+    report = evaluate_pair(teacher, student, data.texts, data.labels, settings.batch_size, settings.max_length,
+                           progress)
+    unbatched = None
+    if settings.unbatched_baseline:
+        one = evaluate_pair(teacher, student, data.texts, data.labels, 1, settings.max_length)
+        unbatched = {"batch_size": 1, "teacher_total_ms": one.teacher_total_ms, "student_total_ms": one.student_total_ms,
+                     "ratio": (one.teacher_total_ms + one.student_total_ms) /
+                              (report.teacher_total_ms + report.student_total_ms)}
+    sizes = {s.variant: s.size for s in registry.status(settings.task)}
+    return report, EvalContext(task=settings.task, data_name=Path(data.source).name, sizes=sizes, unbatched=unbatched)

@@ -1,4 +1,4 @@
-"""An evaluation rendered for people (Markdown, HTML) and machines (JSON, CSV). No torch, no Gradio."""
+"""An evaluation (eval_run's plain data) rendered for people (Markdown, HTML) and machines (JSON, CSV). No Gradio."""
 
 from __future__ import annotations
 
@@ -6,50 +6,24 @@ import csv
 import html
 import io
 import json
-import re
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .evaluation import EvalReport
-from .measure import SizeReport, human_bytes, human_count
+from .eval_run import EvalContext, EvalReport
+from .formatting import code, human_bytes, human_count, md_escape
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 DISAGREEMENTS_SHOWN = 25  # rows of the disagreement table in the Markdown report (all are in the CSV)
 PREDICTION_COLUMNS = ["index", "text", "gold", "teacher_prediction", "teacher_confidence", "student_prediction",
                       "student_confidence", "agree"]
+EXPLORER_COLUMNS = ["index", "text", "gold", "teacher_prediction", "teacher_confidence", "student_prediction",
+                    "student_confidence", "right"]
 
 
-def md_escape(text: str) -> str:
-    """Show text literally inside Markdown: no HTML, no markup, no table breaks."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False)).replace("\n", " ")
-
-
-def code(text: str) -> str:
-    """A Markdown code span (its content is shown literally; backticks and pipes cannot break out)."""
-    return "`" + str(text).replace("`", "'").replace("|", "/") + "`"
-
-
-@dataclass
-class ReportContext:
-    """What the figures alone do not say: which data, which task, the sizes, when."""
-
-    task: str
-    data_name: str
-    sizes: dict[str, SizeReport | None]
-    unbatched: dict | None = None  # {"batch_size": 1, "teacher_total_ms":..., "student_total_ms":..., "ratio":...}
-    created: str = ""
-
-    def __post_init__(self):
-        self.created = self.created or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def report_json(report: EvalReport, ctx: ReportContext) -> dict:
+def report_json(report: EvalReport, ctx: EvalContext) -> dict:
     data = {**report.figures(), "task": ctx.task, "data": ctx.data_name, "created": ctx.created,
-            "sizes": {role: s.to_dict() if s else None for role, s in ctx.sizes.items()},
+            "sizes": {variant: s.to_dict() if s else None for variant, s in ctx.sizes.items()},
             "n_disagreements": len(report.disagreements)}
     if ctx.unbatched:
         data["unbatched"] = ctx.unbatched
@@ -70,6 +44,34 @@ def disagreements_sorted(report: EvalReport) -> list[dict]:
     return sorted(report.disagreements, key=lambda r: -r["teacher_confidence"])
 
 
+def who_was_right(row: dict) -> str:
+    return ("teacher" if row["teacher_prediction"] == row["gold"] else
+            "student" if row["student_prediction"] == row["gold"] else "neither")
+
+
+def explorer_rows(report: EvalReport) -> list[list]:
+    """The disagreements as table rows (EXPLORER_COLUMNS), teacher's most confident first."""
+    return [[*(row[c] for c in EXPLORER_COLUMNS[:-1]), who_was_right(row)] for row in disagreements_sorted(report)]
+
+
+def _figures_table(r: EvalReport) -> list[str]:
+    return ["| | teacher | student |", "| --- | --- | --- |",
+            f"| accuracy | {r.teacher_accuracy:.4f} | {r.student_accuracy:.4f} |",
+            f"| macro-F1 | {r.teacher_macro_f1:.4f} | {r.student_macro_f1:.4f} |",
+            f"| total latency | {r.teacher_total_ms:,.0f} ms | {r.student_total_ms:,.0f} ms |",
+            f"| per example | {r.teacher_total_ms / r.n_examples:.2f} ms | {r.student_total_ms / r.n_examples:.2f} ms |"]
+
+
+def summary_markdown(report: EvalReport, ctx: EvalContext) -> str:
+    """The Evaluate tab's headline: the report's figures, shorter."""
+    r = report
+    return "\n".join([f"**{r.n_examples:,} examples** of {code(ctx.data_name)}, device **{r.device}**", "",
+                      *_figures_table(r), "",
+                      f"**Retention** {r.retention:.4f} · **agreement** {r.agreement:.4f} · **speedup** "
+                      f"{r.speedup:.2f}× · **{len(r.disagreements):,} disagreements** (below, teacher's most "
+                      "confident first)"])
+
+
 def _confusion_md(matrix: list[list[int]], names: list[str]) -> str:
     head = "| gold \\ predicted | " + " | ".join(md_escape(n) for n in names) + " |"
     rule = "| --- " * (len(names) + 1) + "|"
@@ -77,7 +79,7 @@ def _confusion_md(matrix: list[list[int]], names: list[str]) -> str:
     return "\n".join([head, rule, *rows])
 
 
-def report_markdown(report: EvalReport, ctx: ReportContext) -> str:
+def report_markdown(report: EvalReport, ctx: EvalContext) -> str:
     r = report
     sizes = ctx.sizes
     size_row = lambda attr, fmt: " | ".join(fmt(getattr(sizes[k], attr)) if sizes.get(k) else "n/a"  # noqa: E731
@@ -88,13 +90,9 @@ def report_markdown(report: EvalReport, ctx: ReportContext) -> str:
         f"Task **{ctx.task}**, {r.n_examples:,} labelled examples, device **{r.device}**, batches of "
         f"{r.batch_size}. Created {ctx.created}.",
         "",
-        "| | teacher | student |",
-        "| --- | --- | --- |",
+        *_figures_table(r)[:2],
         f"| model | {code(r.teacher_model)} | {code(r.student_model)} |",
-        f"| accuracy | {r.teacher_accuracy:.4f} | {r.student_accuracy:.4f} |",
-        f"| macro-F1 | {r.teacher_macro_f1:.4f} | {r.student_macro_f1:.4f} |",
-        f"| total latency | {r.teacher_total_ms:,.0f} ms | {r.student_total_ms:,.0f} ms |",
-        f"| per example | {r.teacher_total_ms / r.n_examples:.2f} ms | {r.student_total_ms / r.n_examples:.2f} ms |",
+        *_figures_table(r)[2:],
         f"| parameters | {size_row('params', human_count)} |",
         f"| weights on disk | {size_row('disk_bytes', human_bytes)} |",
         "",
@@ -115,8 +113,7 @@ def report_markdown(report: EvalReport, ctx: ReportContext) -> str:
         lines += ["Sorted by the teacher's confidence; all rows are in `predictions.csv`.", "",
                   "| # | text | gold | teacher | student | right |", "| --- | --- | --- | --- | --- | --- |"]
         for row in shown:
-            right = ("teacher" if row["teacher_prediction"] == row["gold"] else
-                     "student" if row["student_prediction"] == row["gold"] else "neither")
+            right = who_was_right(row)
             text = row["text"] if len(row["text"]) <= 200 else row["text"][:199] + "…"
             lines.append(f"| {row['index']} | {md_escape(text)} | {md_escape(row['gold'])} | "
                          f"{md_escape(row['teacher_prediction'])} ({row['teacher_confidence']:.2f}) | "
@@ -140,7 +137,7 @@ def confusion_figure(report: EvalReport) -> go.Figure:
     return fig
 
 
-def report_html(report: EvalReport, ctx: ReportContext) -> str:
+def report_html(report: EvalReport, ctx: EvalContext) -> str:
     """A self-contained page: the Markdown's figures plus the interactive confusion matrices."""
     body = html.escape(report_markdown(report, ctx))
     chart = confusion_figure(report).to_html(full_html=False, include_plotlyjs=True)
@@ -149,7 +146,7 @@ def report_html(report: EvalReport, ctx: ReportContext) -> str:
             f"margin:auto'>{chart}<pre style='white-space:pre-wrap'>{body}</pre></body></html>")
 
 
-def write_reports(report: EvalReport, ctx: ReportContext, out_dir: str | Path) -> dict[str, Path]:
+def write_reports(report: EvalReport, ctx: EvalContext, out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"report.md": out / "report.md", "report.json": out / "report.json",

@@ -1,0 +1,312 @@
+"""The benchmark's work: its settings, the models of each task, and one timed record per point.
+
+Same loading, task and timing code as the app. Each record has model-only time (pre-tokenised
+tensors) and end-to-end time (tokeniser + model + post-processing), since published comparisons
+differ on this. The CLI and the Benchmark tab both build a BenchSettings, so their rules are one.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import onnx_variants
+from .architecture import build_random
+from .bench_report import BenchRecord, BenchResult
+from .config import PAIR, VARIANTS, AppConfig, ConfigError
+from .datafiles import read_labelled
+from .eval_run import LabelMismatch, label_index, predict_batch
+from .loading import LoadedModel, LoadError, resolve_device
+from .measure import count_parameters, interleaved_timing, size_of_loaded
+from .model_inputs import model_inputs
+from .registry import PairRegistry, TaskUnavailable
+
+MIN_REPEATS = 20  # timed repeats per measurement: fewer is a sample, not a percentile
+DEFAULT_WARMUP = 3  # untimed repeats first: allocator, thread pool and kernel selection settle
+MAX_BATCH_SIZE = 256  # sequences per timed call; larger batches only measure memory pressure
+MAX_SEQ_LEN = 512  # BERT's position limit; a model with a lower one skips the longer lengths
+QUALITY_FLAG = 0.01  # a variant that changes more than 1% of the fp32 student's answers is flagged
+# Real sentences, repeated and cut to the requested length (uncased English, varied vocabulary).
+SENTENCES = [
+    "the film is a gripping portrait of a family coming apart under pressure",
+    "i was bored from the opening scene and the ending made it even worse",
+    "a warm and funny story that never stoops to easy sentiment",
+    "the acting is wooden and the plot makes no sense at all",
+    "she felt a sudden surge of joy when the letter finally arrived",
+    "he could not hide how angry the long delay had made him",
+    "the quiet streets of the old city were covered in fresh snow",
+    "our team shipped the new release two weeks ahead of schedule",
+]
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """ "1, 8,32" -> [1, 8, 32]; the one parser for the CLI's flags and the tab's text fields."""
+    try:
+        return [int(x) for x in str(text).replace(" ", "").split(",") if x]
+    except ValueError:
+        raise ConfigError(f"{what} {text!r}: give comma-separated whole numbers, e.g. 1,8.") from None
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What to measure, checked on creation (the CLI's flags and the tab's fields both become one)."""
+
+    tasks: list[str]
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])
+    seq_lens: list[int] = field(default_factory=lambda: [16, 64, 128, 512])
+    repeats: int = MIN_REPEATS
+    warmup: int = DEFAULT_WARMUP
+    threads: int = 0  # 0: physical cores
+    architecture_only: bool = False  # random weights of the real shapes: timings real, answers not
+    eval_file: str | None = None  # labelled file: agreement with the fp32 student, and accuracy
+    eval_text_column: str | None = None
+    eval_label_column: str | None = None
+    eval_max_rows: int | None = 1000
+
+    def __post_init__(self):
+        if not self.tasks:
+            raise ConfigError("pick at least one task.")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if not self.variants or unknown:
+            raise ConfigError(f"variants: pick one or more of {', '.join(VARIANTS)}"
+                              + (f" ({', '.join(unknown)} is not one)." if unknown else "."))
+        if any(v.startswith("student-onnx") for v in self.variants) and "student" not in self.variants:
+            raise ConfigError("the ONNX variants are compared with the fp32 student: add the student variant.")
+        for name, values, upper in (("batch sizes", self.batch_sizes, MAX_BATCH_SIZE),
+                                    ("sequence lengths", self.seq_lens, MAX_SEQ_LEN)):
+            if not values or min(values) < 1 or max(values) > upper:
+                raise ConfigError(f"{name}: give values between 1 and {upper}, e.g. 1,8.")
+        if self.repeats < MIN_REPEATS:
+            raise ConfigError(f"repeats: at least {MIN_REPEATS} timed repeats (fewer is a sample, not a percentile).")
+        if self.warmup < 0 or self.threads < 0 or (self.eval_max_rows is not None and self.eval_max_rows < 1):
+            raise ConfigError("warm-up and threads must be 0 or more, eval max rows at least 1.")
+        # Variants in their fixed order, whatever order they were given in.
+        object.__setattr__(self, "variants", [v for v in VARIANTS if v in self.variants])
+
+    def check_tasks(self, config: AppConfig) -> None:
+        unknown = [t for t in self.tasks if t not in config.pairs]
+        if unknown:
+            raise ConfigError(f"task(s) {', '.join(unknown)} not in the config; configured: {', '.join(config.tasks)}.")
+
+
+def physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or torch.get_num_threads()
+
+
+def bench_texts(seq_len: int, batch_size: int, mask_token: str | None) -> list[str]:
+    """batch_size different texts, each long enough to fill seq_len tokens once cut."""
+    texts = []
+    for i in range(batch_size):
+        words = []
+        k = i
+        while len(words) < seq_len + 8:
+            words += SENTENCES[k % len(SENTENCES)].split()
+            k += 1
+        if mask_token:
+            words[min(3, max(0, seq_len // 2 - 2))] = mask_token  # inside the first seq_len tokens
+        texts.append(" ".join(words))
+    return texts
+
+
+@torch.inference_mode()
+def end_to_end(loaded: LoadedModel, texts: list[str], seq_len: int):
+    """Tokenise to exactly seq_len, run, post-process (top-5 labels, or top-5 tokens at the mask)."""
+    tok = loaded.tokenizer
+    enc = tok(texts, padding="max_length", truncation=True, max_length=seq_len, return_tensors="pt")
+    logits = loaded.model(**model_inputs(loaded.model, enc, loaded.device)).logits
+    if loaded.task == "fill_mask":
+        rows, cols = (enc["input_ids"] == tok.mask_token_id).nonzero(as_tuple=True)
+        logits = logits[rows.to(logits.device), cols.to(logits.device)]
+    return logits.float().softmax(-1).topk(min(5, logits.shape[-1]), dim=-1)
+
+
+def model_only_inputs(loaded: LoadedModel, texts: list[str], seq_len: int) -> dict[str, torch.Tensor]:
+    """Pre-tokenised tensors; random token ids where the model has no tokenizer (architecture-only)."""
+    if loaded.tokenizer is None:
+        vocab = loaded.model.config.vocab_size
+        g = torch.Generator().manual_seed(seq_len)
+        inputs = {"input_ids": torch.randint(1000, vocab, (len(texts), seq_len), generator=g),
+                  "attention_mask": torch.ones(len(texts), seq_len, dtype=torch.long)}
+    else:
+        inputs = loaded.tokenizer(texts, padding="max_length", truncation=True, max_length=seq_len,
+                                  return_tensors="pt")
+    return model_inputs(loaded.model, inputs, loaded.device)
+
+
+def environment(threads: int, device: torch.device) -> dict:
+    import onnxruntime
+    import optimum.version
+    import transformers
+
+    cpu = platform.processor() or ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"threads": threads, "cpu": cpu, "physical_cores": physical_cores(), "device": str(device),
+            "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+            "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__,
+            "optimum": optimum.version.__version__, "int8_scheme": onnx_variants.quantization_scheme(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def load_variants(config: AppConfig, task: str, settings: BenchSettings, device: torch.device,
+                  workdir: Path, notes: list[str], cache=None) -> dict[str, LoadedModel]:
+    """The task's models, each variant that could be had; the others get a note saying why not."""
+    models: dict[str, LoadedModel] = {}
+    pair = config.pairs[task]
+    if settings.architecture_only:
+        for variant in PAIR:
+            loaded, source = build_random(pair.spec(variant), task, variant, device, workdir=workdir)
+            models[variant] = loaded
+            notes.append(f"{task} {variant}: RANDOM WEIGHTS from the {source}; timings and sizes are real, "
+                         "answers are meaningless.")
+            if loaded.tokenizer is None:
+                notes.append(f"{task} {variant}: no tokenizer available offline, inputs are random token ids; "
+                             "end-to-end time equals model-only time.")
+    else:
+        registry = PairRegistry(replace(config, pairs={task: pair}, device=str(device.type)), cache=cache)
+        registry.load_task(task)
+        try:
+            models["teacher"], models["student"] = registry.pair(task)
+        except TaskUnavailable as exc:
+            notes.append(f"{task}: skipped: {exc} (or run with --architecture-only to measure the shapes)")
+            return {}
+    for variant in settings.variants:
+        if not variant.startswith("student-onnx"):
+            continue
+        if device.type != "cpu":
+            notes.append(f"{task} {variant}: skipped on {device.type}: dynamic int8 and this tool's ONNX "
+                         "variants are CPU techniques.")
+            continue
+        try:
+            models[variant] = onnx_variants.export(models["student"], int8=variant.endswith("int8"),
+                                                   threads=settings.threads)
+        except LoadError as exc:
+            notes.append(f"{task} {variant}: {exc.reason} {exc.fix}")
+    return {v: m for v, m in models.items() if v in settings.variants}
+
+
+def measure_quality(task: str, models: dict[str, LoadedModel], data, notes: list[str]) -> list[dict]:
+    """Agreement of each variant with the fp32 student (and accuracy, with labels) on an eval file."""
+    if task == "fill_mask" or "student" not in models:
+        return []
+    try:
+        label_index(models["student"], data.labels)
+    except LabelMismatch:
+        notes.append(f"{task}: the eval file's labels are not this task's; no agreement measured for it.")
+        return []
+    preds = {}
+    for variant, loaded in models.items():
+        ids = []
+        for start in range(0, len(data.texts), 32):
+            ids += predict_batch(loaded, data.texts[start:start + 32])[0]
+        preds[variant] = [loaded.id2label[i] for i in ids]
+    out = []
+    for variant, labels in preds.items():
+        agree = sum(a.lower() == b.lower() for a, b in zip(labels, preds["student"])) / len(labels)
+        row = {"task": task, "variant": variant, "n_examples": len(labels), "agreement_with_student": agree,
+               "changed_share": 1 - agree, "flagged": variant.startswith("student-onnx") and (1 - agree) > QUALITY_FLAG}
+        try:
+            gold_map = label_index(models[variant], data.labels)
+            names = models[variant].id2label
+            row["accuracy"] = sum(lab == names[gold_map[g]] for lab, g in zip(labels, data.labels)) / len(labels)
+        except LabelMismatch as exc:
+            notes.append(f"{task} {variant}: no accuracy ({exc})")
+        out.append(row)
+    return out
+
+
+def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, int, str], None] | None = None,
+          stop: Callable[[], bool] | None = None, cache=None) -> BenchResult:
+    """Every (task, variant, batch size, sequence length); Ctrl-C (or stop()) keeps what was measured."""
+    settings.check_tasks(config)
+    threads = settings.threads or physical_cores()
+    torch.set_num_threads(threads)
+    settings = replace(settings, threads=threads)
+    device = resolve_device(config.device)
+    result = BenchResult(environment=environment(threads, device))
+    if settings.architecture_only:
+        result.notes.append("ARCHITECTURE-ONLY: every model was built from its configuration with random "
+                            "weights. Speed and size are those of the real architectures; no answer means anything.")
+    eval_data = None
+    if settings.eval_file:
+        eval_data = read_labelled(settings.eval_file, settings.eval_text_column, settings.eval_label_column,
+                                  max_rows=settings.eval_max_rows)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    total = len(settings.tasks) * len(settings.variants) * len(settings.batch_sizes) * len(settings.seq_lens)
+    done = 0
+    try:
+        for task in settings.tasks:
+            models = load_variants(config, task, settings, device, workdir, result.notes, cache)
+            student_params = count_parameters(models["student"].model) if "student" in models else None
+            if eval_data is not None and models:
+                result.quality += measure_quality(task, models, eval_data, result.notes)
+            for batch_size in settings.batch_sizes:
+                for seq_len in settings.seq_lens:
+                    point = {}
+                    for variant in settings.variants:
+                        loaded = models.get(variant)
+                        if loaded is not None and seq_len > loaded.max_length:
+                            result.notes.append(f"{task} {variant}: seq_len {seq_len} skipped (model max "
+                                                f"{loaded.max_length}).")
+                        elif loaded is not None:
+                            point[variant] = loaded
+                    if progress:  # done so far, and what is being measured now
+                        progress(done, total, f"{task} batch {batch_size} × {seq_len} tokens")
+                    if point:
+                        result.records += measure_point(task, point, batch_size, seq_len, settings,
+                                                        student_params, stop)
+                    done += len(settings.variants)
+        if progress:
+            progress(done, total, "done")
+    except KeyboardInterrupt:
+        result.interrupted = True
+        result.notes.append(f"Interrupted after {len(result.records)} of {total} measurements; the records "
+                            "above are complete measurements.")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # random weights and their exports: hundreds of MB
+    return result
+
+
+def measure_point(task, models: dict[str, LoadedModel], batch_size, seq_len, settings: BenchSettings,
+                  student_params, stop) -> list[BenchRecord]:
+    """One record per variant at one (batch size, sequence length), all variants timed interleaved."""
+    calls = {}
+    for variant, loaded in models.items():
+        mask = loaded.tokenizer.mask_token if task == "fill_mask" and loaded.tokenizer is not None else None
+        texts = bench_texts(seq_len, batch_size, mask)
+        inputs = model_only_inputs(loaded, texts, seq_len)
+
+        def model_only(loaded=loaded, inputs=inputs):
+            with torch.inference_mode():
+                return loaded.model(**inputs).logits
+
+        calls[(variant, "model")] = model_only
+        if loaded.tokenizer is not None:  # without one, end-to-end is model-only
+            calls[(variant, "e2e")] = lambda loaded=loaded, texts=texts: end_to_end(loaded, texts, seq_len)
+    device = next(iter(models.values())).device
+    stats = interleaved_timing(calls, device, settings.repeats, settings.warmup, stop)
+    records = []
+    for variant, loaded in models.items():
+        model_stats = stats[(variant, "model")]
+        size = size_of_loaded(loaded)
+        params = student_params if variant.startswith("student-onnx") and student_params else size.params
+        records.append(BenchRecord.of(
+            task=task, variant=variant, loaded=loaded, batch_size=batch_size, seq_len=seq_len,
+            end_to_end=stats.get((variant, "e2e"), model_stats), model_only=model_stats, repeats=settings.repeats,
+            params=params, size=size, peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+    return records

@@ -1,0 +1,33 @@
+"""Figures and user text made readable: byte and count units, Markdown that shows text literally."""
+
+from __future__ import annotations
+
+import html
+import re
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n:.1f} GB"
+
+
+def human_count(n: float) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def md_escape(text: str) -> str:
+    """Show text literally inside Markdown: no HTML, no markup, no table breaks."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False)).replace("\n", " ")
+
+
+def code(text: str) -> str:
+    """A Markdown code span (its content is shown literally; backticks and pipes cannot break out)."""
+    return "`" + str(text).replace("`", "'").replace("|", "/") + "`"

@@ -1,0 +1,28 @@
+"""A tokenised batch turned into exactly what one model's forward takes, on its device.
+
+The one place this happens: a DistilBERT takes no token_type_ids, labels are never an input, and
+tensors move to the model's device here (the app, benchmark, evaluator and trainer all call it).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Mapping
+
+import torch
+
+
+def accepted_inputs(model: torch.nn.Module) -> set[str]:
+    """The keyword inputs a model's forward takes (read once per model, then remembered on it)."""
+    cached = getattr(model, "_demo_accepted_inputs", None)
+    if cached is None:
+        cached = set(inspect.signature(model.forward).parameters)
+        model._demo_accepted_inputs = cached
+    return cached
+
+
+def model_inputs(model: torch.nn.Module, batch: Mapping[str, torch.Tensor],
+                 device: torch.device | str) -> dict[str, torch.Tensor]:
+    """The batch's tensors this model's forward accepts (never "labels"), moved to device."""
+    accepted = accepted_inputs(model)
+    return {k: v.to(device) for k, v in batch.items() if k in accepted and k != "labels"}

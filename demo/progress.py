@@ -1,0 +1,47 @@
+"""Progress of slow work, readable wherever it goes: a tqdm bar on a terminal, plain lines in a log.
+
+A bar redraws itself with carriage returns, which a log file (no TTY) keeps as one endless line;
+there, one line is printed per tenth of the work instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+STEPS_LOGGED = 10  # without a terminal: one line each time another tenth of the work is done
+
+
+class ProgressLine:
+    """Call with (done, total[, what]); use as a context manager so the bar is closed."""
+
+    def __init__(self, desc: str, unit: str = "items", stream: TextIO | None = None, tty: bool | None = None):
+        self.desc, self.unit = desc, unit
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self._bar = None
+        self._last_step = -1
+
+    def __call__(self, done: int, total: int, what: str = "") -> None:
+        if self.tty:
+            if self._bar is None:
+                from tqdm.auto import tqdm
+
+                self._bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=self.stream)
+            if what:
+                self._bar.set_postfix_str(what)
+            self._bar.update(done - self._bar.n)
+            return
+        share = min(1.0, done / total) if total else 1.0
+        step = int(share * STEPS_LOGGED + 1e-9)
+        if step > self._last_step:
+            print(f"{self.desc}: {done:,}/{total:,} {self.unit} ({share:.0%})" + (f" {what}" if what else ""),
+                  file=self.stream, flush=True)
+            self._last_step = step
+
+    def __enter__(self) -> "ProgressLine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,73 @@
+"""What the page shows, as plain text and data: status lines, verdicts, label scores. No Gradio.
+
+Pure functions of the registry's statuses and compare()'s Comparison, so they are tested alone
+and the UI module only lays out and wires.
+"""
+
+from __future__ import annotations
+
+import html
+
+from .compare import Comparison
+from .formatting import human_count, md_escape
+from .registry import ModelStatus
+
+STATE_ICONS = {"queued": "⏳", "loading": "⏳", "warming up": "🔥", "ready": "✅", "failed": "❌"}
+
+
+def status_markdown(statuses: list[ModelStatus]) -> str:
+    lines = []
+    for s in statuses:
+        head = f"{STATE_ICONS.get(s.state, '')} **{s.variant.capitalize()}** `{html.escape(s.model)}`: "
+        if s.state == "ready":
+            size = f" · {human_count(s.size.params)} parameters" if s.size else ""
+            head += f"ready on **{s.device}** ({s.dtype}){size} · loaded in {s.seconds:.1f} s"
+            if s.reason:  # e.g. the random-weights fallback
+                head += f" · ⚠️ **{md_escape(s.reason)}**"
+        elif s.state == "failed":
+            head += f"**failed to load**: {md_escape(s.reason)} {md_escape(s.fix)}"
+        else:
+            head += f"{s.state}…"
+        lines.append(head)
+    return "  \n".join(lines)
+
+
+def verdict_markdown(c: Comparison) -> str:
+    t, s = c.teacher, c.student
+    if c.task == "fill_mask":
+        agree = (f"{'✅ Same top word' if c.agree else '⚠️ Different top words'} · top-5 overlap "
+                 f"**{c.top_overlap:.0%}**")
+    else:
+        agree = (f"✅ **Agree**: both say *{md_escape(t.prediction.label)}*" if c.agree else
+                 f"⚠️ **Disagree**: teacher *{md_escape(t.prediction.label)}*, "
+                 f"student *{md_escape(s.prediction.label)}*")
+    if c.random_weights:
+        agree = "⚠️ **Random weights: no answer is shown.** Latency and size below are those of the real architectures."
+    first = "teacher" if c.teacher_first else "student"
+    lines = [agree,
+             f"⏱️ Teacher **{t.latency_ms:.1f} ms** · student **{s.latency_ms:.1f} ms** · speedup "
+             f"**{c.speedup:.2f}×** (teacher ms / student ms; {first} ran first)"]
+    for variant, r in c.extra.items():
+        same = r.prediction.label.lower() == s.prediction.label.lower()
+        lines.append(f"⚡ {variant}: **{r.latency_ms:.1f} ms** ({t.latency_ms / r.latency_ms:.2f}× the teacher) · "
+                     f"{'same answer as' if same else '**different answer from**'} the fp32 student")
+    lines += [f"ℹ️ {md_escape(n)}" for n in c.notices if not (c.random_weights and n.startswith("RANDOM"))]
+    return "  \n".join(lines)
+
+
+def student_markdown(link) -> str:
+    """Where the distilled student is published, and its model card when a local copy is at hand."""
+    url = f"https://huggingface.co/{link.hub_repo}"
+    text = (f"The student distilled with this project's CLI (`python -m demo.distill`) is published at "
+            f"[{html.escape(link.hub_repo)}]({url}): weights, model card and the training code.")
+    card = link.card_text()
+    return text + ("\n\n---\n\n" + card if card else "\n\n(No local copy of its model card: set "
+                   "`distillation.output_dir` in the config to show it here.)")
+
+
+def label_value(c: Comparison, variant: str) -> dict[str, float] | None:
+    """A variant's top answers for a gr.Label; None where it did not answer or answers mean nothing."""
+    result = c.results().get(variant)
+    if c.random_weights or result is None:
+        return None
+    return {lab: float(score) for lab, score in result.prediction.top}
