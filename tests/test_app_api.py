@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from gradio_client.exceptions import AppError
 
@@ -113,5 +115,8 @@ def test_latency_history_grows_within_a_session(app_server):
     client = app_server.client()
     for n in (1, 2, 3):
         result = call_when_ready(client, "a good day", "/sentiment")
-        plot = result[4]
-        assert f"{n} requests" in str(plot)
+        figure = json.loads(result[4]["plot"])
+        assert figure["layout"]["title"]["text"].split("<br>")[1].startswith(f"<sup>{n} requests · p50 teacher")
+        per_request = {trace["name"]: trace["y"] for trace in figure["data"] if trace["name"].endswith("(ms)")}
+        assert set(per_request) == {"teacher (ms)", "student (ms)"}  # one point per request, for each model
+        assert all(len(ys) == n and all(y > 0 for y in ys) for ys in per_request.values())
