@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .charts import bench_figures
 from .formatting import human_bytes, human_count, md_escape
 from .measure import LatencyStats, SizeReport
 
@@ -120,15 +121,14 @@ class BenchResult:
 
 def write_outputs(result: BenchResult, out: str | Path) -> dict[str, Path]:
     """bench.json, bench.md and bench.html (the charts and the table on one page)."""
-    from .charts import bench_figures
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"bench.json": out / "bench.json", "bench.md": out / "bench.md", "bench.html": out / "bench.html"}
     paths["bench.json"].write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     md = result.markdown()
     paths["bench.md"].write_text(md, encoding="utf-8")
-    charts = "".join(f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(bench_figures(result)))
+    figures = bench_figures(result.records)
+    charts = "".join(f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures))
     paths["bench.html"].write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Benchmark</title></head>"
                                    f"<body style='font-family:sans-serif'>{charts}<pre style='white-space:pre-wrap'>"
                                    f"{html.escape(md)}</pre></body></html>", encoding="utf-8")

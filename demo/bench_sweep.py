@@ -23,7 +23,7 @@ from .architecture import build_random
 from .bench_report import BenchRecord, BenchResult
 from .config import PAIR, VARIANTS, AppConfig, ConfigError
 from .datafiles import read_labelled
-from .eval_run import LabelMismatch, label_index, predict_batch
+from .eval_run import variant_agreement
 from .loading import LoadedModel, LoadError, resolve_device
 from .measure import count_parameters, interleaved_timing, size_of_loaded
 from .model_inputs import model_inputs
@@ -200,36 +200,6 @@ def load_variants(config: AppConfig, task: str, settings: BenchSettings, device:
     return {v: m for v, m in models.items() if v in settings.variants}
 
 
-def measure_quality(task: str, models: dict[str, LoadedModel], data, notes: list[str]) -> list[dict]:
-    """Agreement of each variant with the fp32 student (and accuracy, with labels) on an eval file."""
-    if task == "fill_mask" or "student" not in models:
-        return []
-    try:
-        label_index(models["student"], data.labels)
-    except LabelMismatch:
-        notes.append(f"{task}: the eval file's labels are not this task's; no agreement measured for it.")
-        return []
-    preds = {}
-    for variant, loaded in models.items():
-        ids = []
-        for start in range(0, len(data.texts), 32):
-            ids += predict_batch(loaded, data.texts[start:start + 32])[0]
-        preds[variant] = [loaded.id2label[i] for i in ids]
-    out = []
-    for variant, labels in preds.items():
-        agree = sum(a.lower() == b.lower() for a, b in zip(labels, preds["student"])) / len(labels)
-        row = {"task": task, "variant": variant, "n_examples": len(labels), "agreement_with_student": agree,
-               "changed_share": 1 - agree, "flagged": variant.startswith("student-onnx") and (1 - agree) > QUALITY_FLAG}
-        try:
-            gold_map = label_index(models[variant], data.labels)
-            names = models[variant].id2label
-            row["accuracy"] = sum(lab == names[gold_map[g]] for lab, g in zip(labels, data.labels)) / len(labels)
-        except LabelMismatch as exc:
-            notes.append(f"{task} {variant}: no accuracy ({exc})")
-        out.append(row)
-    return out
-
-
 def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, int, str], None] | None = None,
           stop: Callable[[], bool] | None = None, cache=None) -> BenchResult:
     """Every (task, variant, batch size, sequence length); Ctrl-C (or stop()) keeps what was measured."""
@@ -254,7 +224,7 @@ def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, i
             models = load_variants(config, task, settings, device, workdir, result.notes, cache)
             student_params = count_parameters(models["student"].model) if "student" in models else None
             if eval_data is not None and models:
-                result.quality += measure_quality(task, models, eval_data, result.notes)
+                result.quality += variant_agreement(task, models, eval_data, result.notes, QUALITY_FLAG)
             for batch_size in settings.batch_sizes:
                 for seq_len in settings.seq_lens:
                     point = {}

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .formatting import human_bytes, human_count
 from .measure import SizeReport, percentile
-
-if TYPE_CHECKING:
-    from .bench_report import BenchResult
 
 COLORS = {"teacher": "#1f77b4", "student": "#ff7f0e", "student-onnx-int8": "#2ca02c",
           "student-onnx-fp32": "#9467bd"}
@@ -83,13 +80,14 @@ def size_chart(sizes: Mapping[str, SizeReport | None]) -> go.Figure:
     return fig
 
 
-def bench_figures(result: "BenchResult") -> list[go.Figure]:
-    """Per task: latency against batch size and against sequence length, and the size bars."""
+def bench_figures(records: Sequence) -> list[go.Figure]:
+    """Per task in the benchmark's records (BenchRecord): latency against batch size and against
+    sequence length, and the size bars."""
     from .config import TASKS
 
     figs = []
-    for task in dict.fromkeys(r.task for r in result.records):
-        rows = [r for r in result.records if r.task == task]
+    for task in dict.fromkeys(r.task for r in records):
+        rows = [r for r in records if r.task == task]
         seq_ref = max({r.seq_len for r in rows}, key=lambda s: (s == 128, -abs(s - 128)))
         batch_ref = max({r.batch_size for r in rows}, key=lambda b: (b == 8, -abs(b - 8)))
         fig = make_subplots(rows=1, cols=3, subplot_titles=(f"p50 vs batch size (seq {seq_ref})",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +58,6 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     device: torch.device
     weight_files: list[Path] = field(default_factory=list)
-    load_seconds: float = 0.0
     runtime: str = "pytorch"  # or "onnxruntime"
     dtype_name: str | None = None  # set where the module has no torch parameters (ONNX)
     random_weights: bool = False  # architecture-only: built from a config, answers mean nothing
@@ -181,7 +179,6 @@ def load_model(spec: ModelSpec, task: str, device: torch.device, dtype: torch.dt
     """Load one model for a task onto a device. Raises LoadError with a reason and a fix."""
     if task not in MODEL_CLASSES:
         raise ConfigError(f"unknown task {task!r}.")
-    start = time.perf_counter()
     common = dict(revision=spec.revision, trust_remote_code=False, local_files_only=local_files_only)
     try:
         config = AutoConfig.from_pretrained(spec.model, **common)
@@ -200,7 +197,7 @@ def load_model(spec: ModelSpec, task: str, device: torch.device, dtype: torch.dt
                         "Use a masked-language model such as BERT or DistilBERT.")
     model.to(device).eval()
     return LoadedModel(spec=spec, task=task, model=model, tokenizer=tokenizer, device=device,
-                       weight_files=weight_files(spec), load_seconds=time.perf_counter() - start)
+                       weight_files=weight_files(spec))
 
 
 class ModelCache:

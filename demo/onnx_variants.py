@@ -21,7 +21,6 @@ from .loading import LoadedModel, LoadError
 log = logging.getLogger(__name__)
 
 CACHE_ROOT = Path(os.environ.get("DISTILL_DEMO_CACHE", Path.home() / ".cache" / "distill-demo")) / "onnx"
-VARIANTS = ("student-onnx-fp32", "student-onnx-int8")
 PER_CHANNEL = True  # int8 weight scales per output channel rather than one per tensor
 # MatMuls kept in fp32 (see fp32_nodes): the first layer's FFN output projection, whose input (GELU
 # output) has the widest activation range in the network, and activation-by-activation MatMuls.

@@ -40,7 +40,7 @@ def run_sweep(registry: PairRegistry, task: str, variants: list[str] | None, bat
     finally:
         SWEEP_LOCK.release()
     paths = write_outputs(result, scratch_dir("bench-"))
-    figures = bench_figures(result)
+    figures = bench_figures(result.records)
     return result.to_dict(), result.markdown(), figures[0] if figures else None, [str(p) for p in paths.values()]
 
 
@@ -58,7 +58,7 @@ def build_tab(registry: PairRegistry) -> None:
     with gr.Row():
         batch_sizes = gr.Textbox("1,8", label="Batch sizes", elem_id="bench-batch-sizes")
         seq_lens = gr.Textbox("16,128", label="Sequence lengths (tokens)", elem_id="bench-seq-lens")
-        repeats = gr.Number(MIN_REPEATS, precision=0, minimum=MIN_REPEATS, label="Timed repeats")
+        repeats = gr.Number(MIN_REPEATS, precision=0, label=f"Timed repeats (at least {MIN_REPEATS})")
         architecture_only = gr.Checkbox(False, label="Architecture only (random weights)")
     with gr.Row():
         run = gr.Button("Run benchmark", variant="primary", elem_id="bench-run")

@@ -152,6 +152,24 @@ def test_benchmark_tab_through_the_api(client):
         client.predict("classify", ["teacher"], "zero", "8", 20, False, api_name="/benchmark")
 
 
+def test_the_cli_and_the_tab_refuse_the_same_settings_alike(client, tiny_config, tmp_path, capsys):
+    # One settings dataclass behind both: the same rule, the same message, nothing measured.
+    message = "the ONNX variants are compared with the fp32 student: add the student variant."
+    assert bench_main(["--config", str(tiny_config), "--tasks", "classify", "--variants", "teacher,student-onnx-int8",
+                       "--out", str(tmp_path / "cli")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+    with pytest.raises(AppError) as refused:
+        client.predict("classify", ["teacher", "student-onnx-int8"], "1", "8", 20, False, api_name="/benchmark")
+    assert message in str(refused.value)
+    for batch_sizes, repeats in (("0", 20), ("1", 5)):
+        with pytest.raises(AppError) as tab_error:
+            client.predict("classify", ["teacher"], batch_sizes, "8", repeats, False, api_name="/benchmark")
+        assert bench_main(["--config", str(tiny_config), "--tasks", "classify", "--batch-sizes", batch_sizes,
+                           "--seq-lens", "8", "--repeats", str(repeats), "--out", str(tmp_path / "cli")]) == 2
+        assert capsys.readouterr().err.strip().removeprefix("error: ") in str(tab_error.value)
+    assert not (tmp_path / "cli").exists()
+
+
 def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, tmp_path):
     import time
 

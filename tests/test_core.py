@@ -126,3 +126,22 @@ def test_size_chart_states_the_ratios():
     titles = [a.text for a in fig.layout.annotations]
     assert "student / teacher = 0.60" in titles[0] and "0.50" in titles[1] and "0.60" in titles[2]
     assert [list(bar.y) for bar in fig.data] == [[100, 60], [400, 200], [400, 240]]
+
+
+def test_progress_without_a_terminal_prints_whole_lines_per_tenth():
+    import io
+
+    from demo.progress import ProgressLine
+
+    log = io.StringIO()
+    with ProgressLine("evaluated", unit="examples", stream=log, tty=False, min_seconds=0) as progress:
+        for done in range(0, 101):
+            progress(done, 100, "ok")
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 10  # 10%, 20%, ... 100%
+    assert lines[0] == "evaluated: 10/100 examples (10%), ok" and lines[-1].startswith("evaluated: 100/100")
+    quiet = io.StringIO()
+    with ProgressLine("quick", stream=quiet, tty=False) as progress:  # done long before the first interval
+        for done in range(0, 11):
+            progress(done, 10)
+    assert quiet.getvalue() == ""

@@ -23,6 +23,7 @@ from ..errors import UserError
 from ..loading import LoadedModel
 from .data import batches, encode_texts
 from ..model_inputs import model_inputs
+from ..progress import ProgressLine
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("DISTILL_DEMO_CACHE", Path.home() / ".cache" / "distill-demo")) / "targets"
 FORMAT = "distill-demo-targets/1"
@@ -97,16 +98,14 @@ class TargetsInfo:
 def compute_logits(teacher: LoadedModel, texts: Sequence[str], max_length: int, batch_size: int,
                    desc: str = "teacher soft targets") -> torch.Tensor:
     """The teacher's logits, (N, C) float32 in the order of texts; run in length order (little padding)."""
-    from tqdm.auto import tqdm
-
     encoded = encode_texts(teacher.tokenizer, texts, max_length)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
     by_length = [encoded[i] for i in order]
     chunks = []
-    bar = tqdm(batches(by_length, [0] * len(by_length), batch_size, teacher.tokenizer),
-               total=-(-len(encoded) // batch_size), desc=desc, leave=False, mininterval=2.0)
-    for batch in bar:
-        chunks.append(teacher.model(**model_inputs(teacher.model, batch, teacher.device)).logits.float().cpu())
+    with ProgressLine(desc, unit="texts") as progress:
+        for batch in batches(by_length, [0] * len(by_length), batch_size, teacher.tokenizer):
+            chunks.append(teacher.model(**model_inputs(teacher.model, batch, teacher.device)).logits.float().cpu())
+            progress(min(len(chunks) * batch_size, len(encoded)), len(encoded))
     sorted_logits = torch.cat(chunks)
     logits = torch.empty_like(sorted_logits)
     logits[torch.tensor(order)] = sorted_logits

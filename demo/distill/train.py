@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import torch
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ..model_inputs import model_inputs
+from ..progress import ProgressLine
 
 
 @dataclass
@@ -81,26 +81,27 @@ def fit(model: torch.nn.Module, make_train_batches: Callable[[int], Iterable[dic
     for epoch in range(epochs):
         model.train()
         running, seen, part_sums = 0.0, 0, {}
-        bar = tqdm(make_train_batches(epoch), total=min(steps_per_epoch, total_steps - steps_done),
-                   desc=f"{desc} epoch {epoch + 1}/{epochs}", leave=False, mininterval=2.0)
-        for batch in bar:
-            if steps_done >= total_steps:
-                break
-            steps_done += 1
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                loss, parts = loss_fn(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            running += loss.item()
-            seen += 1
-            for k, v in parts.items():
-                part_sums[k] = part_sums.get(k, 0.0) + v
-            bar.set_postfix(loss=f"{running / seen:.4f}", **{k: f"{v:.3f}" for k, v in parts.items()})
+        epoch_steps = min(steps_per_epoch, total_steps - steps_done)
+        with ProgressLine(f"{desc} epoch {epoch + 1}/{epochs}", unit="steps") as progress:
+            for batch in make_train_batches(epoch):
+                if steps_done >= total_steps:
+                    break
+                steps_done += 1
+                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                    loss, parts = loss_fn(model, batch)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                running += loss.item()
+                seen += 1
+                for k, v in parts.items():
+                    part_sums[k] = part_sums.get(k, 0.0) + v
+                progress(seen, epoch_steps, ", ".join([f"loss {running / seen:.4f}",
+                                                       *(f"{k} {v:.3f}" for k, v in parts.items())]))
         if epoch + 1 > 10 and (epoch + 1 - 10) % eval_every and epoch + 1 < epochs:
             continue
         accuracy = evaluate(model)
