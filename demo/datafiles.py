@@ -175,7 +175,7 @@ def obvious_column(columns: list[str], candidates: tuple[str, ...]) -> str | Non
     return next((lowered[name] for name in candidates if name in lowered), None)
 
 
-def guess_column(columns: list[str], wanted: str | None, candidates: tuple[str, ...], role: str,
+def guess_column(columns: list[str], wanted: str | None, candidates: tuple[str, ...], purpose: str,
                  source: str, flag: str | None = None) -> str:
     if wanted:
         if wanted not in columns:
@@ -184,8 +184,8 @@ def guess_column(columns: list[str], wanted: str | None, candidates: tuple[str, 
     found = obvious_column(columns, candidates)
     if found is not None:
         return found
-    raise DataError(f"{source}: cannot tell which column holds the {role}; name it with "
-                    f"{flag or f'--{role}-column'} (columns: {', '.join(columns)}).")
+    raise DataError(f"{source}: cannot tell which column holds the {purpose}; name it with "
+                    f"{flag or f'--{purpose}-column'} (columns: {', '.join(columns)}).")
 
 
 def read_labelled(path: str | Path, text_column: str | None = None, label_column: str | None = None,
