@@ -19,8 +19,8 @@ class ProgressLine:
     """Call with (done, total[, what]); use as a context manager so the bar is closed."""
 
     def __init__(self, desc: str, unit: str = "items", stream: TextIO | None = None, tty: bool | None = None,
-                 min_seconds: float = MIN_SECONDS):
-        self.desc, self.unit = desc, unit
+                 min_seconds: float = MIN_SECONDS, enabled: bool = True):
+        self.desc, self.unit, self.enabled = desc, unit, enabled  # enabled=False: e.g. not the main process
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self.min_seconds = min_seconds
@@ -30,6 +30,8 @@ class ProgressLine:
         self._printed = False
 
     def __call__(self, done: int, total: int, what: str = "") -> None:
+        if not self.enabled:
+            return
         if self.tty:
             if self._bar is None:
                 from tqdm.auto import tqdm

@@ -56,8 +56,20 @@ class TrainArguments:
     warmup_ratio: float = field(default=0.06, metadata={"help": "share of steps spent warming up linearly"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
     seed: int = field(default=42, metadata={"help": "random seed (data order, subset, head init)"})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | mps"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | mps (under accelerate launch: its own)"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "allow writing into a non-empty directory"})
+    mixed_precision: Literal["no", "fp16", "bf16"] = field(default="no", metadata={
+        "help": "compute in fp16 (GPU) or bf16 (recent GPUs, CPU) through accelerate; weights stay float32"})
+    gradient_accumulation_steps: int = field(default=1, metadata={
+        "help": "batches per optimiser step (an effective batch of batch-size x this)"})
+    checkpoint_steps: int = field(default=0, metadata={
+        "help": "save model, optimiser, scheduler, RNG and data position every N optimiser steps (0: off)"})
+    keep_checkpoints: int = field(default=2, metadata={"help": "newest checkpoints kept (0: all)"})
+    resume_from_checkpoint: Optional[str] = field(default=None, metadata={
+        "help": "continue a stopped run: a checkpoint directory, or 'latest' (in --output-dir/checkpoints)"})
+    logging_steps: int = field(default=50, metadata={"help": "a history.jsonl line every N optimiser steps"})
+    report_to: str = field(default="none", metadata={
+        "help": "accelerate trackers besides history.jsonl: none, tensorboard, wandb, ... (comma-separated)"})
 
     def __post_init__(self):
         if not self.output_dir:
@@ -70,6 +82,10 @@ class TrainArguments:
             raise UsageError("--learning-rate must lie in (0, 1), e.g. 5e-5.")
         if not 0 <= self.warmup_ratio < 1:
             raise UsageError("--warmup-ratio must lie in [0, 1).")
+        if self.gradient_accumulation_steps < 1 or self.logging_steps < 1:
+            raise UsageError("--gradient-accumulation-steps and --logging-steps must be at least 1.")
+        if self.checkpoint_steps < 0 or self.keep_checkpoints < 0:
+            raise UsageError("--checkpoint-steps and --keep-checkpoints must be 0 (off / all) or more.")
 
 
 @dataclass

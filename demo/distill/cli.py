@@ -6,7 +6,7 @@ import sys
 
 from transformers import HfArgumentParser
 
-from ..errors import EXIT_USER_ERROR, UsageError, exit_on_user_error
+from ..errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UsageError, exit_on_user_error
 from .args import DataArguments, DistillArguments, DistillTrainArguments, FinetuneArguments, PushArguments, \
     TrainArguments
 from .finetune import run_finetune
@@ -46,10 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     *parsed, unknown = parser.parse_args_into_dataclasses(args=rest, return_remaining_strings=True)
     if unknown:
         raise UsageError(f"unknown argument(s) {' '.join(unknown)}; see python -m demo.distill {step} --help.")
-    if step == "finetune":
-        run_finetune(*parsed, argv=rest)
-    elif step == "distill":
-        run_distill(*parsed, argv=rest)
+    if step in ("finetune", "distill"):
+        try:
+            (run_finetune if step == "finetune" else run_distill)(*parsed, argv=rest)
+        except KeyboardInterrupt:
+            targs = parsed[-1]
+            print("interrupted. Continue with the same command plus --resume-from-checkpoint latest"
+                  + ("" if targs.checkpoint_steps else " (this run saved no checkpoint: pass --checkpoint-steps N)")
+                  + ".", file=sys.stderr)
+            return EXIT_INTERRUPTED
     else:
         (pargs,) = parsed
         publish(pargs.output_dir, pargs.repo_id, private=pargs.hub_private, dry_run=pargs.dry_run)

@@ -8,20 +8,19 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..config import ModelSpec
-from ..loading import explain_load_error, resolve_device
+from ..loading import explain_load_error
 from ..measure import count_parameters
 from ..scoring import accuracy, macro_f1
 from .args import DataArguments, FinetuneArguments, TrainArguments
 from .data import batches, encode_texts
-from .outputs import check_output_dir, command_line, copy_training_code, prepare_output_dir, write_json
-from .steps import read_data, validation_accuracy
-from ..model_inputs import model_inputs
-from .train import fit, predict_ids, set_seed
+from .outputs import command_line, copy_training_code, prepare_output_dir, run_fingerprint, write_json
+from .steps import read_data, run_files, start, start_trackers
+from .train import encode_examples, fit, forward, predict_ids, set_seed
 
 
 def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]) -> dict:
-    device = resolve_device(targs.device)
-    check_output_dir(targs.output_dir, targs.overwrite_output_dir)
+    accelerator = start(targs)
+    device = accelerator.device
     set_seed(targs.seed)
     data = read_data(data_args, targs.seed)
     spec = ModelSpec(margs.model)
@@ -33,39 +32,48 @@ def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: Trai
             ignore_mismatched_sizes=True)
     except Exception as exc:  # noqa: BLE001
         raise explain_load_error(spec, exc) from None
-    out = prepare_output_dir(targs.output_dir, targs.overwrite_output_dir)
-    train_enc = encode_texts(tokenizer, data.train.texts, data_args.max_seq_length)
-    steps_per_epoch = -(-len(train_enc) // targs.batch_size)
+    accelerator.wait_for_everyone()
+    resuming = bool(targs.resume_from_checkpoint)
+    out = prepare_output_dir(targs.output_dir, targs.overwrite_output_dir, resuming) if accelerator.is_main_process \
+        else targs.output_dir
+    accelerator.wait_for_everyone()
+    fingerprint = run_fingerprint(margs, data_args, targs, step="finetune")
+    start_trackers(accelerator, "finetune", fingerprint)
+    train = encode_examples(tokenizer, data.train.texts, data.train_ids, data_args.max_seq_length)
+    validation = encode_examples(tokenizer, data.validation.texts, data.validation_ids, data_args.max_seq_length)
+    steps_per_epoch = -(-len(train) // (targs.batch_size * targs.gradient_accumulation_steps))
     total_steps = max(targs.epochs * steps_per_epoch, targs.min_steps)
-    print(f"fine-tuning {margs.model} on {len(data.train):,} rows, {len(data.label_names)} classes "
-          f"({', '.join(data.label_names)}), {total_steps:,} steps "
-          f"({total_steps / steps_per_epoch:.1f} epochs), device {device}", flush=True)
+    accelerator.print(f"fine-tuning {margs.model} on {len(data.train):,} rows, {len(data.label_names)} classes "
+                      f"({', '.join(data.label_names)}), {total_steps:,} steps ({total_steps / steps_per_epoch:.1f} "
+                      f"epochs), {accelerator.num_processes} process(es) on {device}, mixed precision "
+                      f"{targs.mixed_precision}", flush=True)
 
     def loss_fn(m, batch):
-        outputs = m(**model_inputs(m, batch, device))
-        loss = torch.nn.functional.cross_entropy(outputs.logits.float(), batch["labels"].to(device))
-        return loss, {}
+        logits = forward(m, batch, device).logits
+        return torch.nn.functional.cross_entropy(logits.float(), batch["labels"].to(device)), {}
 
-    result = fit(model, lambda epoch: batches(train_enc, data.train_ids, targs.batch_size, tokenizer, shuffle=True,
-                                              seed=targs.seed + epoch),
-                 steps_per_epoch, loss_fn,
-                 lambda m: validation_accuracy(m, tokenizer, data, data_args.max_seq_length, targs.eval_batch_size,
-                                               device),
-                 epochs=targs.epochs, learning_rate=targs.learning_rate, weight_decay=targs.weight_decay,
-                 warmup_ratio=targs.warmup_ratio, max_grad_norm=targs.max_grad_norm, device=device, desc="finetune",
-                 total_steps=total_steps)
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    val_enc = encode_texts(tokenizer, data.validation.texts, data_args.max_seq_length)
-    preds = predict_ids(model, batches(val_enc, data.validation_ids, targs.eval_batch_size, tokenizer), device)
-    metrics = {"accuracy": accuracy(preds, data.validation_ids), "macro_f1": macro_f1(preds, data.validation_ids),
-               "params": count_parameters(model), "train_seconds": result.train_seconds,
-               "total_steps": result.total_steps, "best_epoch": result.best_epoch, "history": result.history,
-               "n_train": len(data.train), "n_validation": len(data.validation), "label_names": data.label_names,
-               "device": str(device), "command": command_line("finetune", argv),
-               "args": {**asdict(margs), **asdict(data_args), **asdict(targs)}}
-    write_json(out / "metrics.json", metrics)
-    copy_training_code(out)
-    print(f"teacher saved to {out}: validation accuracy {metrics['accuracy']:.4f}, macro-F1 "
-          f"{metrics['macro_f1']:.4f}, {result.train_seconds:.0f} s", flush=True)
+    result = fit(model, train, loss_fn, accelerator, validation=validation, epochs=targs.epochs,
+                 batch_size=targs.batch_size, eval_batch_size=targs.eval_batch_size,
+                 learning_rate=targs.learning_rate, weight_decay=targs.weight_decay, warmup_ratio=targs.warmup_ratio,
+                 max_grad_norm=targs.max_grad_norm, seed=targs.seed, desc="finetune", total_steps=total_steps,
+                 run=run_files(targs, out, fingerprint))
+    metrics = {}
+    if accelerator.is_main_process:
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        val_enc = encode_texts(tokenizer, data.validation.texts, data_args.max_seq_length)
+        preds = predict_ids(model, batches(val_enc, data.validation_ids, targs.eval_batch_size, tokenizer), device)
+        metrics = {"accuracy": accuracy(preds, data.validation_ids), "macro_f1": macro_f1(preds, data.validation_ids),
+                   "params": count_parameters(model), "train_seconds": result.train_seconds,
+                   "total_steps": result.total_steps, "best_epoch": result.best_epoch, "history": result.history,
+                   "resumed_from": result.resumed_from, "num_processes": accelerator.num_processes,
+                   "mixed_precision": targs.mixed_precision, "n_train": len(data.train),
+                   "n_validation": len(data.validation), "label_names": data.label_names, "device": str(device),
+                   "command": command_line("finetune", argv), "args": {**asdict(margs), **asdict(data_args),
+                                                                       **asdict(targs)}}
+        write_json(out / "metrics.json", metrics)
+        copy_training_code(out)
+        print(f"teacher saved to {out}: validation accuracy {metrics['accuracy']:.4f}, macro-F1 "
+              f"{metrics['macro_f1']:.4f}, {result.train_seconds:.0f} s", flush=True)
+    accelerator.end_training()
     return metrics

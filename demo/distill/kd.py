@@ -8,26 +8,28 @@ writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
 from ..config import ModelSpec
 from ..datafiles import LabelledData
 from ..eval_run import evaluate_pair
-from ..loading import LoadedModel, load_model, resolve_device
+from ..loading import LoadedModel, load_model
 from ..measure import count_parameters
+from ..model_inputs import accepted_inputs, model_inputs
 from .args import DataArguments, DistillArguments, TrainArguments
 from .card import write_card
-from .data import TaskData, batches, encode_texts
+from .data import TaskData
 from .hub import publish
 from .losses import LossWeights, distillation_loss
-from .outputs import check_output_dir, command_line, copy_training_code, prepare_output_dir, write_json
-from .steps import save_tokenizer, validation_accuracy
+from .outputs import command_line, copy_training_code, prepare_output_dir, run_fingerprint, write_json
+from .steps import run_files, save_tokenizer, start, start_trackers
 from .student import make_student, parse_layers
+from .train import FitResult, RunFiles, encode_examples, fit, forward, set_seed
 from .trainset import LABELLED, DistillSet, Inputs, build_distill_set, read_inputs, use_eager_attention
-from ..model_inputs import model_inputs
-from .train import FitResult, fit, set_seed
 
 
 class StudentWithProjections(torch.nn.Module):
@@ -40,6 +42,11 @@ class StudentWithProjections(torch.nn.Module):
         self.projections = torch.nn.ModuleList(
             [torch.nn.Linear(student_width, teacher_width) for _ in range(n_pairs)]) \
             if student_width != teacher_width else None
+        self._demo_accepted_inputs = accepted_inputs(student)  # the wrapper takes what the student takes
+
+    def forward(self, **inputs):
+        """The student's forward: training calls go through the wrapper (and DDP's, under accelerate)."""
+        return self.student(**inputs)
 
     def project(self, index: int, hidden: torch.Tensor) -> torch.Tensor:
         return hidden if self.projections is None else self.projections[index](hidden)
@@ -52,7 +59,8 @@ def layer_pairs(layers: list[int], which: str) -> list[tuple[int, int]]:
     return [(0, 0)] + [(j + 1, t + 1) for j, t in enumerate(layers)]
 
 
-def make_loss_fn(teacher: LoadedModel, dset: DistillSet, weights: LossWeights, layers: list[int], cos_layers: str):
+def make_loss_fn(teacher: LoadedModel, dset: DistillSet, weights: LossWeights, layers: list[int], cos_layers: str,
+                 accelerator=None):
     """The per-batch loss: student forward, teacher logits from the cache (or a teacher forward when
     hidden states or attentions are matched), then the weighted terms of losses.py."""
     device = teacher.device
@@ -61,16 +69,16 @@ def make_loss_fn(teacher: LoadedModel, dset: DistillSet, weights: LossWeights, l
     cos_pairs_idx = layer_pairs(layers, cos_layers)
     all_pairs = layer_pairs(layers, "all")
 
-    def loss_fn(wrapper: StudentWithProjections, batch: dict):
-        student = wrapper.student
+    def loss_fn(model: torch.nn.Module, batch: dict):
+        wrapper: StudentWithProjections = getattr(model, "module", model)  # inside DDP's, under accelerate
         extra = {"output_hidden_states": True} if need_hidden else {}
         if need_attn:
             extra["output_attentions"] = True
-        s_out = student(**model_inputs(student, batch, device), **extra)
+        s_out = forward(model, batch, device, **extra)
         labels = batch["labels"].to(device)
         mask = batch["attention_mask"].to(device)
         if weights.needs_teacher_internals:
-            with torch.no_grad():
+            with torch.no_grad(), (accelerator.autocast() if accelerator is not None else contextlib.nullcontext()):
                 # The teacher gets exactly what plain inference gives it (token_type_ids included).
                 t_out = teacher.model(**model_inputs(teacher.model, batch, device), **extra)
             t_logits = t_out.logits.float()
@@ -95,24 +103,22 @@ def make_loss_fn(teacher: LoadedModel, dset: DistillSet, weights: LossWeights, l
 
 def train_student(student, teacher: LoadedModel, dset: DistillSet, data: TaskData, weights: LossWeights,
                   dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments, layers: list[int],
-                  desc: str, total_steps: int | None = None) -> FitResult:
+                  desc: str, accelerator, total_steps: int | None = None, run: RunFiles | None = None) -> FitResult:
     tok = teacher.tokenizer
     if weights.alpha_attn > 0:
         use_eager_attention(student)
     s_width = getattr(student.config, "dim", None) or student.config.hidden_size
     wrapper = StudentWithProjections(student, s_width, teacher.model.config.hidden_size, len(layers) + 1)
-    encoded = encode_texts(tok, dset.texts, data_args.max_seq_length)
-    steps_per_epoch = -(-len(encoded) // targs.batch_size)
+    train = encode_examples(tok, dset.texts, dset.labels, data_args.max_seq_length)
+    validation = encode_examples(tok, data.validation.texts, data.validation_ids, data_args.max_seq_length)
+    steps_per_epoch = -(-len(train) // (targs.batch_size * targs.gradient_accumulation_steps))
     if total_steps is None:
         total_steps = max(targs.epochs * steps_per_epoch, targs.min_steps)
-    return fit(wrapper, lambda epoch: batches(encoded, dset.labels, targs.batch_size, tok, shuffle=True,
-                                              seed=targs.seed + epoch),
-               steps_per_epoch, make_loss_fn(teacher, dset, weights, layers, dargs.cos_layers),
-               lambda m: validation_accuracy(m.student, tok, data, data_args.max_seq_length, targs.eval_batch_size,
-                                             teacher.device),
-               epochs=targs.epochs, learning_rate=targs.learning_rate, weight_decay=targs.weight_decay,
-               warmup_ratio=targs.warmup_ratio, max_grad_norm=targs.max_grad_norm, device=teacher.device,
-               desc=desc, total_steps=total_steps)
+    return fit(wrapper, train, make_loss_fn(teacher, dset, weights, layers, dargs.cos_layers, accelerator),
+               accelerator, validation=validation, predictor=lambda m: m.student, epochs=targs.epochs,
+               batch_size=targs.batch_size, eval_batch_size=targs.eval_batch_size,
+               learning_rate=targs.learning_rate, weight_decay=targs.weight_decay, warmup_ratio=targs.warmup_ratio,
+               max_grad_norm=targs.max_grad_norm, seed=targs.seed, desc=desc, total_steps=total_steps, run=run)
 
 
 # ---- measuring students --------------------------------------------------------------------------
@@ -153,37 +159,41 @@ def baseline_figures(name: str, model, teacher: LoadedModel, inputs: Inputs, dat
 
 def run_baselines(inputs: Inputs, dset: DistillSet, weights: LossWeights, dargs: DistillArguments,
                   data_args: DataArguments, targs: TrainArguments, layers: list[int], teacher_acc: float,
-                  total_steps: int) -> list[dict]:
+                  total_steps: int, accelerator) -> list[dict]:
     """What distillation adds: the same student shape and training budget (optimiser steps), with
     less of the recipe: untrained, hard labels alone, and (when the run had more text) KD on the
-    labelled rows alone."""
+    labelled rows alone. Trained on every process; measured on the main one."""
     teacher = inputs.teacher
+    main = accelerator.is_main_process
     none = {k: 0 for k in dset.counts()}
     set_seed(targs.seed)
-    out = [baseline_figures("layer dropping alone (no training)",
-                            make_student(teacher.model, layers, dargs.student_arch), teacher, inputs, data_args,
-                            targs, teacher_acc, none)]
+    dropped = make_student(teacher.model, layers, dargs.student_arch)
+    out = [baseline_figures("layer dropping alone (no training)", dropped, teacher, inputs, data_args, targs,
+                            teacher_acc, none)] if main else []
     labelled = dset.only(LABELLED)
     set_seed(targs.seed)
     hard = make_student(teacher.model, layers, dargs.student_arch)
     train_student(hard, teacher, labelled, inputs.data, LossWeights(alpha_ce=0.0, alpha_hard=1.0), dargs, data_args,
-                  targs, layers, desc="hard labels only", total_steps=total_steps)
-    out.append(baseline_figures("hard labels alone (no teacher)", hard, teacher, inputs, data_args, targs,
-                                teacher_acc, labelled.counts()))
+                  targs, layers, desc="hard labels only", accelerator=accelerator, total_steps=total_steps)
+    if main:
+        out.append(baseline_figures("hard labels alone (no teacher)", hard, teacher, inputs, data_args, targs,
+                                    teacher_acc, labelled.counts()))
     if len(labelled) < len(dset):
         set_seed(targs.seed)
         kd_only = make_student(teacher.model, layers, dargs.student_arch)
         train_student(kd_only, teacher, labelled, inputs.data, weights, dargs, data_args, targs, layers,
-                      desc="KD, labelled rows only", total_steps=total_steps)
-        out.append(baseline_figures("same KD recipe, labelled rows only (no transfer/augmented text)", kd_only,
-                                    teacher, inputs, data_args, targs, teacher_acc, labelled.counts()))
+                      desc="KD, labelled rows only", accelerator=accelerator, total_steps=total_steps)
+        if main:
+            out.append(baseline_figures("same KD recipe, labelled rows only (no transfer/augmented text)", kd_only,
+                                        teacher, inputs, data_args, targs, teacher_acc, labelled.counts()))
     return out
 
 
 # ---- the step ------------------------------------------------------------------------------------
 def run_distill(dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]) -> dict:
-    device = resolve_device(targs.device)
-    check_output_dir(targs.output_dir, targs.overwrite_output_dir)
+    accelerator = start(targs)
+    device = accelerator.device
+    main = accelerator.is_main_process
     set_seed(targs.seed)
     inputs = read_inputs(dargs, data_args, targs, device)
     teacher, data = inputs.teacher, inputs.data
@@ -191,27 +201,46 @@ def run_distill(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
     layers = parse_layers(dargs.student_layers, n_teacher_layers)
     weights = LossWeights(dargs.temperature, dargs.alpha_ce, dargs.alpha_hard, dargs.alpha_cos, dargs.alpha_hidden,
                           dargs.alpha_attn)
-    out = prepare_output_dir(targs.output_dir, targs.overwrite_output_dir)
-    dset, target_infos = build_distill_set(inputs, dargs, data_args, targs, weights, out)
+    accelerator.wait_for_everyone()
+    resuming = bool(targs.resume_from_checkpoint)
+    out = prepare_output_dir(targs.output_dir, targs.overwrite_output_dir, resuming) if main else \
+        Path(targs.output_dir)
+    accelerator.wait_for_everyone()
+    dset, target_infos = build_distill_set(inputs, dargs, data_args, targs, weights, out, accelerator)
+    fingerprint = run_fingerprint(dargs, data_args, targs, step="distill", teacher_weights=inputs.teacher_digest)
+    start_trackers(accelerator, "distill", fingerprint)
     counts = dset.counts()
-    print(f"distilling {dargs.teacher} ({n_teacher_layers} layers) into a {len(layers)}-layer {dargs.student_arch} "
-          f"student (layers {layers}) on {len(dset):,} rows ({', '.join(f'{v:,} {k}' for k, v in counts.items() if v)})"
-          f"; loss weights {asdict(weights)}; device {device}", flush=True)
+    accelerator.print(
+        f"distilling {dargs.teacher} ({n_teacher_layers} layers) into a {len(layers)}-layer {dargs.student_arch} "
+        f"student (layers {layers}) on {len(dset):,} rows ({', '.join(f'{v:,} {k}' for k, v in counts.items() if v)})"
+        f"; loss weights {asdict(weights)}; {accelerator.num_processes} process(es) on {device}, mixed precision "
+        f"{targs.mixed_precision}", flush=True)
     set_seed(targs.seed)
     student = make_student(teacher.model, layers, dargs.student_arch)
-    result = train_student(student, teacher, dset, data, weights, dargs, data_args, targs, layers, desc="distill")
-    student.save_pretrained(out, safe_serialization=True)
-    save_tokenizer(teacher, out, dargs.student_arch)
-
-    # Final figures through the dashboard's own loader, batching and timing code.
-    student_loaded = load_model(ModelSpec(str(out)), "classify", device)
-    gold = [data.label_names[i] for i in data.validation_ids]
-    report = evaluate_pair(teacher, student_loaded, data.validation.texts, gold, batch_size=targs.eval_batch_size,
-                           max_length=data_args.max_seq_length)
-    print(f"validation: teacher {report.teacher_accuracy:.4f}, student {report.student_accuracy:.4f}", flush=True)
+    result = train_student(student, teacher, dset, data, weights, dargs, data_args, targs, layers, desc="distill",
+                           accelerator=accelerator, run=run_files(targs, out, fingerprint))
+    report = None
+    if main:
+        student.save_pretrained(out, safe_serialization=True)
+        save_tokenizer(teacher, out, dargs.student_arch)
+        # Final figures through the dashboard's own loader, batching and timing code.
+        student_loaded = load_model(ModelSpec(str(out)), "classify", device)
+        gold = [data.label_names[i] for i in data.validation_ids]
+        report = evaluate_pair(teacher, student_loaded, data.validation.texts, gold, batch_size=targs.eval_batch_size,
+                               max_length=data_args.max_seq_length)
+        print(f"validation: teacher {report.teacher_accuracy:.4f}, student {report.student_accuracy:.4f}", flush=True)
+    baselines = run_baselines(inputs, dset, weights, dargs, data_args, targs, layers,
+                              report.teacher_accuracy if report else 0.0, result.total_steps, accelerator) \
+        if dargs.baselines else None
+    accelerator.end_training()
+    if not main:
+        return {}
     metrics = {**report.figures(), "teacher_params": count_parameters(teacher.model),
                "student_params": count_parameters(student_loaded.model), "train_seconds": result.train_seconds,
                "total_steps": result.total_steps, "best_epoch": result.best_epoch, "history": result.history,
+               "resumed_from": result.resumed_from, "num_processes": accelerator.num_processes,
+               "mixed_precision": targs.mixed_precision,
+               "gradient_accumulation_steps": targs.gradient_accumulation_steps,
                "layers": layers, "student_arch": dargs.student_arch, "loss_weights": asdict(weights),
                "cos_layers": dargs.cos_layers, "n_train": len(data.train), "data": counts,
                "transfer_files": inputs.transfer_sources, "augmentation": asdict(inputs.augment),
@@ -219,9 +248,8 @@ def run_distill(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
                "eval_sets": eval_set_figures(teacher, student_loaded, inputs.eval_sets, data_args, targs),
                "eval_batch_size": targs.eval_batch_size, "command": command_line("distill", argv),
                "args": {**asdict(dargs), **asdict(data_args), **asdict(targs)}}
-    if dargs.baselines:
-        metrics["baselines"] = run_baselines(inputs, dset, weights, dargs, data_args, targs, layers,
-                                             report.teacher_accuracy, result.total_steps)
+    if baselines is not None:
+        metrics["baselines"] = baselines
     write_json(out / "metrics.json", metrics)
     copy_training_code(out)
     write_card(out, metrics, dargs, data_args, data, layers, n_teacher_layers, result)

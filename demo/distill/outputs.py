@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import UsageError
@@ -12,18 +13,38 @@ from ..errors import UsageError
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
-def check_output_dir(path: str, overwrite: bool) -> Path:
-    """Refuse a non-empty directory before any work (nothing is created yet)."""
+# Flags that change where or how a run is reported, not what it trains: a checkpoint made with
+# other values of these still resumes.
+NOT_TRAINING = {"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "checkpoint_steps", "keep_checkpoints",
+                "logging_steps", "report_to", "push_to_hub", "hub_private", "dry_run", "baselines", "eval_file",
+                "eval_batch_size", "device", "targets_cache_dir", "transfer_cache"}
+
+
+def check_output_dir(path: str, overwrite: bool, resuming: bool = False) -> Path:
+    """Refuse a non-empty directory before any work (nothing is created yet); resuming writes into
+    the run's own directory."""
     out = Path(path)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise UsageError(f"{out} is not empty; choose another --output-dir or pass --overwrite-output-dir.")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not (overwrite or resuming):
+        raise UsageError(f"{out} is not empty; choose another --output-dir, pass --overwrite-output-dir, or "
+                         "--resume-from-checkpoint latest to continue the run it holds.")
     return out
 
 
-def prepare_output_dir(path: str, overwrite: bool) -> Path:
-    out = check_output_dir(path, overwrite)
+def prepare_output_dir(path: str, overwrite: bool, resuming: bool = False) -> Path:
+    out = check_output_dir(path, overwrite, resuming)
     out.mkdir(parents=True, exist_ok=True)
+    if not resuming:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # an older run's: never resumed by mistake
     return out
+
+
+def run_fingerprint(*settings, **inputs) -> dict:
+    """What makes a run (every training-relevant flag, plus e.g. the teacher's weights digest):
+    a checkpoint resumes only into a run with the same fingerprint."""
+    out = {}
+    for dataclass_args in settings:
+        out.update({k: v for k, v in asdict(dataclass_args).items() if k not in NOT_TRAINING})
+    return json.loads(json.dumps({**out, **inputs}, default=str))
 
 
 def copy_training_code(out: Path) -> None:

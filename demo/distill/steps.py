@@ -7,11 +7,12 @@ from pathlib import Path
 
 from transformers import DistilBertTokenizerFast
 
-from ..loading import LoadedModel
-from ..scoring import accuracy
-from .args import DataArguments
-from .data import TaskData, batches, encode_texts, load_hub_task_data, load_task_data
-from .train import predict_ids
+from ..errors import UsageError
+from ..loading import LoadedModel, resolve_device
+from .args import DataArguments, TrainArguments
+from .data import TaskData, load_hub_task_data, load_task_data
+from .outputs import check_output_dir
+from .train import RunFiles, make_accelerator
 
 
 def read_data(data_args: DataArguments, seed: int, teacher_names: list[str] | None = None) -> TaskData:
@@ -34,10 +35,33 @@ def data_description(data_args: DataArguments, data: TaskData) -> str:
             f"`{data.train.label_column}`; evaluated on {len(data.validation):,} validation rows.")
 
 
-def validation_accuracy(model, tokenizer, data: TaskData, max_len: int, batch_size: int, device) -> float:
-    enc = encode_texts(tokenizer, data.validation.texts, max_len)
-    return accuracy(predict_ids(model, batches(enc, data.validation_ids, batch_size, tokenizer), device),
-                    data.validation_ids)
+def start(targs: TrainArguments):
+    """Before any work: the output directory and flags checked, then the run's Accelerator.
+
+    Under `accelerate launch` there is one per process; batch sizes are global, so each must split
+    evenly over the processes.
+    """
+    resolve_device(targs.device)  # an explicit device that is absent: a clear error now
+    check_output_dir(targs.output_dir, targs.overwrite_output_dir, resuming=bool(targs.resume_from_checkpoint))
+    accelerator = make_accelerator(targs.device, targs.mixed_precision, targs.gradient_accumulation_steps,
+                                   targs.report_to, project_dir=targs.output_dir)
+    for flag, size in (("--batch-size", targs.batch_size), ("--eval-batch-size", targs.eval_batch_size)):
+        if size % accelerator.num_processes:
+            raise UsageError(f"{flag} {size} is the global batch: make it a multiple of the "
+                             f"{accelerator.num_processes} processes.")
+    return accelerator
+
+
+def run_files(targs: TrainArguments, out: Path, fingerprint: dict) -> RunFiles:
+    return RunFiles(out=out, fingerprint=fingerprint, checkpoint_steps=targs.checkpoint_steps,
+                    keep_checkpoints=targs.keep_checkpoints, logging_steps=targs.logging_steps,
+                    resume_from=targs.resume_from_checkpoint)
+
+
+def start_trackers(accelerator, step: str, fingerprint: dict) -> None:
+    if accelerator.log_with:
+        accelerator.init_trackers(f"distill-demo-{step}", config={k: v if isinstance(v, (int, float, str, bool))
+                                                                  else str(v) for k, v in fingerprint.items()})
 
 
 def save_tokenizer(teacher: LoadedModel, out: Path, arch: str) -> None:

@@ -21,9 +21,9 @@ import torch
 
 from ..errors import UserError
 from ..loading import LoadedModel
-from .data import batches, encode_texts
 from ..model_inputs import model_inputs
 from ..progress import ProgressLine
+from .data import batches, encode_texts
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("DISTILL_DEMO_CACHE", Path.home() / ".cache" / "distill-demo")) / "targets"
 FORMAT = "distill-demo-targets/1"
@@ -96,19 +96,32 @@ class TargetsInfo:
 
 @torch.inference_mode()
 def compute_logits(teacher: LoadedModel, texts: Sequence[str], max_length: int, batch_size: int,
-                   desc: str = "teacher soft targets") -> torch.Tensor:
-    """The teacher's logits, (N, C) float32 in the order of texts; run in length order (little padding)."""
+                   desc: str = "teacher soft targets", accelerator=None) -> torch.Tensor:
+    """The teacher's logits, (N, C) float32 in the order of texts; run in length order (little padding).
+
+    Under an accelerate launch each process computes every n-th text of that order and the shares
+    are gathered, so every text goes through the teacher once in all, and every process ends up
+    with all the logits.
+    """
     encoded = encode_texts(teacher.tokenizer, texts, max_length)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
-    by_length = [encoded[i] for i in order]
+    world = accelerator.num_processes if accelerator is not None else 1
+    mine = order[accelerator.process_index::world] if world > 1 else order
     chunks = []
-    with ProgressLine(desc, unit="texts") as progress:
-        for batch in batches(by_length, [0] * len(by_length), batch_size, teacher.tokenizer):
+    with ProgressLine(desc, unit="texts", enabled=world == 1 or accelerator.is_main_process) as progress:
+        for batch in batches([encoded[i] for i in mine], [0] * len(mine), batch_size, teacher.tokenizer):
             chunks.append(teacher.model(**model_inputs(teacher.model, batch, teacher.device)).logits.float().cpu())
-            progress(min(len(chunks) * batch_size, len(encoded)), len(encoded))
-    sorted_logits = torch.cat(chunks)
-    logits = torch.empty_like(sorted_logits)
-    logits[torch.tensor(order)] = sorted_logits
+            progress(min(len(chunks) * batch_size, len(mine)), len(mine))
+    shares = [(mine, torch.cat(chunks) if chunks else torch.empty(0))]
+    if world > 1:
+        from accelerate.utils import gather_object
+
+        shares = gather_object(shares)  # [(indices, logits)] of every process, in process order
+    width = next(s.shape[1] for _, s in shares if s.numel())
+    logits = torch.empty(len(texts), width)
+    for indices, share in shares:
+        if indices:
+            logits[torch.tensor(indices)] = share
     return logits
 
 
@@ -171,7 +184,8 @@ def _save(path: Path, logits: torch.Tensor, key: TargetsKey) -> None:
 
 def soft_targets(teacher: LoadedModel, texts: Sequence[str], *, name: str, max_length: int, batch_size: int,
                  augmentation: str = "none", teacher_digest: str | None = None, cache_dir: Path | None = None,
-                 cache_file: Path | None = None, log: Callable[[str], None] = print) -> tuple[torch.Tensor, TargetsInfo]:
+                 cache_file: Path | None = None, log: Callable[[str], None] | None = None,
+                 accelerator=None) -> tuple[torch.Tensor, TargetsInfo]:
     """Logits of the teacher on texts, from the cache when it matches, else computed and stored.
 
     cache_file: a file the user named (refused if it belongs to another teacher or texts: see
@@ -181,6 +195,8 @@ def soft_targets(teacher: LoadedModel, texts: Sequence[str], *, name: str, max_l
                      n_texts=len(texts), max_length=max_length, augmentation=augmentation,
                      teacher_name=teacher.name)
     path = cache_file if cache_file is not None else (cache_dir / key.file_name() if cache_dir else None)
+    main = accelerator is None or accelerator.is_main_process
+    log = log or (print if main else (lambda _line: None))  # one log, the main process's
     status = "off"
     if path is not None:
         if cache_file is not None:
@@ -192,11 +208,16 @@ def soft_targets(teacher: LoadedModel, texts: Sequence[str], *, name: str, max_l
         if status.startswith("rebuilt"):
             log(f"{name}: cache {path} not used ({status[len('rebuilt: '):]}); recomputing")
     start = time.perf_counter()
-    logits = compute_logits(teacher, texts, max_length, batch_size, desc=f"teacher soft targets ({name})")
+    logits = compute_logits(teacher, texts, max_length, batch_size, desc=f"teacher soft targets ({name})",
+                            accelerator=accelerator)
     seconds = time.perf_counter() - start
     rate = len(texts) / seconds if seconds > 0 else None
+    world = accelerator.num_processes if accelerator is not None else 1
+    shared = f", computed once over {world} processes (~{-(-len(texts) // world):,} texts each)" if world > 1 else ""
     log(f"{name}: teacher soft targets for {len(texts):,} texts in {seconds:.1f} s "
-        f"({rate or 0:,.0f} texts/s at max length {max_length})" + (f"; cached in {path}" if path else ""))
-    if path is not None:
+        f"({rate or 0:,.0f} texts/s at max length {max_length}){shared}" + (f"; cached in {path}" if path else ""))
+    if path is not None and main:
         _save(path, logits, key)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()  # the cache file is complete before any process reads it again
     return logits, TargetsInfo(name, len(texts), status, seconds, rate, str(path) if path else None)

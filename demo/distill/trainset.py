@@ -114,14 +114,15 @@ def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
 
 # ---- the training set ----------------------------------------------------------------------------
 def build_distill_set(inputs: Inputs, dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments,
-                      weights: LossWeights, out: Path) -> tuple[DistillSet, list[TargetsInfo]]:
-    """Labelled rows, their augmented variants, transfer text (and its variants), with soft targets."""
+                      weights: LossWeights, out: Path, accelerator=None) -> tuple[DistillSet, list[TargetsInfo]]:
+    """Labelled rows, their augmented variants, transfer text (and its variants), with soft targets
+    (computed once, shared out over the processes of an accelerate launch)."""
     teacher, data = inputs.teacher, inputs.data
     mask = teacher.tokenizer.mask_token or "[MASK]"
     aug_labelled = augment_texts(data.train.texts, inputs.augment, mask, inputs.mlm) if dargs.augment else []
     transfer = inputs.transfer_texts
     aug_transfer = augment_texts(transfer, inputs.augment, mask, inputs.mlm) if dargs.augment_transfer else []
-    if aug_labelled or aug_transfer:
+    if (aug_labelled or aug_transfer) and (accelerator is None or accelerator.is_main_process):
         write_augmented_sample(out / "augmented_samples.tsv", data.train.texts, aug_labelled, transfer, aug_transfer,
                                targs.seed)
     need_logits = weights.alpha_ce > 0 and not weights.needs_teacher_internals
@@ -133,7 +134,7 @@ def build_distill_set(inputs: Inputs, dargs: DistillArguments, data_args: DataAr
         logits, info = soft_targets(teacher, texts, name=name, max_length=data_args.max_seq_length,
                                     batch_size=targs.eval_batch_size, augmentation=augmentation,
                                     teacher_digest=inputs.teacher_digest, cache_dir=inputs.cache_dir,
-                                    cache_file=cache_file)
+                                    cache_file=cache_file, accelerator=accelerator)
         infos.append(info)
         return logits
 
