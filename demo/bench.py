@@ -13,6 +13,7 @@ from dataclasses import replace
 from .bench_report import write_outputs
 from .bench_sweep import DEFAULT_WARMUP, MIN_REPEATS, BenchSettings, parse_int_list, sweep
 from .config import DEVICES, VARIANTS, load_config
+from .datafiles import QUOTING
 from .errors import EXIT_INTERRUPTED, exit_on_user_error
 from .progress import ProgressLine
 
@@ -35,6 +36,7 @@ def parse_args(argv):
     p.add_argument("--eval-text-column", default=None)
     p.add_argument("--eval-label-column", default=None)
     p.add_argument("--eval-max-rows", type=int, default=1000)
+    p.add_argument("--eval-quoting", choices=QUOTING, default="auto", help="CSV/TSV quoting of the eval file")
     p.add_argument("--out", required=True, help="directory for bench.json, bench.md and bench.html")
     return p.parse_args(argv)
 
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         seq_lens=parse_int_list(args.seq_lens, "--seq-lens"), repeats=args.repeats, warmup=args.warmup,
         threads=args.threads, architecture_only=args.architecture_only, eval_file=args.eval_file,
         eval_text_column=args.eval_text_column, eval_label_column=args.eval_label_column,
-        eval_max_rows=args.eval_max_rows)
+        eval_max_rows=args.eval_max_rows, eval_quoting=args.eval_quoting)
     with ProgressLine("bench", unit="measurements") as progress:
         result = sweep(config, settings, progress)
     paths = write_outputs(result, args.out)

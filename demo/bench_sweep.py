@@ -71,6 +71,7 @@ class BenchSettings:
     eval_text_column: str | None = None
     eval_label_column: str | None = None
     eval_max_rows: int | None = 1000
+    eval_quoting: str = "auto"  # CSV/TSV quoting of the eval file: auto, none or csv
 
     def __post_init__(self):
         if not self.tasks:
@@ -215,7 +216,7 @@ def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, i
     eval_data = None
     if settings.eval_file:
         eval_data = read_labelled(settings.eval_file, settings.eval_text_column, settings.eval_label_column,
-                                  max_rows=settings.eval_max_rows)
+                                  max_rows=settings.eval_max_rows, quoting=settings.eval_quoting)
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     total = len(settings.tasks) * len(settings.variants) * len(settings.batch_sizes) * len(settings.seq_lens)
     done = 0

@@ -1,7 +1,13 @@
-"""Labelled text files (CSV, TSV, JSON, JSON lines) read as plain text, checked row by row.
+"""Data files (CSV, TSV, JSON, JSON lines, parquet, .txt) read as plain text, checked row by row.
 
-One reader for the distillation CLI, the evaluator and the Evaluate tab: the same file gets the
-same message everywhere. Files are parsed as text only (never unpickled).
+One reader for the distillation CLI, the evaluator, the Evaluate tab and the benchmark: the same
+file gets the same message everywhere. Files are parsed as text only (never unpickled).
+
+TSV comes two ways, GLUE style (no quoting, bare quotes inside text) and CSV-quoted (fields
+spanning lines, holding tabs and doubled quotes); `quoting="auto"` tells them apart, "none" and
+"csv" say which. CSV, TSV and JSON are parsed here, with Python's csv and json modules, so that a
+bad row is named by its line; parquet, and every file read as a stream (stream_texts), go through
+`datasets`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from .errors import UserError
 
 MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are refused (offer --max-rows for a sample instead)
 MAX_TEXT_FILE_BYTES = 2 * 1024**3  # unlabelled transfer text may be large: it is only held as strings
+QUOTING = ("auto", "none", "csv")  # how CSV/TSV fields are quoted: detected, GLUE-style none, or CSV quoting
+SNIFF_BYTES = 1024 * 1024  # a stream's quoting is told from its first megabyte
 TEXT_COLUMNS = ("text", "sentence", "content", "review", "document", "utterance", "tweet")
 LABEL_COLUMNS = ("label", "labels", "target", "class", "category", "emotion", "sentiment")
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -52,12 +60,20 @@ def _format(path: Path) -> str:
         return "json"
     if suffix == ".txt":
         return "txt"
-    raise DataError(f"{path.name}: unknown file type {suffix or '(none)'}; use .csv, .tsv, .json, .jsonl "
-                    "(or .txt, one text per line, where no labels are needed).")
+    if suffix == ".parquet":
+        return "parquet"
+    raise DataError(f"{path.name}: unknown file type {suffix or '(none)'}; use .csv, .tsv, .json, .jsonl, "
+                    ".parquet (or .txt, one text per line, where no labels are needed).")
 
 
-def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[str], list[dict]]:
+def _check_quoting(quoting: str) -> None:
+    if quoting not in QUOTING:
+        raise DataError(f"--quoting {quoting!r}: use auto (detect), none (GLUE-style TSV) or csv (CSV quoting).")
+
+
+def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES, quoting: str = "auto") -> tuple[list[str], list[dict]]:
     """Columns and rows of a file. Raises DataError for anything unreadable."""
+    _check_quoting(quoting)
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
@@ -68,6 +84,8 @@ def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[s
     if size > max_bytes:
         raise DataError(f"{path.name}: {size / 1e6:.0f} MB is over the {max_bytes / 1e6:.0f} MB limit; "
                         "take a sample of it (e.g. the first N rows) and try again.")
+    if kind == "parquet":
+        return _parquet_rows(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -78,7 +96,9 @@ def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[s
             raise DataError(f"{path.name}: the file has no text.")
         return ["text"], rows
     if kind in ("csv", "tsv"):
-        return _delimited_rows(text, path.name, "\t" if kind == "tsv" else ",", quoted=kind == "csv")
+        if quoting == "auto":
+            quoting = "csv" if kind == "csv" else "auto"
+        return _delimited_rows(text, path.name, "\t" if kind == "tsv" else ",", quoting)
     try:
         if kind == "json":
             data = json.loads(text)
@@ -131,11 +151,34 @@ def _looks_quoted(records: list[tuple[int, list[str]]]) -> bool:
     return bool(opened) and all(len(c) > 1 and c.endswith('"') for c in opened)
 
 
-def _delimited_rows(text: str, name: str, delimiter: str, quoted: bool) -> tuple[list[str], list[dict]]:
-    """TSV comes two ways: GLUE style (no quoting, bare quotes inside text) and CSV-quoted (fields
-    spanning lines, holding tabs and doubled quotes). The parse that gives every row the header's
-    field count wins; when both do, CSV quoting wins only if the quotes look like quoting."""
-    if not quoted:
+def _datasets():
+    """The datasets library, its progress bars off without a terminal (a log keeps them as one line)."""
+    import datasets
+
+    if not sys.stderr.isatty():
+        datasets.disable_progress_bars()
+    return datasets
+
+
+def _parquet_rows(path: Path) -> tuple[list[str], list[dict]]:
+    datasets = _datasets()
+
+    try:
+        table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's
+        cause = exc.__cause__ or exc
+        raise DataError(f"{path.name}: not a readable parquet file ({str(cause).splitlines()[0][:200]}).") from None
+    if not len(table):
+        raise DataError(f"{path.name}: the file has no rows.")
+    return list(table.column_names), table.to_list()
+
+
+def _delimited_rows(text: str, name: str, delimiter: str, quoting: str) -> tuple[list[str], list[dict]]:
+    """quoting "auto": the parse that gives every row the header's field count wins; when both do,
+    CSV quoting wins only if the quotes look like quoting. "none" / "csv": that parse only."""
+    if quoting == "none":
+        records = _parse_delimited(text, delimiter, quoted=False)
+    elif quoting == "auto":
         try:
             records = _parse_delimited(text, delimiter, quoted=False)
         except csv.Error:
@@ -190,10 +233,10 @@ def guess_column(columns: list[str], wanted: str | None, candidates: tuple[str, 
 
 def read_labelled(path: str | Path, text_column: str | None = None, label_column: str | None = None,
                   max_rows: int | None = None, max_bytes: int = MAX_FILE_BYTES,
-                  columns_if_present: bool = False) -> LabelledData:
+                  columns_if_present: bool = False, quoting: str = "auto") -> LabelledData:
     """Texts and labels (as strings) from a file; every bad row is reported with its number."""
     path = Path(path)
-    columns, rows = read_rows(path, max_bytes)
+    columns, rows = read_rows(path, max_bytes, quoting)
     if columns_if_present:  # names carried over from another file: guess where this one lacks them
         text_column = text_column if text_column in columns else None
         label_column = label_column if label_column in columns else None
@@ -239,10 +282,10 @@ class TextData:
 
 
 def read_texts(path: str | Path, text_column: str | None = None, max_bytes: int = MAX_TEXT_FILE_BYTES,
-               column_flag: str = "--text-column") -> TextData:
+               column_flag: str = "--text-column", quoting: str = "auto") -> TextData:
     """Non-empty texts of a file: .txt (one per line), or the text column of a CSV/TSV/JSON(L) file."""
     path = Path(path)
-    columns, rows = read_rows(path, max_bytes)
+    columns, rows = read_rows(path, max_bytes, quoting)
     if text_column is None and len(columns) == 1:
         text_column = columns[0]
     text_column = guess_column(columns, text_column, TEXT_COLUMNS, "text", path.name, column_flag)
@@ -251,3 +294,93 @@ def read_texts(path: str | Path, text_column: str | None = None, max_bytes: int 
     if not texts:
         raise DataError(f"{path.name}: no text in column {text_column!r}; the file holds nothing to learn from.")
     return TextData(texts=texts, source=str(path), text_column=text_column, total_rows=len(rows))
+
+
+def _sniff_quoting(path: Path, delimiter: str) -> tuple[str, list[str]]:
+    """(quoting, header) of a delimited file from its first megabyte, for reading it as a stream."""
+    with path.open("rb") as f:
+        head = f.read(SNIFF_BYTES)
+    try:
+        sample = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut by the sample's end
+            raise DataError(f"{path.name}: not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
+        sample = head[:exc.start].decode("utf-8-sig")
+    if len(head) == SNIFF_BYTES:
+        sample = sample[:sample.rfind("\n") + 1]  # whole lines only
+    plain = _parse_delimited(sample, delimiter, quoted=False)
+    if not plain:
+        raise DataError(f"{path.name}: the file is empty.")
+    quoting = "none" if _consistent(plain) and not _looks_quoted(plain) else "csv"
+    header = _parse_delimited(sample, delimiter, quoted=quoting == "csv")[0][1]
+    return quoting, [h.strip() for h in header]
+
+
+@dataclass
+class TextStream:
+    """A text file read as a stream (a `datasets` IterableDataset with one column, "text"): read in
+    chunks as it is consumed, never held whole. Iterating yields the non-empty texts; a malformed
+    row deep in the file stops it with a DataError naming the file (and the line, where the reader
+    says it)."""
+
+    source: str
+    text_column: str
+    dataset: object
+
+    def __iter__(self):
+        try:
+            for row in self.dataset:
+                text = row["text"]
+                if text is not None and str(text).strip():
+                    yield str(text).strip()
+        except Exception as exc:  # noqa: BLE001 - pandas/arrow reader errors, from deep in the stream
+            cause = exc
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            raise DataError(f"{Path(self.source).name}: {str(cause).strip().splitlines()[0][:300]}") from None
+
+    def count(self, up_to: int) -> int:
+        """Texts in the stream, counted up to up_to (reading no further)."""
+        n = 0
+        for _ in self:
+            n += 1
+            if n >= up_to:
+                break
+        return n
+
+
+def stream_texts(path: str | Path, text_column: str | None = None, quoting: str = "auto",
+                 column_flag: str = "--text-column") -> TextStream:
+    """The text column of a file too large to hold in memory, as a stream (see TextStream)."""
+    datasets = _datasets()
+
+    _check_quoting(quoting)
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.")
+    kind = _format(path)
+    if path.stat().st_size == 0:
+        raise DataError(f"{path.name}: the file is empty.")
+    options: dict = {}
+    if kind == "txt":
+        builder, columns = "text", ["text"]
+    elif kind in ("csv", "tsv"):
+        delimiter = "\t" if kind == "tsv" else ","
+        sniffed, columns = _sniff_quoting(path, delimiter)
+        chosen = sniffed if quoting == "auto" else quoting
+        builder = "csv"
+        options = dict(delimiter=delimiter, quoting=csv.QUOTE_NONE if chosen == "none" else csv.QUOTE_MINIMAL,
+                       keep_default_na=False, na_filter=False,
+                       features=datasets.Features({c: datasets.Value("string") for c in columns}))
+    else:
+        builder = "parquet" if kind == "parquet" else "json"
+        first = next(iter(datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True)), {})
+        columns = list(first)
+    if text_column is None and len(columns) == 1:
+        text_column = columns[0]
+    text_column = guess_column(columns, text_column, TEXT_COLUMNS, "text", path.name, column_flag)
+    stream = datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True, **options)
+    stream = stream.select_columns([text_column])
+    if text_column != "text":
+        stream = stream.rename_column(text_column, "text")
+    return TextStream(source=str(path), text_column=text_column, dataset=stream)

@@ -14,7 +14,7 @@ import torch
 
 from .errors import UserError
 from .config import LABELLED_TASKS, ConfigError
-from .datafiles import MAX_FILE_BYTES, DataError, LabelledData, read_labelled
+from .datafiles import MAX_FILE_BYTES, QUOTING, DataError, LabelledData, read_labelled
 from .loading import LoadedModel
 from .measure import SizeReport, timed_exclusive
 from .model_inputs import model_inputs
@@ -41,6 +41,7 @@ class EvalSettings:
     max_length: int = DEFAULT_MAX_LENGTH
     max_rows: int | None = None  # None: every row, up to MAX_ROWS
     unbatched_baseline: bool = False  # also time one example at a time, to show what batching buys
+    quoting: str = "auto"  # CSV/TSV quoting: auto (detect), none (GLUE-style) or csv
 
     def __post_init__(self):
         if self.task not in LABELLED_TASKS:
@@ -50,12 +51,15 @@ class EvalSettings:
             raise ConfigError("batch size and max rows must be at least 1 (leave max rows out for every row).")
         if not 8 <= self.max_length <= 512:
             raise ConfigError("max length must lie between 8 and 512 tokens.")
+        if self.quoting not in QUOTING:
+            raise ConfigError(f"quoting {self.quoting!r}: use {', '.join(QUOTING)}.")
 
 
 def read_eval_file(path: str | Path, text_column: str | None, label_column: str | None,
                    settings: EvalSettings) -> LabelledData:
     """The labelled file, at most settings.max_rows rows; a file over MAX_ROWS needs max_rows set."""
-    data = read_labelled(path, text_column, label_column, max_rows=settings.max_rows, max_bytes=MAX_FILE_BYTES)
+    data = read_labelled(path, text_column, label_column, max_rows=settings.max_rows, max_bytes=MAX_FILE_BYTES,
+                         quoting=settings.quoting)
     if settings.max_rows is None and len(data) > MAX_ROWS:
         raise DataError(f"{Path(path).name} has {len(data):,} rows, over the {MAX_ROWS:,} limit; set max rows "
                         f"(--max-rows N) to evaluate a sample of the first N rows.")

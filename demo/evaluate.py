@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from .errors import exit_on_user_error
 from .config import DEVICES, LABELLED_TASKS, ConfigError, load_config
+from .datafiles import QUOTING
 from .eval_report import write_reports
 from .eval_run import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, MAX_ROWS, EvalSettings, evaluate_task, read_eval_file
 from .progress import ProgressLine
@@ -34,9 +35,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", default=None, help="pairs YAML (default: pairs.yaml)")
     p.add_argument("--task", required=True, choices=LABELLED_TASKS, help="which configured pair to evaluate")
-    p.add_argument("--file", required=True, help="labelled CSV, TSV, JSON or JSON-lines file")
+    p.add_argument("--file", required=True, help="labelled CSV, TSV, JSON, JSON-lines or parquet file")
     p.add_argument("--text-column", default=None, help="column with the text (guessed when obvious)")
     p.add_argument("--label-column", default=None, help="column with the gold label (guessed when obvious)")
+    p.add_argument("--quoting", choices=QUOTING, default="auto",
+                   help="CSV/TSV quoting: auto (detect), none (GLUE-style TSV) or csv (fields may span lines)")
     p.add_argument("--out", required=True, help="directory for report.md, report.json, report.html, predictions.csv")
     p.add_argument("--max-rows", type=int, default=None, help=f"evaluate the first N rows (default: all, up to {MAX_ROWS:,})")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="sequences per forward pass")
@@ -51,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = EvalSettings(task=args.task, batch_size=args.batch_size, max_length=args.max_length,
-                            max_rows=args.max_rows, unbatched_baseline=args.unbatched_baseline)
+                            max_rows=args.max_rows, unbatched_baseline=args.unbatched_baseline, quoting=args.quoting)
     data = read_eval_file(args.file, args.text_column, args.label_column, settings)
     registry = load_registry_for(args.config, args.task, args.device)
     with ProgressLine("evaluated", unit="examples") as progress:

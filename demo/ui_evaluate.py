@@ -66,10 +66,11 @@ def build_tab(registry: PairRegistry) -> None:
     """Adds the Evaluate tab's components and events to the enclosing Blocks."""
     tasks = [t for t in LABELLED_TASKS if t in registry.config.pairs]
     gr.Markdown("Measure both models on **your labelled data**: accuracy, macro-F1, agreement, confusion "
-                "matrices, speed, and every example where they disagree. CSV, TSV, JSON or JSON lines; labels "
-                "are matched to the models' label names (or class numbers), case-insensitively.")
+                "matrices, speed, and every example where they disagree. CSV, TSV, JSON, JSON lines or parquet; "
+                "labels are matched to the models' label names (or class numbers), case-insensitively.")
     with gr.Row():
-        upload = gr.File(label="Labelled file", file_types=[".csv", ".tsv", ".json", ".jsonl"], type="filepath",
+        upload = gr.File(label="Labelled file", file_types=[".csv", ".tsv", ".json", ".jsonl", ".parquet"],
+                         type="filepath",
                          elem_id="evaluate-file")
         with gr.Column():
             task = gr.Dropdown(tasks, value=tasks[0] if tasks else None, label="Task (which pair)",

@@ -61,3 +61,51 @@ def test_sst2_reads_exactly_as_before():
                             quoting=csv.QUOTE_NONE))  # the reader before quoted files were detected
     data = read_labelled(path)
     assert data.texts == [row[0].strip() for row in lines[1:]] and data.labels == [row[1] for row in lines[1:]]
+
+
+def test_quoting_can_be_named_when_detection_would_guess_otherwise(tmp_path):
+    f = tmp_path / "glue.tsv"  # every quote opens and closes a field: auto takes it for CSV quoting
+    f.write_text('sentence\tlabel\n"a title in quotes"\t1\nplain text\t0\n', encoding="utf-8")
+    assert read_labelled(f).texts == ["a title in quotes", "plain text"]
+    assert read_labelled(f, quoting="none").texts == ['"a title in quotes"', "plain text"]
+    bare = tmp_path / "bare.tsv"
+    bare.write_text('sentence\tlabel\n"the best\t1\nfilm\t0\n', encoding="utf-8")
+    assert read_labelled(bare).texts == ['"the best', "film"]  # auto: GLUE-style, the quote is text
+    with pytest.raises(DataError, match=r"bare.tsv"):
+        read_labelled(bare, quoting="csv")  # the opening quote swallows the rest of the file
+    with pytest.raises(DataError, match="--quoting 'maybe': use auto"):
+        read_labelled(bare, quoting="maybe")
+
+
+def test_parquet_files_read_through_datasets(tmp_path):
+    import datasets
+
+    f = tmp_path / "set.parquet"
+    datasets.Dataset.from_dict({"text": ["good film", "bad film"], "label": [1, 0]}).to_parquet(str(f))
+    data = read_labelled(f)
+    assert data.texts == ["good film", "bad film"] and data.labels == ["1", "0"]
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="broken.parquet: not a readable parquet file"):
+        read_labelled(broken)
+
+
+@pytest.mark.parametrize("name", ["reviews-electronics/test.tsv", "sst2/validation.tsv"])
+def test_a_stream_reads_the_texts_the_reader_reads(name):
+    from demo.datafiles import stream_texts
+
+    path = DATA / name
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    streamed = stream_texts(path)
+    assert list(streamed) == read_texts(path).texts
+    assert streamed.count(100) == 100
+
+
+def test_a_malformed_row_deep_in_a_stream_is_a_data_error(tmp_path):
+    from demo.datafiles import stream_texts
+
+    f = tmp_path / "stream.tsv"
+    f.write_text("text\tlabel\n" + "".join(f"row {i}\t1\n" for i in range(50)) + "bad\t1\textra\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"stream.tsv: .*line 52"):
+        list(stream_texts(f))

@@ -205,3 +205,40 @@ def _free_port() -> int:
     from .conftest import free_port
 
     return free_port()
+
+
+def test_streamed_transfer_text_is_trained_on_as_it_is_read(data, tmp_path):
+    from .test_distill import FILLER, NEGATIVE, POSITIVE
+
+    teacher = write_teacher(tmp_path / "teacher")
+    words = FILLER + POSITIVE + NEGATIVE
+    transfer = tmp_path / "transfer.tsv"  # CSV-quoted, fields spanning lines: read by datasets as a stream
+    transfer.write_text("text\tsource\n" + "".join(f'"{words[i % 19]} {words[(i * 7) % 19]}\n{words[i % 23]}"\tweb\n'
+                                                      for i in range(500)), encoding="utf-8")
+    out = tmp_path / "student"
+    common = ["distill", "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(data["train"]),
+              "--validation-file", str(data["validation"]), "--epochs", "1", "--min-steps", "0", "--batch-size",
+              "16", "--transfer-file", str(transfer), "--streaming"]
+    assert main([*common, "--max-transfer-samples", "300", "--output-dir", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["labelled"] == 192 and metrics["data"]["transfer"] == 300
+    assert metrics["total_steps"] == -(-(192 + 300) // 16) and metrics["transfer_files"][0]["streamed"] is True
+    assert metrics["soft_targets"][0]["name"] == "labelled"  # cached for the labelled rows; the stream's: online
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--max-transfer-samples", "900"], "--max-transfer-samples 900: the transfer stream holds only 500 texts"),
+    ([], "--streaming reads the transfer files as a stream: give --transfer-file and --max-transfer-samples N"),
+    (["--max-transfer-samples", "10", "--transfer-cache", "x.safetensors"], "it takes neither --transfer-cache"),
+])
+def test_streaming_refuses_what_it_cannot_do(data, tmp_path, capsys, extra, message):
+    teacher = write_teacher(tmp_path / "teacher")
+    transfer = tmp_path / "transfer.txt"
+    transfer.write_text("".join(f"text number {i}\n" for i in range(500)))
+    out = tmp_path / "student"
+    assert main(["distill", "--teacher", str(teacher), "--train-file", str(data["train"]), "--validation-file",
+                 str(data["validation"]), "--transfer-file", str(transfer), "--streaming", *extra,
+                 "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -156,3 +156,27 @@ def test_cli_runs_as_a_module(tiny_config, hand_checked, tmp_path):
                           timeout=120)
     # sentiment models know negative/positive, not emotions: stopped before inference, one line
     assert proc.returncode == 2 and "are unknown to" in proc.stderr and "Traceback" not in proc.stderr
+
+
+REVIEWS = ROOT.parent / "shared" / "data" / "reviews-electronics" / "test.tsv"
+
+
+@pytest.mark.slow  # 2,000 long reviews through both tiny models, twice: ~5 s
+@pytest.mark.skipif(not REVIEWS.is_file(), reason="../shared/data is not present")
+def test_cli_and_tab_read_the_quoted_review_file_as_pythons_csv_module_does(client, tiny_config, tmp_path):
+    # CSV-quoted TSV: reviews span lines and hold tabs and doubled quotes. Two labels, 0 and 1: class ids.
+    with REVIEWS.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    out = tmp_path / "cli"
+    assert evaluate_main(["--config", str(tiny_config), "--task", "sentiment", "--file", str(REVIEWS),
+                          "--max-length", "32", "--out", str(out)]) == 0
+    with (out / "predictions.csv").open(encoding="utf-8", newline="") as f:
+        predicted = list(csv.DictReader(f))
+    assert len(predicted) == len(rows) == 2000
+    assert [p["text"] for p in predicted] == [r["sentence"].strip() for r in rows]
+    upload = tmp_path / "reviews.tsv"
+    upload.write_bytes(REVIEWS.read_bytes())  # the tab deletes its upload after use: give it a copy
+    call_when_ready(client, "warm", "/sentiment")
+    figures = client.predict(handle_file(str(upload)), "sentiment", "sentence", "label", None,
+                             api_name="/evaluate")[0]
+    assert figures["n_examples"] == 2000

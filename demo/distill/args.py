@@ -24,6 +24,9 @@ class DataArguments:
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "train on a seeded random subset"})
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "evaluate on the first N rows"})
     max_seq_length: int = field(default=128, metadata={"help": "tokens per text; longer texts are cut"})
+    quoting: Literal["auto", "none", "csv"] = field(default="auto", metadata={
+        "help": "how CSV/TSV fields are quoted: auto (detect), none (GLUE-style TSV, bare quotes are text) "
+                "or csv (quoted fields may span lines and hold tabs)"})
 
     def __post_init__(self):
         if self.dataset is None and not (self.train_file and self.validation_file):
@@ -131,7 +134,10 @@ class DistillArguments:
     transfer_text_column: Optional[str] = field(default=None, metadata={
         "help": "text column of the transfer files (guessed when obvious)"})
     max_transfer_samples: Optional[int] = field(default=None, metadata={
-        "help": "use a seeded random sample of this many transfer texts"})
+        "help": "use a seeded random sample of this many transfer texts (with --streaming: the first this many)"})
+    streaming: bool = field(default=False, metadata={
+        "help": "read the transfer files as a stream, for text larger than memory (needs --max-transfer-samples; "
+                "the teacher's soft targets are computed batch by batch, not cached)"})
     transfer_cache: Optional[str] = field(default=None, metadata={
         "help": "keep the teacher's soft targets on the transfer text in this file (reused when it matches; "
                 "refused when it was made by another teacher or from other text)"})
@@ -178,6 +184,12 @@ class DistillArguments:
         if (self.max_transfer_samples or self.transfer_cache or self.transfer_text_column) and not self.transfer_file:
             raise UsageError("--max-transfer-samples, --transfer-cache and --transfer-text-column need "
                              "--transfer-file.")
+        if self.streaming and not (self.transfer_file and self.max_transfer_samples):
+            raise UsageError("--streaming reads the transfer files as a stream: give --transfer-file and "
+                             "--max-transfer-samples N (how many streamed texts to learn from).")
+        if self.streaming and (self.transfer_cache or self.augment_transfer):
+            raise UsageError("--streaming computes the teacher's soft targets batch by batch: it takes neither "
+                             "--transfer-cache nor --augment-transfer.")
         if self.augment < 0:
             raise UsageError("--augment must be 0 (off) or a number of variants per text, e.g. 4.")
         if self.augment_transfer and not self.augment:

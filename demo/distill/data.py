@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from ..datafiles import DataError, LabelledData, read_labelled, read_texts
+from ..datafiles import DataError, LabelledData, TextStream, read_labelled, read_texts, stream_texts
 
 
 @dataclass
@@ -67,11 +67,11 @@ def assign_label_ids(train: LabelledData, validation: LabelledData, label_names:
 def load_task_data(train_file: str, validation_file: str, text_column: str | None, label_column: str | None,
                    max_train_samples: int | None = None, max_eval_samples: int | None = None,
                    label_names: Sequence[str] | None = None, teacher_names: Sequence[str] | None = None,
-                   seed: int = 42) -> TaskData:
+                   seed: int = 42, quoting: str = "auto") -> TaskData:
     """Both splits from local files. A training subset is a seeded random sample, not the file's head."""
-    train = read_labelled(train_file, text_column, label_column)
+    train = read_labelled(train_file, text_column, label_column, quoting=quoting)
     validation = read_labelled(validation_file, text_column or train.text_column,
-                               label_column or train.label_column, max_rows=max_eval_samples)
+                               label_column or train.label_column, max_rows=max_eval_samples, quoting=quoting)
     if max_train_samples is not None and max_train_samples < len(train):
         keep = sorted(random.Random(seed).sample(range(len(train)), max_train_samples))
         train = LabelledData([train.texts[i] for i in keep], [train.labels[i] for i in keep], train.source,
@@ -150,14 +150,14 @@ def batches(encoded: Sequence[dict], labels: Sequence[int], batch_size: int, tok
 
 
 def load_transfer_texts(files: Sequence[str], text_column: str | None, max_samples: int | None,
-                        seed: int) -> tuple[list[str], list[dict]]:
+                        seed: int, quoting: str = "auto") -> tuple[list[str], list[dict]]:
     """Unlabelled texts of every transfer file, in file order (a seeded sample with max_samples).
 
     Returns the texts and, per file, what was read (for metrics.json and the card).
     """
     texts, sources = [], []
     for path in files:
-        data = read_texts(path, text_column, column_flag="--transfer-text-column")
+        data = read_texts(path, text_column, column_flag="--transfer-text-column", quoting=quoting)
         sources.append({"file": str(path), "texts": len(data), "text_column": data.text_column})
         texts += data.texts
     if max_samples is not None and max_samples < len(texts):
@@ -166,6 +166,31 @@ def load_transfer_texts(files: Sequence[str], text_column: str | None, max_sampl
     return texts, sources
 
 
-def load_eval_set(name: str, path: str, text_column: str | None, label_column: str | None) -> LabelledData:
+def open_transfer_streams(files: Sequence[str], text_column: str | None, max_samples: int,
+                          quoting: str = "auto") -> tuple[list[TextStream], list[dict]]:
+    """--streaming: each transfer file as a stream, and the first max_samples texts counted through
+    (a malformed row among them, or fewer texts than asked for, stops the run before training)."""
+    streams = [stream_texts(path, text_column, quoting, column_flag="--transfer-text-column") for path in files]
+    available = 0
+    for stream in streams:
+        available += stream.count(max_samples - available)
+        if available >= max_samples:
+            break
+    if available < max_samples:
+        raise DataError(f"--max-transfer-samples {max_samples:,}: the transfer stream holds only {available:,} "
+                        "texts; ask for at most that many.")
+    sources = [{"file": s.source, "text_column": s.text_column, "streamed": True} for s in streams]
+    return streams, sources
+
+
+def transfer_stream_texts(streams: Sequence[TextStream], max_samples: int) -> Iterator[str]:
+    """The first max_samples texts of the streams, in order, read as they are consumed."""
+    import itertools
+
+    return itertools.islice(itertools.chain.from_iterable(streams), max_samples)
+
+
+def load_eval_set(name: str, path: str, text_column: str | None, label_column: str | None,
+                  quoting: str = "auto") -> LabelledData:
     """An extra labelled test set; the training file's column names are used where the file has them."""
-    return read_labelled(path, text_column, label_column, columns_if_present=True)
+    return read_labelled(path, text_column, label_column, columns_if_present=True, quoting=quoting)

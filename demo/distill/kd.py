@@ -28,7 +28,7 @@ from .losses import LossWeights, distillation_loss
 from .outputs import command_line, copy_training_code, prepare_output_dir, run_fingerprint, write_json
 from .steps import run_files, save_tokenizer, start, start_trackers
 from .student import make_student, parse_layers
-from .train import FitResult, RunFiles, encode_examples, fit, forward, set_seed
+from .train import FitResult, RunFiles, StreamedExamples, encode_examples, fit, forward, set_seed
 from .trainset import LABELLED, DistillSet, Inputs, build_distill_set, read_inputs, use_eager_attention
 
 
@@ -77,7 +77,9 @@ def make_loss_fn(teacher: LoadedModel, dset: DistillSet, weights: LossWeights, l
         s_out = forward(model, batch, device, **extra)
         labels = batch["labels"].to(device)
         mask = batch["attention_mask"].to(device)
-        if weights.needs_teacher_internals:
+        # Streamed rows (index -1) have no cached soft targets: the teacher runs on their batch.
+        streamed = bool(dset.n_streamed) and bool((batch["index"] < 0).any())
+        if weights.needs_teacher_internals or streamed:
             with torch.no_grad(), (accelerator.autocast() if accelerator is not None else contextlib.nullcontext()):
                 # The teacher gets exactly what plain inference gives it (token_type_ids included).
                 t_out = teacher.model(**model_inputs(teacher.model, batch, device), **extra)
@@ -110,6 +112,8 @@ def train_student(student, teacher: LoadedModel, dset: DistillSet, data: TaskDat
     s_width = getattr(student.config, "dim", None) or student.config.hidden_size
     wrapper = StudentWithProjections(student, s_width, teacher.model.config.hidden_size, len(layers) + 1)
     train = encode_examples(tok, dset.texts, dset.labels, data_args.max_seq_length)
+    if dset.n_streamed:
+        train = StreamedExamples(train, dset.stream, dset.n_streamed, data_args.max_seq_length)
     validation = encode_examples(tok, data.validation.texts, data.validation_ids, data_args.max_seq_length)
     steps_per_epoch = -(-len(train) // (targs.batch_size * targs.gradient_accumulation_steps))
     if total_steps is None:

@@ -18,6 +18,8 @@ from .train import RunFiles, make_accelerator
 def read_data(data_args: DataArguments, seed: int, teacher_names: list[str] | None = None) -> TaskData:
     common = dict(max_train_samples=data_args.max_train_samples, max_eval_samples=data_args.max_eval_samples,
                   label_names=data_args.label_name_list, teacher_names=teacher_names, seed=seed)
+    if not data_args.dataset:
+        common["quoting"] = data_args.quoting
     if data_args.dataset:
         return load_hub_task_data(data_args.dataset, data_args.dataset_config, data_args.text_column,
                                   data_args.label_column, **common)

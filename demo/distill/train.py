@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 from transformers import get_linear_schedule_with_warmup
 
 from ..errors import UsageError
 from ..progress import ProgressLine
 from .data import batch_order
+from .losses import NO_LABEL
 
 CHECKPOINTS = "checkpoints"  # under the output directory: checkpoint-<step>/
 STATE_FILE = "loop_state.json"  # in each checkpoint: where the loop stood, and what made the run
@@ -88,10 +89,92 @@ class LengthGroupedBatches(Sampler):
         return -(-len(self.examples) // self.batch_size)
 
 
-def data_loader(examples: Examples, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+@dataclass
+class StreamedExamples:
+    """In-memory rows plus the first n_streamed texts of a stream (--streaming), which are read,
+    tokenised (datasets' batched map) and trained on as they come, never held whole. Streamed rows
+    carry no label and index -1: their teacher outputs are computed batch by batch."""
+
+    rows: Examples
+    streams: list  # datafiles.TextStream
+    n_streamed: int
+    max_length: int
+
+    @property
+    def tokenizer(self):
+        return self.rows.tokenizer
+
+    def __len__(self) -> int:
+        return len(self.rows) + self.n_streamed
+
+
+STREAM_SHUFFLE_BUFFER = 10_000  # streamed texts are shuffled within a window this large
+STREAM_TOKENISE_BATCH = 256
+
+
+class _MixedRows(IterableDataset):
+    """One pass: the in-memory rows (shuffled) and the streamed texts (shuffled within a buffer),
+    drawn at random in proportion to what is left of each, seeded per epoch."""
+
+    def __init__(self, examples: StreamedExamples, seed: int):
+        self.examples, self.seed, self.epoch = examples, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _streamed(self):
+        import datasets
+
+        from ..datafiles import DataError
+
+        ex = self.examples
+        combined = datasets.concatenate_datasets([s.dataset for s in ex.streams])
+        combined = combined.filter(lambda row: row["text"] is not None and bool(str(row["text"]).strip()))
+        combined = combined.take(ex.n_streamed).shuffle(seed=self.seed + self.epoch,
+                                                        buffer_size=STREAM_SHUFFLE_BUFFER)
+        tokenizer, max_length = ex.tokenizer, ex.max_length
+        tokenised = combined.map(lambda b: tokenizer([str(t).strip() for t in b["text"]], truncation=True,
+                                                     max_length=max_length),
+                                 batched=True, batch_size=STREAM_TOKENISE_BATCH, remove_columns=["text"])
+        try:
+            yield from tokenised
+        except Exception as exc:  # noqa: BLE001 - a reader error deep in the stream: the file's fault
+            cause = exc
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            raise DataError(f"transfer stream: {str(cause).strip().splitlines()[0][:300]}") from None
+
+    def __iter__(self):
+        rng = random.Random(self.seed + self.epoch)
+        order = list(range(len(self.examples.rows)))
+        rng.shuffle(order)
+        streamed = self._streamed()
+        left_rows, left_stream = len(order), self.examples.n_streamed
+        while left_rows or left_stream:
+            if left_rows and rng.random() < left_rows / (left_rows + left_stream):
+                left_rows -= 1
+                yield order[left_rows]
+            else:
+                left_stream -= 1
+                yield next(streamed)
+
+
+def data_loader(examples: Examples | StreamedExamples, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     tokenizer = examples.tokenizer
     # Padding pre-tokenised ids is what we want here; silence the fast tokenizer's hint about __call__.
     getattr(tokenizer, "deprecation_warnings", {})["Asking-to-pad-a-fast-tokenizer"] = True
+    if isinstance(examples, StreamedExamples):
+        rows = examples.rows
+
+        def collate_mixed(items: list) -> dict[str, torch.Tensor]:
+            encoded = [rows.encoded[i] if isinstance(i, int) else i for i in items]
+            batch = dict(tokenizer.pad(encoded, return_tensors="pt"))
+            batch["labels"] = torch.tensor([rows.labels[i] if isinstance(i, int) else NO_LABEL for i in items])
+            batch["index"] = torch.tensor([i if isinstance(i, int) else -1 for i in items])
+            return batch
+
+        return DataLoader(_MixedRows(examples, seed), batch_size=batch_size, collate_fn=collate_mixed,
+                          generator=torch.Generator().manual_seed(seed))
 
     def collate(indices: list[int]) -> dict[str, torch.Tensor]:
         batch = dict(tokenizer.pad([examples.encoded[i] for i in indices], return_tensors="pt"))
@@ -243,7 +326,7 @@ def _write_history(run: RunFiles | None, accelerator, row: dict) -> None:
                         step=row["step"])
 
 
-def fit(model: torch.nn.Module, train: Examples, loss_fn: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]],
+def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]],
         accelerator, *, validation: Examples, predictor: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m,
         epochs: int, batch_size: int, eval_batch_size: int, learning_rate: float, weight_decay: float,
         warmup_ratio: float, max_grad_norm: float, seed: int, desc: str = "train", total_steps: int | None = None,
@@ -264,8 +347,10 @@ def fit(model: torch.nn.Module, train: Examples, loss_fn: Callable[[torch.nn.Mod
     optimizer = torch.optim.AdamW(groups, lr=learning_rate)
     accumulation = accelerator.gradient_accumulation_steps
     train_loader = data_loader(train, batch_size, shuffle=True, seed=seed)
-    sampler = train_loader.batch_sampler
-    steps_per_epoch = max(1, math.ceil(len(sampler) / accumulation))
+    epoch_order = train_loader.batch_sampler if train_loader.batch_sampler is not None and \
+        isinstance(train_loader.batch_sampler, LengthGroupedBatches) else train_loader.dataset  # has set_epoch
+    n_batches = -(-len(train) // batch_size)
+    steps_per_epoch = max(1, math.ceil(n_batches / accumulation))
     total_steps = max(1, total_steps if total_steps is not None else steps_per_epoch * epochs)
     epochs = max(1, math.ceil(total_steps / steps_per_epoch))
     # Every epoch for the first ten (small data peaks early), then spaced so that at most
@@ -298,7 +383,7 @@ def fit(model: torch.nn.Module, train: Examples, loss_fn: Callable[[torch.nn.Mod
         # accelerate's loader sets its sampler's epoch from its own count of passes at every pass; a
         # resumed run has made fewer passes with it, so the epoch is set on the loader itself.
         loader.set_epoch(epoch)
-        sampler.set_epoch(epoch)
+        epoch_order.set_epoch(epoch)
         model.train()
         skip = state["batches_in_epoch"]
         batches = accelerator.skip_first_batches(loader, skip) if skip else loader
@@ -332,7 +417,7 @@ def fit(model: torch.nn.Module, train: Examples, loss_fn: Callable[[torch.nn.Mod
                 if run is not None and state["step"] % run.logging_steps == 0:
                     means = _mean_over_processes(accelerator, {k: v / window_batches for k, v in window.items()})
                     _write_history(run, accelerator, {
-                        "step": state["step"], "epoch": round(epoch + state["batches_in_epoch"] / len(sampler), 4),
+                        "step": state["step"], "epoch": round(epoch + state["batches_in_epoch"] / n_batches, 4),
                         "lr": scheduler.get_last_lr()[0],
                         **{("train_loss" if k == "loss" else f"train_{k}"): round(v, 6) for k, v in means.items()}})
                     window, window_batches = {}, 0

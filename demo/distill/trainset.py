@@ -16,7 +16,7 @@ from ..eval_run import label_index
 from ..loading import LoadedModel, load_model
 from .args import DataArguments, DistillArguments, TrainArguments
 from .augment import AugmentSettings, MaskedLM, augment_texts, load_masked_lm
-from .data import TaskData, load_eval_set, load_transfer_texts
+from .data import TaskData, load_eval_set, load_transfer_texts, open_transfer_streams
 from .losses import NO_LABEL, LossWeights
 from .steps import read_data
 from .targets import DEFAULT_CACHE_DIR, TargetsInfo, TargetsKey, check_named_cache, soft_targets, weights_digest
@@ -34,6 +34,8 @@ class DistillSet:
     labels: list[int] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     logits: torch.Tensor | None = None  # (N, C) teacher logits, row-aligned
+    stream: list = field(default_factory=list)  # --streaming: the transfer files as TextStreams ...
+    n_streamed: int = 0  # ... of which the first n_streamed texts are trained on (never held in memory)
 
     def add(self, texts, labels, kind, logits: torch.Tensor | None) -> None:
         self.texts += list(texts)
@@ -45,13 +47,16 @@ class DistillSet:
     def only(self, *kinds: str) -> "DistillSet":
         keep = [i for i, k in enumerate(self.kinds) if k in kinds]
         return DistillSet([self.texts[i] for i in keep], [self.labels[i] for i in keep],
-                          [self.kinds[i] for i in keep], None if self.logits is None else self.logits[keep])
+                          [self.kinds[i] for i in keep], None if self.logits is None else self.logits[keep],
+                          self.stream if TRANSFER in kinds else [], self.n_streamed if TRANSFER in kinds else 0)
 
     def counts(self) -> dict[str, int]:
-        return {k: self.kinds.count(k) for k in (LABELLED, AUGMENTED, TRANSFER, TRANSFER_AUGMENTED)}
+        counts = {k: self.kinds.count(k) for k in (LABELLED, AUGMENTED, TRANSFER, TRANSFER_AUGMENTED)}
+        counts[TRANSFER] += self.n_streamed
+        return counts
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return len(self.texts) + self.n_streamed
 
 
 def use_eager_attention(model: torch.nn.Module) -> None:
@@ -69,6 +74,7 @@ class Inputs:
     data: TaskData
     transfer_texts: list[str]
     transfer_sources: list[dict]
+    transfer_streams: list  # --streaming: TextStreams instead of transfer_texts
     eval_sets: dict[str, LabelledData]
     mlm: MaskedLM | None
     augment: AugmentSettings
@@ -89,12 +95,17 @@ def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
         use_eager_attention(teacher.model)
     teacher_names = [teacher.id2label[i] for i in sorted(teacher.id2label)]
     data = read_data(data_args, targs.seed, teacher_names=teacher_names)
-    transfer, sources = load_transfer_texts(dargs.transfer_file, dargs.transfer_text_column,
-                                            dargs.max_transfer_samples, targs.seed) if dargs.transfer_file \
-        else ([], [])
+    transfer, sources, streams = [], [], []
+    if dargs.transfer_file and dargs.streaming:
+        streams, sources = open_transfer_streams(dargs.transfer_file, dargs.transfer_text_column,
+                                                 dargs.max_transfer_samples, data_args.quoting)
+    elif dargs.transfer_file:
+        transfer, sources = load_transfer_texts(dargs.transfer_file, dargs.transfer_text_column,
+                                                dargs.max_transfer_samples, targs.seed, data_args.quoting)
     eval_sets = {}
     for name, path in dargs.eval_files.items():
-        eval_sets[name] = load_eval_set(name, path, data.train.text_column, data.train.label_column)
+        eval_sets[name] = load_eval_set(name, path, data.train.text_column, data.train.label_column,
+                                        data_args.quoting)
         label_index(teacher, eval_sets[name].labels)  # unknown labels stop the run here (LabelMismatch)
     mlm = resolve_mlm(dargs, device)
     augment = AugmentSettings(variants=dargs.augment, mask_prob=dargs.augment_mask_prob,
@@ -109,7 +120,7 @@ def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
                                                                  transfer_aug, teacher.name), teacher_only=True)
     cache_dir = None if (dargs.targets_cache_dir or "").lower() == "none" else \
         Path(dargs.targets_cache_dir) if dargs.targets_cache_dir else DEFAULT_CACHE_DIR
-    return Inputs(teacher, data, transfer, sources, eval_sets, mlm, augment, digest, cache_dir)
+    return Inputs(teacher, data, transfer, sources, streams, eval_sets, mlm, augment, digest, cache_dir)
 
 
 # ---- the training set ----------------------------------------------------------------------------
@@ -150,6 +161,8 @@ def build_distill_set(inputs: Inputs, dargs: DistillArguments, data_args: DataAr
     dset.add(transfer, [NO_LABEL] * len(transfer), TRANSFER, None if logits is None else logits[:len(transfer)])
     dset.add([t for _, t in aug_transfer], [NO_LABEL] * len(aug_transfer), TRANSFER_AUGMENTED,
              None if logits is None else logits[len(transfer):])
+    if inputs.transfer_streams:
+        dset.stream, dset.n_streamed = inputs.transfer_streams, dargs.max_transfer_samples
     return dset, infos
 
 
