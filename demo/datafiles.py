@@ -6,8 +6,8 @@ file gets the same message everywhere. Files are parsed as text only (never unpi
 TSV comes two ways, GLUE style (no quoting, bare quotes inside text) and CSV-quoted (fields
 spanning lines, holding tabs and doubled quotes); `quoting="auto"` tells them apart, "none" and
 "csv" say which. CSV, TSV and JSON are parsed here, with Python's csv and json modules, so that a
-bad row is named by its line; parquet, and every file read as a stream (stream_texts), go through
-`datasets`.
+bad row is named by its line; parquet goes through `datasets`, and so does a file read as a stream
+(datastream.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from .errors import UserError
 MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are refused (offer --max-rows for a sample instead)
 MAX_TEXT_FILE_BYTES = 2 * 1024**3  # unlabelled transfer text may be large: it is only held as strings
 QUOTING = ("auto", "none", "csv")  # how CSV/TSV fields are quoted: detected, GLUE-style none, or CSV quoting
-SNIFF_BYTES = 1024 * 1024  # a stream's quoting is told from its first megabyte
 TEXT_COLUMNS = ("text", "sentence", "content", "review", "document", "utterance", "tweet")
 LABEL_COLUMNS = ("label", "labels", "target", "class", "category", "emotion", "sentiment")
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -48,7 +47,7 @@ class LabelledData:
         return len(self.texts)
 
 
-def _format(path: Path) -> str:
+def file_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in (".tsv", ".tab"):
         return "tsv"
@@ -66,18 +65,18 @@ def _format(path: Path) -> str:
                     ".parquet (or .txt, one text per line, where no labels are needed).")
 
 
-def _check_quoting(quoting: str) -> None:
+def check_quoting(quoting: str) -> None:
     if quoting not in QUOTING:
         raise DataError(f"--quoting {quoting!r}: use auto (detect), none (GLUE-style TSV) or csv (CSV quoting).")
 
 
 def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES, quoting: str = "auto") -> tuple[list[str], list[dict]]:
     """Columns and rows of a file. Raises DataError for anything unreadable."""
-    _check_quoting(quoting)
+    check_quoting(quoting)
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
-    kind = _format(path)
+    kind = file_format(path)
     size = path.stat().st_size
     if size == 0:
         raise DataError(f"{path.name}: the file is empty.")
@@ -123,7 +122,7 @@ def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES, quoting: str = 
     return header, data
 
 
-def _parse_delimited(text: str, delimiter: str, quoted: bool) -> list[tuple[int, list[str]]]:
+def parse_delimited(text: str, delimiter: str, quoted: bool) -> list[tuple[int, list[str]]]:
     """(line number, cells) for each non-blank record; quoted fields may span lines."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
                         quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
@@ -135,7 +134,7 @@ def _parse_delimited(text: str, delimiter: str, quoted: bool) -> list[tuple[int,
     return records
 
 
-def _consistent(records: list[tuple[int, list[str]]]) -> bool:
+def consistent_fields(records: list[tuple[int, list[str]]]) -> bool:
     return bool(records) and all(len(cells) == len(records[0][1]) for _, cells in records)
 
 
@@ -144,14 +143,14 @@ def _first_bad_line(records: list[tuple[int, list[str]]]) -> int:
     return next((line for line, cells in records if len(cells) != width), 1 << 30)
 
 
-def _looks_quoted(records: list[tuple[int, list[str]]]) -> bool:
+def looks_quoted(records: list[tuple[int, list[str]]]) -> bool:
     """Unquoted parse of a file whose fields are CSV-quoted: every field opening with a quote also
     closes with one (a GLUE sentence with a bare quote does not)."""
     opened = [cell for _, cells in records[1:] for cell in cells if cell.startswith('"')]
     return bool(opened) and all(len(c) > 1 and c.endswith('"') for c in opened)
 
 
-def _datasets():
+def datasets_quietly():
     """The datasets library, its progress bars off without a terminal (a log keeps them as one line)."""
     import datasets
 
@@ -161,7 +160,7 @@ def _datasets():
 
 
 def _parquet_rows(path: Path) -> tuple[list[str], list[dict]]:
-    datasets = _datasets()
+    datasets = datasets_quietly()
 
     try:
         table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
@@ -177,27 +176,27 @@ def _delimited_rows(text: str, name: str, delimiter: str, quoting: str) -> tuple
     """quoting "auto": the parse that gives every row the header's field count wins; when both do,
     CSV quoting wins only if the quotes look like quoting. "none" / "csv": that parse only."""
     if quoting == "none":
-        records = _parse_delimited(text, delimiter, quoted=False)
+        records = parse_delimited(text, delimiter, quoted=False)
     elif quoting == "auto":
         try:
-            records = _parse_delimited(text, delimiter, quoted=False)
+            records = parse_delimited(text, delimiter, quoted=False)
         except csv.Error:
             records = []
-        if not _consistent(records) or _looks_quoted(records):
+        if not consistent_fields(records) or looks_quoted(records):
             # Not plain GLUE TSV: parse again with CSV quoting (only then, not for every file).
             try:
-                as_csv = _parse_delimited(text, delimiter, quoted=True)
+                as_csv = parse_delimited(text, delimiter, quoted=True)
             except csv.Error as exc:
                 if not records:
                     raise DataError(f"{name}: cannot be parsed ({exc}).") from None
                 as_csv = []
-            if _consistent(as_csv):
+            if consistent_fields(as_csv):
                 records = as_csv
             elif as_csv and _first_bad_line(as_csv) > _first_bad_line(records):
                 records = as_csv  # both fail: report the parse that read further before its first bad row
     else:
         try:
-            records = _parse_delimited(text, delimiter, quoted=True)
+            records = parse_delimited(text, delimiter, quoted=True)
         except csv.Error as exc:
             raise DataError(f"{name}: cannot be parsed ({exc}).") from None
     if not records:
@@ -294,93 +293,3 @@ def read_texts(path: str | Path, text_column: str | None = None, max_bytes: int 
     if not texts:
         raise DataError(f"{path.name}: no text in column {text_column!r}; the file holds nothing to learn from.")
     return TextData(texts=texts, source=str(path), text_column=text_column, total_rows=len(rows))
-
-
-def _sniff_quoting(path: Path, delimiter: str) -> tuple[str, list[str]]:
-    """(quoting, header) of a delimited file from its first megabyte, for reading it as a stream."""
-    with path.open("rb") as f:
-        head = f.read(SNIFF_BYTES)
-    try:
-        sample = head.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut by the sample's end
-            raise DataError(f"{path.name}: not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
-        sample = head[:exc.start].decode("utf-8-sig")
-    if len(head) == SNIFF_BYTES:
-        sample = sample[:sample.rfind("\n") + 1]  # whole lines only
-    plain = _parse_delimited(sample, delimiter, quoted=False)
-    if not plain:
-        raise DataError(f"{path.name}: the file is empty.")
-    quoting = "none" if _consistent(plain) and not _looks_quoted(plain) else "csv"
-    header = _parse_delimited(sample, delimiter, quoted=quoting == "csv")[0][1]
-    return quoting, [h.strip() for h in header]
-
-
-@dataclass
-class TextStream:
-    """A text file read as a stream (a `datasets` IterableDataset with one column, "text"): read in
-    chunks as it is consumed, never held whole. Iterating yields the non-empty texts; a malformed
-    row deep in the file stops it with a DataError naming the file (and the line, where the reader
-    says it)."""
-
-    source: str
-    text_column: str
-    dataset: object
-
-    def __iter__(self):
-        try:
-            for row in self.dataset:
-                text = row["text"]
-                if text is not None and str(text).strip():
-                    yield str(text).strip()
-        except Exception as exc:  # noqa: BLE001 - pandas/arrow reader errors, from deep in the stream
-            cause = exc
-            while cause.__cause__ is not None:
-                cause = cause.__cause__
-            raise DataError(f"{Path(self.source).name}: {str(cause).strip().splitlines()[0][:300]}") from None
-
-    def count(self, up_to: int) -> int:
-        """Texts in the stream, counted up to up_to (reading no further)."""
-        n = 0
-        for _ in self:
-            n += 1
-            if n >= up_to:
-                break
-        return n
-
-
-def stream_texts(path: str | Path, text_column: str | None = None, quoting: str = "auto",
-                 column_flag: str = "--text-column") -> TextStream:
-    """The text column of a file too large to hold in memory, as a stream (see TextStream)."""
-    datasets = _datasets()
-
-    _check_quoting(quoting)
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file.")
-    kind = _format(path)
-    if path.stat().st_size == 0:
-        raise DataError(f"{path.name}: the file is empty.")
-    options: dict = {}
-    if kind == "txt":
-        builder, columns = "text", ["text"]
-    elif kind in ("csv", "tsv"):
-        delimiter = "\t" if kind == "tsv" else ","
-        sniffed, columns = _sniff_quoting(path, delimiter)
-        chosen = sniffed if quoting == "auto" else quoting
-        builder = "csv"
-        options = dict(delimiter=delimiter, quoting=csv.QUOTE_NONE if chosen == "none" else csv.QUOTE_MINIMAL,
-                       keep_default_na=False, na_filter=False,
-                       features=datasets.Features({c: datasets.Value("string") for c in columns}))
-    else:
-        builder = "parquet" if kind == "parquet" else "json"
-        first = next(iter(datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True)), {})
-        columns = list(first)
-    if text_column is None and len(columns) == 1:
-        text_column = columns[0]
-    text_column = guess_column(columns, text_column, TEXT_COLUMNS, "text", path.name, column_flag)
-    stream = datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True, **options)
-    stream = stream.select_columns([text_column])
-    if text_column != "text":
-        stream = stream.rename_column(text_column, "text")
-    return TextStream(source=str(path), text_column=text_column, dataset=stream)

@@ -8,7 +8,8 @@ from typing import Iterator, Sequence
 
 import torch
 
-from ..datafiles import DataError, LabelledData, TextStream, read_labelled, read_texts, stream_texts
+from ..datafiles import DataError, LabelledData, read_labelled, read_texts
+from ..datastream import TextStream, stream_texts
 
 
 @dataclass

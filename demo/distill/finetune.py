@@ -15,7 +15,8 @@ from .args import DataArguments, FinetuneArguments, TrainArguments
 from .data import batches, encode_texts
 from .outputs import command_line, copy_training_code, prepare_output_dir, run_fingerprint, write_json
 from .steps import read_data, run_files, start, start_trackers
-from .train import encode_examples, fit, forward, predict_ids, set_seed
+from .batches import encode_examples
+from .train import fit, forward, predict_ids, set_seed
 
 
 def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]) -> dict:

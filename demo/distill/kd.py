@@ -28,7 +28,9 @@ from .losses import LossWeights, distillation_loss
 from .outputs import command_line, copy_training_code, prepare_output_dir, run_fingerprint, write_json
 from .steps import run_files, save_tokenizer, start, start_trackers
 from .student import make_student, parse_layers
-from .train import FitResult, RunFiles, StreamedExamples, encode_examples, fit, forward, set_seed
+from .batches import StreamedExamples, encode_examples
+from .checkpoints import RunFiles
+from .train import FitResult, fit, forward, set_seed
 from .trainset import LABELLED, DistillSet, Inputs, build_distill_set, read_inputs, use_eager_attention
 
 

@@ -16,24 +16,19 @@ import copy
 import json
 import math
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
 from ..errors import UsageError
 from ..progress import ProgressLine
-from .data import batch_order
-from .losses import NO_LABEL
+from .batches import Examples, LengthGroupedBatches, StreamedExamples, data_loader
+from .checkpoints import BEST_FILE, RunFiles, save_checkpoint
 
-CHECKPOINTS = "checkpoints"  # under the output directory: checkpoint-<step>/
-STATE_FILE = "loop_state.json"  # in each checkpoint: where the loop stood, and what made the run
-BEST_FILE = "best_state.pt"  # in each checkpoint: the best epoch's weights so far
 HISTORY_FILE = "history.jsonl"
 
 
@@ -47,195 +42,11 @@ class FitResult:
     resumed_from: str | None = None
 
 
-@dataclass
-class Examples:
-    """Tokenised rows for the loop: each an encoding (input_ids, attention_mask, ...) and a label."""
-
-    encoded: list[dict]
-    labels: list[int]
-    tokenizer: object
-
-    def __len__(self) -> int:
-        return len(self.encoded)
-
-
-class _Rows(Dataset):
-    def __init__(self, examples: Examples):
-        self.examples = examples
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, i: int) -> int:
-        return i  # the collate function pads the rows of a batch together
-
-
-class LengthGroupedBatches(Sampler):
-    """Global batches of row indices; shuffled ones grouped by length (data.batch_order), seeded
-    per epoch, so every process and every resumed run sees the same order."""
-
-    def __init__(self, examples: Examples, batch_size: int, shuffle: bool, seed: int):
-        self.examples, self.batch_size, self.shuffle, self.seed = examples, batch_size, shuffle, seed
-        self.drop_last = False
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter(batch_order(self.examples.encoded, self.batch_size, self.shuffle, self.seed + self.epoch))
-
-    def __len__(self) -> int:
-        return -(-len(self.examples) // self.batch_size)
-
-
-@dataclass
-class StreamedExamples:
-    """In-memory rows plus the first n_streamed texts of a stream (--streaming), which are read,
-    tokenised (datasets' batched map) and trained on as they come, never held whole. Streamed rows
-    carry no label and index -1: their teacher outputs are computed batch by batch."""
-
-    rows: Examples
-    streams: list  # datafiles.TextStream
-    n_streamed: int
-    max_length: int
-
-    @property
-    def tokenizer(self):
-        return self.rows.tokenizer
-
-    def __len__(self) -> int:
-        return len(self.rows) + self.n_streamed
-
-
-STREAM_SHUFFLE_BUFFER = 10_000  # streamed texts are shuffled within a window this large
-STREAM_TOKENISE_BATCH = 256
-
-
-class _MixedRows(IterableDataset):
-    """One pass: the in-memory rows (shuffled) and the streamed texts (shuffled within a buffer),
-    drawn at random in proportion to what is left of each, seeded per epoch."""
-
-    def __init__(self, examples: StreamedExamples, seed: int):
-        self.examples, self.seed, self.epoch = examples, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _streamed(self):
-        import datasets
-
-        from ..datafiles import DataError
-
-        ex = self.examples
-        combined = datasets.concatenate_datasets([s.dataset for s in ex.streams])
-        combined = combined.filter(lambda row: row["text"] is not None and bool(str(row["text"]).strip()))
-        combined = combined.take(ex.n_streamed).shuffle(seed=self.seed + self.epoch,
-                                                        buffer_size=STREAM_SHUFFLE_BUFFER)
-        tokenizer, max_length = ex.tokenizer, ex.max_length
-        tokenised = combined.map(lambda b: tokenizer([str(t).strip() for t in b["text"]], truncation=True,
-                                                     max_length=max_length),
-                                 batched=True, batch_size=STREAM_TOKENISE_BATCH, remove_columns=["text"])
-        try:
-            yield from tokenised
-        except Exception as exc:  # noqa: BLE001 - a reader error deep in the stream: the file's fault
-            cause = exc
-            while cause.__cause__ is not None:
-                cause = cause.__cause__
-            raise DataError(f"transfer stream: {str(cause).strip().splitlines()[0][:300]}") from None
-
-    def __iter__(self):
-        rng = random.Random(self.seed + self.epoch)
-        order = list(range(len(self.examples.rows)))
-        rng.shuffle(order)
-        streamed = self._streamed()
-        left_rows, left_stream = len(order), self.examples.n_streamed
-        while left_rows or left_stream:
-            if left_rows and rng.random() < left_rows / (left_rows + left_stream):
-                left_rows -= 1
-                yield order[left_rows]
-            else:
-                left_stream -= 1
-                yield next(streamed)
-
-
-def data_loader(examples: Examples | StreamedExamples, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    tokenizer = examples.tokenizer
-    # Padding pre-tokenised ids is what we want here; silence the fast tokenizer's hint about __call__.
-    getattr(tokenizer, "deprecation_warnings", {})["Asking-to-pad-a-fast-tokenizer"] = True
-    if isinstance(examples, StreamedExamples):
-        rows = examples.rows
-
-        def collate_mixed(items: list) -> dict[str, torch.Tensor]:
-            encoded = [rows.encoded[i] if isinstance(i, int) else i for i in items]
-            batch = dict(tokenizer.pad(encoded, return_tensors="pt"))
-            batch["labels"] = torch.tensor([rows.labels[i] if isinstance(i, int) else NO_LABEL for i in items])
-            batch["index"] = torch.tensor([i if isinstance(i, int) else -1 for i in items])
-            return batch
-
-        return DataLoader(_MixedRows(examples, seed), batch_size=batch_size, collate_fn=collate_mixed,
-                          generator=torch.Generator().manual_seed(seed))
-
-    def collate(indices: list[int]) -> dict[str, torch.Tensor]:
-        batch = dict(tokenizer.pad([examples.encoded[i] for i in indices], return_tensors="pt"))
-        batch["labels"] = torch.tensor([examples.labels[i] for i in indices])
-        batch["index"] = torch.tensor(indices)  # into the rows, for cached teacher outputs
-        return batch
-
-    # Its own generator: a DataLoader otherwise draws its base seed from the global torch RNG at
-    # every new iterator, and a resumed run (which starts one mid-epoch) would then drift from an
-    # uninterrupted one.
-    return DataLoader(_Rows(examples), batch_sampler=LengthGroupedBatches(examples, batch_size, shuffle, seed),
-                      collate_fn=collate, generator=torch.Generator().manual_seed(seed))
-
-
 def set_seed(seed: int) -> None:
     from accelerate.utils import set_seed as accelerate_set_seed
 
     random.seed(seed)
     accelerate_set_seed(seed)  # python, numpy, torch (and CUDA) alike
-
-
-@dataclass
-class RunFiles:
-    """Where the main training run keeps its checkpoints and history (baselines keep none)."""
-
-    out: Path
-    fingerprint: dict  # the settings and inputs that make a run; a checkpoint must match them
-    checkpoint_steps: int = 0
-    keep_checkpoints: int = 2
-    logging_steps: int = 50
-    resume_from: str | None = None  # a checkpoint directory, or "latest"
-
-    def checkpoint_dirs(self) -> list[Path]:
-        root = self.out / CHECKPOINTS
-        found = [p for p in root.glob("checkpoint-*") if (p / STATE_FILE).is_file()] if root.is_dir() else []
-        return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
-
-    def resume_dir(self) -> Path | None:
-        if not self.resume_from:
-            return None
-        if self.resume_from == "latest":
-            found = self.checkpoint_dirs()
-            if not found:
-                raise UsageError(f"--resume-from-checkpoint latest: {self.out / CHECKPOINTS} holds no checkpoint; "
-                                 "start without it (or with --checkpoint-steps N to make some).")
-            return found[-1]
-        path = Path(self.resume_from)
-        if not (path / STATE_FILE).is_file():
-            raise UsageError(f"--resume-from-checkpoint {path}: not a checkpoint of this tool (no {STATE_FILE}).")
-        return path
-
-    def check_fingerprint(self, checkpoint: Path) -> dict:
-        """The checkpoint's saved loop state, if it was made by the same model, data and settings."""
-        state = json.loads((checkpoint / STATE_FILE).read_text())
-        saved = state.get("fingerprint", {})
-        differ = sorted(k for k in set(saved) | set(self.fingerprint) if saved.get(k) != self.fingerprint.get(k))
-        if differ:
-            shown = ", ".join(f"{k} ({saved.get(k)!r} there, {self.fingerprint.get(k)!r} now)" for k in differ[:4])
-            raise UsageError(f"checkpoint {checkpoint} was made by another model or other settings: {shown}. "
-                             "Resume with the run's own settings, or start a new run.")
-        return state
 
 
 def check_mixed_precision(mode: str, device_type: str) -> None:
@@ -326,9 +137,11 @@ def _write_history(run: RunFiles | None, accelerator, row: dict) -> None:
                         step=row["step"])
 
 
-def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]],
-        accelerator, *, validation: Examples, predictor: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m,
-        epochs: int, batch_size: int, eval_batch_size: int, learning_rate: float, weight_decay: float,
+LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]]  # (model, batch) -> (loss, {term: value})
+
+
+def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: LossFn, accelerator, *,
+        validation: Examples, predictor: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m, epochs: int, batch_size: int, eval_batch_size: int, learning_rate: float, weight_decay: float,
         warmup_ratio: float, max_grad_norm: float, seed: int, desc: str = "train", total_steps: int | None = None,
         max_evaluations: int = 40, run: RunFiles | None = None) -> FitResult:
     """Train, evaluate after each epoch, restore the best epoch's weights. Returns the history.
@@ -451,28 +264,6 @@ def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: Cal
     unwrapped.eval()
     accelerator.free_memory()  # drop the prepared optimizer and loaders: a baseline may follow
     return result
-
-
-def save_checkpoint(accelerator, run: RunFiles, state: dict, best_state: dict | None) -> Path:
-    """Model, optimiser, scheduler and every process's RNG (accelerate), plus where the loop stood
-    and the best epoch's weights so far; older checkpoints beyond --keep-checkpoints are removed."""
-    path = run.out / CHECKPOINTS / f"checkpoint-{state['step']}"
-    accelerator.save_state(str(path))
-    if accelerator.is_main_process:
-        if best_state is not None:
-            torch.save(best_state, path / BEST_FILE)
-        (path / STATE_FILE).write_text(json.dumps({"fingerprint": run.fingerprint, "loop": state}, indent=1))
-        for old in run.checkpoint_dirs()[:-run.keep_checkpoints] if run.keep_checkpoints else []:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return path
-
-
-def encode_examples(tokenizer, texts: Sequence[str], labels: Sequence[int], max_length: int) -> Examples:
-    """Tokenise once up front; batches are padded on the fly to their own longest text."""
-    from .data import encode_texts
-
-    return Examples(encode_texts(tokenizer, texts, max_length), list(labels), tokenizer)
 
 
 def forward(model: torch.nn.Module, batch: dict, device, **extra):

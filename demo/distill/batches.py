@@ -1,0 +1,165 @@
+"""What the training loop iterates over: tokenised rows, batched as accelerate expects.
+
+In-memory rows come in global batches grouped by length (seeded per epoch, so every process and
+every resumed run sees the same order); with --streaming, the labelled rows are mixed with texts
+read from a stream as they come.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+
+from .data import batch_order, encode_texts
+from .losses import NO_LABEL
+
+
+@dataclass
+class Examples:
+    """Tokenised rows for the loop: each an encoding (input_ids, attention_mask, ...) and a label."""
+
+    encoded: list[dict]
+    labels: list[int]
+    tokenizer: object
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+
+class _Rows(Dataset):
+    def __init__(self, examples: Examples):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> int:
+        return i  # the collate function pads the rows of a batch together
+
+
+class LengthGroupedBatches(Sampler):
+    """Global batches of row indices; shuffled ones grouped by length (data.batch_order), seeded
+    per epoch, so every process and every resumed run sees the same order."""
+
+    def __init__(self, examples: Examples, batch_size: int, shuffle: bool, seed: int):
+        self.examples, self.batch_size, self.shuffle, self.seed = examples, batch_size, shuffle, seed
+        self.drop_last = False
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(batch_order(self.examples.encoded, self.batch_size, self.shuffle, self.seed + self.epoch))
+
+    def __len__(self) -> int:
+        return -(-len(self.examples) // self.batch_size)
+
+
+@dataclass
+class StreamedExamples:
+    """In-memory rows plus the first n_streamed texts of a stream (--streaming), which are read,
+    tokenised (datasets' batched map) and trained on as they come, never held whole. Streamed rows
+    carry no label and index -1: their teacher outputs are computed batch by batch."""
+
+    rows: Examples
+    streams: list  # datafiles.TextStream
+    n_streamed: int
+    max_length: int
+
+    @property
+    def tokenizer(self):
+        return self.rows.tokenizer
+
+    def __len__(self) -> int:
+        return len(self.rows) + self.n_streamed
+
+
+STREAM_SHUFFLE_BUFFER = 10_000  # streamed texts are shuffled within a window this large
+STREAM_TOKENISE_BATCH = 256
+
+
+class _MixedRows(IterableDataset):
+    """One pass: the in-memory rows (shuffled) and the streamed texts (shuffled within a buffer),
+    drawn at random in proportion to what is left of each, seeded per epoch."""
+
+    def __init__(self, examples: StreamedExamples, seed: int):
+        self.examples, self.seed, self.epoch = examples, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _streamed(self):
+        import datasets
+
+        from ..datafiles import DataError
+
+        ex = self.examples
+        combined = datasets.concatenate_datasets([s.dataset for s in ex.streams])
+        combined = combined.filter(lambda row: row["text"] is not None and bool(str(row["text"]).strip()))
+        combined = combined.take(ex.n_streamed).shuffle(seed=self.seed + self.epoch,
+                                                        buffer_size=STREAM_SHUFFLE_BUFFER)
+        tokenizer, max_length = ex.tokenizer, ex.max_length
+        tokenised = combined.map(lambda b: tokenizer([str(t).strip() for t in b["text"]], truncation=True,
+                                                     max_length=max_length),
+                                 batched=True, batch_size=STREAM_TOKENISE_BATCH, remove_columns=["text"])
+        try:
+            yield from tokenised
+        except Exception as exc:  # noqa: BLE001 - a reader error deep in the stream: the file's fault
+            cause = exc
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            raise DataError(f"transfer stream: {str(cause).strip().splitlines()[0][:300]}") from None
+
+    def __iter__(self):
+        rng = random.Random(self.seed + self.epoch)
+        order = list(range(len(self.examples.rows)))
+        rng.shuffle(order)
+        streamed = self._streamed()
+        left_rows, left_stream = len(order), self.examples.n_streamed
+        while left_rows or left_stream:
+            if left_rows and rng.random() < left_rows / (left_rows + left_stream):
+                left_rows -= 1
+                yield order[left_rows]
+            else:
+                left_stream -= 1
+                yield next(streamed)
+
+
+def data_loader(examples: Examples | StreamedExamples, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    tokenizer = examples.tokenizer
+    # Padding pre-tokenised ids is what we want here; silence the fast tokenizer's hint about __call__.
+    getattr(tokenizer, "deprecation_warnings", {})["Asking-to-pad-a-fast-tokenizer"] = True
+    if isinstance(examples, StreamedExamples):
+        rows = examples.rows
+
+        def collate_mixed(items: list) -> dict[str, torch.Tensor]:
+            encoded = [rows.encoded[i] if isinstance(i, int) else i for i in items]
+            batch = dict(tokenizer.pad(encoded, return_tensors="pt"))
+            batch["labels"] = torch.tensor([rows.labels[i] if isinstance(i, int) else NO_LABEL for i in items])
+            batch["index"] = torch.tensor([i if isinstance(i, int) else -1 for i in items])
+            return batch
+
+        return DataLoader(_MixedRows(examples, seed), batch_size=batch_size, collate_fn=collate_mixed,
+                          generator=torch.Generator().manual_seed(seed))
+
+    def collate(indices: list[int]) -> dict[str, torch.Tensor]:
+        batch = dict(tokenizer.pad([examples.encoded[i] for i in indices], return_tensors="pt"))
+        batch["labels"] = torch.tensor([examples.labels[i] for i in indices])
+        batch["index"] = torch.tensor(indices)  # into the rows, for cached teacher outputs
+        return batch
+
+    # Its own generator: a DataLoader otherwise draws its base seed from the global torch RNG at
+    # every new iterator, and a resumed run (which starts one mid-epoch) would then drift from an
+    # uninterrupted one.
+    return DataLoader(_Rows(examples), batch_sampler=LengthGroupedBatches(examples, batch_size, shuffle, seed),
+                      collate_fn=collate, generator=torch.Generator().manual_seed(seed))
+
+
+def encode_examples(tokenizer, texts: Sequence[str], labels: Sequence[int], max_length: int) -> Examples:
+    """Tokenise once up front; batches are padded on the fly to their own longest text."""
+    return Examples(encode_texts(tokenizer, texts, max_length), list(labels), tokenizer)
