@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import BertForSequenceClassification, BertTokenizerFast
 
-from demo.distill import train as loop
+from demo.distill import accel
 from demo.distill.cli import main
 
 from .conftest import ROOT
@@ -146,7 +146,7 @@ def test_distillation_writes_history_with_each_loss_term(data, tmp_path):
     (["--gradient-accumulation-steps", "0"], "--gradient-accumulation-steps and --logging-steps must be at least 1"),
 ])
 def test_settings_the_machine_cannot_run_are_refused(encoder, data, tmp_path, capsys, monkeypatch, argv, message):
-    monkeypatch.setattr(loop, "bf16_supported", lambda device_type: False)  # a device without bfloat16
+    monkeypatch.setattr(accel, "bf16_supported", lambda device_type: False)  # a device without bfloat16
     out = tmp_path / "out"
     assert main(finetune_args(encoder, data, out, "--device", "cpu", *argv)) == 2
     err = capsys.readouterr().err

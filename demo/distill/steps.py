@@ -13,7 +13,7 @@ from .args import DataArguments, TrainArguments
 from .data import TaskData, load_hub_task_data, load_task_data
 from .outputs import check_output_dir
 from .checkpoints import RunFiles
-from .train import make_accelerator
+from .accel import make_accelerator
 
 
 def read_data(data_args: DataArguments, seed: int, teacher_names: list[str] | None = None) -> TaskData:

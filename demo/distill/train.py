@@ -17,14 +17,13 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
-from ..errors import UsageError
 from ..progress import ProgressLine
 from .batches import Examples, LengthGroupedBatches, StreamedExamples, data_loader
 from .checkpoints import BEST_FILE, RunFiles, save_checkpoint
@@ -47,61 +46,6 @@ def set_seed(seed: int) -> None:
 
     random.seed(seed)
     accelerate_set_seed(seed)  # python, numpy, torch (and CUDA) alike
-
-
-def check_mixed_precision(mode: str, device_type: str) -> None:
-    """Refuse a precision the device cannot run, before anything is loaded."""
-    if mode == "fp16" and device_type not in ("cuda", "mps"):
-        raise UsageError(f"--mixed-precision fp16 needs a GPU; this run is on {device_type}. Use bf16 or no.")
-    if mode == "bf16" and not bf16_supported(device_type):
-        raise UsageError(f"--mixed-precision bf16: this {device_type} device cannot compute in bfloat16. "
-                         "Use fp16 (GPU) or no.")
-
-
-def bf16_supported(device_type: str) -> bool:
-    if device_type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device_type == "mps":
-        return torch.backends.mps.is_macos_or_newer(14, 0)
-    return device_type == "cpu"  # PyTorch's CPU autocast computes in bfloat16 on any x86/ARM CPU
-
-
-def make_accelerator(device: str, mixed_precision: str, gradient_accumulation_steps: int,
-                     report_to: str = "none", project_dir: str | None = None):
-    """One Accelerator per run. Outside `accelerate launch` a new run in the same process (tests,
-    notebooks) may change the precision, so the single-process state is reset first."""
-    import os
-
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-    from accelerate.utils import DataLoaderConfiguration
-
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        AcceleratorState._reset_state(reset_partial_state=True)
-    # Without a GPU, processes started by `accelerate launch --multi_gpu` join over gloo on the CPU
-    # (MULTI_CPU) only when told cpu=True; otherwise each would run alone.
-    gpu = torch.cuda.is_available() or bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    cpu = device == "cpu" or (device == "auto" and not gpu)
-    trackers = None if report_to == "none" else [t.strip() for t in report_to.split(",") if t.strip()]
-    if trackers:
-        from accelerate.tracking import get_available_trackers
-        from accelerate.utils import LoggerType
-
-        known = [t for t in LoggerType.list() if t != "all"]
-        unknown = [t for t in trackers if t not in known]
-        if unknown:
-            raise UsageError(f"--report-to {','.join(unknown)}: not a tracker accelerate knows; pick from none, "
-                             f"{', '.join(known)}.")
-        missing = [t for t in trackers if t not in [str(a) for a in get_available_trackers()]]
-        if missing:
-            raise UsageError(f"--report-to {','.join(missing)}: not installed here; pip install {' '.join(missing)} "
-                             "(or --report-to none; history.jsonl is always written).")
-    accelerator = Accelerator(cpu=cpu, mixed_precision=mixed_precision,
-                              gradient_accumulation_steps=gradient_accumulation_steps, log_with=trackers,
-                              project_dir=project_dir,
-                              dataloader_config=DataLoaderConfiguration(split_batches=True))
-    check_mixed_precision(mixed_precision, accelerator.device.type)
-    return accelerator
 
 
 @torch.inference_mode()
@@ -140,8 +84,48 @@ def _write_history(run: RunFiles | None, accelerator, row: dict) -> None:
 LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]]  # (model, batch) -> (loss, {term: value})
 
 
+@dataclass
+class LoopState:
+    """Where the loop stands. Saved in every checkpoint: a resumed run carries on from it."""
+
+    step: int = 0  # optimiser steps done
+    epoch: int = 0  # passes finished
+    batches_in_epoch: int = 0  # batches of the current pass already trained on
+    epoch_sums: dict = field(default_factory=dict)  # loss terms summed over this pass's batches
+    epoch_batches: int = 0
+    history: list = field(default_factory=list)  # one row per evaluation
+    best_accuracy: float = -1.0
+    best_epoch: int = -1
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many optimiser steps and passes a budget takes, and which passes are evaluated."""
+
+    batches_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+    eval_every: int
+
+    @classmethod
+    def of(cls, n_rows: int, batch_size: int, accumulation: int, epochs: int, total_steps: int | None,
+           max_evaluations: int) -> "Plan":
+        batches = -(-n_rows // batch_size)
+        per_epoch = max(1, math.ceil(batches / accumulation))
+        total = max(1, total_steps if total_steps is not None else per_epoch * epochs)
+        epochs = max(1, math.ceil(total / per_epoch))
+        # Every epoch for the first ten (small data peaks early), then spaced so that at most
+        # max_evaluations happen in all: a long budget on few rows must not skip its best epoch.
+        return cls(batches, per_epoch, total, epochs, max(1, math.ceil((epochs - 10) / max(1, max_evaluations - 10))))
+
+    def evaluates(self, epoch_done: int) -> bool:
+        return epoch_done <= 10 or (epoch_done - 10) % self.eval_every == 0 or epoch_done == self.epochs
+
+
 def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: LossFn, accelerator, *,
-        validation: Examples, predictor: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m, epochs: int, batch_size: int, eval_batch_size: int, learning_rate: float, weight_decay: float,
+        validation: Examples, predictor: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m, epochs: int,
+        batch_size: int, eval_batch_size: int, learning_rate: float, weight_decay: float,
         warmup_ratio: float, max_grad_norm: float, seed: int, desc: str = "train", total_steps: int | None = None,
         max_evaluations: int = 40, run: RunFiles | None = None) -> FitResult:
     """Train, evaluate after each epoch, restore the best epoch's weights. Returns the history.
@@ -150,120 +134,158 @@ def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: Los
     is compared with); the data is passed over as many times as that takes, the last pass cut short.
     With many short passes, evaluation happens every pass for the first ten, then every few passes.
     predictor(model) is the module whose logits are scored (the student inside a training wrapper).
+    run: where the main run keeps history.jsonl and its checkpoints (None for baselines).
     """
+    plan = Plan.of(len(train), batch_size, accelerator.gradient_accumulation_steps, epochs, total_steps,
+                   max_evaluations)
+    loop = _Loop(model, train, validation, loss_fn, predictor, accelerator, plan, run, desc, batch_size,
+                 eval_batch_size, seed, max_grad_norm, _optimizer(model, learning_rate, weight_decay), warmup_ratio)
+    start = time.perf_counter()
+    for epoch in range(loop.state.epoch, plan.epochs):
+        loop.train_epoch(epoch)
+        loop.end_epoch(epoch + 1)
+    return loop.finish(time.perf_counter() - start)
+
+
+def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")  # the usual BERT recipe
     groups = [
         {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
          "weight_decay": weight_decay},
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=learning_rate)
-    accumulation = accelerator.gradient_accumulation_steps
-    train_loader = data_loader(train, batch_size, shuffle=True, seed=seed)
-    epoch_order = train_loader.batch_sampler if train_loader.batch_sampler is not None and \
-        isinstance(train_loader.batch_sampler, LengthGroupedBatches) else train_loader.dataset  # has set_epoch
-    n_batches = -(-len(train) // batch_size)
-    steps_per_epoch = max(1, math.ceil(n_batches / accumulation))
-    total_steps = max(1, total_steps if total_steps is not None else steps_per_epoch * epochs)
-    epochs = max(1, math.ceil(total_steps / steps_per_epoch))
-    # Every epoch for the first ten (small data peaks early), then spaced so that at most
-    # max_evaluations happen in all: a long budget on few rows must not skip its best epoch.
-    eval_every = max(1, math.ceil((epochs - 10) / max(1, max_evaluations - 10)))
-    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(warmup_ratio * total_steps), total_steps)
-    model, optimizer, scheduler, loader, val_loader = accelerator.prepare(
-        model, optimizer, scheduler, train_loader, data_loader(validation, eval_batch_size, shuffle=False, seed=seed))
-    unwrapped = accelerator.unwrap_model(model)
+    return torch.optim.AdamW(groups, lr=learning_rate)
 
-    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "epoch_sums": {}, "epoch_batches": 0,
-             "history": [], "best_accuracy": -1.0, "best_epoch": -1}
-    best_state = None
-    resumed = run.resume_dir() if run is not None else None
-    if resumed is not None:
-        state = {**state, **run.check_fingerprint(resumed)["loop"]}
-        accelerator.load_state(str(resumed))
-        if (resumed / BEST_FILE).is_file():
-            best_state = torch.load(resumed / BEST_FILE, map_location="cpu", weights_only=True)
-        accelerator.print(f"{desc}: resumed from {resumed} at step {state['step']:,} of {total_steps:,}")
-    if run is not None and accelerator.is_main_process:
-        history = run.out / HISTORY_FILE
-        kept = [line for line in (history.read_text().splitlines() if resumed is not None and history.is_file() else [])
-                if json.loads(line)["step"] <= state["step"]]  # lines after the checkpoint are logged again
-        history.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    window: dict[str, float] = {}
-    window_batches = 0
-    start = time.perf_counter()
-    for epoch in range(state["epoch"], epochs):
+
+class _Loop:
+    """fit()'s moving parts: the prepared model, optimiser, scheduler and loaders, and the state."""
+
+    def __init__(self, model, train, validation, loss_fn, predictor, accelerator, plan: Plan, run: RunFiles | None,
+                 desc: str, batch_size: int, eval_batch_size: int, seed: int, max_grad_norm: float, optimizer,
+                 warmup_ratio: float):
+        self.accelerator, self.plan, self.run, self.desc = accelerator, plan, run, desc
+        self.loss_fn, self.predictor, self.max_grad_norm = loss_fn, predictor, max_grad_norm
+        train_loader = data_loader(train, batch_size, shuffle=True, seed=seed)
+        # What orders a pass (set per epoch): the length-grouped batch sampler, or the mixed stream.
+        sampler = train_loader.batch_sampler
+        self.order = sampler if isinstance(sampler, LengthGroupedBatches) else train_loader.dataset
+        scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(warmup_ratio * plan.total_steps),
+                                                    plan.total_steps)
+        self.model, self.optimizer, self.scheduler, self.loader, self.val_loader = accelerator.prepare(
+            model, optimizer, scheduler, train_loader, data_loader(validation, eval_batch_size, shuffle=False,
+                                                                   seed=seed))
+        self.unwrapped = accelerator.unwrap_model(self.model)
+        self.state, self.best_weights, self.resumed = LoopState(), None, None
+        self.window: dict[str, float] = {}  # loss terms summed since the last history line
+        self.window_batches = 0
+        if run is not None:
+            self._resume()
+
+    def _resume(self) -> None:
+        """From --resume-from-checkpoint, if given; history.jsonl is cut back to where it stood."""
+        run, accelerator = self.run, self.accelerator
+        self.resumed = run.resume_dir()
+        if self.resumed is not None:
+            self.state = LoopState(**run.check_fingerprint(self.resumed)["loop"])
+            accelerator.load_state(str(self.resumed))
+            if (self.resumed / BEST_FILE).is_file():
+                self.best_weights = torch.load(self.resumed / BEST_FILE, map_location="cpu", weights_only=True)
+            accelerator.print(f"{self.desc}: resumed from {self.resumed} at step {self.state.step:,} of "
+                              f"{self.plan.total_steps:,}")
+        if accelerator.is_main_process:
+            history = run.out / HISTORY_FILE
+            old = history.read_text().splitlines() if self.resumed is not None and history.is_file() else []
+            kept = [line for line in old if json.loads(line)["step"] <= self.state.step]  # the rest comes again
+            history.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    def train_epoch(self, epoch: int) -> None:
+        state, plan, accelerator = self.state, self.plan, self.accelerator
         # accelerate's loader sets its sampler's epoch from its own count of passes at every pass; a
         # resumed run has made fewer passes with it, so the epoch is set on the loader itself.
-        loader.set_epoch(epoch)
-        epoch_order.set_epoch(epoch)
-        model.train()
-        skip = state["batches_in_epoch"]
-        batches = accelerator.skip_first_batches(loader, skip) if skip else loader
-        epoch_steps = min(steps_per_epoch, total_steps - state["step"] + math.ceil(skip / accumulation))
-        with ProgressLine(f"{desc} epoch {epoch + 1}/{epochs}", unit="steps",
+        self.loader.set_epoch(epoch)
+        self.order.set_epoch(epoch)
+        self.model.train()
+        skip = state.batches_in_epoch
+        batches = accelerator.skip_first_batches(self.loader, skip) if skip else self.loader
+        accumulation = accelerator.gradient_accumulation_steps
+        epoch_steps = min(plan.steps_per_epoch, plan.total_steps - state.step + math.ceil(skip / accumulation))
+        with ProgressLine(f"{self.desc} epoch {epoch + 1}/{plan.epochs}", unit="steps",
                           enabled=accelerator.is_main_process) as progress:
             for batch in batches:
-                if state["step"] >= total_steps:
+                if state.step >= plan.total_steps:
                     break
-                with accelerator.accumulate(model):
-                    loss, parts = loss_fn(model, batch)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                state["batches_in_epoch"] += 1
-                values = {"loss": loss.item(), **parts}
-                for k, v in values.items():
-                    state["epoch_sums"][k] = state["epoch_sums"].get(k, 0.0) + v
-                    window[k] = window.get(k, 0.0) + v
-                state["epoch_batches"] += 1
-                window_batches += 1
+                loss, parts = self._train_batch(batch)
                 if not accelerator.sync_gradients:
-                    continue
-                state["step"] += 1
-                mean_loss = state["epoch_sums"]["loss"] / state["epoch_batches"]
-                progress(math.ceil(state["batches_in_epoch"] / accumulation), epoch_steps,
+                    continue  # gradients accumulate: no optimiser step yet
+                state.step += 1
+                mean_loss = state.epoch_sums["loss"] / state.epoch_batches
+                progress(math.ceil(state.batches_in_epoch / accumulation), epoch_steps,
                          ", ".join([f"loss {mean_loss:.4f}", *(f"{k} {v:.3f}" for k, v in parts.items())]))
-                if run is not None and state["step"] % run.logging_steps == 0:
-                    means = _mean_over_processes(accelerator, {k: v / window_batches for k, v in window.items()})
-                    _write_history(run, accelerator, {
-                        "step": state["step"], "epoch": round(epoch + state["batches_in_epoch"] / n_batches, 4),
-                        "lr": scheduler.get_last_lr()[0],
-                        **{("train_loss" if k == "loss" else f"train_{k}"): round(v, 6) for k, v in means.items()}})
-                    window, window_batches = {}, 0
-                if run is not None and run.checkpoint_steps and state["step"] % run.checkpoint_steps == 0:
-                    save_checkpoint(accelerator, run, state, best_state)
-        epoch_done = epoch + 1
-        state.update(epoch=epoch_done, batches_in_epoch=0)
-        sums, n = state["epoch_sums"], max(state["epoch_batches"], 1)
-        state.update(epoch_sums={}, epoch_batches=0)
-        if epoch_done > 10 and (epoch_done - 10) % eval_every and epoch_done < epochs:
-            continue
-        preds, labels = gathered_predictions(accelerator, predictor(unwrapped), val_loader)
+                if self.run is not None and state.step % self.run.logging_steps == 0:
+                    self._log_window(epoch)
+                if self.run is not None and self.run.checkpoint_steps and state.step % self.run.checkpoint_steps == 0:
+                    save_checkpoint(accelerator, self.run, asdict(state), self.best_weights)
+
+    def _train_batch(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        state, accelerator = self.state, self.accelerator
+        with accelerator.accumulate(self.model):
+            loss, parts = self.loss_fn(self.model, batch)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        state.batches_in_epoch += 1
+        state.epoch_batches += 1
+        self.window_batches += 1
+        for k, v in {"loss": loss.item(), **parts}.items():
+            state.epoch_sums[k] = state.epoch_sums.get(k, 0.0) + v
+            self.window[k] = self.window.get(k, 0.0) + v
+        return loss, parts
+
+    def _log_window(self, epoch: int) -> None:
+        """A history.jsonl line: the mean of each loss term since the last line, over every process."""
+        means = _mean_over_processes(self.accelerator, {k: v / self.window_batches for k, v in self.window.items()})
+        _write_history(self.run, self.accelerator, {
+            "step": self.state.step,
+            "epoch": round(epoch + self.state.batches_in_epoch / self.plan.batches_per_epoch, 4),
+            "lr": self.scheduler.get_last_lr()[0],
+            **{("train_loss" if k == "loss" else f"train_{k}"): round(v, 6) for k, v in means.items()}})
+        self.window, self.window_batches = {}, 0
+
+    def end_epoch(self, epoch_done: int) -> None:
+        """The pass's mean losses; validation (on scheduled passes) and the best weights so far."""
+        state, accelerator = self.state, self.accelerator
+        sums, n = state.epoch_sums, max(state.epoch_batches, 1)
+        state.epoch, state.batches_in_epoch, state.epoch_sums, state.epoch_batches = epoch_done, 0, {}, 0
+        if not self.plan.evaluates(epoch_done):
+            return
+        preds, labels = gathered_predictions(accelerator, self.predictor(self.unwrapped), self.val_loader)
         accuracy = sum(p == y for p, y in zip(preds, labels)) / max(len(labels), 1)
         means = _mean_over_processes(accelerator, {k: v / n for k, v in sums.items()})
-        row = {"epoch": epoch_done, "step": state["step"], "train_loss": means.get("loss", 0.0),
+        row = {"epoch": epoch_done, "step": state.step, "train_loss": means.get("loss", 0.0),
                **{f"train_{k}": v for k, v in means.items() if k != "loss"}, "validation_accuracy": accuracy}
-        state["history"].append(row)
-        _write_history(run, accelerator, {**row, "evaluated": True})
-        accelerator.print(f"{desc} epoch {epoch_done}/{epochs}: loss {row['train_loss']:.4f}, "
+        state.history.append(row)
+        _write_history(self.run, accelerator, {**row, "evaluated": True})
+        accelerator.print(f"{self.desc} epoch {epoch_done}/{self.plan.epochs}: loss {row['train_loss']:.4f}, "
                           f"validation accuracy {accuracy:.4f}", flush=True)
-        if accuracy > state["best_accuracy"]:
-            state["best_accuracy"], state["best_epoch"] = accuracy, epoch_done
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in unwrapped.state_dict().items()})
-    result = FitResult(best_epoch=state["best_epoch"], best_accuracy=state["best_accuracy"],
-                       history=state["history"], train_seconds=time.perf_counter() - start, total_steps=total_steps,
-                       resumed_from=str(resumed) if resumed is not None else None)
-    if best_state is not None:
-        unwrapped.load_state_dict(best_state)
-    accelerator.wait_for_everyone()
-    unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # mixed precision's forward patch off
-    unwrapped.eval()
-    accelerator.free_memory()  # drop the prepared optimizer and loaders: a baseline may follow
-    return result
+        if accuracy > state.best_accuracy:
+            state.best_accuracy, state.best_epoch = accuracy, epoch_done
+            self.best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in self.unwrapped.state_dict().items()})
+
+    def finish(self, seconds: float) -> FitResult:
+        """The best epoch's weights back in the model, which leaves accelerate's hands."""
+        accelerator, state = self.accelerator, self.state
+        if self.best_weights is not None:
+            self.unwrapped.load_state_dict(self.best_weights)
+        accelerator.wait_for_everyone()
+        model = accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)  # mixed precision's forward patch off
+        model.eval()
+        accelerator.free_memory()  # drop the prepared optimizer and loaders: a baseline may follow
+        return FitResult(best_epoch=state.best_epoch, best_accuracy=state.best_accuracy, history=state.history,
+                         train_seconds=seconds, total_steps=self.plan.total_steps,
+                         resumed_from=str(self.resumed) if self.resumed is not None else None)
 
 
 def forward(model: torch.nn.Module, batch: dict, device, **extra):
