@@ -170,6 +170,7 @@ def test_the_cli_and_the_tab_refuse_the_same_settings_alike(client, tiny_config,
     assert not (tmp_path / "cli").exists()
 
 
+@pytest.mark.slow  # its own app, an ONNX export and a random-weights build: ~10 s
 def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, tmp_path):
     import time
 

@@ -237,7 +237,7 @@ def test_one_bad_config_entry_disables_only_that_task(tiny_config, tmp_path):
 
 
 # ---- process -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM])
 def test_app_shuts_down_cleanly_within_5_seconds(tiny_config, tmp_path, sig):
     server = AppServer(tiny_config, tmp_path / "app.log")
     server.wait_until_served()
