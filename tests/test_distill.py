@@ -314,6 +314,8 @@ def test_labels_that_differ_from_the_teachers_stop_the_run(teacher_dir, tmp_path
     (["distill", "--teacher", "t", "--train-file", "x", "--validation-file", "y", "--output-dir", "o",
       "--alpha-ce", "0", "--alpha-hard", "0"], "every loss term is switched off"),
     (["bake"], "unknown step 'bake'"),
+    (["finetune", "--model", "m", "--train-file", "x", "--validation-file", "y", "--output-dir", "o", "--bogus", "1"],
+     "unknown argument(s) --bogus 1; see python -m demo.distill finetune --help"),
 ])
 def test_bad_arguments_say_how_to_fix(argv, message, capsys):
     assert main(argv) == 2
