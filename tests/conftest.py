@@ -18,10 +18,11 @@ from .tiny_models import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Soft-target and ONNX caches of test runs go to a temporary folder, not the user's ~/.cache
+# Soft-target, ONNX and datasets caches of test runs go to a temporary folder, not the user's ~/.cache
 # (set before any demo module reads it; the app subprocesses inherit it).
 _TEST_CACHE = tempfile.mkdtemp(prefix="distill-demo-test-cache-")
 os.environ["DISTILL_DEMO_CACHE"] = _TEST_CACHE
+os.environ["HF_DATASETS_CACHE"] = os.path.join(_TEST_CACHE, "datasets")  # parquet reads, streamed files
 atexit.register(shutil.rmtree, _TEST_CACHE, True)
 
 
