@@ -35,6 +35,8 @@ def make_accelerator(device: str, mixed_precision: str, gradient_accumulation_st
     from accelerate.state import AcceleratorState
     from accelerate.utils import DataLoaderConfiguration
 
+    if mixed_precision == "no":  # the flag's default: `accelerate launch --mixed_precision X` may have set it
+        mixed_precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         AcceleratorState._reset_state(reset_partial_state=True)
     # Without a GPU, processes started by `accelerate launch --multi_gpu` join over gloo on the CPU

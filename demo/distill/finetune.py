@@ -47,7 +47,7 @@ def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: Trai
     accelerator.print(f"fine-tuning {margs.model} on {len(data.train):,} rows, {len(data.label_names)} classes "
                       f"({', '.join(data.label_names)}), {total_steps:,} steps ({total_steps / steps_per_epoch:.1f} "
                       f"epochs), {accelerator.num_processes} process(es) on {device}, mixed precision "
-                      f"{targs.mixed_precision}", flush=True)
+                      f"{accelerator.mixed_precision}", flush=True)
 
     def loss_fn(m, batch):
         logits = forward(m, batch, device).logits
@@ -68,7 +68,7 @@ def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: Trai
                    "params": count_parameters(model), "train_seconds": result.train_seconds,
                    "total_steps": result.total_steps, "best_epoch": result.best_epoch, "history": result.history,
                    "resumed_from": result.resumed_from, "num_processes": accelerator.num_processes,
-                   "mixed_precision": targs.mixed_precision, "n_train": len(data.train),
+                   "mixed_precision": accelerator.mixed_precision, "n_train": len(data.train),
                    "n_validation": len(data.validation), "label_names": data.label_names, "device": str(device),
                    "command": command_line("finetune", argv), "args": {**asdict(margs), **asdict(data_args),
                                                                        **asdict(targs)}}

@@ -220,7 +220,7 @@ def run_distill(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
         f"distilling {dargs.teacher} ({n_teacher_layers} layers) into a {len(layers)}-layer {dargs.student_arch} "
         f"student (layers {layers}) on {len(dset):,} rows ({', '.join(f'{v:,} {k}' for k, v in counts.items() if v)})"
         f"; loss weights {asdict(weights)}; {accelerator.num_processes} process(es) on {device}, mixed precision "
-        f"{targs.mixed_precision}", flush=True)
+        f"{accelerator.mixed_precision}", flush=True)
     set_seed(targs.seed)
     student = make_student(teacher.model, layers, dargs.student_arch)
     result = train_student(student, teacher, dset, data, weights, dargs, data_args, targs, layers, desc="distill",
@@ -245,7 +245,7 @@ def run_distill(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
                "student_params": count_parameters(student_loaded.model), "train_seconds": result.train_seconds,
                "total_steps": result.total_steps, "best_epoch": result.best_epoch, "history": result.history,
                "resumed_from": result.resumed_from, "num_processes": accelerator.num_processes,
-               "mixed_precision": targs.mixed_precision,
+               "mixed_precision": accelerator.mixed_precision,
                "gradient_accumulation_steps": targs.gradient_accumulation_steps,
                "layers": layers, "student_arch": dargs.student_arch, "loss_weights": asdict(weights),
                "cos_layers": dargs.cos_layers, "n_train": len(data.train), "data": counts,
