@@ -200,6 +200,32 @@ def load_model(spec: ModelSpec, task: str, device: torch.device, dtype: torch.dt
                        weight_files=weight_files(spec))
 
 
+HUB_PROBE_SECONDS = 3.0  # a TCP connection to the Hub that takes longer than this counts as no network
+
+
+def hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """Whether the Hub's host answers at all: one TCP connection, seconds instead of the ~25 s that
+    from_pretrained spends on retries before it gives up on a machine without network. Behind a
+    proxy (HTTPS_PROXY) a direct connection proves nothing, so the libraries are left to try."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 class ModelCache:
     """Thread-safe: each (task head, model, labels, device, dtype) is loaded at most once per process."""
 
@@ -207,7 +233,7 @@ class ModelCache:
         self._lock = threading.Lock()
         self._entries: dict[tuple, LoadedModel | LoadError] = {}
         self._key_locks: dict[tuple, threading.Lock] = {}
-        self.hub_unreachable = False  # after one connection failure, later Hub ids try the cache only
+        self.hub_unreachable: bool | None = None  # None: not probed yet; True: Hub ids try the local cache only
 
     def get(self, spec: ModelSpec, task: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
         head = MODEL_CLASSES[task].__name__
@@ -217,9 +243,11 @@ class ModelCache:
         with key_lock:
             cached = self._entries.get(key)
             if cached is None:
+                if not spec.is_local and self.hub_unreachable is None:
+                    self.hub_unreachable = not hub_reachable()
                 try:
                     cached = load_model(spec, task, device, dtype,
-                                        local_files_only=self.hub_unreachable and not spec.is_local)
+                                        local_files_only=bool(self.hub_unreachable) and not spec.is_local)
                 except LoadError as exc:
                     if "cannot be reached" in exc.reason:
                         self.hub_unreachable = True
