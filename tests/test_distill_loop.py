@@ -242,3 +242,20 @@ def test_streaming_refuses_what_it_cannot_do(data, tmp_path, capsys, extra, mess
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_stopped_distillation_resumes_with_its_teacher_and_refuses_another(data, tmp_path, monkeypatch, capsys):
+    teacher = write_teacher(tmp_path / "teacher")
+    common = ["distill", "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(data["train"]),
+              "--validation-file", str(data["validation"]), "--epochs", "1", "--min-steps", "0", "--batch-size", "16",
+              "--checkpoint-steps", "5", "--output-dir", str(tmp_path / "student")]
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 7)
+        assert main(common) == 130
+    other = write_teacher(tmp_path / "other", hidden_dropout_prob=0.2)  # another teacher directory
+    other_args = [str(other) if a == str(teacher) else a for a in common]
+    assert main([*other_args, "--resume-from-checkpoint", "latest"]) == 2
+    assert "teacher" in capsys.readouterr().err
+    assert main([*common, "--resume-from-checkpoint", "latest"]) == 0
+    metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
+    assert metrics["resumed_from"].endswith("checkpoint-5") and metrics["total_steps"] == 12
