@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     registry.start()
     host = args.host or os.environ.get("GRADIO_SERVER_NAME") or DEFAULT_HOST
     port = args.port or int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT))
-    page = ui.build(registry, allow_custom_models=args.allow_custom_models)
+    page = ui.build(registry, allow_custom_models=args.allow_custom_models, space_id=os.environ.get("SPACE_ID"))
     page.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)
     for task, reason in config.task_errors.items():
         logging.getLogger("app").warning("task %s disabled: %s", task, reason)

@@ -111,3 +111,72 @@ def bench_figures(records: Sequence) -> list[go.Figure]:
                           template="plotly_white", height=420)
         figs.append(fig)
     return figs
+
+
+# ---- a distillation run's evidence (metrics.json and history.jsonl as plain dicts) -----------------
+def training_curves(history: Sequence[Mapping]) -> go.Figure:
+    """Each loss term against the optimiser step, and validation accuracy where it was measured."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss terms", "Validation accuracy"))
+    logged = [r for r in history if not r.get("evaluated")] or [r for r in history if r.get("evaluated")]
+    terms = [k for k in dict.fromkeys(k for r in logged for k in r) if k.startswith("train_")]
+    for i, term in enumerate(terms):
+        points = [(r["step"], r[term]) for r in logged if term in r]
+        fig.add_trace(go.Scatter(x=[x for x, _ in points], y=[y for _, y in points], mode="lines+markers",
+                                 name=term.removeprefix("train_").replace("loss", "total"),
+                                 line=dict(width=2 if term == "train_loss" else 1)), row=1, col=1)
+    evaluated = [r for r in history if r.get("evaluated") and "validation_accuracy" in r]
+    fig.add_trace(go.Scatter(x=[r["step"] for r in evaluated], y=[r["validation_accuracy"] for r in evaluated],
+                             mode="lines+markers", name="validation accuracy", line=dict(color=COLORS["student"])),
+                  row=1, col=2)
+    fig.update_xaxes(title_text="optimiser step")
+    if not history:
+        fig.add_annotation(text="This run kept no history", showarrow=False, x=0.5, y=0.5, xref="paper",
+                           yref="paper", font=dict(size=14, color="#888"))
+    fig.update_layout(title="How the student learnt", **LAYOUT)
+    return fig
+
+
+def recipe_comparison_chart(metrics: Mapping) -> go.Figure:
+    """Validation accuracy of the teacher, the distilled student and each baseline (same budget)."""
+    names = ["teacher", "distilled student"] + [b["name"] for b in metrics.get("baselines", [])]
+    values = [metrics.get("teacher_accuracy"), metrics.get("student_accuracy")] + \
+        [b["accuracy"] for b in metrics.get("baselines", [])]
+    colors = [COLORS["teacher"], COLORS["student"]] + ["#999"] * (len(names) - 2)
+    fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=colors,
+                           text=[f"{v:.3f}" for v in values], textposition="auto",
+                           hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    low = min(v for v in values if v is not None)
+    fig.update_xaxes(range=[max(0.0, low - 0.1), 1.0], title_text="validation accuracy")
+    title = "Teacher, distilled student and baselines" + ("" if metrics.get("baselines") else
+                                                          " (run with --baselines to compare recipes)")
+    fig.update_layout(title=title, **{k: v for k, v in LAYOUT.items() if k != "legend"})
+    return fig
+
+
+def retention_chart(metrics: Mapping) -> go.Figure:
+    """Student accuracy / teacher accuracy on the validation set and on every --eval-file set."""
+    sets = {"validation (in domain)": metrics.get("retention")}
+    sets.update({name: figures.get("retention") for name, figures in (metrics.get("eval_sets") or {}).items()})
+    names = list(sets)
+    fig = go.Figure(go.Bar(x=names, y=[sets[n] for n in names], marker_color=COLORS["student"],
+                           text=[f"{sets[n]:.3f}" for n in names], textposition="auto"))
+    fig.add_hline(y=0.97, line_dash="dot", line_color="#888", annotation_text="DistilBERT: 0.97")
+    fig.update_yaxes(title_text="student / teacher accuracy", rangemode="tozero")
+    title = "Retention in and out of domain" + ("" if metrics.get("eval_sets") else
+                                                " (add --eval-file NAME=FILE for other domains)")
+    fig.update_layout(title=title, **{k: v for k, v in LAYOUT.items() if k != "legend"})
+    return fig
+
+
+def run_size_speed_chart(metrics: Mapping) -> go.Figure:
+    """Parameters and evaluation time of teacher and student, as measured by the run."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        f"Parameters (student / teacher = {metrics['student_params'] / metrics['teacher_params']:.2f})",
+        f"Validation pass, ms (speedup {metrics.get('speedup', 0):.2f}×)"))
+    for col, (key, fmt) in enumerate((("params", human_count), ("total_ms", lambda v: f"{v:,.0f} ms")), start=1):
+        values = [metrics[f"teacher_{key}"], metrics[f"student_{key}"]]
+        fig.add_trace(go.Bar(x=["teacher", "student"], y=values, text=[fmt(v) for v in values], textposition="auto",
+                             marker_color=[COLORS["teacher"], COLORS["student"]], showlegend=False), row=1, col=col)
+    fig.update_layout(title="Size and speed of the run's pair", **{k: v for k, v in LAYOUT.items() if k != "legend"})
+    return fig

@@ -65,9 +65,9 @@ class TaskPair:
 
 @dataclass(frozen=True)
 class DistillationLink:
-    """The student this project published: a Hub repo, and optionally the run's local output directory."""
+    """The student this project made: its Hub repo, its run's local output directory, or both."""
 
-    hub_repo: str
+    hub_repo: str | None = None
     output_dir: str | None = None
 
     def card_text(self) -> str | None:
@@ -182,8 +182,10 @@ def _task_pair(task: str, entry: object, source: str, base_dir: Path | None) -> 
 def _distillation(raw: object, source: str, base_dir: Path | None) -> DistillationLink | None:
     if raw is None:
         return None
-    if not isinstance(raw, dict) or not isinstance(raw.get("hub_repo"), str) or raw["hub_repo"].count("/") != 1:
-        raise ConfigError(f"{source}: 'distillation' needs hub_repo: OWNER/NAME (and optionally output_dir).")
+    hub_repo = raw.get("hub_repo") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict) or not (hub_repo or raw.get("output_dir")) or \
+            (hub_repo is not None and (not isinstance(hub_repo, str) or hub_repo.count("/") != 1)):
+        raise ConfigError(f"{source}: 'distillation' needs hub_repo: OWNER/NAME, output_dir: DIR, or both.")
     unknown = set(raw) - {"hub_repo", "output_dir"}
     if unknown:
         raise ConfigError(f"{source}: distillation has unknown key(s) {sorted(unknown)}; allowed: hub_repo, output_dir.")
@@ -193,7 +195,7 @@ def _distillation(raw: object, source: str, base_dir: Path | None) -> Distillati
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
         output_dir = str(path)
-    return DistillationLink(hub_repo=raw["hub_repo"], output_dir=output_dir)
+    return DistillationLink(hub_repo=hub_repo, output_dir=output_dir)
 
 
 def load_config(path: str | os.PathLike | None = None, strict: bool = True) -> AppConfig:

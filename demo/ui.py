@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from . import ui_bench, ui_evaluate
+from . import ui_bench, ui_distill, ui_evaluate
 from .charts import latency_chart, size_chart
 from .config import LABELLED_TASKS, PAIR, TASKS, ConfigError, model_spec
 from .errors import UserError
 from .formatting import md_escape
 from .registry import PairRegistry
 from .tasks import EXAMPLE_TEXT
-from .views import label_value, status_markdown, student_markdown, verdict_markdown
+from .views import label_value, status_markdown, verdict_markdown
 
 HISTORY_LIMIT = 500  # requests kept per session and task for the latency chart; bounds memory
 STATUS_POLL_SECONDS = 1.0  # how often the page refreshes loading progress until every model settles
@@ -170,8 +170,10 @@ def wire_task_panel(panel: TaskPanel, registry: PairRegistry, task: str, timer: 
                          api_name=f"custom_{task}")
 
 
-def build(registry: PairRegistry, allow_custom_models: bool = False) -> gr.Blocks:
-    """The whole page: one tab per configured task, then Evaluate, Benchmark and the student's card."""
+def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: str | None = None) -> gr.Blocks:
+    """The whole page: one tab per configured task, then Evaluate, Benchmark and Distillation.
+
+    space_id: the Hugging Face Space this page runs as ($SPACE_ID), for links to its own files."""
     config = registry.config
     with gr.Blocks(title="Teacher vs student: what distillation buys") as page:
         gr.Markdown(
@@ -199,9 +201,8 @@ def build(registry: PairRegistry, allow_custom_models: bool = False) -> gr.Block
                     ui_evaluate.build_tab(registry)
             with gr.Tab("Benchmark", id="benchmark"):
                 ui_bench.build_tab(registry)
-            if config.distillation is not None:
-                with gr.Tab("The distilled student", id="student"):
-                    gr.Markdown(student_markdown(config.distillation))
+            with gr.Tab("Distillation", id="distillation"):
+                ui_distill.build_tab(config.distillation, space_id)
 
         targets = [*(p.status for p in panels), *(p.size for p in panels), timer]
         refresh = lambda: refresh_statuses(registry)  # noqa: E731

@@ -55,16 +55,6 @@ def verdict_markdown(c: Comparison) -> str:
     return "  \n".join(lines)
 
 
-def student_markdown(link) -> str:
-    """Where the distilled student is published, and its model card when a local copy is at hand."""
-    url = f"https://huggingface.co/{link.hub_repo}"
-    text = (f"The student distilled with this project's CLI (`python -m demo.distill`) is published at "
-            f"[{html.escape(link.hub_repo)}]({url}): weights, model card and the training code.")
-    card = link.card_text()
-    return text + ("\n\n---\n\n" + card if card else "\n\n(No local copy of its model card: set "
-                   "`distillation.output_dir` in the config to show it here.)")
-
-
 def label_value(c: Comparison, variant: str) -> dict[str, float] | None:
     """A variant's top answers for a gr.Label; None where it did not answer or answers mean nothing."""
     result = c.results().get(variant)

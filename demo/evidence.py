@@ -1,0 +1,131 @@
+"""What a distillation run shows the visitor: where its script is published, the recipe, the figures.
+
+Plain data read from an output directory of `python -m demo.distill distill` (metrics.json,
+history.jsonl, the model card), local or downloaded from the Hub repo the config names. No Gradio:
+the Distillation tab renders what this returns, charts.py draws it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import DistillationLink
+from .formatting import code, human_count, md_escape
+
+# The training script's files, in the order a reader would open them.
+SCRIPT_FILES = ("cli.py", "args.py", "kd.py", "losses.py", "student.py", "train.py")
+SCRIPT_DIR = Path(__file__).resolve().parent / "distill"
+EXAMPLE_COMMAND = ("python -m demo.distill distill --teacher TEACHER --student-layers 3 --train-file TRAIN "
+                   "--validation-file VAL --baselines --eval-file other=OTHER_DOMAIN --output-dir STUDENT")
+
+
+def script_markdown(link: DistillationLink | None, space_id: str | None) -> str:
+    """Where the training script is, as links only where they lead somewhere real.
+
+    A Space serves its own files (`SPACE_ID`); a published student carries its training code
+    under training/ (the CLI uploads it); locally, the path and the command.
+    """
+    lines = ["### The training script"]
+    if space_id:
+        base = f"https://huggingface.co/spaces/{space_id}/blob/main/demo/distill"
+        lines.append("This Space's own copy: " + " · ".join(f"[{name}]({base}/{name})" for name in SCRIPT_FILES))
+    if link is not None and link.hub_repo:
+        lines.append(f"Published with the student: [{md_escape(link.hub_repo)}](https://huggingface.co/{link.hub_repo}) "
+                     f"(weights, model card, and the code that made them under "
+                     f"[training/](https://huggingface.co/{link.hub_repo}/tree/main/training)).")
+    lines.append(f"On this machine: {code(str(SCRIPT_DIR))} ({', '.join(SCRIPT_FILES)}); run it with "
+                 f"{code('python -m demo.distill distill --help')}.")
+    return "\n\n".join(lines)
+
+
+class EvidenceError(RuntimeError):
+    """An output directory that cannot be shown, with what to do about it."""
+
+
+@dataclass
+class Evidence:
+    """One distillation run: its metrics.json, its history.jsonl lines, where they came from."""
+
+    source: str
+    metrics: dict
+    history: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> "Evidence":
+        path = Path(path)
+        metrics_file = path / "metrics.json"
+        if not metrics_file.is_file():
+            raise EvidenceError(f"{path} holds no metrics.json: point distillation.output_dir at the output "
+                                "directory of `python -m demo.distill distill`.")
+        try:
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            history_file = path / "history.jsonl"
+            history = [json.loads(line) for line in history_file.read_text(encoding="utf-8").splitlines()
+                       if line.strip()] if history_file.is_file() else []
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise EvidenceError(f"{path}: its metrics or history are not valid JSON ({exc}).") from None
+        if "student_accuracy" not in metrics:
+            raise EvidenceError(f"{path}/metrics.json is not a distillation run's (no student_accuracy); a "
+                                "finetune output shows no student.")
+        if not history:  # runs made before history.jsonl: the per-epoch rows of metrics.json
+            history = [{**row, "evaluated": True} for row in metrics.get("history", [])]
+        return cls(source=str(path), metrics=metrics, history=history)
+
+    @property
+    def logged(self) -> list[dict]:
+        return [row for row in self.history if not row.get("evaluated")]
+
+    @property
+    def evaluated(self) -> list[dict]:
+        return [row for row in self.history if row.get("evaluated")]
+
+    def recipe_markdown(self) -> str:
+        m = self.metrics
+        args = m.get("args", {})
+        data = ", ".join(f"{n:,} {kind}" for kind, n in (m.get("data") or {}).items() if n) or f"{m.get('n_train', 0):,} labelled"
+        files = [args.get("train_file")] + [f.get("file") for f in m.get("transfer_files") or []]
+        weights = ", ".join(f"{k} {v}" for k, v in (m.get("loss_weights") or {}).items() if v)
+        minutes = m.get("train_seconds", 0) / 60
+        lines = ["### The recipe that produced this student",
+                 f"```\n{m.get('command', '(command not recorded)')}\n```",
+                 f"- **Data**: {data} rows ({', '.join(code(Path(f).name) for f in files if f)})",
+                 f"- **Student**: teacher layers {m.get('layers')} in the {m.get('student_arch')} shape, "
+                 f"{human_count(m.get('student_params', 0))} parameters (teacher {human_count(m.get('teacher_params', 0))})",
+                 f"- **Loss weights**: {weights}",
+                 f"- **Training**: {m.get('total_steps', 0):,} optimiser steps in {minutes:.1f} min on "
+                 f"{m.get('num_processes', 1)} process(es), best epoch {m.get('best_epoch')}",
+                 f"- **Read from**: {code(self.source)}"]
+        return "\n".join(lines)
+
+
+def load_evidence(link: DistillationLink | None) -> tuple[Evidence | None, str]:
+    """The run to show and a note; (None, why) when there is none to show."""
+    if link is None:
+        return None, ("No distillation run is configured. A run of `python -m demo.distill distill` writes the "
+                      "student, `metrics.json` (accuracy, retention, speedup, baselines, other test sets) and "
+                      "`history.jsonl` (the training curves); name its directory in the config to show them here:\n\n"
+                      f"```\n{EXAMPLE_COMMAND}\n```\n\n```yaml\ndistillation:\n  output_dir: STUDENT   # and/or "
+                      "hub_repo: you/name\n```")
+    if link.output_dir:
+        try:
+            return Evidence.from_dir(link.output_dir), ""
+        except EvidenceError as exc:
+            return None, str(exc)
+    from .loading import hub_reachable
+
+    if not hub_reachable():
+        return None, (f"The run's figures live on the Hub ({link.hub_repo}), which cannot be reached from here. "
+                      "Set distillation.output_dir to a local copy of the output directory.")
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = snapshot_download(link.hub_repo, allow_patterns=["metrics.json", "history.jsonl"])
+        return Evidence.from_dir(local), ""
+    except EvidenceError as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - no network, no such repo: said, the app goes on
+        return None, (f"The run's figures could not be fetched from {link.hub_repo} "
+                      f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}). Set "
+                      "distillation.output_dir to a local copy of the output directory.")

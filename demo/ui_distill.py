@@ -1,0 +1,30 @@
+"""The Distillation tab: the training script, the recipe that made the shown student, its evidence."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .charts import recipe_comparison_chart, retention_chart, run_size_speed_chart, training_curves
+from .config import DistillationLink
+from .evidence import load_evidence, script_markdown
+
+
+def build_tab(link: DistillationLink | None, space_id: str | None) -> None:
+    """Adds the tab's components; the run's files are read once, when the page is built."""
+    gr.Markdown("What distillation buys, shown on the run that produced the student: its script, its recipe, "
+                "how it learnt, and how it compares with its teacher and with students trained without one.")
+    gr.Markdown(script_markdown(link, space_id), elem_id="distill-script")
+    evidence, note = load_evidence(link)
+    if evidence is None:
+        gr.Markdown(note, elem_id="distill-note")
+        return
+    gr.Markdown(evidence.recipe_markdown(), elem_id="distill-recipe")
+    gr.Plot(training_curves(evidence.history), label="Training curves", elem_id="distill-curves")
+    with gr.Row():
+        gr.Plot(recipe_comparison_chart(evidence.metrics), label="Recipes compared", elem_id="distill-recipes")
+        gr.Plot(retention_chart(evidence.metrics), label="Retention by domain", elem_id="distill-retention")
+    gr.Plot(run_size_speed_chart(evidence.metrics), label="Size and speed", elem_id="distill-size")
+    card = link.card_text() if link is not None else None
+    if card:
+        with gr.Accordion("The student's model card", open=False):
+            gr.Markdown(card, elem_id="distill-card")
