@@ -129,6 +129,7 @@ def training_curves(history: Sequence[Mapping]) -> go.Figure:
                              mode="lines+markers", name="validation accuracy", line=dict(color=COLORS["student"])),
                   row=1, col=2)
     fig.update_xaxes(title_text="optimiser step")
+    fig.update_yaxes(range=[0, 1], row=1, col=2)
     if not history:
         fig.add_annotation(text="This run kept no history", showarrow=False, x=0.5, y=0.5, xref="paper",
                            yref="paper", font=dict(size=14, color="#888"))

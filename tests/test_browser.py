@@ -107,3 +107,38 @@ def test_hostile_text_is_shown_literally_and_never_runs(browser, app_server, cli
     assert dialogs == [], f"a script ran: {dialogs}"
     assert page.evaluate("() => document.querySelectorAll('img[src=x]').length") == 0
     page.close()
+
+
+@pytest.mark.slow  # its own app and a tiny distillation run with baselines: ~15 s
+def test_the_distillation_tab_draws_every_chart_of_a_run(browser, tiny_config, tmp_path, artifacts):
+    import yaml
+
+    from demo.distill.cli import main as distill_main
+
+    from .conftest import AppServer
+    from .test_distill import write_sentiment_tsv
+    from .test_distill_loop import write_teacher
+
+    train, val = write_sentiment_tsv(tmp_path / "train.tsv", 96, 0), write_sentiment_tsv(tmp_path / "val.tsv", 40, 1)
+    run = tmp_path / "student"
+    assert distill_main(["distill", "--teacher", str(write_teacher(tmp_path / "teacher")), "--student-layers", "1",
+                         "--train-file", str(train), "--validation-file", str(val), "--epochs", "2", "--min-steps",
+                         "0", "--batch-size", "16", "--logging-steps", "2", "--baselines", "--eval-file",
+                         f"other={val}", "--output-dir", str(run)]) == 0
+    raw = yaml.safe_load(tiny_config.read_text())
+    raw["distillation"] = {"output_dir": str(run)}
+    config = tmp_path / "pairs.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    server = AppServer(config, tmp_path / "app.log")
+    try:
+        server.wait_until_served()
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(server.url, wait_until="load")
+        page.get_by_role("tab", name="Distillation").click()
+        for elem_id in ("distill-curves", "distill-recipes", "distill-retention", "distill-size"):
+            page.locator(f"#{elem_id} .js-plotly-plot").first.wait_for(timeout=20_000)
+        assert page.locator("#distill-recipe").get_by_text("python -m demo.distill distill").count() >= 1
+        page.screenshot(path=str(artifacts / "distillation.png"), full_page=True)
+        page.close()
+    finally:
+        server.stop()
