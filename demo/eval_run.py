@@ -256,7 +256,8 @@ def evaluate_task(registry: "PairRegistry", data: LabelledData, settings: EvalSe
     unbatched = None
     if settings.unbatched_baseline:
         one = evaluate_pair(teacher, student, data.texts, data.labels, 1, settings.max_length)
-        unbatched = {"batch_size": 1, "teacher_total_ms": one.teacher_total_ms, "student_total_ms": one.student_total_ms,
+        unbatched = {"batch_size": 1, "teacher_total_ms": one.teacher_total_ms,
+                     "student_total_ms": one.student_total_ms,
                      "ratio": (one.teacher_total_ms + one.student_total_ms) /
                               (report.teacher_total_ms + report.student_total_ms)}
     sizes = {s.variant: s.size for s in registry.status(settings.task)}

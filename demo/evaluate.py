@@ -41,7 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quoting", choices=QUOTING, default="auto",
                    help="CSV/TSV quoting: auto (detect), none (GLUE-style TSV) or csv (fields may span lines)")
     p.add_argument("--out", required=True, help="directory for report.md, report.json, report.html, predictions.csv")
-    p.add_argument("--max-rows", type=int, default=None, help=f"evaluate the first N rows (default: all, up to {MAX_ROWS:,})")
+    p.add_argument("--max-rows", type=int, default=None,
+                   help=f"evaluate the first N rows (default: all, up to {MAX_ROWS:,})")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="sequences per forward pass")
     p.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="tokens per text; longer texts are cut")
     p.add_argument("--device", choices=DEVICES, default=None, help="overrides the config's device")

@@ -32,7 +32,8 @@ def script_markdown(link: DistillationLink | None, space_id: str | None) -> str:
         base = f"https://huggingface.co/spaces/{space_id}/blob/main/demo/distill"
         lines.append("This Space's own copy: " + " · ".join(f"[{name}]({base}/{name})" for name in SCRIPT_FILES))
     if link is not None and link.hub_repo:
-        lines.append(f"Published with the student: [{md_escape(link.hub_repo)}](https://huggingface.co/{link.hub_repo}) "
+        repo_url = f"https://huggingface.co/{link.hub_repo}"
+        lines.append(f"Published with the student: [{md_escape(link.hub_repo)}]({repo_url}) "
                      f"(weights, model card, and the code that made them under "
                      f"[training/](https://huggingface.co/{link.hub_repo}/tree/main/training)).")
     lines.append(f"On this machine: {code(str(SCRIPT_DIR))} ({', '.join(SCRIPT_FILES)}); run it with "
@@ -84,7 +85,8 @@ class Evidence:
     def recipe_markdown(self) -> str:
         m = self.metrics
         args = m.get("args", {})
-        data = ", ".join(f"{n:,} {kind}" for kind, n in (m.get("data") or {}).items() if n) or f"{m.get('n_train', 0):,} labelled"
+        data = ", ".join(f"{n:,} {kind}" for kind, n in (m.get("data") or {}).items() if n) or \
+            f"{m.get('n_train', 0):,} labelled"
         files = [args.get("train_file")] + [f.get("file") for f in m.get("transfer_files") or []]
         weights = ", ".join(f"{k} {v}" for k, v in (m.get("loss_weights") or {}).items() if v)
         minutes = m.get("train_seconds", 0) / 60
@@ -92,7 +94,8 @@ class Evidence:
                  f"```\n{m.get('command', '(command not recorded)')}\n```",
                  f"- **Data**: {data} rows ({', '.join(code(Path(f).name) for f in files if f)})",
                  f"- **Student**: teacher layers {m.get('layers')} in the {m.get('student_arch')} shape, "
-                 f"{human_count(m.get('student_params', 0))} parameters (teacher {human_count(m.get('teacher_params', 0))})",
+                 f"{human_count(m.get('student_params', 0))} parameters "
+                 f"(teacher {human_count(m.get('teacher_params', 0))})",
                  f"- **Loss weights**: {weights}",
                  f"- **Training**: {m.get('total_steps', 0):,} optimiser steps in {minutes:.1f} min on "
                  f"{m.get('num_processes', 1)} process(es), best epoch {m.get('best_epoch')}",
