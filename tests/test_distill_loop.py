@@ -259,3 +259,24 @@ def test_a_stopped_distillation_resumes_with_its_teacher_and_refuses_another(dat
     assert main([*common, "--resume-from-checkpoint", "latest"]) == 0
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
     assert metrics["resumed_from"].endswith("checkpoint-5") and metrics["total_steps"] == 12
+
+
+def test_a_streaming_run_resumes_exactly_too(data, tmp_path, monkeypatch):
+    """A stream's pass is resumed by skipping rows inside it, and starting the pass must not move the
+    dropout RNG: the last step's weights equal an uninterrupted run's."""
+    teacher = write_teacher(tmp_path / "teacher")
+    transfer = tmp_path / "transfer.txt"
+    transfer.write_text("".join(f"text number {i} good film bad day\n" for i in range(300)))
+    common = ["distill", "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(data["train"]),
+              "--validation-file", str(data["validation"]), "--epochs", "2", "--min-steps", "0", "--batch-size", "16",
+              "--transfer-file", str(transfer), "--streaming", "--max-transfer-samples", "200",
+              "--checkpoint-steps", "8", "--keep-checkpoints", "0"]
+    assert main([*common, "--output-dir", str(tmp_path / "whole")]) == 0
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 27)  # past checkpoint-24, in the second pass over labelled + streamed rows
+        assert main([*common, "--output-dir", str(tmp_path / "stopped")]) == 130
+    assert main([*common, "--output-dir", str(tmp_path / "stopped"), "--resume-from-checkpoint", "latest"]) == 0
+    steps = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "whole" / "checkpoints").iterdir())
+    last = f"checkpoints/checkpoint-{steps[-1]}/model.safetensors"
+    a, b = load_file(tmp_path / "whole" / last), load_file(tmp_path / "stopped" / last)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-5

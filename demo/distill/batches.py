@@ -89,9 +89,15 @@ class _MixedRows(IterableDataset):
 
     def __init__(self, examples: StreamedExamples, seed: int):
         self.examples, self.seed, self.epoch = examples, seed, 0
+        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def skip_rows(self, n: int) -> None:
+        """The next pass starts n rows in (a resumed run). Done here rather than by a new loader over
+        the stream: a new loader would draw its seed from the global torch RNG, shifting dropout."""
+        self._skip = n
 
     def _streamed(self):
         import datasets
@@ -116,6 +122,12 @@ class _MixedRows(IterableDataset):
             raise DataError(f"transfer stream: {str(cause).strip().splitlines()[0][:300]}") from None
 
     def __iter__(self):
+        skip, self._skip = self._skip, 0
+        for i, row in enumerate(self._rows()):
+            if i >= skip:
+                yield row
+
+    def _rows(self):
         rng = random.Random(self.seed + self.epoch)
         order = list(range(len(self.examples.rows)))
         rng.shuffle(order)

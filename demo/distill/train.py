@@ -147,6 +147,22 @@ def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: Los
     return loop.finish(time.perf_counter() - start)
 
 
+def _rng_neutral_start(batches):
+    """Iterate batches, the global torch RNG left as it was before the first one was fetched.
+
+    Starting a pass over a loader can draw from the global RNG (a stream's loader does); an
+    uninterrupted run made that draw before its checkpoint, so a run resumed mid-pass must not make
+    it again, or every dropout mask after the resume point would differ."""
+    state = torch.random.get_rng_state()
+    iterator = iter(batches)
+    first = next(iterator, None)
+    torch.random.set_rng_state(state)
+    if first is None:
+        return
+    yield first
+    yield from iterator
+
+
 def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")  # the usual BERT recipe
     groups = [
@@ -164,6 +180,7 @@ class _Loop:
                  desc: str, batch_size: int, eval_batch_size: int, seed: int, max_grad_norm: float, optimizer,
                  warmup_ratio: float):
         self.accelerator, self.plan, self.run, self.desc = accelerator, plan, run, desc
+        self.batch_size = batch_size
         self.loss_fn, self.predictor, self.max_grad_norm = loss_fn, predictor, max_grad_norm
         train_loader = data_loader(train, batch_size, shuffle=True, seed=seed)
         # What orders a pass (set per epoch): the length-grouped batch sampler, or the mixed stream.
@@ -206,12 +223,16 @@ class _Loop:
         self.order.set_epoch(epoch)
         self.model.train()
         skip = state.batches_in_epoch
-        batches = accelerator.skip_first_batches(self.loader, skip) if skip else self.loader
+        batches = self.loader
+        if skip and hasattr(self.order, "skip_rows"):  # a stream skips inside its own pass
+            self.order.skip_rows(skip * self.batch_size)
+        elif skip:
+            batches = accelerator.skip_first_batches(self.loader, skip)
         accumulation = accelerator.gradient_accumulation_steps
         epoch_steps = min(plan.steps_per_epoch, plan.total_steps - state.step + math.ceil(skip / accumulation))
         with ProgressLine(f"{self.desc} epoch {epoch + 1}/{plan.epochs}", unit="steps",
                           enabled=accelerator.is_main_process) as progress:
-            for batch in batches:
+            for batch in _rng_neutral_start(batches) if skip else batches:
                 if state.step >= plan.total_steps:
                     break
                 loss, parts = self._train_batch(batch)
