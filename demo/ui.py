@@ -53,8 +53,8 @@ def compare_text(registry: PairRegistry, task: str, text: str, rows: list) -> li
         hide = result.random_weights
         outputs += [None if hide else result.teacher.prediction.completed,
                     None if hide else result.student.prediction.completed]
-    return [*outputs, verdict_markdown(result), latency_chart(rows, variants),
-            size_chart({s.variant: s.size for s in registry.status(task)}), rows]
+    # The size chart changes when models load, not per request: the status refresh redraws it.
+    return [*outputs, verdict_markdown(result), latency_chart(rows, variants), gr.skip(), rows]
 
 
 def reload_task(registry: PairRegistry, task: str, device: str | None = None):

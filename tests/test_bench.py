@@ -234,3 +234,18 @@ def test_progress_counts_measurements_up_to_the_total(tiny_config):
           progress=lambda done, total, what: seen.append((done, total, what)))
     assert [(d, t) for d, t, _ in seen] == [(0, 4), (2, 4), (4, 4)]  # before each point, then finished
     assert "batch 2 × 8 tokens" in seen[1][2]
+
+
+@pytest.mark.slow  # starts the app and a trivial Gradio app: ~20 s
+def test_the_serving_benchmark_measures_the_app_against_the_floor(tiny_config, tmp_path):
+    from demo.bench_serving import main as serving_main
+
+    assert serving_main(["--config", str(tiny_config), "--requests", "8", "--users", "2", "--per-user", "3",
+                         "--load-tasks", "sentiment,fill_mask", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "serving.json").read_text())
+    assert report["app_round_trip_p50_ms"] > report["models_p50_ms"] > 0 and report["trivial_round_trip_p50_ms"] > 0
+    for load in (report["load_app"], report["load_trivial"]):
+        assert load["answered"] == load["requests"] == 6 and load["errors"] == 0 and load["throughput_rps"] > 0
+    assert report["load_ratio"] == pytest.approx(report["load_app"]["throughput_rps"] /
+                                                 report["load_trivial"]["throughput_rps"])
+    assert "Throughput:" in (tmp_path / "serving.md").read_text()

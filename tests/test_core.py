@@ -145,3 +145,24 @@ def test_progress_without_a_terminal_prints_whole_lines_per_tenth():
         for done in range(0, 11):
             progress(done, 10)
     assert quiet.getvalue() == ""
+
+
+def test_running_percentiles_equal_the_percentile_of_every_prefix():
+    import random
+
+    values = [random.Random(7).uniform(1, 100) for _ in range(200)]
+    for q in (50, 95):
+        assert running_percentiles(values, q) == pytest.approx([percentile(values[: i + 1], q) for i in range(200)])
+
+
+def test_the_latency_chart_is_a_valid_plotly_figure_built_fast():
+    import time
+
+    import plotly.graph_objects as go
+
+    history = [{"request": i + 1, "teacher_ms": 10.0 + i % 5, "student_ms": 4.0 + i % 3} for i in range(500)]
+    start = time.perf_counter()
+    fig = latency_chart(history)
+    assert time.perf_counter() - start < 1.0  # a session's longest history, redrawn on every request
+    again = go.Figure(fig.to_plotly_json())  # what plotly itself validates must accept it
+    assert [t.name for t in again.data] == [t.name for t in fig.data] and again.layout.xaxis.dtick == 50
