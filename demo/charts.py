@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 
 from .formatting import human_bytes, human_count
 from .measure import SizeReport, percentile
+from .scorecard import live_speedup
 
 COLORS = {"teacher": "#1f77b4", "student": "#ff7f0e", "student-onnx-int8": "#2ca02c",
           "student-onnx-fp32": "#9467bd"}
@@ -63,11 +64,10 @@ def latency_chart(history: Sequence[Mapping], variants: Sequence[str] = ("teache
     title = "Latency per request (tokenise + forward + post-process)"
     annotations = []
     if history:
-        t = [r["teacher_ms"] for r in history]
-        s = [r["student_ms"] for r in history]
-        t50, s50 = percentile(t, 50), percentile(s, 50)
+        t50 = percentile([r["teacher_ms"] for r in history], 50)
+        s50 = percentile([r["student_ms"] for r in history], 50)
         title += f"<br><sup>{len(history)} requests · p50 teacher {t50:.1f} ms, student {s50:.1f} ms · " \
-                 f"speedup {t50 / max(s50, 1e-9):.2f}×</sup>"
+                 f"speedup {live_speedup(history):.2f}×</sup>"
     else:
         annotations.append(dict(text="Run a request to start the chart", showarrow=False, x=0.5, y=0.5,
                                 xref="paper", yref="paper", font=dict(size=14, color="#888")))

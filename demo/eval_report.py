@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 
 from .eval_run import EvalContext, EvalReport
 from .formatting import code, human_bytes, human_count, md_escape
+from .scorecard import Scorecard, ScoreRow, params_saved
 
 DISAGREEMENTS_SHOWN = 25  # rows of the disagreement table in the Markdown report (all are in the CSV)
 PREDICTION_COLUMNS = ["index", "text", "gold", "teacher_prediction", "teacher_confidence", "student_prediction",
@@ -21,10 +22,17 @@ EXPLORER_COLUMNS = ["index", "text", "gold", "teacher_prediction", "teacher_conf
                     "student_confidence", "right"]
 
 
+def report_scorecard(report: EvalReport, ctx: EvalContext) -> Scorecard:
+    """The pair against DistilBERT's claims, with the speed and agreement measured on this file."""
+    return Scorecard([ScoreRow(task=ctx.task, params_saved=params_saved(ctx.sizes), speedup=report.speedup,
+                               requests=report.n_examples, agreement=report.agreement, retention=report.retention,
+                               retention_data=ctx.data_name)], speedup_measured_on="this file")
+
+
 def report_json(report: EvalReport, ctx: EvalContext) -> dict:
     data = {**report.figures(), "task": ctx.task, "data": ctx.data_name, "created": ctx.created,
             "sizes": {variant: s.to_dict() if s else None for variant, s in ctx.sizes.items()},
-            "n_disagreements": len(report.disagreements)}
+            "n_disagreements": len(report.disagreements), "scorecard": report_scorecard(report, ctx).to_dict()}
     if ctx.unbatched:
         data["unbatched"] = ctx.unbatched
     return data
@@ -59,7 +67,8 @@ def _figures_table(r: EvalReport) -> list[str]:
             f"| accuracy | {r.teacher_accuracy:.4f} | {r.student_accuracy:.4f} |",
             f"| macro-F1 | {r.teacher_macro_f1:.4f} | {r.student_macro_f1:.4f} |",
             f"| total latency | {r.teacher_total_ms:,.0f} ms | {r.student_total_ms:,.0f} ms |",
-            f"| per example | {r.teacher_total_ms / r.n_examples:.2f} ms | {r.student_total_ms / r.n_examples:.2f} ms |"]
+            f"| per example | {r.teacher_total_ms / r.n_examples:.2f} ms | "
+            f"{r.student_total_ms / r.n_examples:.2f} ms |"]
 
 
 def summary_markdown(report: EvalReport, ctx: EvalContext) -> str:
@@ -105,6 +114,7 @@ def report_markdown(report: EvalReport, ctx: EvalContext) -> str:
         lines += ["", f"Batching: one example at a time took {u['teacher_total_ms'] + u['student_total_ms']:,.0f} ms "
                   f"for both models, batches of {r.batch_size} took {r.teacher_total_ms + r.student_total_ms:,.0f} ms: "
                   f"**{u['ratio']:.1f}×** faster batched."]
+    lines += ["", "## Scorecard", "", report_scorecard(report, ctx).markdown()]
     lines += ["", "## Confusion matrices", "", "Teacher:", "", _confusion_md(r.teacher_confusion, r.label_names), "",
               "Student:", "", _confusion_md(r.student_confusion, r.label_names), "",
               f"## Disagreements ({len(r.disagreements):,})", ""]

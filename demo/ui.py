@@ -17,6 +17,7 @@ from .config import LABELLED_TASKS, PAIR, TASKS, ConfigError, model_spec
 from .errors import UserError
 from .formatting import md_escape
 from .registry import PairRegistry
+from .scorecard import scorecard
 from .tasks import EXAMPLE_TEXT
 from .views import label_value, status_markdown, verdict_markdown
 
@@ -44,7 +45,7 @@ def compare_text(registry: PairRegistry, task: str, text: str, rows: list) -> li
         result = registry.run(task, text)
     except UserError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
-    row = {"request": (rows[-1]["request"] + 1) if rows else 1,
+    row = {"request": (rows[-1]["request"] + 1) if rows else 1, "agree": result.agree,
            **{f"{variant}_ms": r.latency_ms for variant, r in result.results().items()}}
     rows = [*rows, row][-HISTORY_LIMIT:]
     variants = registry.config.pairs[task].variants
@@ -80,6 +81,14 @@ def load_custom(registry: PairRegistry, task: str, teacher_id: str, student_id: 
             gr.update(label=f"Teacher · {specs[0].model}"), gr.update(label=f"Student · {specs[1].model}"))
 
 
+def session_scorecard(registry: PairRegistry, histories: list[list], evaluated: dict) -> tuple[str, dict]:
+    """The scorecard of this visitor's session: its requests per task and the files it evaluated."""
+    tasks = registry.config.tasks
+    card = scorecard({t: {s.variant: s.size for s in registry.status(t)} for t in tasks},
+                     dict(zip(tasks, histories)), evaluated or {})
+    return card.markdown(), card.to_dict()
+
+
 def refresh_statuses(registry: PairRegistry) -> list:
     """The page's poll while models load: every task's status and size chart, and whether to keep polling."""
     tasks = registry.config.tasks
@@ -108,6 +117,7 @@ class TaskPanel:
     history: gr.State
     custom: dict | None = None
     swap: gr.Button | None = None
+    events: list | None = None  # Compare and Enter: the scorecard follows them
 
     def outputs(self, task: str) -> list:
         outputs = [self.summary, *self.answers.values()]
@@ -156,8 +166,9 @@ def task_panel(registry: PairRegistry, task: str, allow_custom_models: bool) -> 
 def wire_task_panel(panel: TaskPanel, registry: PairRegistry, task: str, timer: gr.Timer) -> None:
     outputs = panel.outputs(task)
     run = lambda text, rows: compare_text(registry, task, text, rows)  # noqa: E731
-    panel.compare.click(run, inputs=[panel.text, panel.history], outputs=outputs, api_name=task)
-    panel.text.submit(run, inputs=[panel.text, panel.history], outputs=outputs, api_visibility="private")
+    panel.events = [panel.compare.click(run, inputs=[panel.text, panel.history], outputs=outputs, api_name=task),
+                    panel.text.submit(run, inputs=[panel.text, panel.history], outputs=outputs,
+                                      api_visibility="private")]
     status_outputs = [panel.status, timer]
     panel.reload.click(lambda: reload_task(registry, task), outputs=status_outputs, api_name=f"reload_{task}")
     panel.random.click(lambda: use_random_weights(registry, task), outputs=status_outputs,
@@ -183,6 +194,10 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
             f"post-processing, one model at a time. Device: **{registry.device}**, dtype "
             f"**{str(registry.dtype).replace('torch.', '')}**. Config: `{html.escape(config.source)}`."
         )
+        scorecard_box = gr.Markdown(session_scorecard(registry, [[] for _ in config.tasks], {})[0],
+                                    elem_id="scorecard")
+        scorecard_json = gr.JSON(visible=False)
+        evaluated = gr.State({})  # task -> the last labelled file evaluated in this session
         panels = []
         timer = gr.Timer(STATUS_POLL_SECONDS)
         with gr.Tabs():
@@ -196,14 +211,21 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
                         panel = task_panel(registry, task, allow_custom_models)
                     wire_task_panel(panel, registry, task, timer)
                     panels.append(panel)
+            evaluation = None
             if any(t in config.pairs for t in LABELLED_TASKS):
                 with gr.Tab("Evaluate", id="evaluate"):
-                    ui_evaluate.build_tab(registry)
+                    evaluation = ui_evaluate.build_tab(registry, evaluated)
             with gr.Tab("Benchmark", id="benchmark"):
                 ui_bench.build_tab(registry)
             with gr.Tab("Distillation", id="distillation"):
                 ui_distill.build_tab(config.distillation, space_id)
 
+        # The scorecard follows every answer and every evaluation of this session.
+        card_inputs, card_outputs = [*(p.history for p in panels), evaluated], [scorecard_box, scorecard_json]
+        card = lambda *states: session_scorecard(registry, list(states[:-1]), states[-1])  # noqa: E731
+        for event in [*(e for p in panels for e in p.events), *([evaluation] if evaluation is not None else [])]:
+            event.then(card, inputs=card_inputs, outputs=card_outputs, api_visibility="private", queue=False)
+        gr.Button(visible=False).click(card, inputs=card_inputs, outputs=card_outputs, api_name="scorecard")
         targets = [*(p.status for p in panels), *(p.size for p in panels), timer]
         refresh = lambda: refresh_statuses(registry)  # noqa: E731
         timer.tick(refresh, outputs=targets, api_visibility="private", queue=False, show_progress="hidden")

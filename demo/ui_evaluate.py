@@ -62,8 +62,16 @@ def evaluate(registry: PairRegistry, path: str | None, task: str, text_column: s
 
 
 # ---- layout and wiring ---------------------------------------------------------------------------
-def build_tab(registry: PairRegistry) -> None:
-    """Adds the Evaluate tab's components and events to the enclosing Blocks."""
+def remember(figures: dict | None, evaluated: dict) -> dict:
+    """This session's latest evaluation per task, for the scorecard."""
+    if not figures:
+        return evaluated
+    return {**(evaluated or {}), figures["task"]: {"retention": figures["retention"], "data": figures["data"]}}
+
+
+def build_tab(registry: PairRegistry, evaluated: gr.State | None = None):
+    """Adds the Evaluate tab's components and events to the enclosing Blocks; returns the event that
+    ends an evaluation (the scorecard follows it)."""
     tasks = [t for t in LABELLED_TASKS if t in registry.config.pairs]
     gr.Markdown("Measure both models on **your labelled data**: accuracy, macro-F1, agreement, confusion "
                 "matrices, speed, and every example where they disagree. CSV, TSV, JSON, JSON lines or parquet; "
@@ -91,10 +99,13 @@ def build_tab(registry: PairRegistry) -> None:
                         interactive=False, elem_id="evaluate-downloads")
     figures = gr.JSON(label="Figures (report.json)", open=False)
 
-    def on_evaluate(path, task_name, text_col, label_col, rows_limit, progress=gr.Progress()):
-        return evaluate(registry, path, task_name, text_col, label_col, rows_limit, progress)
+    def on_evaluate(path, task_name, text_col, label_col, rows_limit, seen=None, progress=gr.Progress()):
+        outputs = evaluate(registry, path, task_name, text_col, label_col, rows_limit, progress)
+        return (*outputs, remember(outputs[0], seen or {})) if evaluated is not None else outputs
 
     upload.change(columns_of, inputs=upload, outputs=[text_column, label_column, file_note], api_visibility="private")
-    event = run.click(on_evaluate, inputs=[upload, task, text_column, label_column, max_rows],
-                      outputs=[figures, summary, confusion, explorer, downloads, upload], api_name="evaluate")
+    state = [evaluated] if evaluated is not None else []  # this session's evaluations, for the scorecard
+    event = run.click(on_evaluate, inputs=[upload, task, text_column, label_column, max_rows, *state],
+                      outputs=[figures, summary, confusion, explorer, downloads, upload, *state], api_name="evaluate")
     stop.click(None, cancels=[event])
+    return event

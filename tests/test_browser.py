@@ -142,3 +142,21 @@ def test_the_distillation_tab_draws_every_chart_of_a_run(browser, tiny_config, t
         page.close()
     finally:
         server.stop()
+
+
+@pytest.mark.slow  # the API test of the scorecard runs in the default tier
+def test_the_scorecard_follows_each_answer_in_the_page(browser, app_server, client, artifacts):
+    from .conftest import call_when_ready
+
+    call_when_ready(client, "warm", "/sentiment")
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(app_server.url, wait_until="load")
+    card = page.locator("#scorecard")
+    card.get_by_text("DistilBERT's claims").first.wait_for(timeout=15_000)
+    assert "evaluate a file" in card.inner_text()
+    for n in (1, 2):
+        page.locator("#sentiment-text textarea").fill(f"the acting was great, take {n}")
+        page.locator("#sentiment-run").click()
+        card.get_by_text(f"({n} texts)").first.wait_for(timeout=15_000)  # the speedup cell counts this session
+    page.screenshot(path=str(artifacts / "scorecard.png"), full_page=True)
+    page.close()

@@ -180,3 +180,33 @@ def test_cli_and_tab_read_the_quoted_review_file_as_pythons_csv_module_does(clie
     figures = client.predict(handle_file(str(upload)), "sentiment", "sentence", "label", None,
                              api_name="/evaluate")[0]
     assert figures["n_examples"] == 2000
+
+
+def test_the_scorecard_shows_the_figures_of_the_charts_and_the_report(app_server, hand_checked, tmp_path):
+    """One visitor's session: its requests feed the latency chart and the scorecard alike; its
+    evaluation feeds the report and the scorecard alike; the report carries the same scorecard."""
+    session = app_server.client()  # a new session: nothing measured yet
+    markdown, card = session.predict(api_name="/scorecard")
+    row = next(r for r in card["rows"] if r["task"] == "classify")
+    assert row["speedup"] is None and row["retention"] is None and "evaluate a file" in markdown
+    agreements = []
+    for text in ("i feel happy", "they hate this city", "what a surprise"):
+        result = call_when_ready(session, text, "/classify")
+        agreements.append(result[0]["agree"])
+    chart_title = json.loads(result[4]["plot"])["layout"]["title"]["text"]
+    markdown, card = session.predict(api_name="/scorecard")
+    row = next(r for r in card["rows"] if r["task"] == "classify")
+    assert row["requests"] == 3 and row["agreement"] == pytest.approx(sum(agreements) / 3)
+    assert f"speedup {row['speedup']:.2f}×" in chart_title  # the chart's subtitle and the scorecard: one figure
+    assert row["met"]["speedup"] == (row["speedup"] >= 1.6) and row["params_saved"] > 0
+    path, _ = hand_checked
+    upload = tmp_path / "hand.csv"
+    upload.write_bytes(path.read_bytes())
+    figures = session.predict(handle_file(str(upload)), "classify", "text", "label", None, api_name="/evaluate")[0]
+    markdown, card = session.predict(api_name="/scorecard")
+    row = next(r for r in card["rows"] if r["task"] == "classify")
+    assert row["retention"] == pytest.approx(figures["retention"]) and row["retention_data"] == "hand.csv"
+    in_report = figures["scorecard"]["rows"][0]
+    assert in_report["retention"] == pytest.approx(figures["retention"])
+    assert in_report["speedup"] == pytest.approx(figures["speedup"]) and in_report["params_saved"] == row["params_saved"]
+    assert f"{figures['retention']:.3f} on `hand.csv`" in markdown
