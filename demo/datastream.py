@@ -48,26 +48,17 @@ def _sniff_quoting(path: Path, delimiter: str) -> tuple[str, list[str]]:
 
 @dataclass
 class TextStream:
-    """A text file read as a stream (a `datasets` IterableDataset with one column, "text"): read in
-    chunks as it is consumed, never held whole. Iterating yields the non-empty texts; a malformed
-    row deep in the file stops it with a DataError naming the file (and the line, where the reader
-    says it)."""
+    """A text file read as a stream (a `datasets` IterableDataset with one column, "text", holding the
+    file's non-empty texts, stripped): read in chunks as it is consumed, never held whole. Iterating
+    yields the texts; a malformed row deep in the file stops it with a DataError naming the file (and
+    the line, where the reader says it)."""
 
     source: str
     text_column: str
     dataset: object
 
     def __iter__(self):
-        try:
-            for row in self.dataset:
-                text = row["text"]
-                if text is not None and str(text).strip():
-                    yield str(text).strip()
-        except Exception as exc:  # noqa: BLE001 - pandas/arrow reader errors, from deep in the stream
-            cause = exc
-            while cause.__cause__ is not None:
-                cause = cause.__cause__
-            raise DataError(f"{Path(self.source).name}: {str(cause).strip().splitlines()[0][:300]}") from None
+        return (row["text"] for row in read_stream(self.dataset, Path(self.source).name))
 
     def count(self, up_to: int) -> int:
         """Texts in the stream, counted up to up_to (reading no further)."""
@@ -113,4 +104,19 @@ def stream_texts(path: str | Path, text_column: str | None = None, quoting: str 
     stream = stream.select_columns([text_column])
     if text_column != "text":
         stream = stream.rename_column(text_column, "text")
+    # Empty texts dropped and the rest stripped here, once, for whoever reads the stream.
+    stream = stream.filter(lambda row: row["text"] is not None and bool(str(row["text"]).strip()))
+    stream = stream.map(lambda row: {"text": str(row["text"]).strip()})
     return TextStream(source=str(path), text_column=text_column, dataset=stream)
+
+
+def read_stream(dataset, name: str):
+    """Iterate a streamed dataset; a reader error from deep in the file (pandas, arrow) becomes a
+    DataError naming the file and, where the reader says it, the line."""
+    try:
+        yield from dataset
+    except Exception as exc:  # noqa: BLE001 - the reader's errors are the file's
+        cause = exc
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise DataError(f"{name}: {str(cause).strip().splitlines()[0][:300]}") from None

@@ -89,45 +89,25 @@ class _MixedRows(IterableDataset):
 
     def __init__(self, examples: StreamedExamples, seed: int):
         self.examples, self.seed, self.epoch = examples, seed, 0
-        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def skip_rows(self, n: int) -> None:
-        """The next pass starts n rows in (a resumed run). Done here rather than by a new loader over
-        the stream: a new loader would draw its seed from the global torch RNG, shifting dropout."""
-        self._skip = n
-
     def _streamed(self):
         import datasets
 
-        from ..datafiles import DataError
+        from ..datastream import read_stream
 
         ex = self.examples
         combined = datasets.concatenate_datasets([s.dataset for s in ex.streams])
-        combined = combined.filter(lambda row: row["text"] is not None and bool(str(row["text"]).strip()))
         combined = combined.take(ex.n_streamed).shuffle(seed=self.seed + self.epoch,
                                                         buffer_size=STREAM_SHUFFLE_BUFFER)
         tokenizer, max_length = ex.tokenizer, ex.max_length
-        tokenised = combined.map(lambda b: tokenizer([str(t).strip() for t in b["text"]], truncation=True,
-                                                     max_length=max_length),
+        tokenised = combined.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
                                  batched=True, batch_size=STREAM_TOKENISE_BATCH, remove_columns=["text"])
-        try:
-            yield from tokenised
-        except Exception as exc:  # noqa: BLE001 - a reader error deep in the stream: the file's fault
-            cause = exc
-            while cause.__cause__ is not None:
-                cause = cause.__cause__
-            raise DataError(f"transfer stream: {str(cause).strip().splitlines()[0][:300]}") from None
+        return read_stream(tokenised, "transfer stream")
 
     def __iter__(self):
-        skip, self._skip = self._skip, 0
-        for i, row in enumerate(self._rows()):
-            if i >= skip:
-                yield row
-
-    def _rows(self):
         rng = random.Random(self.seed + self.epoch)
         order = list(range(len(self.examples.rows)))
         rng.shuffle(order)

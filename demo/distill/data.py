@@ -184,13 +184,6 @@ def open_transfer_streams(files: Sequence[str], text_column: str | None, max_sam
     return streams, sources
 
 
-def transfer_stream_texts(streams: Sequence[TextStream], max_samples: int) -> Iterator[str]:
-    """The first max_samples texts of the streams, in order, read as they are consumed."""
-    import itertools
-
-    return itertools.islice(itertools.chain.from_iterable(streams), max_samples)
-
-
 def load_eval_set(name: str, path: str, text_column: str | None, label_column: str | None,
                   quoting: str = "auto") -> LabelledData:
     """An extra labelled test set; the training file's column names are used where the file has them."""

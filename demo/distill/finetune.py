@@ -12,7 +12,7 @@ from ..loading import explain_load_error
 from ..measure import count_parameters
 from ..scoring import accuracy, macro_f1
 from .args import DataArguments, FinetuneArguments, TrainArguments
-from .data import batches, encode_texts
+from .data import batches
 from .outputs import command_line, copy_training_code, prepare_output_dir, run_fingerprint, write_json
 from .steps import read_data, run_files, start, start_trackers
 from .batches import encode_examples
@@ -62,8 +62,8 @@ def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: Trai
     if accelerator.is_main_process:
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
-        val_enc = encode_texts(tokenizer, data.validation.texts, data_args.max_seq_length)
-        preds = predict_ids(model, batches(val_enc, data.validation_ids, targs.eval_batch_size, tokenizer), device)
+        preds = predict_ids(model, batches(validation.encoded, validation.labels, targs.eval_batch_size, tokenizer),
+                            device)
         metrics = {"accuracy": accuracy(preds, data.validation_ids), "macro_f1": macro_f1(preds, data.validation_ids),
                    "params": count_parameters(model), "train_seconds": result.train_seconds,
                    "total_steps": result.total_steps, "best_epoch": result.best_epoch, "history": result.history,

@@ -180,7 +180,6 @@ class _Loop:
                  desc: str, batch_size: int, eval_batch_size: int, seed: int, max_grad_norm: float, optimizer,
                  warmup_ratio: float):
         self.accelerator, self.plan, self.run, self.desc = accelerator, plan, run, desc
-        self.batch_size = batch_size
         self.loss_fn, self.predictor, self.max_grad_norm = loss_fn, predictor, max_grad_norm
         train_loader = data_loader(train, batch_size, shuffle=True, seed=seed)
         # What orders a pass (set per epoch): the length-grouped batch sampler, or the mixed stream.
@@ -223,11 +222,7 @@ class _Loop:
         self.order.set_epoch(epoch)
         self.model.train()
         skip = state.batches_in_epoch
-        batches = self.loader
-        if skip and hasattr(self.order, "skip_rows"):  # a stream skips inside its own pass
-            self.order.skip_rows(skip * self.batch_size)
-        elif skip:
-            batches = accelerator.skip_first_batches(self.loader, skip)
+        batches = accelerator.skip_first_batches(self.loader, skip) if skip else self.loader
         accumulation = accelerator.gradient_accumulation_steps
         epoch_steps = min(plan.steps_per_epoch, plan.total_steps - state.step + math.ceil(skip / accumulation))
         with ProgressLine(f"{self.desc} epoch {epoch + 1}/{plan.epochs}", unit="steps",
