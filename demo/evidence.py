@@ -74,14 +74,6 @@ class Evidence:
             history = [{**row, "evaluated": True} for row in metrics.get("history", [])]
         return cls(source=str(path), metrics=metrics, history=history)
 
-    @property
-    def logged(self) -> list[dict]:
-        return [row for row in self.history if not row.get("evaluated")]
-
-    @property
-    def evaluated(self) -> list[dict]:
-        return [row for row in self.history if row.get("evaluated")]
-
     def recipe_markdown(self) -> str:
         m = self.metrics
         args = m.get("args", {})
