@@ -1,5 +1,9 @@
 """`python -m demo.evaluate`: teacher and student on your labelled file -> report.md/json/html + predictions.csv.
 
+With `--task fill_mask` the file is plain text (held-out text, .txt one per line or a text column):
+the masked-LM figures of mlm_eval (top-1/top-5 masked-token accuracy, perplexities, top-1
+agreement, speedup) -> report.md and report.json.
+
 The edge only: flags -> EvalSettings -> eval_run (the Evaluate tab calls the same functions, so
 the page and the CLI give the same figures and refuse the same input).
 """
@@ -7,14 +11,17 @@ the page and the CLI give the same figures and refuse the same input).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 
-from .errors import exit_on_user_error
+from .errors import UsageError, exit_on_user_error
 from .config import DEVICES, LABELLED_TASKS, ConfigError, load_config
-from .datafiles import QUOTING
+from .datafiles import QUOTING, read_texts
 from .eval_report import write_reports
 from .eval_run import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, MAX_ROWS, EvalSettings, evaluate_task, read_eval_file
+from .mlm_eval import check_same_vocabulary, evaluate_masked_lm
 from .progress import ProgressLine
 from .registry import PairRegistry
 
@@ -34,8 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m demo.evaluate", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", default=None, help="pairs YAML (default: pairs.yaml)")
-    p.add_argument("--task", required=True, choices=LABELLED_TASKS, help="which configured pair to evaluate")
-    p.add_argument("--file", required=True, help="labelled CSV, TSV, JSON, JSON-lines or parquet file")
+    p.add_argument("--task", required=True, choices=(*LABELLED_TASKS, "fill_mask"),
+                   help="which configured pair to evaluate")
+    p.add_argument("--file", required=True, help="labelled CSV, TSV, JSON, JSON-lines or parquet file (fill_mask: "
+                                                 "text, .txt one per line or a text column)")
     p.add_argument("--text-column", default=None, help="column with the text (guessed when obvious)")
     p.add_argument("--label-column", default=None, help="column with the gold label (guessed when obvious)")
     p.add_argument("--quoting", choices=QUOTING, default="auto",
@@ -51,9 +60,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def evaluate_fill_mask(args: argparse.Namespace) -> int:
+    """The configured fill-mask pair on held-out text, fixed seeded masks."""
+    if args.max_rows is not None and args.max_rows < 1:
+        raise UsageError("--max-rows must be at least 1.")
+    if not 1 <= args.batch_size <= 1024 or not 8 <= args.max_length <= 512:
+        raise UsageError("--batch-size must lie in 1..1024 and --max-length in 8..512.")
+    texts = read_texts(args.file, args.text_column, quoting=args.quoting).texts[:args.max_rows or MAX_ROWS]
+    registry = load_registry_for(args.config, "fill_mask", args.device)
+    teacher, student = registry.pair("fill_mask")
+    check_same_vocabulary(teacher.tokenizer, student.tokenizer)
+    with ProgressLine("measured", unit="texts") as progress:
+        report = evaluate_masked_lm(teacher.model, teacher.tokenizer, texts, student=student.model,
+                                    max_length=args.max_length, batch_size=args.batch_size, device=teacher.device,
+                                    progress=progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = (teacher.spec.model, student.spec.model)
+    (out / "report.md").write_text(f"# Fill-mask: teacher and student on `{Path(args.file).name}`\n\nteacher "
+                                   f"`{names[0]}`, student `{names[1]}`\n\n{report.markdown()}\n", encoding="utf-8")
+    (out / "report.json").write_text(json.dumps({"task": "fill_mask", "file": str(args.file), "teacher": names[0],
+                                                 "student": names[1], **report.figures()}, indent=2), encoding="utf-8")
+    print(f"{report.n_texts:,} texts, {report.n_masked:,} masked tokens: top-1 teacher "
+          f"{report.teacher.top1_accuracy:.4f}, student {report.student.top1_accuracy:.4f} (retention "
+          f"{report.retention_top1:.4f}), top-5 {report.teacher.top5_accuracy:.4f} / {report.student.top5_accuracy:.4f}"
+          f", pseudo-perplexity {report.teacher.pseudo_perplexity:.2f} / {report.student.pseudo_perplexity:.2f}, "
+          f"top-1 agreement {report.agreement_top1:.4f}, speedup {report.speedup:.2f}x")
+    print(f"wrote {out / 'report.md'}, {out / 'report.json'}")
+    return 0
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.task == "fill_mask":
+        return evaluate_fill_mask(args)
     settings = EvalSettings(task=args.task, batch_size=args.batch_size, max_length=args.max_length,
                             max_rows=args.max_rows, unbatched_baseline=args.unbatched_baseline, quoting=args.quoting)
     data = read_eval_file(args.file, args.text_column, args.label_column, settings)

@@ -11,10 +11,30 @@ from typing import Literal, Optional
 from ..errors import UsageError
 
 
+def _flatten(values) -> list[str]:
+    """A repeatable list flag: --x a --x b and --x a b both give [a, b]."""
+    out = []
+    for v in values or []:
+        out += v if isinstance(v, list) else [v]
+    return out
+
+
+OBJECTIVES = ("classification", "mlm")
+
+
 @dataclass
 class DataArguments:
-    train_file: Optional[str] = field(default=None, metadata={"help": "CSV/TSV/JSON(L) training file"})
-    validation_file: Optional[str] = field(default=None, metadata={"help": "CSV/TSV/JSON(L) validation file"})
+    objective: Literal["classification", "mlm"] = field(default="classification", metadata={
+        "help": "classification: labelled rows (a classifier teacher, a classifier student); mlm: raw text and "
+                "the masked-LM objective (general distillation, DistilBERT's; a fill-mask model)"})
+    train_file: Optional[list[str]] = field(default=None, metadata={
+        "action": "append", "help": "CSV/TSV/JSON(L) training file (with --objective mlm: .txt or a text "
+                                    "column, may be given several times)"})
+    validation_file: Optional[str] = field(default=None, metadata={
+        "help": "CSV/TSV/JSON(L) validation file (with --objective mlm: optional, else a held-out slice)"})
+    validation_split_percentage: float = field(default=5.0, metadata={
+        "help": "--objective mlm without --validation-file: percent of the texts held out for evaluation, chosen "
+                "by a hash of each text, so every run and step holds out the same texts"})
     dataset: Optional[str] = field(default=None, metadata={"help": "Hub dataset name instead of files, e.g. glue"})
     dataset_config: Optional[str] = field(default=None, metadata={"help": "Hub dataset configuration, e.g. sst2"})
     text_column: Optional[str] = field(default=None, metadata={"help": "text column (guessed when obvious)"})
@@ -29,8 +49,13 @@ class DataArguments:
                 "or csv (quoted fields may span lines and hold tabs)"})
 
     def __post_init__(self):
-        if self.dataset is None and not (self.train_file and self.validation_file):
+        self.train_file = _flatten(self.train_file)
+        if self.objective == "mlm":
+            self._check_mlm()
+        elif self.dataset is None and not (self.train_file and self.validation_file):
             raise UsageError("give --train-file and --validation-file (or --dataset NAME where the Hub is reachable).")
+        elif len(self.train_file) > 1:
+            raise UsageError("classification reads one --train-file (several are for --objective mlm).")
         if self.dataset is not None and (self.train_file or self.validation_file):
             raise UsageError("give either --dataset or --train-file/--validation-file, not both.")
         for name in ("max_train_samples", "max_eval_samples"):
@@ -39,6 +64,21 @@ class DataArguments:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1.")
         if not 8 <= self.max_seq_length <= 512:
             raise UsageError("--max-seq-length must lie between 8 and 512.")
+
+    def _check_mlm(self) -> None:
+        if self.dataset is not None:
+            raise UsageError("--objective mlm reads text files: give --train-file (one or more), not --dataset.")
+        if not self.train_file:
+            raise UsageError("--objective mlm needs text: give --train-file (one or more; .txt one text per line, "
+                             "or CSV/TSV/JSON(L) with a text column).")
+        if self.label_column or self.label_names:
+            raise UsageError("--objective mlm learns from raw text: --label-column and --label-names do not apply.")
+        if not 0 < self.validation_split_percentage < 50:
+            raise UsageError("--validation-split-percentage must lie between 0 and 50 (e.g. 5).")
+
+    @property
+    def first_train_file(self) -> str | None:
+        return self.train_file[0] if self.train_file else None
 
     @property
     def label_name_list(self) -> list[str] | None:
@@ -70,6 +110,9 @@ class TrainArguments:
     keep_checkpoints: int = field(default=2, metadata={"help": "newest checkpoints kept (0: all)"})
     resume_from_checkpoint: Optional[str] = field(default=None, metadata={
         "help": "continue a stopped run: a checkpoint directory, or 'latest' (in --output-dir/checkpoints)"})
+    max_steps: int = field(default=0, metadata={
+        "help": "stop after this many optimiser steps, whatever --epochs and --min-steps say (0: off); for "
+                "large text corpora"})
     logging_steps: int = field(default=50, metadata={"help": "a history.jsonl line every N optimiser steps"})
     report_to: str = field(default="none", metadata={
         "help": "accelerate trackers besides history.jsonl: none, tensorboard, wandb, ... (comma-separated)"})
@@ -87,39 +130,47 @@ class TrainArguments:
             raise UsageError("--warmup-ratio must lie in [0, 1).")
         if self.gradient_accumulation_steps < 1 or self.logging_steps < 1:
             raise UsageError("--gradient-accumulation-steps and --logging-steps must be at least 1.")
+        if self.max_steps < 0:
+            raise UsageError("--max-steps must be 0 (off) or more.")
         if self.checkpoint_steps < 0 or self.keep_checkpoints < 0:
             raise UsageError("--checkpoint-steps and --keep-checkpoints must be 0 (off / all) or more.")
+
+    def total_steps(self, n_rows: int) -> int:
+        """The budget in optimiser steps: --epochs passes, at least --min-steps, at most --max-steps."""
+        per_epoch = -(-n_rows // (self.batch_size * self.gradient_accumulation_steps))
+        total = max(self.epochs * per_epoch, self.min_steps)
+        return min(total, self.max_steps) if self.max_steps else total
 
 
 @dataclass
 class FinetuneArguments:
-    model: str = field(default=None, metadata={"help": "Hub id or directory of a BERT encoder to fine-tune"})
+    model: str = field(default=None, metadata={
+        "help": "Hub id or directory of a BERT encoder to fine-tune (with --objective mlm: to adapt to the text; "
+                "an MLM head tied to the input embeddings is added where the checkpoint has none)"})
 
     def __post_init__(self):
         if not self.model:
             raise UsageError("--model is required: a BERT encoder (Hub id or directory) to fine-tune as teacher.")
 
 
-def _flatten(values) -> list[str]:
-    """A repeatable list flag: --x a --x b and --x a b both give [a, b]."""
-    out = []
-    for v in values or []:
-        out += v if isinstance(v, list) else [v]
-    return out
-
-
 @dataclass
 class DistillArguments:
-    teacher: str = field(default=None, metadata={"help": "fine-tuned BERT teacher (Hub id or directory)"})
+    teacher: str = field(default=None, metadata={
+        "help": "BERT teacher (Hub id or directory): a fine-tuned classifier, or with --objective mlm a masked LM"})
     student_layers: str = field(default="6", metadata={
         "help": "N evenly spaced teacher layers, or a list such as 0,2,4,7,9,11"})
     student_arch: Literal["distilbert", "bert"] = field(default="distilbert", metadata={
         "help": "distilbert (no token types, no pooler) or bert (the teacher's shape, fewer layers)"})
     temperature: float = field(default=2.0, metadata={"help": "softmax temperature of the soft targets"})
-    alpha_ce: float = field(default=0.5, metadata={"help": "weight of KL to the teacher's soft targets (0: off)"})
-    alpha_hard: float = field(default=0.5, metadata={
-        "help": "weight of cross-entropy on gold labels, labelled rows only (0: off)"})
-    alpha_cos: float = field(default=0.0, metadata={"help": "weight of hidden-state cosine loss (0: off)"})
+    alpha_ce: Optional[float] = field(default=None, metadata={
+        "help": "weight of KL to the teacher's soft targets (with --objective mlm: over the vocabulary at masked "
+                "positions); default 0.5, or 5.0 for mlm (DistilBERT's); 0: off"})
+    alpha_hard: Optional[float] = field(default=None, metadata={
+        "help": "weight of cross-entropy on gold labels, labelled rows only; default 0.5 (classification only)"})
+    alpha_mlm: Optional[float] = field(default=None, metadata={
+        "help": "--objective mlm: weight of the masked-LM loss on the true tokens; default 2.0 (DistilBERT's)"})
+    alpha_cos: Optional[float] = field(default=None, metadata={
+        "help": "weight of hidden-state cosine loss; default 0, or 1.0 for mlm (DistilBERT's, last hidden state)"})
     cos_layers: Literal["last", "all"] = field(default="last", metadata={
         "help": "align the last hidden state, or every kept layer with its teacher layer"})
     alpha_hidden: float = field(default=0.0, metadata={
@@ -166,16 +217,40 @@ class DistillArguments:
     def __post_init__(self):
         self.transfer_file = _flatten(self.transfer_file)
         self.eval_file = _flatten(self.eval_file)
+
+    def check(self, objective: str) -> "DistillArguments":
+        """Fill in the objective's default loss weights and refuse what does not apply to it (the CLI
+        calls this once the data arguments, which carry --objective, are parsed)."""
         if not self.teacher:
-            raise UsageError("--teacher is required: a fine-tuned BERT classifier (run the finetune step first).")
+            raise UsageError("--teacher is required: a fine-tuned BERT classifier (run the finetune step first), "
+                             "or with --objective mlm a masked LM (finetune --objective mlm).")
         if self.temperature <= 0:
             raise UsageError("--temperature must be positive (the paper's spirit: 2).")
-        weights = (self.alpha_ce, self.alpha_hard, self.alpha_cos, self.alpha_hidden, self.alpha_attn)
+        if objective == "mlm":
+            self._check_mlm()
+        else:
+            if self.alpha_mlm is not None:
+                raise UsageError("--alpha-mlm is the masked-LM loss: it needs --objective mlm.")
+            self.alpha_ce = 0.5 if self.alpha_ce is None else self.alpha_ce
+            self.alpha_hard = 0.5 if self.alpha_hard is None else self.alpha_hard
+            self.alpha_cos = 0.0 if self.alpha_cos is None else self.alpha_cos
+            self.alpha_mlm = 0.0
+        weights = (self.alpha_ce, self.alpha_hard, self.alpha_mlm, self.alpha_cos, self.alpha_hidden, self.alpha_attn)
         if min(weights) < 0:
             raise UsageError("loss weights must not be negative; 0 switches a term off.")
         if not any(weights):
             raise UsageError("every loss term is switched off; give --alpha-ce, --alpha-hard, --alpha-cos, "
-                             "--alpha-hidden or --alpha-attn > 0.")
+                             "--alpha-hidden or --alpha-attn > 0 (with --objective mlm: --alpha-ce, --alpha-mlm "
+                             "or --alpha-cos).")
+        for item in self.eval_file:
+            name, sep, path = item.partition("=")
+            if not sep or not name.strip() or not path.strip():
+                raise UsageError(f"--eval-file {item!r}: write NAME=FILE, e.g. books=reviews-books/test.tsv.")
+        names = [item.partition("=")[0].strip() for item in self.eval_file]
+        if len(set(names)) != len(names):
+            raise UsageError("--eval-file: give each test set its own NAME.")
+        if objective == "mlm":
+            return self
         if self.transfer_file and not (self.alpha_ce or self.alpha_cos or self.alpha_hidden or self.alpha_attn):
             raise UsageError("--transfer-file text has no labels: it needs a teacher-matching loss (--alpha-ce, "
                              "--alpha-hidden, --alpha-attn or --alpha-cos > 0).")
@@ -199,13 +274,23 @@ class DistillArguments:
                 raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1].")
         if self.augment_mask_prob + self.augment_swap_prob > 1:
             raise UsageError("--augment-mask-prob plus --augment-swap-prob must not exceed 1.")
-        for item in self.eval_file:
-            name, sep, path = item.partition("=")
-            if not sep or not name.strip() or not path.strip():
-                raise UsageError(f"--eval-file {item!r}: write NAME=FILE, e.g. books=reviews-books/test.tsv.")
-        names = [item.partition("=")[0].strip() for item in self.eval_file]
-        if len(set(names)) != len(names):
-            raise UsageError("--eval-file: give each test set its own NAME.")
+        return self
+
+    def _check_mlm(self) -> None:
+        """General distillation: the training text is the --train-file text; DistilBERT's triple loss."""
+        if self.alpha_hard is not None:
+            raise UsageError("--alpha-hard is the gold-label loss of classification; with --objective mlm the "
+                             "masked-LM loss on the true tokens is --alpha-mlm.")
+        if self.alpha_hidden or self.alpha_attn:
+            raise UsageError("--alpha-hidden and --alpha-attn are not available with --objective mlm; "
+                             "--alpha-cos aligns the hidden states (DistilBERT's cosine loss).")
+        if self.transfer_file or self.augment or self.streaming or self.transfer_cache:
+            raise UsageError("--objective mlm learns from the --train-file text itself: --transfer-file, --augment, "
+                             "--streaming and --transfer-cache are for classification.")
+        self.alpha_ce = 5.0 if self.alpha_ce is None else self.alpha_ce
+        self.alpha_mlm = 2.0 if self.alpha_mlm is None else self.alpha_mlm
+        self.alpha_cos = 1.0 if self.alpha_cos is None else self.alpha_cos
+        self.alpha_hard = 0.0
 
     @property
     def eval_files(self) -> dict[str, str]:

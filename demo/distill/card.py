@@ -9,6 +9,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .steps import data_description
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_card" / "template.md"
+MLM_TEMPLATE = TEMPLATE.with_name("template_mlm.md")
 
 
 def eval_results(metrics: dict, dataset_name: str, dataset_type: str) -> list[EvalResult]:
@@ -70,7 +71,7 @@ def loss_description(metrics: dict, cos_layers: str) -> str:
 
 def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[int], n_teacher_layers: int,
                result) -> None:
-    dataset_name = data_args.dataset or Path(data_args.train_file).parent.name or "local files"
+    dataset_name = data_args.dataset or Path(data_args.first_train_file).parent.name or "local files"
     repo_id = dargs.push_to_hub or f"{out.name}"
     context = {
         "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": dargs.teacher,
@@ -87,3 +88,52 @@ def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[in
         "dataset_type": data_args.dataset or dataset_name,
     }
     render_card(metrics, context).save(out / "README.md")
+
+
+def mlm_eval_results(metrics: dict, dataset_name: str) -> list[EvalResult]:
+    r = metrics["masked_lm"]
+    common = dict(task_type="fill-mask", task_name="Fill-Mask", dataset_type=dataset_name, dataset_name=dataset_name,
+                  dataset_split="held-out")
+    return [
+        EvalResult(metric_type="accuracy", metric_name="top-1 masked-token accuracy",
+                   metric_value=round(r["student"]["top1_accuracy"], 4), **common),
+        EvalResult(metric_type="accuracy", metric_name="top-5 masked-token accuracy",
+                   metric_value=round(r["student"]["top5_accuracy"], 4), metric_config="top5", **common),
+        EvalResult(metric_type="perplexity", metric_name="pseudo-perplexity",
+                   metric_value=round(r["student"]["pseudo_perplexity"], 2), **common),
+        EvalResult(metric_type="retention", metric_name="top-1 retention vs teacher",
+                   metric_value=round(r["retention_top1"], 4), **common),
+        EvalResult(metric_type="params", metric_name="Parameters", metric_value=int(metrics["student_params"]),
+                   **common),
+    ]
+
+
+def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n_teacher_layers: int) -> None:
+    """The general-distilled student's card: fill-mask figures against the teacher and baselines."""
+    from .general import corpus_description
+
+    repo_id = dargs.push_to_hub or out.name
+    names = [Path(s["file"]).parent.name or Path(s["file"]).stem for s in corpus.sources]
+    dataset_name = ", ".join(dict.fromkeys(names)) or "local text"
+    w = metrics["loss_weights"]
+    terms = [f"{w['alpha_ce']} × KL(teacher ‖ student) over the vocabulary at the masked positions, temperature "
+             f"T = {w['temperature']}, scaled by T²" if w["alpha_ce"] else "",
+             f"{w['alpha_mlm']} × the masked-LM loss on the true tokens" if w["alpha_mlm"] else "",
+             f"{w['alpha_cos']} × cosine loss between the last hidden states (real tokens)" if w["alpha_cos"] else ""]
+    example = next((t for t in corpus.validation if len(t.split()) > 3), corpus.validation[0]).split()[:20]
+    example[len(example) // 2] = "[MASK]"
+    card_data = ModelCardData(
+        language="en", license="apache-2.0", library_name="transformers", pipeline_tag="fill-mask",
+        tags=["distillation", "distilbert", "knowledge-distillation", "fill-mask"],
+        base_model=dargs.teacher if not Path(dargs.teacher).exists() else None, model_name=repo_id.split("/")[-1],
+        eval_results=mlm_eval_results(metrics, dataset_name))
+    context = {
+        "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": dargs.teacher,
+        "teacher_url": f"https://huggingface.co/{dargs.teacher}" if not Path(dargs.teacher).exists() else "#",
+        "student_layer_count": len(layers), "teacher_layer_count": n_teacher_layers, "layers": layers,
+        "student_arch_name": "DistilBERT" if dargs.student_arch == "distilbert" else "BERT",
+        "loss_description": " + ".join(t for t in terms if t), "args": metrics["args"],
+        "data_description": corpus_description(corpus), "example_text": " ".join(example).replace('"', "'"),
+        "max_seq_length": metrics["args"]["max_seq_length"], "command": metrics["command"],
+        "baselines": metrics.get("baselines"), "r": metrics["masked_lm"]}
+    ModelCard.from_template(card_data, template_path=str(MLM_TEMPLATE), m=metrics, **context).save(out / "README.md")

@@ -10,12 +10,14 @@ from ..errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UsageError, exit_on_user
 from .args import DataArguments, DistillArguments, DistillTrainArguments, FinetuneArguments, PushArguments, \
     TrainArguments
 from .finetune import run_finetune
+from .general import run_mlm_distill, run_mlm_finetune
 from .hub import publish
 from .kd import run_distill
 
 STEPS = {
-    "finetune": "fine-tune a BERT encoder on a classification task (the teacher)",
-    "distill": "distil a fine-tuned BERT teacher into a smaller student, write metrics and model card",
+    "finetune": "fine-tune a BERT encoder on a classification task (the teacher), or adapt it to text (--objective mlm)",
+    "distill": "distil a BERT teacher into a smaller student (a classifier, or with --objective mlm a fill-mask "
+               "model), write metrics and model card",
     "push": "publish a finished output directory to the Hugging Face Hub",
 }
 
@@ -46,9 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     *parsed, unknown = parser.parse_args_into_dataclasses(args=rest, return_remaining_strings=True)
     if unknown:
         raise UsageError(f"unknown argument(s) {' '.join(unknown)}; see python -m demo.distill {step} --help.")
+    if step == "distill":
+        parsed[0].check(parsed[1].objective)
     if step in ("finetune", "distill"):
         try:
-            (run_finetune if step == "finetune" else run_distill)(*parsed, argv=rest)
+            mlm = parsed[1].objective == "mlm"
+            run = {"finetune": run_mlm_finetune if mlm else run_finetune,
+                   "distill": run_mlm_distill if mlm else run_distill}[step]
+            run(*parsed, argv=rest)
         except KeyboardInterrupt:
             targs = parsed[-1]
             print("interrupted. Continue with the same command plus --resume-from-checkpoint latest"

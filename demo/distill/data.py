@@ -1,9 +1,12 @@
-"""Training and validation data for one classification task: read, checked, labelled, batched."""
+"""Training and validation data: a classification task's labelled rows (read, checked, labelled,
+batched), or raw text for the masked-LM objective."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
@@ -188,3 +191,54 @@ def load_eval_set(name: str, path: str, text_column: str | None, label_column: s
                   quoting: str = "auto") -> LabelledData:
     """An extra labelled test set; the training file's column names are used where the file has them."""
     return read_labelled(path, text_column, label_column, columns_if_present=True, quoting=quoting)
+
+
+# ---- raw text for the masked-LM objective ----------------------------------------------------------
+@dataclass
+class TextCorpus:
+    """Training and held-out texts for --objective mlm, and what was read from where."""
+
+    train: list[str]
+    validation: list[str]
+    sources: list[dict]
+    validation_source: str  # a sentence for the card and metrics
+
+
+def held_out(text: str, percentage: float) -> bool:
+    """Whether a text belongs to the held-out slice: decided by a hash of the text alone, so the
+    teacher's adaptation, the student's distillation and any later run hold out the same texts
+    (whatever files, order or sample), and a duplicated text never lands on both sides."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 10_000 < percentage * 100
+
+
+def load_text_corpus(files: Sequence[str], validation_file: str | None, text_column: str | None,
+                     percentage: float, max_train: int | None, max_eval: int | None, seed: int,
+                     quoting: str = "auto") -> TextCorpus:
+    train, validation, sources = [], [], []
+    for path in files:
+        data = read_texts(path, text_column, quoting=quoting)
+        kept = data.texts if validation_file else [t for t in data.texts if not held_out(t, percentage)]
+        sources.append({"file": str(path), "texts": len(data), "text_column": data.text_column,
+                        "held_out": len(data) - len(kept)})
+        train += kept
+        if not validation_file:
+            validation += [t for t in data.texts if held_out(t, percentage)]
+    if validation_file:
+        validation = read_texts(validation_file, text_column, quoting=quoting).texts
+        described = f"`{Path(validation_file).name}`"
+    else:
+        described = f"{percentage:g}% of the texts held out by a hash of each text"
+    if not train:
+        raise DataError("no training text is left once the held-out slice is taken; give more text or a "
+                        "--validation-file.")
+    if not validation:
+        raise DataError("the held-out slice is empty (too little text for the --validation-split-percentage); "
+                        "give a --validation-file or a larger percentage.")
+    rng = random.Random(seed)
+    if max_train is not None and max_train < len(train):
+        train = [train[i] for i in sorted(rng.sample(range(len(train)), max_train))]
+    if max_eval is not None and max_eval < len(validation):
+        validation = [validation[i] for i in sorted(random.Random(seed).sample(range(len(validation)), max_eval))]
+        described += f", a seeded sample of {max_eval:,}"
+    return TextCorpus(train, validation, sources, described)

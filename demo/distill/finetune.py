@@ -43,7 +43,7 @@ def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: Trai
     train = encode_examples(tokenizer, data.train.texts, data.train_ids, data_args.max_seq_length)
     validation = encode_examples(tokenizer, data.validation.texts, data.validation_ids, data_args.max_seq_length)
     steps_per_epoch = -(-len(train) // (targs.batch_size * targs.gradient_accumulation_steps))
-    total_steps = max(targs.epochs * steps_per_epoch, targs.min_steps)
+    total_steps = targs.total_steps(len(train))
     accelerator.print(f"fine-tuning {margs.model} on {len(data.train):,} rows, {len(data.label_names)} classes "
                       f"({', '.join(data.label_names)}), {total_steps:,} steps ({total_steps / steps_per_epoch:.1f} "
                       f"epochs), {accelerator.num_processes} process(es) on {device}, mixed precision "

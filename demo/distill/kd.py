@@ -117,9 +117,8 @@ def train_student(student, teacher: LoadedModel, dset: DistillSet, data: TaskDat
     if dset.n_streamed:
         train = StreamedExamples(train, dset.stream, dset.n_streamed, data_args.max_seq_length)
     validation = encode_examples(tok, data.validation.texts, data.validation_ids, data_args.max_seq_length)
-    steps_per_epoch = -(-len(train) // (targs.batch_size * targs.gradient_accumulation_steps))
     if total_steps is None:
-        total_steps = max(targs.epochs * steps_per_epoch, targs.min_steps)
+        total_steps = targs.total_steps(len(train))
     return fit(wrapper, train, make_loss_fn(teacher, dset, weights, layers, dargs.cos_layers, accelerator),
                accelerator, validation=validation, predictor=lambda m: m.student, epochs=targs.epochs,
                batch_size=targs.batch_size, eval_batch_size=targs.eval_batch_size,
@@ -228,7 +227,7 @@ def run_distill(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
     report = None
     if main:
         student.save_pretrained(out, safe_serialization=True)
-        save_tokenizer(teacher, out, dargs.student_arch)
+        save_tokenizer(teacher.tokenizer, out, dargs.student_arch)
         # Final figures through the dashboard's own loader, batching and timing code.
         student_loaded = load_model(ModelSpec(str(out)), "classify", device)
         gold = [data.label_names[i] for i in data.validation_ids]

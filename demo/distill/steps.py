@@ -8,7 +8,7 @@ from pathlib import Path
 from transformers import DistilBertTokenizerFast
 
 from ..errors import UsageError
-from ..loading import LoadedModel, resolve_device
+from ..loading import resolve_device
 from .args import DataArguments, TrainArguments
 from .data import TaskData, load_hub_task_data, load_task_data
 from .outputs import check_output_dir
@@ -24,14 +24,14 @@ def read_data(data_args: DataArguments, seed: int, teacher_names: list[str] | No
     if data_args.dataset:
         return load_hub_task_data(data_args.dataset, data_args.dataset_config, data_args.text_column,
                                   data_args.label_column, **common)
-    return load_task_data(data_args.train_file, data_args.validation_file, data_args.text_column,
+    return load_task_data(data_args.first_train_file, data_args.validation_file, data_args.text_column,
                           data_args.label_column, **common)
 
 
 def data_description(data_args: DataArguments, data: TaskData) -> str:
     source = (f"the Hub dataset `{data_args.dataset}`" + (f" (`{data_args.dataset_config}`)" if data_args.dataset_config
                                                          else "")) if data_args.dataset else \
-        f"`{Path(data_args.train_file).name}` (validation: `{Path(data_args.validation_file).name}`)"
+        f"`{Path(data_args.first_train_file).name}` (validation: `{Path(data_args.validation_file).name}`)"
     subset = (f" a seeded random sample of {len(data.train):,} of its {data.train.total_rows:,} training rows"
               if len(data.train) < data.train.total_rows else f" all {len(data.train):,} training rows")
     return (f"Trained on{subset} from {source}; text column `{data.train.text_column}`, label column "
@@ -67,11 +67,18 @@ def start_trackers(accelerator, step: str, fingerprint: dict) -> None:
                                                                   else str(v) for k, v in fingerprint.items()})
 
 
-def save_tokenizer(teacher: LoadedModel, out: Path, arch: str) -> None:
+def save_tokenizer(tokenizer, out: Path, arch: str) -> None:
     """The teacher's vocabulary; for a DistilBERT student, a tokenizer that emits no token_type_ids."""
     if arch != "distilbert":
-        teacher.tokenizer.save_pretrained(out)
+        tokenizer.save_pretrained(out)
         return
+    from transformers.utils import logging as hf_logging
+
     with tempfile.TemporaryDirectory() as tmp:
-        teacher.tokenizer.save_pretrained(tmp)
-        DistilBertTokenizerFast.from_pretrained(tmp).save_pretrained(out)
+        tokenizer.save_pretrained(tmp)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "loaded from a BertTokenizer checkpoint": the point of this copy
+        try:
+            DistilBertTokenizerFast.from_pretrained(tmp).save_pretrained(out)
+        finally:
+            hf_logging.set_verbosity(verbosity)

@@ -1,4 +1,5 @@
-"""A student made from its teacher: embeddings and a subset of layers copied (Sanh et al., 2019).
+"""A student made from its teacher: embeddings, a subset of layers and the head copied (Sanh et
+al., 2019), for a classifier teacher or a masked-LM one.
 
 Two shapes: the teacher's own (BERT with fewer layers) or DistilBERT (no token-type embeddings,
 no pooler), with BERT's weight names mapped onto DistilBERT's.
@@ -9,8 +10,10 @@ from __future__ import annotations
 import torch
 from transformers import (
     BertConfig,
+    BertForMaskedLM,
     BertForSequenceClassification,
     DistilBertConfig,
+    DistilBertForMaskedLM,
     DistilBertForSequenceClassification,
     PreTrainedModel,
 )
@@ -67,10 +70,10 @@ def _bert_layers_state(teacher_sd: dict[str, torch.Tensor], prefix: str, layers:
                 yield new, name[len(head):], tensor
 
 
-def bert_student(teacher: BertForSequenceClassification, layers: list[int]) -> BertForSequenceClassification:
+def bert_student(teacher: BertForSequenceClassification | BertForMaskedLM, layers: list[int]) -> PreTrainedModel:
     """The teacher's architecture with only the kept layers; every other tensor copied as is."""
     config = BertConfig.from_dict({**teacher.config.to_dict(), "num_hidden_layers": len(layers)})
-    student = BertForSequenceClassification(config)
+    student = type(teacher)(config)
     sd = teacher.state_dict()
     new_sd = {k: v for k, v in sd.items() if ".encoder.layer." not in k}
     for new, sub, tensor in _bert_layers_state(sd, "bert.", layers):
@@ -79,20 +82,18 @@ def bert_student(teacher: BertForSequenceClassification, layers: list[int]) -> B
     return student
 
 
-def distilbert_student(teacher: BertForSequenceClassification, layers: list[int]) -> DistilBertForSequenceClassification:
-    """DistilBERT shape: token-type-0 embedding folded into positions, BERT names mapped, pooler -> pre_classifier."""
-    tc = teacher.config
+def _distilbert_config(tc: BertConfig, layers: list[int], **head) -> DistilBertConfig:
     if getattr(tc, "position_embedding_type", "absolute") != "absolute":
         raise UsageError("the DistilBERT shape needs absolute position embeddings; use --student-arch bert.")
-    config = DistilBertConfig(
+    return DistilBertConfig(
         vocab_size=tc.vocab_size, max_position_embeddings=tc.max_position_embeddings, n_layers=len(layers),
         n_heads=tc.num_attention_heads, dim=tc.hidden_size, hidden_dim=tc.intermediate_size,
         dropout=tc.hidden_dropout_prob, attention_dropout=tc.attention_probs_dropout_prob,
-        activation=tc.hidden_act, initializer_range=tc.initializer_range, pad_token_id=tc.pad_token_id,
-        seq_classif_dropout=tc.hidden_dropout_prob, num_labels=tc.num_labels, id2label=tc.id2label,
-        label2id=tc.label2id, problem_type=tc.problem_type)
-    student = DistilBertForSequenceClassification(config)
-    sd = teacher.state_dict()
+        activation=tc.hidden_act, initializer_range=tc.initializer_range, pad_token_id=tc.pad_token_id, **head)
+
+
+def _distilbert_body(sd: dict[str, torch.Tensor], layers: list[int]) -> dict[str, torch.Tensor]:
+    """Embeddings and kept layers under DistilBERT's names."""
     new_sd = {
         "distilbert.embeddings.word_embeddings.weight": sd["bert.embeddings.word_embeddings.weight"],
         # DistilBERT has no token types: single-segment input always adds token type 0, so fold it in.
@@ -100,26 +101,66 @@ def distilbert_student(teacher: BertForSequenceClassification, layers: list[int]
             sd["bert.embeddings.position_embeddings.weight"] + sd["bert.embeddings.token_type_embeddings.weight"][0],
         "distilbert.embeddings.LayerNorm.weight": sd["bert.embeddings.LayerNorm.weight"],
         "distilbert.embeddings.LayerNorm.bias": sd["bert.embeddings.LayerNorm.bias"],
+    }
+    for new, sub, tensor in _bert_layers_state(sd, "bert.", layers):
+        module, _, param = sub.rpartition(".")
+        new_sd[f"distilbert.transformer.layer.{new}.{BERT_TO_DISTIL_LAYER[module]}.{param}"] = tensor
+    return new_sd
+
+
+def _load_mapped(student: PreTrainedModel, new_sd: dict[str, torch.Tensor], tied: tuple[str, ...] = ()):
+    missing, unexpected = student.load_state_dict(new_sd, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids") and k not in tied]
+    if missing or unexpected:
+        raise RuntimeError(f"weight mapping incomplete: missing {missing}, unexpected {unexpected}")
+    return student
+
+
+def distilbert_student(teacher: BertForSequenceClassification,
+                       layers: list[int]) -> DistilBertForSequenceClassification:
+    """DistilBERT shape: token-type-0 embedding folded into positions, BERT names mapped, pooler -> pre_classifier."""
+    tc = teacher.config
+    config = _distilbert_config(tc, layers, seq_classif_dropout=tc.hidden_dropout_prob, num_labels=tc.num_labels,
+                                id2label=tc.id2label, label2id=tc.label2id, problem_type=tc.problem_type)
+    sd = teacher.state_dict()
+    new_sd = {
+        **_distilbert_body(sd, layers),
         # BERT's pooler (dense + tanh on [CLS]) is the nearest thing to DistilBERT's pre_classifier.
         "pre_classifier.weight": sd["bert.pooler.dense.weight"],
         "pre_classifier.bias": sd["bert.pooler.dense.bias"],
         "classifier.weight": sd["classifier.weight"],
         "classifier.bias": sd["classifier.bias"],
     }
-    for new, sub, tensor in _bert_layers_state(sd, "bert.", layers):
-        module, _, param = sub.rpartition(".")
-        new_sd[f"distilbert.transformer.layer.{new}.{BERT_TO_DISTIL_LAYER[module]}.{param}"] = tensor
-    missing, unexpected = student.load_state_dict(new_sd, strict=False)
-    missing = [k for k in missing if not k.endswith("position_ids")]
-    if missing or unexpected:
-        raise RuntimeError(f"weight mapping incomplete: missing {missing}, unexpected {unexpected}")
+    return _load_mapped(DistilBertForSequenceClassification(config), new_sd)
+
+
+def distilbert_mlm_student(teacher: BertForMaskedLM, layers: list[int]) -> DistilBertForMaskedLM:
+    """DistilBERT shape with the teacher's masked-LM head: transform, LayerNorm and bias copied, the
+    output projection tied to the (copied) word embeddings as in the teacher."""
+    config = _distilbert_config(teacher.config, layers)
+    sd = teacher.state_dict()
+    new_sd = {
+        **_distilbert_body(sd, layers),
+        "vocab_transform.weight": sd["cls.predictions.transform.dense.weight"],
+        "vocab_transform.bias": sd["cls.predictions.transform.dense.bias"],
+        "vocab_layer_norm.weight": sd["cls.predictions.transform.LayerNorm.weight"],
+        "vocab_layer_norm.bias": sd["cls.predictions.transform.LayerNorm.bias"],
+        "vocab_projector.bias": sd["cls.predictions.bias"],
+    }
+    student = _load_mapped(DistilBertForMaskedLM(config), new_sd, tied=("vocab_projector.weight",))
+    student.tie_weights()
     return student
 
 
 def make_student(teacher: PreTrainedModel, layers: list[int], arch: str = "distilbert") -> PreTrainedModel:
-    """Student for a BERT sequence-classification teacher. arch: 'distilbert' (default) or 'bert'."""
-    if not isinstance(teacher, BertForSequenceClassification):
-        raise UsageError(f"the teacher must be a BERT sequence classifier, got {type(teacher).__name__}; "
-                         "fine-tune a BERT encoder first with `python -m demo.distill finetune`.")
-    student = distilbert_student(teacher, layers) if arch == "distilbert" else bert_student(teacher, layers)
+    """Student for a BERT teacher: a sequence classifier, or a masked LM (general distillation).
+    arch: 'distilbert' (default) or 'bert'."""
+    if isinstance(teacher, BertForMaskedLM):
+        student = distilbert_mlm_student(teacher, layers) if arch == "distilbert" else bert_student(teacher, layers)
+    elif isinstance(teacher, BertForSequenceClassification):
+        student = distilbert_student(teacher, layers) if arch == "distilbert" else bert_student(teacher, layers)
+    else:
+        raise UsageError(f"the teacher must be a BERT sequence classifier or masked LM, got "
+                         f"{type(teacher).__name__}; fine-tune a BERT encoder first with `python -m demo.distill "
+                         "finetune` (--objective mlm for a masked LM).")
     return student.to(next(teacher.parameters()).dtype)

@@ -64,6 +64,14 @@ def gathered_predictions(accelerator, model: torch.nn.Module, loader: DataLoader
     return preds, labels
 
 
+def classification_accuracy(accelerator, model: torch.nn.Module, loader: DataLoader) -> float:
+    preds, labels = gathered_predictions(accelerator, model, loader)
+    return sum(p == y for p, y in zip(preds, labels)) / max(len(labels), 1)
+
+
+Scorer = Callable[[object, torch.nn.Module, DataLoader], float]  # (accelerator, model, validation loader) -> score
+
+
 def _mean_over_processes(accelerator, values: dict[str, float]) -> dict[str, float]:
     """Each process saw its share of every batch: the loss of the whole batch is the mean of theirs."""
     if accelerator.num_processes == 1 or not values:
@@ -124,7 +132,8 @@ class Plan:
 
 
 def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: LossFn, accelerator, *,
-        validation: Examples, predictor: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m, epochs: int,
+        validation: Examples, predictor: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m,
+        score: Scorer = classification_accuracy, epochs: int,
         batch_size: int, eval_batch_size: int, learning_rate: float, weight_decay: float,
         warmup_ratio: float, max_grad_norm: float, seed: int, desc: str = "train", total_steps: int | None = None,
         max_evaluations: int = 40, run: RunFiles | None = None) -> FitResult:
@@ -133,12 +142,14 @@ def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: Los
     total_steps: a budget in optimiser steps (e.g. to give a baseline the same budget as the run it
     is compared with); the data is passed over as many times as that takes, the last pass cut short.
     With many short passes, evaluation happens every pass for the first ten, then every few passes.
-    predictor(model) is the module whose logits are scored (the student inside a training wrapper).
+    predictor(model) is the module scored (the student inside a training wrapper); score(accelerator,
+    module, validation loader) gives the figure the best epoch is chosen by (classification accuracy,
+    or masked-token accuracy for a masked LM), gathered over every process.
     run: where the main run keeps history.jsonl and its checkpoints (None for baselines).
     """
     plan = Plan.of(len(train), batch_size, accelerator.gradient_accumulation_steps, epochs, total_steps,
                    max_evaluations)
-    loop = _Loop(model, train, validation, loss_fn, predictor, accelerator, plan, run, desc, batch_size,
+    loop = _Loop(model, train, validation, loss_fn, predictor, score, accelerator, plan, run, desc, batch_size,
                  eval_batch_size, seed, max_grad_norm, _optimizer(model, learning_rate, weight_decay), warmup_ratio)
     start = time.perf_counter()
     for epoch in range(loop.state.epoch, plan.epochs):
@@ -176,11 +187,12 @@ def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float
 class _Loop:
     """fit()'s moving parts: the prepared model, optimiser, scheduler and loaders, and the state."""
 
-    def __init__(self, model, train, validation, loss_fn, predictor, accelerator, plan: Plan, run: RunFiles | None,
+    def __init__(self, model, train, validation, loss_fn, predictor, score, accelerator, plan: Plan,
+                 run: RunFiles | None,
                  desc: str, batch_size: int, eval_batch_size: int, seed: int, max_grad_norm: float, optimizer,
                  warmup_ratio: float):
         self.accelerator, self.plan, self.run, self.desc = accelerator, plan, run, desc
-        self.loss_fn, self.predictor, self.max_grad_norm = loss_fn, predictor, max_grad_norm
+        self.loss_fn, self.predictor, self.score, self.max_grad_norm = loss_fn, predictor, score, max_grad_norm
         train_loader = data_loader(train, batch_size, shuffle=True, seed=seed)
         # What orders a pass (set per epoch): the length-grouped batch sampler, or the mixed stream.
         sampler = train_loader.batch_sampler
@@ -277,8 +289,7 @@ class _Loop:
         state.epoch, state.batches_in_epoch, state.epoch_sums, state.epoch_batches = epoch_done, 0, {}, 0
         if not self.plan.evaluates(epoch_done):
             return
-        preds, labels = gathered_predictions(accelerator, self.predictor(self.unwrapped), self.val_loader)
-        accuracy = sum(p == y for p, y in zip(preds, labels)) / max(len(labels), 1)
+        accuracy = self.score(accelerator, self.predictor(self.unwrapped), self.val_loader)
         means = _mean_over_processes(accelerator, {k: v / n for k, v in sums.items()})
         row = {"epoch": epoch_done, "step": state.step, "train_loss": means.get("loss", 0.0),
                **{f"train_{k}": v for k, v in means.items() if k != "loss"}, "validation_accuracy": accuracy}

@@ -82,6 +82,22 @@ class Inputs:
     cache_dir: Path | None
 
 
+def refuse_masked_lm_teacher(name: str) -> None:
+    """A masked LM given to classification distillation would get a random classifier head."""
+    from transformers import AutoConfig
+
+    from .general import ObjectiveMismatch, is_masked_lm
+
+    try:
+        config = AutoConfig.from_pretrained(name, trust_remote_code=False)
+    except Exception:  # noqa: BLE001 - load_model explains a model that cannot be read
+        return
+    if is_masked_lm(config):
+        raise ObjectiveMismatch(f"{name} is a masked LM ({config.architectures[0]}), not a fine-tuned classifier: "
+                                "distil it with --objective mlm (general distillation), or fine-tune it on your "
+                                "labels first (python -m demo.distill finetune --model ...).")
+
+
 def resolve_mlm(dargs: DistillArguments, device) -> MaskedLM | None:
     if not dargs.augment or dargs.augment_swap_prob == 0 or dargs.augment_mlm == "none":
         return None
@@ -90,6 +106,7 @@ def resolve_mlm(dargs: DistillArguments, device) -> MaskedLM | None:
 
 
 def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments, device) -> Inputs:
+    refuse_masked_lm_teacher(dargs.teacher)
     teacher = load_model(ModelSpec(dargs.teacher), "classify", device)
     if dargs.alpha_attn > 0:
         use_eager_attention(teacher.model)

@@ -1,0 +1,144 @@
+"""A masked LM measured on held-out text: top-1 / top-5 masked-token accuracy, masked and pseudo
+perplexity, and for a teacher/student pair the agreement of their top-1 guesses and the speedup.
+
+Masks are fixed and seeded per text (masked_lm.fixed_masks), so a teacher, its student, and a run
+measured again later all guess the very same tokens. The training CLI (metrics.json, the card) and
+`python -m demo.evaluate --task fill_mask` both report through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .errors import UserError
+from .masked_lm import IGNORE, MaskedCounts, fixed_masks, masked_logits, mask_token_id, pseudo_perplexity, \
+    score_logits
+from .measure import timed_exclusive
+
+EVAL_SEED = 1234  # the held-out masks; the same for every model and run
+PPPL_TEXTS = 200  # pseudo-perplexity costs one forward per token: measured on the first this many texts
+
+
+class VocabularyMismatch(UserError):
+    """Teacher and student must share a vocabulary for their masked-token guesses to be compared."""
+
+
+@dataclass
+class MaskedLMScores:
+    top1_accuracy: float
+    top5_accuracy: float
+    masked_perplexity: float  # exp(mean NLL) at the fixed masked positions
+    pseudo_perplexity: float  # Salazar et al. 2020, on the first PPPL_TEXTS texts
+    seconds: float  # forward time over every batch (masked positions' head only)
+
+
+@dataclass
+class MaskedLMReport:
+    n_texts: int
+    n_masked: int
+    pppl_texts: int
+    seed: int
+    teacher: MaskedLMScores
+    student: MaskedLMScores | None = None
+    agreement_top1: float | None = None  # share of masked tokens where both guess the same top-1
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def retention_top1(self) -> float | None:
+        return self.student.top1_accuracy / self.teacher.top1_accuracy if self.student and \
+            self.teacher.top1_accuracy else None
+
+    @property
+    def speedup(self) -> float | None:
+        return self.teacher.seconds / self.student.seconds if self.student and self.student.seconds else None
+
+    def figures(self) -> dict:
+        out = {"n_texts": self.n_texts, "n_masked": self.n_masked, "pppl_texts": self.pppl_texts, "seed": self.seed,
+               "teacher": asdict(self.teacher)}
+        if self.student is not None:
+            out.update(student=asdict(self.student), agreement_top1=self.agreement_top1,
+                       retention_top1=self.retention_top1, speedup=self.speedup)
+        return out
+
+    def markdown(self, teacher_name: str = "teacher", student_name: str = "student") -> str:
+        rows = [("top-1 masked-token accuracy", "top1_accuracy", "{:.4f}"),
+                ("top-5 masked-token accuracy", "top5_accuracy", "{:.4f}"),
+                ("masked-token perplexity", "masked_perplexity", "{:.2f}"),
+                (f"pseudo-perplexity (first {self.pppl_texts} texts)", "pseudo_perplexity", "{:.2f}"),
+                ("forward time (s)", "seconds", "{:.2f}")]
+        models = [(teacher_name, self.teacher)] + ([(student_name, self.student)] if self.student else [])
+        lines = ["| | " + " | ".join(n for n, _ in models) + " |", "|---|" + "---:|" * len(models)]
+        lines += [f"| {label} | " + " | ".join(fmt.format(getattr(s, key)) for _, s in models) + " |"
+                  for label, key, fmt in rows]
+        lines.append(f"\n{self.n_masked:,} masked tokens in {self.n_texts:,} held-out texts (fixed masks, seed "
+                     f"{self.seed}).")
+        if self.student is not None:
+            lines.append(f"Student/teacher top-1: **{self.retention_top1:.3f}**; top-1 agreement "
+                         f"**{self.agreement_top1:.4f}**; speedup **{self.speedup:.2f}x**.")
+        return "\n".join(lines)
+
+
+def _batches(tokenizer, texts: list[str], max_length: int, batch_size: int):
+    """Padded batches in length order, each with the row numbers (which fix the masks)."""
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
+    pad = tokenizer.pad_token_id or 0
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        width = max(len(enc[i]) for i in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        for b, i in enumerate(rows):
+            ids[b, :len(enc[i])] = torch.tensor(enc[i])
+            attention[b, :len(enc[i])] = 1
+        yield ids, attention, torch.tensor(rows)
+
+
+def check_same_vocabulary(teacher_tokenizer, student_tokenizer) -> None:
+    if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
+        raise VocabularyMismatch("teacher and student have different vocabularies, so their masked-token guesses "
+                                 "cannot be compared token for token; pair models that share a tokenizer.")
+
+
+@torch.inference_mode()
+def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, max_length: int = 128,
+                       batch_size: int = 64, device="cpu", seed: int = EVAL_SEED, pppl_texts: int = PPPL_TEXTS,
+                       progress=None) -> MaskedLMReport:
+    """teacher, student: masked-LM models (already on device); one tokenizer for both (same vocabulary)."""
+    mask_token_id(tokenizer, getattr(tokenizer, "name_or_path", "the tokenizer"))
+    if not texts:
+        raise UserError("no text to measure the masked LM on.")
+    models = {"teacher": teacher, **({"student": student} if student is not None else {})}
+    for m in models.values():
+        m.eval()
+    counts = {k: MaskedCounts() for k in models}
+    seconds = {k: 0.0 for k in models}
+    agree, done = 0, 0
+    for ids, attention, rows in _batches(tokenizer, texts, max_length, batch_size):
+        masked, labels = fixed_masks(ids, attention, rows, tokenizer, seed)
+        gold = labels[labels != IGNORE].to(device)
+        top1 = {}
+        for name, model in models.items():  # interleaved per batch: both see the same machine load
+            logits, ms = timed_exclusive(lambda: masked_logits(model, masked.to(device), attention.to(device),
+                                                               labels.to(device))[0], device)
+            seconds[name] += ms / 1000
+            hit1, hit5, nll = score_logits(logits, gold)
+            counts[name] = counts[name].add(MaskedCounts(len(gold), int(hit1.sum()), int(hit5.sum()),
+                                                         float(nll.sum())))
+            top1[name] = logits.argmax(-1)
+        if student is not None:
+            agree += int((top1["teacher"] == top1["student"]).sum())
+        done += len(rows)
+        if progress is not None:
+            progress(done, len(texts))
+    sample = texts[:pppl_texts]
+    scores = {name: MaskedLMScores(counts[name].top1_accuracy, counts[name].top5_accuracy,
+                                   counts[name].masked_perplexity,
+                                   pseudo_perplexity(model, tokenizer, sample, max_length, batch_size, device),
+                                   seconds[name])
+              for name, model in models.items()}
+    n_masked = counts["teacher"].masked
+    return MaskedLMReport(len(texts), n_masked, len(sample), seed, scores["teacher"], scores.get("student"),
+                          agree / n_masked if student is not None and n_masked else None)
