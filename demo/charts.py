@@ -139,9 +139,10 @@ def bench_figures(records: Sequence) -> list[go.Figure]:
 
 
 # ---- a distillation run's evidence (metrics.json and history.jsonl as plain dicts) -----------------
-def training_curves(history: Sequence[Mapping]) -> go.Figure:
-    """Each loss term against the optimiser step, and validation accuracy where it was measured."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss terms", "Validation accuracy"))
+def training_curves(history: Sequence[Mapping], score_name: str = "validation accuracy") -> go.Figure:
+    """Each loss term against the optimiser step, and validation accuracy (or the run's score) where it
+    was measured."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss terms", score_name.capitalize()))
     logged = [r for r in history if not r.get("evaluated")] or [r for r in history if r.get("evaluated")]
     terms = [k for k in dict.fromkeys(k for r in logged for k in r) if k.startswith("train_")]
     for i, term in enumerate(terms):
@@ -151,7 +152,7 @@ def training_curves(history: Sequence[Mapping]) -> go.Figure:
                                  line=dict(width=2 if term == "train_loss" else 1)), row=1, col=1)
     evaluated = [r for r in history if r.get("evaluated") and "validation_accuracy" in r]
     fig.add_trace(go.Scatter(x=[r["step"] for r in evaluated], y=[r["validation_accuracy"] for r in evaluated],
-                             mode="lines+markers", name="validation accuracy", line=dict(color=COLORS["student"])),
+                             mode="lines+markers", name=score_name, line=dict(color=COLORS["student"])),
                   row=1, col=2)
     fig.update_xaxes(title_text="optimiser step")
     fig.update_yaxes(range=[0, 1], row=1, col=2)
@@ -163,7 +164,8 @@ def training_curves(history: Sequence[Mapping]) -> go.Figure:
 
 
 def recipe_comparison_chart(metrics: Mapping) -> go.Figure:
-    """Validation accuracy of the teacher, the distilled student and each baseline (same budget)."""
+    """Validation accuracy (or the run's score) of the teacher, the distilled student and each baseline
+    (same budget)."""
     names = ["teacher", "distilled student"] + [b["name"] for b in metrics.get("baselines", [])]
     values = [metrics.get("teacher_accuracy"), metrics.get("student_accuracy")] + \
         [b["accuracy"] for b in metrics.get("baselines", [])]
@@ -173,7 +175,8 @@ def recipe_comparison_chart(metrics: Mapping) -> go.Figure:
                            hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     low = min(v for v in values if v is not None)
-    fig.update_xaxes(range=[max(0.0, low - 0.1), 1.0], title_text="validation accuracy")
+    fig.update_xaxes(range=[max(0.0, low - 0.1), min(1.0, max(v for v in values if v is not None) + 0.1)],
+                     title_text=metrics.get("score_name", "validation accuracy"))
     title = "Teacher, distilled student and baselines" + ("" if metrics.get("baselines") else
                                                           " (run with --baselines to compare recipes)")
     fig.update_layout(title=title, **{k: v for k, v in LAYOUT.items() if k != "legend"})
@@ -188,7 +191,8 @@ def retention_chart(metrics: Mapping) -> go.Figure:
     fig = go.Figure(go.Bar(x=names, y=[sets[n] for n in names], marker_color=COLORS["student"],
                            text=[f"{sets[n]:.3f}" for n in names], textposition="auto"))
     fig.add_hline(y=0.97, line_dash="dot", line_color="#888", annotation_text="DistilBERT: 0.97")
-    fig.update_yaxes(title_text="student / teacher accuracy", rangemode="tozero")
+    score = metrics.get("score_name", "accuracy").replace("validation ", "").replace("held-out ", "")
+    fig.update_yaxes(title_text=f"student / teacher {score}", rangemode="tozero")
     title = "Retention in and out of domain" + ("" if metrics.get("eval_sets") else
                                                 " (add --eval-file NAME=FILE for other domains)")
     fig.update_layout(title=title, **{k: v for k, v in LAYOUT.items() if k != "legend"})
@@ -199,7 +203,7 @@ def run_size_speed_chart(metrics: Mapping) -> go.Figure:
     """Parameters and evaluation time of teacher and student, as measured by the run."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
         f"Parameters (student / teacher = {metrics['student_params'] / metrics['teacher_params']:.2f})",
-        f"Validation pass, ms (speedup {metrics.get('speedup', 0):.2f}×)"))
+        f"Evaluation pass, ms (speedup {metrics.get('speedup', 0):.2f}×)"))
     for col, (key, fmt) in enumerate((("params", human_count), ("total_ms", lambda v: f"{v:,.0f} ms")), start=1):
         values = [metrics[f"teacher_{key}"], metrics[f"student_{key}"]]
         fig.add_trace(go.Bar(x=["teacher", "student"], y=values, text=[fmt(v) for v in values], textposition="auto",

@@ -67,18 +67,23 @@ class Evidence:
                        if line.strip()] if history_file.is_file() else []
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise EvidenceError(f"{path}: its metrics or history are not valid JSON ({exc}).") from None
-        if "student_accuracy" not in metrics:
-            raise EvidenceError(f"{path}/metrics.json is not a distillation run's (no student_accuracy); a "
+        mlm_student = metrics.get("objective") == "mlm" and "student" in metrics.get("masked_lm", {})
+        if "student_accuracy" not in metrics and not mlm_student:
+            raise EvidenceError(f"{path}/metrics.json is not a distillation run's (no student figures); a "
                                 "finetune output shows no student.")
         if not history:  # runs made before history.jsonl: the per-epoch rows of metrics.json
             history = [{**row, "evaluated": True} for row in metrics.get("history", [])]
         return cls(source=str(path), metrics=metrics, history=history)
 
+    @property
+    def figures(self) -> dict:
+        return chart_figures(self.metrics)
+
     def recipe_markdown(self) -> str:
         m = self.metrics
         args = m.get("args", {})
         data = ", ".join(f"{n:,} {kind}" for kind, n in (m.get("data") or {}).items() if n) or \
-            f"{m.get('n_train', 0):,} labelled"
+            f"{m.get('n_train', 0):,} {'raw text' if m.get('objective') == 'mlm' else 'labelled'}"
         train = args.get("train_file")  # a list since --objective mlm takes several; a string in older runs
         files = (train if isinstance(train, list) else [train]) + [f.get("file") for f in m.get("transfer_files") or []]
         weights = ", ".join(f"{k} {v}" for k, v in (m.get("loss_weights") or {}).items() if v)
@@ -94,6 +99,22 @@ class Evidence:
                  f"{m.get('num_processes', 1)} process(es), best epoch {m.get('best_epoch')}",
                  f"- **Read from**: {code(self.source)}"]
         return "\n".join(lines)
+
+
+def chart_figures(metrics: dict) -> dict:
+    """The figures the tab charts, whichever objective made the run: for a general-distillation run
+    (--objective mlm) the held-out top-1 masked-token accuracy takes the place of validation accuracy."""
+    if metrics.get("objective") != "mlm":
+        return {**metrics, "score_name": "validation accuracy"}
+    r = metrics["masked_lm"]
+    return {"score_name": "held-out top-1 masked-token accuracy",
+            "teacher_accuracy": r["teacher"]["top1_accuracy"], "student_accuracy": r["student"]["top1_accuracy"],
+            "retention": r["retention_top1"], "speedup": r["speedup"],
+            "teacher_total_ms": r["teacher"]["seconds"] * 1000, "student_total_ms": r["student"]["seconds"] * 1000,
+            "teacher_params": metrics["teacher_params"], "student_params": metrics["student_params"],
+            "baselines": [{"name": b["name"], "accuracy": b["masked_lm"]["student"]["top1_accuracy"]}
+                          for b in metrics.get("baselines") or []],
+            "eval_sets": {name: {"retention": e["retention_top1"]} for name, e in (metrics.get("eval_sets") or {}).items()}}
 
 
 def load_evidence(link: DistillationLink | None) -> tuple[Evidence | None, str]:

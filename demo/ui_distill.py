@@ -19,11 +19,13 @@ def build_tab(link: DistillationLink | None, space_id: str | None) -> None:
         gr.Markdown(note, elem_id="distill-note")
         return
     gr.Markdown(evidence.recipe_markdown(), elem_id="distill-recipe")
-    gr.Plot(training_curves(evidence.history), label="Training curves", elem_id="distill-curves")
+    figures = evidence.figures  # a classifier run's or a general-distillation run's, charted alike
+    gr.Plot(training_curves(evidence.history, figures["score_name"]), label="Training curves",
+            elem_id="distill-curves")
     with gr.Row():
-        gr.Plot(recipe_comparison_chart(evidence.metrics), label="Recipes compared", elem_id="distill-recipes")
-        gr.Plot(retention_chart(evidence.metrics), label="Retention by domain", elem_id="distill-retention")
-    gr.Plot(run_size_speed_chart(evidence.metrics), label="Size and speed", elem_id="distill-size")
+        gr.Plot(recipe_comparison_chart(figures), label="Recipes compared", elem_id="distill-recipes")
+        gr.Plot(retention_chart(figures), label="Retention by domain", elem_id="distill-retention")
+    gr.Plot(run_size_speed_chart(figures), label="Size and speed", elem_id="distill-size")
     card = link.card_text() if link is not None else None
     if card:
         with gr.Accordion("The student's model card", open=False):

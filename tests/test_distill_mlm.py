@@ -305,3 +305,53 @@ def test_alpha_mlm_needs_the_mlm_objective(tmp_path, capsys):
     err = _refused(["distill", "--teacher", "t", "--train-file", "x.tsv", "--validation-file", "y.tsv",
                     "--alpha-mlm", "1"], capsys, tmp_path / "out")
     assert "--alpha-mlm is the masked-LM loss: it needs --objective mlm" in err
+
+
+def test_the_general_student_fine_tunes_as_a_classifier(mlm_student, tmp_path):
+    """The downstream check's step: `finetune` takes the fill-mask student (and its baselines) as the encoder."""
+    from .test_distill import write_sentiment_tsv
+
+    train, val = write_sentiment_tsv(tmp_path / "train.tsv", 64, 0), write_sentiment_tsv(tmp_path / "val.tsv", 16, 1)
+    for name, model in (("distilled", mlm_student), ("layer-drop", mlm_student / "baselines" / "layer-drop")):
+        out = tmp_path / name
+        assert main(["finetune", "--model", str(model), "--train-file", str(train), "--validation-file", str(val),
+                     "--epochs", "1", "--min-steps", "0", "--batch-size", "16", "--output-dir", str(out)]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert 0 <= metrics["accuracy"] <= 1 and metrics["n_train"] == 64
+        assert type(AutoModelForMaskedLM.from_pretrained(model)).__name__ == "DistilBertForMaskedLM"
+
+
+def test_an_mlm_run_resumes_exactly(encoder_dir, texts_file, tmp_path):
+    """Dynamic masks come from the global RNG, which checkpoints keep: a resumed run draws the same masks."""
+    from safetensors.torch import load_file
+
+    common = ["finetune", "--objective", "mlm", "--model", str(encoder_dir), "--train-file", str(texts_file),
+              "--max-steps", "8", "--min-steps", "0", "--epochs", "1", "--batch-size", "16", "--learning-rate", "3e-3"]
+    assert main([*common, "--output-dir", str(tmp_path / "whole")]) == 0
+    assert main([*common, "--output-dir", str(tmp_path / "split"), "--checkpoint-steps", "4",
+                 "--keep-checkpoints", "0"]) == 0
+    assert main([*common, "--output-dir", str(tmp_path / "split"), "--checkpoint-steps", "4",
+                 "--resume-from-checkpoint", str(tmp_path / "split" / "checkpoints" / "checkpoint-4")]) == 0
+    whole, resumed = (load_file(tmp_path / d / "model.safetensors") for d in ("whole", "split"))
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_the_distillation_tab_charts_a_general_distillation_run(mlm_student, mlm_teacher):
+    from demo.charts import recipe_comparison_chart, retention_chart, run_size_speed_chart, training_curves
+    from demo.evidence import Evidence, EvidenceError
+
+    evidence = Evidence.from_dir(mlm_student)
+    r = evidence.metrics["masked_lm"]
+    figures = evidence.figures
+    assert figures["score_name"] == "held-out top-1 masked-token accuracy"
+    recipes = recipe_comparison_chart(figures).data[0]
+    assert list(recipes.x) == pytest.approx([r["teacher"]["top1_accuracy"], r["student"]["top1_accuracy"]] +
+                                            [b["masked_lm"]["student"]["top1_accuracy"]
+                                             for b in evidence.metrics["baselines"]])
+    assert retention_chart(figures).data[0].y[0] == pytest.approx(r["retention_top1"])
+    assert "speedup" in run_size_speed_chart(figures).layout.annotations[1].text
+    curves = training_curves(evidence.history, figures["score_name"])
+    assert curves.layout.annotations[1].text == "Held-out top-1 masked-token accuracy"
+    assert "raw text" in evidence.recipe_markdown()
+    with pytest.raises(EvidenceError, match="shows no student"):
+        Evidence.from_dir(mlm_teacher)  # an adapted teacher: no student to show
