@@ -114,7 +114,8 @@ def chart_figures(metrics: dict) -> dict:
             "teacher_params": metrics["teacher_params"], "student_params": metrics["student_params"],
             "baselines": [{"name": b["name"], "accuracy": b["masked_lm"]["student"]["top1_accuracy"]}
                           for b in metrics.get("baselines") or []],
-            "eval_sets": {name: {"retention": e["retention_top1"]} for name, e in (metrics.get("eval_sets") or {}).items()}}
+            "eval_sets": {name: {"retention": e["retention_top1"]}
+                          for name, e in (metrics.get("eval_sets") or {}).items()}}
 
 
 def load_evidence(link: DistillationLink | None) -> tuple[Evidence | None, str]:

@@ -15,7 +15,8 @@ from .hub import publish
 from .kd import run_distill
 
 STEPS = {
-    "finetune": "fine-tune a BERT encoder on a classification task (the teacher), or adapt it to text (--objective mlm)",
+    "finetune": "fine-tune a BERT encoder on a classification task (the teacher), or adapt it to text "
+                "(--objective mlm)",
     "distill": "distil a BERT teacher into a smaller student (a classifier, or with --objective mlm a fill-mask "
                "model), write metrics and model card",
     "push": "publish a finished output directory to the Hugging Face Hub",
