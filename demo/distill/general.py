@@ -33,6 +33,7 @@ from .losses import NO_LABEL, cosine_hidden_loss, soft_target_loss
 from .outputs import command_line, copy_training_code, prepare_output_dir, run_fingerprint, write_json
 from .steps import run_files, save_tokenizer, start, start_trackers
 from .student import make_student, parse_layers
+from .targets import weights_digest
 from .train import FitResult, fit, set_seed
 
 HELD_OUT_FILE = "heldout_texts.txt"  # the texts measured, one per line: `python -m demo.evaluate --task fill_mask`
@@ -268,7 +269,7 @@ def run_mlm_distill(dargs: DistillArguments, data_args: DataArguments, targs: Tr
     out = prepare_output_dir(targs.output_dir, targs.overwrite_output_dir, resuming) if main else \
         Path(targs.output_dir)
     accelerator.wait_for_everyone()
-    fingerprint = run_fingerprint(dargs, data_args, targs, step="distill")
+    fingerprint = run_fingerprint(dargs, data_args, targs, step="distill", teacher_weights=weights_digest(teacher))
     start_trackers(accelerator, "distill", fingerprint)
     total_steps = targs.total_steps(len(corpus.train))
     accelerator.print(
