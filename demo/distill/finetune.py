@@ -13,8 +13,8 @@ from ..measure import count_parameters
 from ..scoring import accuracy, macro_f1
 from .args import DataArguments, FinetuneArguments, TrainArguments
 from .data import batches
-from .outputs import command_line, copy_training_code, prepare_output_dir, run_fingerprint, write_json
-from .steps import read_data, run_files, start, start_trackers
+from .outputs import command_line, copy_training_code, run_fingerprint, write_json
+from .steps import open_output_dir, read_data, run_files, start, start_trackers
 from .batches import encode_examples
 from .train import fit, forward, predict_ids, set_seed
 
@@ -33,11 +33,7 @@ def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: Trai
             ignore_mismatched_sizes=True)
     except Exception as exc:  # noqa: BLE001
         raise explain_load_error(spec, exc) from None
-    accelerator.wait_for_everyone()
-    resuming = bool(targs.resume_from_checkpoint)
-    out = prepare_output_dir(targs.output_dir, targs.overwrite_output_dir, resuming) if accelerator.is_main_process \
-        else targs.output_dir
-    accelerator.wait_for_everyone()
+    out = open_output_dir(accelerator, targs)
     fingerprint = run_fingerprint(margs, data_args, targs, step="finetune")
     start_trackers(accelerator, "finetune", fingerprint)
     train = encode_examples(tokenizer, data.train.texts, data.train_ids, data_args.max_seq_length)

@@ -30,8 +30,8 @@ from .args import DataArguments, DistillArguments, FinetuneArguments, TrainArgum
 from .batches import encode_examples
 from .data import TextCorpus, load_text_corpus
 from .losses import NO_LABEL, cosine_hidden_loss, soft_target_loss
-from .outputs import command_line, copy_training_code, prepare_output_dir, run_fingerprint, write_json
-from .steps import run_files, save_tokenizer, start, start_trackers
+from .outputs import command_line, copy_training_code, run_fingerprint, write_json
+from .steps import open_output_dir, run_files, save_tokenizer, start, start_trackers
 from .student import make_student, parse_layers
 from .targets import weights_digest
 from .train import FitResult, fit, set_seed
@@ -218,11 +218,7 @@ def run_mlm_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: 
     if head_added:
         accelerator.print(f"{margs.model} has no masked-LM head: added one (its projection tied to the input "
                           "embeddings, its transform newly initialised); this adaptation trains it.", flush=True)
-    accelerator.wait_for_everyone()
-    resuming = bool(targs.resume_from_checkpoint)
-    out = prepare_output_dir(targs.output_dir, targs.overwrite_output_dir, resuming) if accelerator.is_main_process \
-        else Path(targs.output_dir)
-    accelerator.wait_for_everyone()
+    out = open_output_dir(accelerator, targs)
     fingerprint = run_fingerprint(margs, data_args, targs, step="finetune")
     start_trackers(accelerator, "finetune", fingerprint)
     total_steps = targs.total_steps(len(corpus.train))
@@ -264,11 +260,7 @@ def run_mlm_distill(dargs: DistillArguments, data_args: DataArguments, targs: Tr
                   for name, path in dargs.eval_files.items()}
     layers = parse_layers(dargs.student_layers, teacher.config.num_hidden_layers)
     weights = MlmWeights(dargs.temperature, dargs.alpha_ce, dargs.alpha_mlm, dargs.alpha_cos)
-    accelerator.wait_for_everyone()
-    resuming = bool(targs.resume_from_checkpoint)
-    out = prepare_output_dir(targs.output_dir, targs.overwrite_output_dir, resuming) if main else \
-        Path(targs.output_dir)
-    accelerator.wait_for_everyone()
+    out = open_output_dir(accelerator, targs)
     fingerprint = run_fingerprint(dargs, data_args, targs, step="distill", teacher_weights=weights_digest(teacher))
     start_trackers(accelerator, "distill", fingerprint)
     total_steps = targs.total_steps(len(corpus.train))

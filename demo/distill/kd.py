@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 
@@ -25,8 +24,8 @@ from .card import write_card
 from .data import TaskData
 from .hub import publish
 from .losses import LossWeights, distillation_loss
-from .outputs import command_line, copy_training_code, prepare_output_dir, run_fingerprint, write_json
-from .steps import run_files, save_tokenizer, start, start_trackers
+from .outputs import command_line, copy_training_code, run_fingerprint, write_json
+from .steps import open_output_dir, run_files, save_tokenizer, start, start_trackers
 from .student import make_student, parse_layers
 from .batches import StreamedExamples, encode_examples
 from .checkpoints import RunFiles
@@ -206,11 +205,7 @@ def run_distill(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
     layers = parse_layers(dargs.student_layers, n_teacher_layers)
     weights = LossWeights(dargs.temperature, dargs.alpha_ce, dargs.alpha_hard, dargs.alpha_cos, dargs.alpha_hidden,
                           dargs.alpha_attn)
-    accelerator.wait_for_everyone()
-    resuming = bool(targs.resume_from_checkpoint)
-    out = prepare_output_dir(targs.output_dir, targs.overwrite_output_dir, resuming) if main else \
-        Path(targs.output_dir)
-    accelerator.wait_for_everyone()
+    out = open_output_dir(accelerator, targs)
     dset, target_infos = build_distill_set(inputs, dargs, data_args, targs, weights, out, accelerator)
     fingerprint = run_fingerprint(dargs, data_args, targs, step="distill", teacher_weights=inputs.teacher_digest)
     start_trackers(accelerator, "distill", fingerprint)

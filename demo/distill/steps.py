@@ -11,7 +11,7 @@ from ..errors import UsageError
 from ..loading import resolve_device
 from .args import DataArguments, TrainArguments
 from .data import TaskData, load_hub_task_data, load_task_data
-from .outputs import check_output_dir
+from .outputs import check_output_dir, prepare_output_dir
 from .checkpoints import RunFiles
 from .accel import make_accelerator
 
@@ -53,6 +53,16 @@ def start(targs: TrainArguments):
             raise UsageError(f"{flag} {size} is the global batch: make it a multiple of the "
                              f"{accelerator.num_processes} processes.")
     return accelerator
+
+
+def open_output_dir(accelerator, targs: TrainArguments) -> Path:
+    """The output directory, created (or kept, when resuming) by the main process while the others wait."""
+    accelerator.wait_for_everyone()
+    out = Path(targs.output_dir)
+    if accelerator.is_main_process:
+        out = prepare_output_dir(targs.output_dir, targs.overwrite_output_dir, bool(targs.resume_from_checkpoint))
+    accelerator.wait_for_everyone()
+    return out
 
 
 def run_files(targs: TrainArguments, out: Path, fingerprint: dict) -> RunFiles:
