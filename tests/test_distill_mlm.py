@@ -390,3 +390,11 @@ def test_general_distillation_runs_on_two_processes(mlm_teacher, texts_file, tmp
     best = max(row["validation_accuracy"] for row in metrics["history"])
     assert best == pytest.approx(metrics["masked_lm"]["student"]["top1_accuracy"],
                                  abs=1.5 / metrics["masked_lm"]["n_masked"])  # padding may flip one near-tie
+
+
+def test_publishing_a_general_student_leaves_training_state_baselines_and_data_behind(mlm_student, capsys):
+    assert main(["push", "--output-dir", str(mlm_student), "--repo-id", "me/tiny-mlm", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "me/tiny-mlm/model.safetensors" in printed and "me/tiny-mlm/README.md" in printed
+    assert "me/tiny-mlm/training/demo/distill/general.py" in printed
+    assert "baselines/" not in printed and "heldout_texts" not in printed and "checkpoints/" not in printed

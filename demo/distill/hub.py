@@ -6,7 +6,9 @@ from pathlib import Path
 
 from ..errors import UserError
 
-IGNORED = ("checkpoint-*", "*.tmp", "__pycache__/*", "*.pyc")
+# Not the model: resumable training state, the baselines kept for the downstream check, and the
+# held-out text (a copy of the user's data, which stays on their machine).
+IGNORED = ("checkpoint-*", "checkpoints/*", "baselines/*", "heldout_texts.txt", "*.tmp", "__pycache__/*", "*.pyc")
 
 
 class PublishError(UserError, RuntimeError):
