@@ -13,7 +13,8 @@ import yaml
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertForMaskedLM, BertTokenizerFast, pipeline
 
 from demo.distill.cli import main
-from demo.distill.general import MlmWeights, mlm_distillation_loss, triple_loss_fn
+from demo.distill.general import triple_loss_fn
+from demo.distill.losses import MlmWeights, mlm_distillation_loss
 from demo.distill.losses import soft_target_loss
 from demo.distill.student import make_student
 from demo.evaluate import main as evaluate_main

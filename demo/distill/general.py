@@ -11,7 +11,7 @@ batch (dynamic masking); the held-out text is measured with fixed, seeded masks 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -29,7 +29,7 @@ from ..progress import ProgressLine
 from .args import DataArguments, DistillArguments, FinetuneArguments, TrainArguments
 from .batches import encode_examples
 from .data import TextCorpus, load_text_corpus
-from .losses import NO_LABEL, cosine_hidden_loss, soft_target_loss
+from .losses import NO_LABEL, MlmWeights, mlm_distillation_loss
 from .outputs import command_line, copy_training_code, run_fingerprint, write_json
 from .steps import open_output_dir, run_files, save_tokenizer, start, start_trackers
 from .student import make_student, parse_layers
@@ -41,14 +41,6 @@ HELD_OUT_FILE = "heldout_texts.txt"  # the texts measured, one per line: `python
 
 class ObjectiveMismatch(UserError):
     """A teacher that does not fit the objective (a classifier for --objective mlm, or the reverse)."""
-
-
-@dataclass(frozen=True)
-class MlmWeights:
-    temperature: float = 2.0
-    alpha_ce: float = 5.0  # KL(teacher || student) over the vocabulary at masked positions
-    alpha_mlm: float = 2.0  # cross-entropy on the true tokens at masked positions
-    alpha_cos: float = 1.0  # 1 - cos between last hidden states, real tokens
 
 
 def is_classifier(config) -> bool:
@@ -116,28 +108,6 @@ def mlm_loss_fn(masker: DynamicMasker, device):
         return F.cross_entropy(logits.float(), gold), {}
 
     return loss_fn
-
-
-def mlm_distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, gold: torch.Tensor,
-                          weights: MlmWeights, student_hidden: torch.Tensor | None = None,
-                          teacher_hidden: torch.Tensor | None = None,
-                          attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """DistilBERT's triple loss. logits: (N, V) at the N masked positions; gold: (N,) true tokens;
-    hidden: (B, T, H) last hidden states, aligned over real tokens."""
-    total = student_logits.new_zeros(())
-    parts: dict[str, float] = {}
-    if gold.numel() == 0:
-        return total + student_logits.sum() * 0.0, parts
-    if weights.alpha_ce > 0:
-        kl = soft_target_loss(student_logits, teacher_logits.detach(), weights.temperature)
-        total, parts["kl"] = total + weights.alpha_ce * kl, kl.item()
-    if weights.alpha_mlm > 0:
-        mlm = F.cross_entropy(student_logits, gold)
-        total, parts["mlm"] = total + weights.alpha_mlm * mlm, mlm.item()
-    if weights.alpha_cos > 0 and student_hidden is not None:
-        cos = cosine_hidden_loss(student_hidden, teacher_hidden.detach(), attention_mask)
-        total, parts["cos"] = total + weights.alpha_cos * cos, cos.item()
-    return total, parts
 
 
 def triple_loss_fn(teacher, masker: DynamicMasker, weights: MlmWeights, device, accelerator=None):

@@ -1,4 +1,5 @@
-"""The distillation objective, per task: one pure function per loss term, and their weighted sum.
+"""The distillation objective, per task: one pure function per loss term, and their weighted sum
+(for classification, and DistilBERT's triple loss for a masked LM).
 
 Rows without a gold label (transfer text, augmented text) carry the label -100: they get the
 teacher-matching terms only.
@@ -28,6 +29,14 @@ class LossWeights:
     def needs_teacher_internals(self) -> bool:
         """Hidden states and attentions cannot come from the cached logits: the teacher runs per step."""
         return self.alpha_cos > 0 or self.alpha_hidden > 0 or self.alpha_attn > 0
+
+
+@dataclass(frozen=True)
+class MlmWeights:
+    temperature: float = 2.0
+    alpha_ce: float = 5.0  # KL(teacher || student) over the vocabulary at masked positions
+    alpha_mlm: float = 2.0  # cross-entropy on the true tokens at masked positions
+    alpha_cos: float = 1.0  # 1 - cos between last hidden states, real tokens
 
 
 def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -127,4 +136,27 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
                            for s, t in attention_pairs]).mean()
         total = total + weights.alpha_attn * att
         parts["attn"] = att.item()
+    return total, parts
+
+
+# ---- general distillation (--objective mlm) ---------------------------------------------------------
+def mlm_distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, gold: torch.Tensor,
+                          weights: MlmWeights, student_hidden: torch.Tensor | None = None,
+                          teacher_hidden: torch.Tensor | None = None,
+                          attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """DistilBERT's triple loss. logits: (N, V) at the N masked positions; gold: (N,) true tokens;
+    hidden: (B, T, H) last hidden states, aligned over real tokens."""
+    total = student_logits.new_zeros(())
+    parts: dict[str, float] = {}
+    if gold.numel() == 0:
+        return total + student_logits.sum() * 0.0, parts
+    if weights.alpha_ce > 0:
+        kl = soft_target_loss(student_logits, teacher_logits.detach(), weights.temperature)
+        total, parts["kl"] = total + weights.alpha_ce * kl, kl.item()
+    if weights.alpha_mlm > 0:
+        mlm = F.cross_entropy(student_logits, gold)
+        total, parts["mlm"] = total + weights.alpha_mlm * mlm, mlm.item()
+    if weights.alpha_cos > 0 and student_hidden is not None:
+        cos = cosine_hidden_loss(student_hidden, teacher_hidden.detach(), attention_mask)
+        total, parts["cos"] = total + weights.alpha_cos * cos, cos.item()
     return total, parts
