@@ -208,8 +208,11 @@ def held_out(text: str, percentage: float) -> bool:
     """Whether a text belongs to the held-out slice: decided by a hash of the text alone, so the
     teacher's adaptation, the student's distillation and any later run hold out the same texts
     (whatever files, order or sample), and a duplicated text never lands on both sides."""
-    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % 10_000 < percentage * 100
+    return _text_hash(text) % 10_000 < percentage * 100
+
+
+def _text_hash(text: str, purpose: bytes = b"") -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8, person=purpose).digest(), "big")
 
 
 def load_text_corpus(files: Sequence[str], validation_file: str | None, text_column: str | None,
@@ -239,6 +242,10 @@ def load_text_corpus(files: Sequence[str], validation_file: str | None, text_col
     if max_train is not None and max_train < len(train):
         train = [train[i] for i in sorted(rng.sample(range(len(train)), max_train))]
     if max_eval is not None and max_eval < len(validation):
-        validation = [validation[i] for i in sorted(random.Random(seed).sample(range(len(validation)), max_eval))]
-        described += f", a seeded sample of {max_eval:,}"
+        # The same sample whatever --seed, the files' order or the training sample: a run with another
+        # seed is measured on the same texts. (Chosen by a second hash of each text.)
+        by_hash = sorted(range(len(validation)), key=lambda i: _text_hash(validation[i], b"eval-sample"))
+        keep = set(by_hash[:max_eval])
+        validation = [t for i, t in enumerate(validation) if i in keep]
+        described += f", {max_eval:,} of them chosen by a hash of each text"
     return TextCorpus(train, validation, sources, described)
