@@ -90,7 +90,7 @@ class Evidence:
         minutes = m.get("train_seconds", 0) / 60
         lines = ["### The recipe that produced this student",
                  f"```\n{m.get('command', '(command not recorded)')}\n```",
-                 f"- **Data**: {data} rows ({', '.join(code(Path(f).name) for f in files if f)})",
+                 f"- **Data**: {data} rows ({', '.join(code(short_path(f)) for f in files if f)})",
                  f"- **Student**: teacher layers {m.get('layers')} in the {m.get('student_arch')} shape, "
                  f"{human_count(m.get('student_params', 0))} parameters "
                  f"(teacher {human_count(m.get('teacher_params', 0))})",
@@ -99,6 +99,11 @@ class Evidence:
                  f"{m.get('num_processes', 1)} process(es), best epoch {m.get('best_epoch')}",
                  f"- **Read from**: {code(self.source)}"]
         return "\n".join(lines)
+
+
+def short_path(path: str) -> str:
+    """A data file by its folder and name: several runs' files are all called train.tsv."""
+    return "/".join(Path(path).parts[-2:])
 
 
 def chart_figures(metrics: dict) -> dict:
