@@ -108,10 +108,9 @@ def mlm_eval_results(metrics: dict, dataset_name: str) -> list[EvalResult]:
     ]
 
 
-def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n_teacher_layers: int) -> None:
+def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n_teacher_layers: int,
+                   data_description: str) -> None:
     """The general-distilled student's card: fill-mask figures against the teacher and baselines."""
-    from .general import corpus_description
-
     repo_id = dargs.push_to_hub or out.name
     names = [Path(s["file"]).parent.name or Path(s["file"]).stem for s in corpus.sources]
     dataset_name = ", ".join(dict.fromkeys(names)) or "local text"
@@ -133,7 +132,7 @@ def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n
         "student_layer_count": len(layers), "teacher_layer_count": n_teacher_layers, "layers": layers,
         "student_arch_name": "DistilBERT" if dargs.student_arch == "distilbert" else "BERT",
         "loss_description": " + ".join(t for t in terms if t), "args": metrics["args"],
-        "data_description": corpus_description(corpus), "example_text": " ".join(example).replace('"', "'"),
+        "data_description": data_description, "example_text": " ".join(example).replace('"', "'"),
         "max_seq_length": metrics["args"]["max_seq_length"], "command": metrics["command"],
         "baselines": metrics.get("baselines"), "r": metrics["masked_lm"]}
     ModelCard.from_template(card_data, template_path=str(MLM_TEMPLATE), m=metrics, **context).save(out / "README.md")

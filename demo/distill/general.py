@@ -265,7 +265,7 @@ def run_mlm_distill(dargs: DistillArguments, data_args: DataArguments, targs: Tr
         metrics["baselines"] = baselines
     write_json(out / "metrics.json", metrics)
     copy_training_code(out)
-    write_mlm_card(out, metrics, dargs, corpus, layers, teacher.config.num_hidden_layers)
+    write_mlm_card(out, metrics, dargs, corpus, layers, teacher.config.num_hidden_layers, corpus_description(corpus))
     print(f"student saved to {out}: held-out top-1 {report.student.top1_accuracy:.4f} (teacher "
           f"{report.teacher.top1_accuracy:.4f}), retention {report.retention_top1:.4f}, top-1 agreement "
           f"{report.agreement_top1:.4f}, speedup {report.speedup:.2f}x, params {metrics['student_params']:,} / "
