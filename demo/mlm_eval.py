@@ -105,8 +105,10 @@ def check_same_vocabulary(teacher_tokenizer, student_tokenizer) -> None:
 @torch.inference_mode()
 def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, max_length: int = 128,
                        batch_size: int = 64, device="cpu", seed: int = EVAL_SEED, pppl_texts: int = PPPL_TEXTS,
-                       progress=None) -> MaskedLMReport:
-    """teacher, student: masked-LM models (already on device); one tokenizer for both (same vocabulary)."""
+                       progress=None, teacher_pppl: float | None = None) -> MaskedLMReport:
+    """teacher, student: masked-LM models (already on device); one tokenizer for both (same vocabulary).
+    teacher_pppl: the teacher's pseudo-perplexity on these texts, when already measured (it costs one
+    forward per token and does not change between students)."""
     mask_token_id(tokenizer, getattr(tokenizer, "name_or_path", "the tokenizer"))
     if not texts:
         raise UserError("no text to measure the masked LM on.")
@@ -134,9 +136,11 @@ def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, ma
         if progress is not None:
             progress(done, len(texts))
     sample = texts[:pppl_texts]
+    known = {"teacher": teacher_pppl} if teacher_pppl is not None else {}
     scores = {name: MaskedLMScores(counts[name].top1_accuracy, counts[name].top5_accuracy,
                                    counts[name].masked_perplexity,
-                                   pseudo_perplexity(model, tokenizer, sample, max_length, batch_size, device),
+                                   known.get(name) or pseudo_perplexity(model, tokenizer, sample, max_length,
+                                                                        batch_size, device),
                                    seconds[name])
               for name, model in models.items()}
     n_masked = counts["teacher"].masked

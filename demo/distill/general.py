@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..loading import explain_load_error, load_model
 from ..masked_lm import IGNORE, DynamicMasker, MaskedLMAtPositions, fixed_masks, mask_token_id, masked_logits
 from ..measure import count_parameters
-from ..mlm_eval import evaluate_masked_lm
+from ..mlm_eval import EVAL_SEED, evaluate_masked_lm
 from ..progress import ProgressLine
 from .args import DataArguments, DistillArguments, FinetuneArguments, TrainArguments
 from .batches import encode_examples
@@ -150,8 +150,6 @@ def masked_accuracy(tokenizer, seed: int):
 
 def fit_masked_lm(model, tokenizer, corpus: TextCorpus, loss_fn, accelerator, data_args: DataArguments,
                   targs: TrainArguments, desc: str, total_steps: int | None = None, run=None) -> FitResult:
-    from ..mlm_eval import EVAL_SEED
-
     train = encode_examples(tokenizer, corpus.train, [NO_LABEL] * len(corpus.train), data_args.max_seq_length)
     validation = encode_examples(tokenizer, corpus.validation, [NO_LABEL] * len(corpus.validation),
                                  data_args.max_seq_length)
@@ -162,10 +160,20 @@ def fit_masked_lm(model, tokenizer, corpus: TextCorpus, loss_fn, accelerator, da
                seed=targs.seed, desc=desc, total_steps=total_steps or targs.total_steps(len(train)), run=run)
 
 
-def measure(teacher, tokenizer, texts, data_args, targs, device, student=None):
-    with ProgressLine("measuring held-out text", unit="texts") as progress:
-        return evaluate_masked_lm(teacher, tokenizer, texts, student=student, max_length=data_args.max_seq_length,
-                                  batch_size=targs.eval_batch_size, device=device, progress=progress)
+def measurer(teacher, tokenizer, data_args: DataArguments, targs: TrainArguments, device):
+    """measure(texts, student) on held-out text; the teacher's pseudo-perplexity (one forward per token,
+    the same for every student) is measured once per text set."""
+    known: dict[int, float] = {}
+
+    def measure(texts: list[str], student=None):
+        with ProgressLine("measuring held-out text", unit="texts") as progress:
+            report = evaluate_masked_lm(teacher, tokenizer, texts, student=student,
+                                        max_length=data_args.max_seq_length, batch_size=targs.eval_batch_size,
+                                        device=device, progress=progress, teacher_pppl=known.get(id(texts)))
+        known[id(texts)] = report.teacher.pseudo_perplexity
+        return report
+
+    return measure
 
 
 def run_info(result: FitResult, accelerator, targs: TrainArguments, corpus: TextCorpus, argv, step: str, *settings):
@@ -202,7 +210,7 @@ def run_mlm_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: 
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
         write_held_out(out, corpus.validation)
-        report = measure(model, tokenizer, corpus.validation, data_args, targs, device)
+        report = measurer(model, tokenizer, data_args, targs, device)(corpus.validation)
         metrics = {"masked_lm": report.figures(), "head_added": head_added, "params": count_parameters(model),
                    **run_info(result, accelerator, targs, corpus, argv, "finetune", margs, data_args, targs)}
         write_json(out / "metrics.json", metrics)
@@ -244,8 +252,9 @@ def run_mlm_distill(dargs: DistillArguments, data_args: DataArguments, targs: Tr
     result = fit_masked_lm(student, tokenizer, corpus, triple_loss_fn(teacher, masker, weights, device, accelerator),
                            accelerator, data_args, targs, "distill (mlm)", total_steps,
                            run_files(targs, out, fingerprint))
+    measure = measurer(teacher, tokenizer, data_args, targs, device)
     baselines = mlm_baselines(teacher, tokenizer, corpus, masker, dargs, data_args, targs, layers, total_steps,
-                              accelerator, out) if dargs.baselines else None
+                              accelerator, out, measure) if dargs.baselines else None
     accelerator.end_training()
     if not main:
         return {}
@@ -254,12 +263,11 @@ def run_mlm_distill(dargs: DistillArguments, data_args: DataArguments, targs: Tr
     write_held_out(out, corpus.validation)
     # Final figures from the saved student, loaded as the app loads it.
     saved = load_model(ModelSpec(str(out)), "fill_mask", device)
-    report = measure(teacher, tokenizer, corpus.validation, data_args, targs, device, student=saved.model)
+    report = measure(corpus.validation, saved.model)
     metrics = {"masked_lm": report.figures(), "teacher_params": count_parameters(teacher),
                "student_params": count_parameters(saved.model), "layers": layers, "student_arch": dargs.student_arch,
                "loss_weights": asdict(weights),
-               "eval_sets": {name: measure(teacher, tokenizer, texts, data_args, targs, device,
-                                           student=saved.model).figures() for name, texts in eval_texts.items()},
+               "eval_sets": {name: measure(texts, saved.model).figures() for name, texts in eval_texts.items()},
                **run_info(result, accelerator, targs, corpus, argv, "distill", dargs, data_args, targs)}
     if baselines is not None:
         metrics["baselines"] = baselines
@@ -280,7 +288,7 @@ BASELINES_DIR = "baselines"
 
 def mlm_baselines(teacher, tokenizer, corpus: TextCorpus, masker: DynamicMasker, dargs: DistillArguments,
                   data_args: DataArguments, targs: TrainArguments, layers: list[int], total_steps: int, accelerator,
-                  out: Path) -> list[dict]:
+                  out: Path, measure) -> list[dict]:
     """What the teacher adds: the same student shape untrained (layer dropping alone) and trained
     with the masked-LM loss alone on the same text and budget. Each is saved under baselines/ (for
     the downstream check) and measured on the held-out text."""
@@ -299,7 +307,7 @@ def mlm_baselines(teacher, tokenizer, corpus: TextCorpus, masker: DynamicMasker,
         path = out / BASELINES_DIR / slug
         model.save_pretrained(path, safe_serialization=True)
         save_tokenizer(tokenizer, path, dargs.student_arch)
-        report = measure(teacher, tokenizer, corpus.validation, data_args, targs, device, student=model.to(device))
+        report = measure(corpus.validation, model.to(device))
         print(f"baseline {name}: held-out top-1 {report.student.top1_accuracy:.4f} (retention "
               f"{report.retention_top1:.4f})", flush=True)
         found.append({"name": name, "path": f"{BASELINES_DIR}/{slug}", "masked_lm": report.figures()})
