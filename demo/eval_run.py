@@ -44,9 +44,9 @@ class EvalSettings:
     quoting: str = "auto"  # CSV/TSV quoting: auto (detect), none (GLUE-style) or csv
 
     def __post_init__(self):
-        if self.task not in LABELLED_TASKS:
-            raise ConfigError(f"task {self.task!r} has no labels to evaluate against; use one of "
-                              f"{', '.join(LABELLED_TASKS)}.")
+        if self.task not in (*LABELLED_TASKS, "fill_mask"):  # fill_mask: held-out text, masked-LM figures
+            raise ConfigError(f"task {self.task!r} cannot be evaluated; use one of "
+                              f"{', '.join(LABELLED_TASKS)} or fill_mask.")
         if self.batch_size < 1 or (self.max_rows is not None and self.max_rows < 1):
             raise ConfigError("batch size and max rows must be at least 1 (leave max rows out for every row).")
         if not 8 <= self.max_length <= 512:
@@ -58,6 +58,9 @@ class EvalSettings:
 def read_eval_file(path: str | Path, text_column: str | None, label_column: str | None,
                    settings: EvalSettings) -> LabelledData:
     """The labelled file, at most settings.max_rows rows; a file over MAX_ROWS needs max_rows set."""
+    if settings.task not in LABELLED_TASKS:
+        raise ConfigError(f"task {settings.task!r} has no labels to evaluate against: measure a fill-mask pair on "
+                          "text with python -m demo.evaluate --task fill_mask.")
     data = read_labelled(path, text_column, label_column, max_rows=settings.max_rows, max_bytes=MAX_FILE_BYTES,
                          quoting=settings.quoting)
     if settings.max_rows is None and len(data) > MAX_ROWS:

@@ -16,7 +16,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .errors import UsageError, exit_on_user_error
+from .errors import exit_on_user_error
 from .config import DEVICES, LABELLED_TASKS, ConfigError, load_config
 from .datafiles import QUOTING, read_texts
 from .eval_report import write_reports
@@ -60,19 +60,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def evaluate_fill_mask(args: argparse.Namespace) -> int:
+def evaluate_fill_mask(args: argparse.Namespace, settings: EvalSettings) -> int:
     """The configured fill-mask pair on held-out text, fixed seeded masks."""
-    if args.max_rows is not None and args.max_rows < 1:
-        raise UsageError("--max-rows must be at least 1.")
-    if not 1 <= args.batch_size <= 1024 or not 8 <= args.max_length <= 512:
-        raise UsageError("--batch-size must lie in 1..1024 and --max-length in 8..512.")
-    texts = read_texts(args.file, args.text_column, quoting=args.quoting).texts[:args.max_rows or MAX_ROWS]
+    texts = read_texts(args.file, args.text_column, quoting=settings.quoting).texts[:settings.max_rows or MAX_ROWS]
     registry = load_registry_for(args.config, "fill_mask", args.device)
     teacher, student = registry.pair("fill_mask")
     check_same_vocabulary(teacher.tokenizer, student.tokenizer)
     with ProgressLine("measured", unit="texts") as progress:
         report = evaluate_masked_lm(teacher.model, teacher.tokenizer, texts, student=student.model,
-                                    max_length=args.max_length, batch_size=args.batch_size, device=teacher.device,
+                                    max_length=settings.max_length, batch_size=settings.batch_size,
+                                    device=teacher.device,
                                     progress=progress)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,10 +90,10 @@ def evaluate_fill_mask(args: argparse.Namespace) -> int:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.task == "fill_mask":
-        return evaluate_fill_mask(args)
     settings = EvalSettings(task=args.task, batch_size=args.batch_size, max_length=args.max_length,
                             max_rows=args.max_rows, unbatched_baseline=args.unbatched_baseline, quoting=args.quoting)
+    if args.task == "fill_mask":
+        return evaluate_fill_mask(args, settings)
     data = read_eval_file(args.file, args.text_column, args.label_column, settings)
     registry = load_registry_for(args.config, args.task, args.device)
     with ProgressLine("evaluated", unit="examples") as progress:
