@@ -146,6 +146,44 @@ def test_a_student_equal_to_its_teacher_has_zero_cosine_and_soft_loss(tiny_mlm, 
     assert parts["cos"] > 1e-3 and parts["kl"] > 1e-3  # a half-depth student is not its teacher
 
 
+def test_every_kept_layer_can_be_aligned_with_the_teacher_layer_it_came_from(tiny_mlm, tokenizer):
+    enc = tokenizer(["the film was good", "a dog ran fast and the cat ran slow"], padding="longest",
+                    return_tensors="pt")
+    weights = MlmWeights(alpha_ce=0.0, alpha_mlm=0.0, alpha_cos=1.0, alpha_hidden=1.0)
+    twin_layers, half_layers = [0, 1, 2, 3], [0, 3]
+    twin = make_student(tiny_mlm, twin_layers).eval()
+    loss_fn = triple_loss_fn(tiny_mlm, DynamicMasker(tokenizer), weights, "cpu", layers=twin_layers, cos_layers="all")
+    torch.manual_seed(0)
+    _, parts = loss_fn(MaskedLMAtPositions(twin), dict(enc))
+    assert parts["cos"] == pytest.approx(0.0, abs=1e-6) and parts["hidden"] == pytest.approx(0.0, abs=1e-8)
+    # A student of layers 0 and 3: its first layer is the teacher's first, so that pair matches; its
+    # second layer sees layer 0's output where teacher layer 3 saw layer 2's, so that pair does not.
+    half = make_student(tiny_mlm, half_layers).eval()
+    loss_fn = triple_loss_fn(tiny_mlm, DynamicMasker(tokenizer), weights, "cpu", layers=half_layers, cos_layers="all")
+    torch.manual_seed(0)
+    _, parts_all = loss_fn(MaskedLMAtPositions(half), dict(enc))
+    assert parts_all["hidden"] > 1e-4 and parts_all["cos"] > 1e-4
+    last_only = triple_loss_fn(tiny_mlm, DynamicMasker(tokenizer), MlmWeights(alpha_ce=0.0, alpha_mlm=0.0,
+                                                                              alpha_cos=1.0), "cpu")
+    torch.manual_seed(0)
+    _, parts_last = last_only(MaskedLMAtPositions(half), dict(enc))
+    # Three pairs (embeddings, layer 0, layer 3), two of which match: the mean is a third of the last pair's.
+    assert parts_all["cos"] == pytest.approx(parts_last["cos"] / 3, rel=1e-4)
+
+
+def test_the_cli_aligns_every_layer_when_asked(mlm_teacher, texts_file, tmp_path):
+    out = tmp_path / "layers"
+    assert main(["distill", "--objective", "mlm", "--teacher", str(mlm_teacher), "--train-file", str(texts_file),
+                 "--student-layers", "2", "--max-steps", "4", "--batch-size", "16", "--cos-layers", "all",
+                 "--alpha-hidden", "0.5", "--output-dir", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["loss_weights"]["alpha_hidden"] == 0.5 and m["args"]["cos_layers"] == "all"
+    assert {"train_cos", "train_hidden"} <= set(m["history"][-1])
+    card = (out / "README.md").read_text()
+    assert "0.5 × MSE between every student layer's hidden states" in card
+    assert "those of the teacher layer it was copied from" in card
+
+
 def test_masked_lm_loss_is_cross_entropy_on_the_true_tokens():
     logits, gold = torch.randn(6, 20), torch.randint(0, 20, (6,))
     _, parts = mlm_distillation_loss(logits, torch.randn(6, 20), gold, MlmWeights(alpha_ce=0, alpha_mlm=1, alpha_cos=0))
@@ -183,7 +221,8 @@ def test_general_distillation_writes_a_fill_mask_student(mlm_student):
     assert {"top1_accuracy", "top5_accuracy", "pseudo_perplexity", "masked_perplexity"} <= set(r["student"])
     assert r["retention_top1"] == pytest.approx(r["student"]["top1_accuracy"] / r["teacher"]["top1_accuracy"])
     assert 0 <= r["agreement_top1"] <= 1 and r["speedup"] > 0
-    assert m["loss_weights"] == {"temperature": 2.0, "alpha_ce": 5.0, "alpha_mlm": 2.0, "alpha_cos": 1.0}
+    assert m["loss_weights"] == {"temperature": 2.0, "alpha_ce": 5.0, "alpha_mlm": 2.0, "alpha_cos": 1.0,
+                                 "alpha_hidden": 0.0}
     assert {"train_kl", "train_mlm", "train_cos"} <= set(m["history"][-1])
     # the loop's score (fixed masks, gathered per row) is the final report's top-1, on the same masks
     assert max(row["validation_accuracy"] for row in m["history"]) == pytest.approx(
@@ -292,7 +331,7 @@ def test_a_tokenizer_without_a_mask_token_is_refused(step, texts_file, tmp_path,
 
 @pytest.mark.parametrize("extra, message", [
     (["--alpha-hard", "1"], "--alpha-hard is the gold-label loss"),
-    (["--alpha-hidden", "1"], "not available with --objective mlm"),
+    (["--alpha-attn", "1"], "not available with --objective mlm"),
     (["--augment", "2"], "learns from the --train-file text itself"),
     (["--alpha-ce", "0", "--alpha-mlm", "0", "--alpha-cos", "0"], "every loss term is switched off"),
     (["--label-column", "label"], "--label-column and --label-names do not apply"),

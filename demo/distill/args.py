@@ -281,9 +281,9 @@ class DistillArguments:
         if self.alpha_hard is not None:
             raise UsageError("--alpha-hard is the gold-label loss of classification; with --objective mlm the "
                              "masked-LM loss on the true tokens is --alpha-mlm.")
-        if self.alpha_hidden or self.alpha_attn:
-            raise UsageError("--alpha-hidden and --alpha-attn are not available with --objective mlm; "
-                             "--alpha-cos aligns the hidden states (DistilBERT's cosine loss).")
+        if self.alpha_attn:
+            raise UsageError("--alpha-attn is not available with --objective mlm; --alpha-cos (with --cos-layers "
+                             "all) and --alpha-hidden align the hidden states of every kept layer.")
         if self.transfer_file or self.augment or self.streaming or self.transfer_cache:
             raise UsageError("--objective mlm learns from the --train-file text itself: --transfer-file, --augment, "
                              "--streaming and --transfer-cache are for classification.")

@@ -118,7 +118,12 @@ def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n
     terms = [f"{w['alpha_ce']} × KL(teacher ‖ student) over the vocabulary at the masked positions, temperature "
              f"T = {w['temperature']}, scaled by T²" if w["alpha_ce"] else "",
              f"{w['alpha_mlm']} × the masked-LM loss on the true tokens" if w["alpha_mlm"] else "",
-             f"{w['alpha_cos']} × cosine loss between the last hidden states (real tokens)" if w["alpha_cos"] else ""]
+             f"{w['alpha_cos']} × cosine loss between " + (
+                 "every student layer's hidden states and those of the teacher layer it was copied from"
+                 if metrics["args"].get("cos_layers") == "all" else "the last hidden states") + " (real tokens)"
+             if w["alpha_cos"] else "",
+             f"{w['alpha_hidden']} × MSE between every student layer's hidden states and its teacher layer's "
+             "(real tokens)" if w.get("alpha_hidden") else ""]
     example = next((t for t in corpus.validation if len(t.split()) > 3), corpus.validation[0]).split()[:20]
     example[len(example) // 2] = "[MASK]"
     card_data = ModelCardData(

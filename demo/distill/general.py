@@ -32,7 +32,7 @@ from .data import TextCorpus, load_text_corpus
 from .losses import NO_LABEL, MlmWeights, mlm_distillation_loss
 from .outputs import command_line, copy_training_code, run_fingerprint, write_json
 from .steps import open_output_dir, run_files, save_tokenizer, start, start_trackers
-from .student import make_student, parse_layers
+from .student import layer_pairs, make_student, parse_layers
 from .targets import weights_digest
 from .train import FitResult, fit, set_seed
 
@@ -110,17 +110,29 @@ def mlm_loss_fn(masker: DynamicMasker, device):
     return loss_fn
 
 
-def triple_loss_fn(teacher, masker: DynamicMasker, weights: MlmWeights, device, accelerator=None):
-    """Per batch: one set of masks for both models; the teacher runs without gradients."""
+def triple_loss_fn(teacher, masker: DynamicMasker, weights: MlmWeights, device, accelerator=None,
+                   layers: list[int] | None = None, cos_layers: str = "last"):
+    """Per batch: one set of masks for both models; the teacher runs without gradients.
+
+    The cosine term aligns the last hidden states (DistilBERT's), or with cos_layers="all" every
+    student layer with the teacher layer it was copied from (and the embeddings); the hidden-state
+    MSE, where switched on, takes those same pairs. layers: the teacher layers the student kept."""
+    every = layer_pairs(layers, "all") if layers else []
+    need_all = weights.alpha_hidden > 0 or (weights.alpha_cos > 0 and cos_layers == "all")
+    if need_all and not layers:
+        raise ValueError("aligning every layer needs the teacher layers the student kept")
 
     def loss_fn(model, batch):
         ids, labels = masker(batch["input_ids"], batch["attention_mask"])
         ids, labels, attention = ids.to(device), labels.to(device), batch["attention_mask"].to(device)
-        s_logits, s_out = model(input_ids=ids, attention_mask=attention, labels=labels)
+        s_logits, s_out = model(input_ids=ids, attention_mask=attention, labels=labels, output_hidden_states=need_all)
         with torch.no_grad(), (accelerator.autocast() if accelerator is not None else contextlib.nullcontext()):
-            t_logits, t_out = masked_logits(teacher, ids, attention, labels)
+            t_logits, t_out = masked_logits(teacher, ids, attention, labels, output_hidden_states=need_all)
+        last = [(s_out.last_hidden_state.float(), t_out.last_hidden_state.float())]
+        mapped = [(s_out.hidden_states[s].float(), t_out.hidden_states[t].float()) for s, t in every] \
+            if need_all else []
         return mlm_distillation_loss(s_logits.float(), t_logits.float(), labels[labels != IGNORE], weights,
-                                     s_out.last_hidden_state.float(), t_out.last_hidden_state.float(), attention)
+                                     mapped if cos_layers == "all" else last, attention, mapped)
 
     return loss_fn
 
@@ -237,7 +249,7 @@ def run_mlm_distill(dargs: DistillArguments, data_args: DataArguments, targs: Tr
     eval_texts = {name: read_texts(path, data_args.text_column, quoting=data_args.quoting).texts
                   for name, path in dargs.eval_files.items()}
     layers = parse_layers(dargs.student_layers, teacher.config.num_hidden_layers)
-    weights = MlmWeights(dargs.temperature, dargs.alpha_ce, dargs.alpha_mlm, dargs.alpha_cos)
+    weights = MlmWeights(dargs.temperature, dargs.alpha_ce, dargs.alpha_mlm, dargs.alpha_cos, dargs.alpha_hidden)
     out = open_output_dir(accelerator, targs)
     fingerprint = run_fingerprint(dargs, data_args, targs, step="distill", teacher_weights=weights_digest(teacher))
     start_trackers(accelerator, "distill", fingerprint)
@@ -249,9 +261,9 @@ def run_mlm_distill(dargs: DistillArguments, data_args: DataArguments, targs: Tr
     set_seed(targs.seed)
     student = make_student(teacher, layers, dargs.student_arch)
     masker = DynamicMasker(tokenizer)
-    result = fit_masked_lm(student, tokenizer, corpus, triple_loss_fn(teacher, masker, weights, device, accelerator),
-                           accelerator, data_args, targs, "distill (mlm)", total_steps,
-                           run_files(targs, out, fingerprint))
+    loss_fn = triple_loss_fn(teacher, masker, weights, device, accelerator, layers, dargs.cos_layers)
+    result = fit_masked_lm(student, tokenizer, corpus, loss_fn, accelerator, data_args, targs, "distill (mlm)",
+                           total_steps, run_files(targs, out, fingerprint))
     measure = measurer(teacher, tokenizer, data_args, targs, device)
     baselines = mlm_baselines(teacher, tokenizer, corpus, masker, dargs, data_args, targs, layers, total_steps,
                               accelerator, out, measure) if dargs.baselines else None

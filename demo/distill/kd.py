@@ -26,7 +26,7 @@ from .hub import publish
 from .losses import LossWeights, distillation_loss
 from .outputs import command_line, copy_training_code, run_fingerprint, write_json
 from .steps import open_output_dir, run_files, save_tokenizer, start, start_trackers
-from .student import make_student, parse_layers
+from .student import layer_pairs, make_student, parse_layers
 from .batches import StreamedExamples, encode_examples
 from .checkpoints import RunFiles
 from .train import FitResult, fit, forward, set_seed
@@ -51,13 +51,6 @@ class StudentWithProjections(torch.nn.Module):
 
     def project(self, index: int, hidden: torch.Tensor) -> torch.Tensor:
         return hidden if self.projections is None else self.projections[index](hidden)
-
-
-def layer_pairs(layers: list[int], which: str) -> list[tuple[int, int]]:
-    """(student, teacher) indices into hidden_states: [0] is the embeddings, [i + 1] layer i's output."""
-    if which == "last":
-        return [(len(layers), layers[-1] + 1)]
-    return [(0, 0)] + [(j + 1, t + 1) for j, t in enumerate(layers)]
 
 
 def make_loss_fn(teacher: LoadedModel, dset: DistillSet, weights: LossWeights, layers: list[int], cos_layers: str,

@@ -36,7 +36,8 @@ class MlmWeights:
     temperature: float = 2.0
     alpha_ce: float = 5.0  # KL(teacher || student) over the vocabulary at masked positions
     alpha_mlm: float = 2.0  # cross-entropy on the true tokens at masked positions
-    alpha_cos: float = 1.0  # 1 - cos between last hidden states, real tokens
+    alpha_cos: float = 1.0  # 1 - cos between hidden states (the last, or every mapped layer), real tokens
+    alpha_hidden: float = 0.0  # MSE between every student layer's hidden states and its teacher layer's
 
 
 def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -141,11 +142,13 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
 # ---- general distillation (--objective mlm) ---------------------------------------------------------
 def mlm_distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, gold: torch.Tensor,
-                          weights: MlmWeights, student_hidden: torch.Tensor | None = None,
-                          teacher_hidden: torch.Tensor | None = None,
-                          attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """DistilBERT's triple loss. logits: (N, V) at the N masked positions; gold: (N,) true tokens;
-    hidden: (B, T, H) last hidden states, aligned over real tokens."""
+                          weights: MlmWeights, cos_pairs: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+                          attention_mask: torch.Tensor | None = None,
+                          hidden_pairs: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+                          ) -> tuple[torch.Tensor, dict[str, float]]:
+    """DistilBERT's triple loss, plus (optionally) the hidden-state MSE of every mapped layer.
+    logits: (N, V) at the N masked positions; gold: (N,) true tokens; cos_pairs and hidden_pairs:
+    (student, teacher) hidden states (B, T, H), aligned over real tokens."""
     total = student_logits.new_zeros(())
     parts: dict[str, float] = {}
     if gold.numel() == 0:
@@ -156,7 +159,10 @@ def mlm_distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Te
     if weights.alpha_mlm > 0:
         mlm = F.cross_entropy(student_logits, gold)
         total, parts["mlm"] = total + weights.alpha_mlm * mlm, mlm.item()
-    if weights.alpha_cos > 0 and student_hidden is not None:
-        cos = cosine_hidden_loss(student_hidden, teacher_hidden.detach(), attention_mask)
+    if weights.alpha_cos > 0 and cos_pairs:
+        cos = torch.stack([cosine_hidden_loss(s, t.detach(), attention_mask) for s, t in cos_pairs]).mean()
         total, parts["cos"] = total + weights.alpha_cos * cos, cos.item()
+    if weights.alpha_hidden > 0 and hidden_pairs:
+        mse = torch.stack([hidden_mse_loss(s, t.detach(), attention_mask) for s, t in hidden_pairs]).mean()
+        total, parts["hidden"] = total + weights.alpha_hidden * mse, mse.item()
     return total, parts

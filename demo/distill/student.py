@@ -33,6 +33,13 @@ BERT_TO_DISTIL_LAYER = {
 }
 
 
+def layer_pairs(layers: list[int], which: str) -> list[tuple[int, int]]:
+    """(student, teacher) indices into hidden_states: [0] is the embeddings, [i + 1] layer i's output."""
+    if which == "last":
+        return [(len(layers), layers[-1] + 1)]
+    return [(0, 0)] + [(j + 1, t + 1) for j, t in enumerate(layers)]
+
+
 def parse_layers(spec: str | int, teacher_layers: int) -> list[int]:
     """'6' -> 6 evenly spaced layers (first and last kept); '0,2,4,7,9,11' -> that list."""
     text = str(spec).strip()
