@@ -51,16 +51,23 @@ def render_card(metrics: dict, context: dict, template: Path = TEMPLATE) -> Mode
 
 
 def loss_description(metrics: dict, cos_layers: str) -> str:
+    """The loss as a sum of its switched-on terms, for either objective (a general-distillation run's
+    weights carry alpha_mlm, and its soft targets are over the vocabulary at the masked positions)."""
     w = metrics["loss_weights"]
+    mlm = "alpha_mlm" in w
     terms = []
     if w["alpha_ce"]:
-        terms.append(f"{w['alpha_ce']} × KL(teacher ‖ student) on softmax at temperature T = {w['temperature']}, "
-                     "scaled by T²")
-    if w["alpha_hard"]:
+        where = "over the vocabulary at the masked positions, temperature" if mlm else "on softmax at temperature"
+        terms.append(f"{w['alpha_ce']} × KL(teacher ‖ student) {where} T = {w['temperature']}, scaled by T²")
+    if w.get("alpha_hard"):
         terms.append(f"{w['alpha_hard']} × cross-entropy on the gold labels (labelled rows only)")
+    if w.get("alpha_mlm"):
+        terms.append(f"{w['alpha_mlm']} × the masked-LM loss on the true tokens")
     if w["alpha_cos"]:
-        terms.append(f"{w['alpha_cos']} × cosine loss between student and teacher hidden states "
-                     f"({cos_layers} layer{'s' if cos_layers == 'all' else ''}, real tokens only)")
+        pairs = ("every student layer's hidden states and those of the teacher layer it was copied from, embeddings "
+                 "included" if cos_layers == "all" else "the last layer")
+        terms.append(f"{w['alpha_cos']} × cosine loss between student and teacher hidden states ({pairs}, real "
+                     "tokens only)")
     if w.get("alpha_hidden"):
         terms.append(f"{w['alpha_hidden']} × MSE between every student layer's hidden states and its teacher "
                      "layer's (embeddings included)")
@@ -114,16 +121,6 @@ def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n
     repo_id = dargs.push_to_hub or out.name
     names = [Path(s["file"]).parent.name or Path(s["file"]).stem for s in corpus.sources]
     dataset_name = ", ".join(dict.fromkeys(names)) or "local text"
-    w = metrics["loss_weights"]
-    terms = [f"{w['alpha_ce']} × KL(teacher ‖ student) over the vocabulary at the masked positions, temperature "
-             f"T = {w['temperature']}, scaled by T²" if w["alpha_ce"] else "",
-             f"{w['alpha_mlm']} × the masked-LM loss on the true tokens" if w["alpha_mlm"] else "",
-             f"{w['alpha_cos']} × cosine loss between " + (
-                 "every student layer's hidden states and those of the teacher layer it was copied from"
-                 if metrics["args"].get("cos_layers") == "all" else "the last hidden states") + " (real tokens)"
-             if w["alpha_cos"] else "",
-             f"{w['alpha_hidden']} × MSE between every student layer's hidden states and its teacher layer's "
-             "(real tokens)" if w.get("alpha_hidden") else ""]
     example = next((t for t in corpus.validation if len(t.split()) > 3), corpus.validation[0]).split()[:20]
     example[len(example) // 2] = "[MASK]"
     card_data = ModelCardData(
@@ -136,7 +133,7 @@ def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n
         "teacher_url": f"https://huggingface.co/{dargs.teacher}" if not Path(dargs.teacher).exists() else "#",
         "student_layer_count": len(layers), "teacher_layer_count": n_teacher_layers, "layers": layers,
         "student_arch_name": "DistilBERT" if dargs.student_arch == "distilbert" else "BERT",
-        "loss_description": " + ".join(t for t in terms if t), "args": metrics["args"],
+        "loss_description": loss_description(metrics, dargs.cos_layers), "args": metrics["args"],
         "data_description": data_description, "example_text": " ".join(example).replace('"', "'"),
         "max_seq_length": metrics["args"]["max_seq_length"], "command": metrics["command"],
         "baselines": metrics.get("baselines"), "r": metrics["masked_lm"]}
