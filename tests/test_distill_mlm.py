@@ -12,6 +12,7 @@ import torch
 import yaml
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertForMaskedLM, BertTokenizerFast, pipeline
 
+from demo.distill.args import DistillTrainArguments
 from demo.distill.cli import main
 from demo.distill.general import triple_loss_fn
 from demo.distill.losses import MlmWeights, mlm_distillation_loss
@@ -175,9 +176,10 @@ def test_the_cli_aligns_every_layer_when_asked(mlm_teacher, texts_file, tmp_path
     out = tmp_path / "layers"
     assert main(["distill", "--objective", "mlm", "--teacher", str(mlm_teacher), "--train-file", str(texts_file),
                  "--student-layers", "2", "--max-steps", "4", "--batch-size", "16", "--cos-layers", "all",
-                 "--alpha-hidden", "0.5", "--output-dir", str(out)]) == 0
+                 "--alpha-hidden", "0.5", "--learning-rate", "1e-3", "--output-dir", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["loss_weights"]["alpha_hidden"] == 0.5 and m["args"]["cos_layers"] == "all"
+    assert m["args"]["learning_rate"] == 1e-3  # a given learning rate wins over the objective's default
     assert {"train_cos", "train_hidden"} <= set(m["history"][-1])
     card = (out / "README.md").read_text()
     assert "0.5 × MSE between every student layer's hidden states" in card
@@ -234,6 +236,7 @@ def test_general_distillation_writes_a_fill_mask_student(mlm_student):
         assert type(AutoModelForMaskedLM.from_pretrained(mlm_student / b["path"])).__name__ == "DistilBertForMaskedLM"
     card = (mlm_student / "README.md").read_text()
     assert "pipeline_tag: fill-mask" in card and "What the teacher adds" in card and "triple loss" in card
+    assert m["args"]["learning_rate"] == 3e-4 and "learning rate 0.0003" in card  # the mlm default
     held_out = (mlm_student / "heldout_texts.txt").read_text().splitlines()
     assert len(held_out) == r["n_texts"]
 
@@ -342,6 +345,14 @@ def test_flags_that_do_not_fit_the_mlm_objective_are_refused(extra, message, mlm
     err = _refused(["distill", "--objective", "mlm", "--teacher", str(mlm_teacher), "--train-file", str(texts_file),
                     *extra], capsys, tmp_path / "out")
     assert message in err
+
+
+def test_each_objective_has_its_own_default_learning_rate(tmp_path):
+    def rate(objective, **given):
+        return DistillTrainArguments(output_dir=str(tmp_path), **given).check(objective).learning_rate
+    # a general-distillation student relearns half its teacher's layers: measured best at 3e-4 (README)
+    assert rate("mlm") == 3e-4 and rate("classification") == 1e-4 and rate("mlm", epochs=2) == 3e-4
+    assert rate("mlm", learning_rate=5e-5) == 5e-5 and rate("classification", learning_rate=5e-5) == 5e-5
 
 
 def test_alpha_mlm_needs_the_mlm_objective(tmp_path, capsys):

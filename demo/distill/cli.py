@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"unknown argument(s) {' '.join(unknown)}; see python -m demo.distill {step} --help.")
     if step == "distill":
         parsed[0].check(parsed[1].objective)
+        parsed[2].check(parsed[1].objective)
     if step in ("finetune", "distill"):
         try:
             mlm = parsed[1].objective == "mlm"
