@@ -154,7 +154,9 @@ def training_curves(history: Sequence[Mapping], score_name: str = "validation ac
     fig.add_trace(go.Scatter(x=[r["step"] for r in evaluated], y=[r["validation_accuracy"] for r in evaluated],
                              mode="lines+markers", name=score_name, line=dict(color=COLORS["student"])),
                   row=1, col=2)
-    fig.update_xaxes(title_text="optimiser step")
+    # One step axis for both panels: a one-epoch run's single score sits at its step on the loss curve's
+    # scale, not alone on an axis of its own.
+    fig.update_xaxes(title_text="optimiser step", matches="x")
     fig.update_yaxes(range=[0, 1], row=1, col=2)
     if not history:
         fig.add_annotation(text="This run kept no history", showarrow=False, x=0.5, y=0.5, xref="paper",

@@ -406,6 +406,7 @@ def test_the_distillation_tab_charts_a_general_distillation_run(mlm_student, mlm
     assert "speedup" in run_size_speed_chart(figures).layout.annotations[1].text
     curves = training_curves(evidence.history, figures["score_name"])
     assert curves.layout.annotations[1].text == "Held-out top-1 masked-token accuracy"
+    assert curves.layout.xaxis2.matches == "x"  # a one-epoch run's single score shares the loss panel's steps
     assert "raw text" in evidence.recipe_markdown()
     with pytest.raises(EvidenceError, match="shows no student"):
         Evidence.from_dir(mlm_teacher)  # an adapted teacher: no student to show
