@@ -50,11 +50,12 @@ def render_card(metrics: dict, context: dict, template: Path = TEMPLATE) -> Mode
     return ModelCard.from_template(card_data, template_path=str(template), m=metrics, **context)
 
 
-def loss_description(metrics: dict, cos_layers: str) -> str:
+def loss_description(metrics: dict) -> str:
     """The loss as a sum of its switched-on terms, for either objective (a general-distillation run's
-    weights carry alpha_mlm, and its soft targets are over the vocabulary at the masked positions)."""
+    soft targets are over the vocabulary at the masked positions), read from the run's own metrics."""
     w = metrics["loss_weights"]
-    mlm = "alpha_mlm" in w
+    mlm = metrics.get("objective") == "mlm"
+    cos_layers = metrics["args"]["cos_layers"]
     terms = []
     if w["alpha_ce"]:
         where = "over the vocabulary at the masked positions, temperature" if mlm else "on softmax at temperature"
@@ -87,7 +88,7 @@ def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[in
         "student_layer_count": len(layers), "teacher_layer_count": n_teacher_layers, "layers": layers,
         "student_arch": dargs.student_arch,
         "student_arch_name": "DistilBERT" if dargs.student_arch == "distilbert" else "BERT",
-        "loss_description": loss_description(metrics, dargs.cos_layers), "args": metrics["args"],
+        "loss_description": loss_description(metrics), "args": metrics["args"],
         "best_epoch": result.best_epoch, "data_description": data_description(data_args, data),
         "example_text": data.validation.texts[0][:120].replace('"', "'"), "label_names": data.label_names,
         "max_seq_length": data_args.max_seq_length, "command": metrics["command"],
@@ -133,7 +134,7 @@ def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n
         "teacher_url": f"https://huggingface.co/{dargs.teacher}" if not Path(dargs.teacher).exists() else "#",
         "student_layer_count": len(layers), "teacher_layer_count": n_teacher_layers, "layers": layers,
         "student_arch_name": "DistilBERT" if dargs.student_arch == "distilbert" else "BERT",
-        "loss_description": loss_description(metrics, dargs.cos_layers), "args": metrics["args"],
+        "loss_description": loss_description(metrics), "args": metrics["args"],
         "data_description": data_description, "example_text": " ".join(example).replace('"', "'"),
         "max_seq_length": metrics["args"]["max_seq_length"], "command": metrics["command"],
         "baselines": metrics.get("baselines"), "r": metrics["masked_lm"]}
