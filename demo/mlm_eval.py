@@ -44,6 +44,9 @@ class MaskedLMReport:
     student: MaskedLMScores | None = None
     agreement_top1: float | None = None  # share of masked tokens where both guess the same top-1
     extra: dict = field(default_factory=dict)
+    # The student's top-1 right or wrong, token by token in a fixed order: for a paired test against
+    # another student measured on the same texts (paired_top1). Not a figure: never serialised.
+    student_hits: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     @property
     def retention_top1(self) -> float | None:
@@ -75,9 +78,41 @@ class MaskedLMReport:
         lines.append(f"\n{self.n_masked:,} masked tokens in {self.n_texts:,} held-out texts (fixed masks, seed "
                      f"{self.seed}).")
         if self.student is not None:
-            lines.append(f"Student/teacher top-1: **{self.retention_top1:.3f}**; top-1 agreement "
-                         f"**{self.agreement_top1:.4f}**; speedup **{self.speedup:.2f}x**.")
+            lines.append(f"{student_name.capitalize()}/{teacher_name} top-1: **{self.retention_top1:.3f}**; "
+                         f"top-1 agreement **{self.agreement_top1:.4f}**; speedup **{self.speedup:.2f}x**.")
         return "\n".join(lines)
+
+
+@dataclass
+class PairedTop1:
+    """Two models on the very same masked tokens: where one is right and the other wrong. McNemar's
+    test reads only these discordant tokens, so it can tell a real lead from the noise of the sample."""
+    n_masked: int
+    a_only: int  # tokens A guesses right and B wrong
+    b_only: int
+
+    @property
+    def mcnemar_z(self) -> float | None:
+        discordant = self.a_only + self.b_only
+        return (self.a_only - self.b_only) / discordant ** 0.5 if discordant else None
+
+    def figures(self, a: str, b: str) -> dict:
+        return {"n_masked": self.n_masked, f"{a}_right_{b}_wrong": self.a_only, f"{b}_right_{a}_wrong": self.b_only,
+                "mcnemar_z": self.mcnemar_z}
+
+    def sentence(self, a: str, b: str) -> str:
+        z = f"McNemar z = {self.mcnemar_z:.2f}" if self.mcnemar_z is not None else "no token where they differ"
+        return (f"of {self.n_masked:,} masked tokens, {a} is right where {b} is wrong {self.a_only:,} times and "
+                f"wrong where it is right {self.b_only:,} times ({z})")
+
+
+def paired_top1(a: MaskedLMReport, b: MaskedLMReport) -> PairedTop1:
+    """The students of two reports measured on the same texts and masks, token by token."""
+    if a.student_hits is None or b.student_hits is None or a.student_hits.shape != b.student_hits.shape \
+            or a.seed != b.seed:
+        raise ValueError("a paired comparison needs two students measured on the same texts and masks")
+    hits_a, hits_b = a.student_hits, b.student_hits
+    return PairedTop1(len(hits_a), int((hits_a & ~hits_b).sum()), int((~hits_a & hits_b).sum()))
 
 
 def _batches(tokenizer, texts: list[str], max_length: int, batch_size: int):
@@ -118,6 +153,7 @@ def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, ma
     counts = {k: MaskedCounts() for k in models}
     seconds = {k: 0.0 for k in models}
     agree, done = 0, 0
+    student_hits = []
     for ids, attention, rows in _batches(tokenizer, texts, max_length, batch_size):
         masked, labels = fixed_masks(ids, attention, rows, tokenizer, seed)
         gold = labels[labels != IGNORE].to(device)
@@ -130,6 +166,8 @@ def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, ma
             counts[name] = counts[name].add(MaskedCounts(len(gold), int(hit1.sum()), int(hit5.sum()),
                                                          float(nll.sum())))
             top1[name] = logits.argmax(-1)
+            if name == "student":
+                student_hits.append(hit1.bool().cpu())
         if student is not None:
             agree += int((top1["teacher"] == top1["student"]).sum())
         done += len(rows)
@@ -145,4 +183,5 @@ def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, ma
               for name, model in models.items()}
     n_masked = counts["teacher"].masked
     return MaskedLMReport(len(texts), n_masked, len(sample), seed, scores["teacher"], scores.get("student"),
-                          agree / n_masked if student is not None and n_masked else None)
+                          agree / n_masked if student is not None and n_masked else None,
+                          student_hits=torch.cat(student_hits) if student_hits else None)

@@ -234,8 +234,16 @@ def test_general_distillation_writes_a_fill_mask_student(mlm_student):
     assert names == ["layer dropping alone (no training)", "MLM loss alone (no teacher), same text and budget"]
     for b in m["baselines"]:
         assert type(AutoModelForMaskedLM.from_pretrained(mlm_student / b["path"])).__name__ == "DistilBertForMaskedLM"
+        # paired on the same tokens: the difference of the discordant counts is the difference of the accuracies
+        p = b["paired_top1"]
+        assert p["n_masked"] == r["n_masked"]
+        assert p["student_right_baseline_wrong"] - p["baseline_right_student_wrong"] == round(
+            (r["student"]["top1_accuracy"] - b["masked_lm"]["student"]["top1_accuracy"]) * r["n_masked"])
+    dropped = m["baselines"][0]["paired_top1"]  # the untrained student guesses differently somewhere
+    assert dropped["student_right_baseline_wrong"] + dropped["baseline_right_student_wrong"] > 0
     card = (mlm_student / "README.md").read_text()
     assert "pipeline_tag: fill-mask" in card and "What the teacher adds" in card and "triple loss" in card
+    assert "McNemar" in card
     assert m["args"]["learning_rate"] == 3e-4 and "learning rate 0.0003" in card  # the mlm default
     held_out = (mlm_student / "heldout_texts.txt").read_text().splitlines()
     assert len(held_out) == r["n_texts"]
@@ -258,6 +266,47 @@ def test_the_evaluator_reproduces_the_runs_figures(mlm_teacher, mlm_student, tmp
             assert report[variant][key] == pytest.approx(run[variant][key], rel=1e-5)
     assert report["agreement_top1"] == pytest.approx(run["agreement_top1"])
     assert "top-1 masked-token accuracy" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_the_evaluator_compares_the_student_with_a_baseline_token_by_token(mlm_teacher, mlm_student, tmp_path):
+    config = tmp_path / "pairs.yaml"
+    config.write_text(yaml.safe_dump({"device": "cpu", "tasks": {"fill_mask": {
+        "teacher": {"model": str(mlm_teacher)}, "student": {"model": str(mlm_student)}}}}))
+    common = ["--config", str(config), "--task", "fill_mask", "--file", str(mlm_student / "heldout_texts.txt")]
+    run = json.loads((mlm_student / "metrics.json").read_text())
+    baseline = mlm_student / "baselines" / "mlm-alone"
+    assert evaluate_main([*common, "--against", str(baseline), "--out", str(tmp_path / "vs-alone")]) == 0
+    report = json.loads((tmp_path / "vs-alone" / "report.json").read_text())
+    against = report["against"]
+    assert against["student"]["top1_accuracy"] == pytest.approx(
+        run["baselines"][1]["masked_lm"]["student"]["top1_accuracy"], rel=1e-5)
+    paired = against["paired_top1"]  # the same figures as the run's own paired comparison
+    assert paired["student_right_against_wrong"] == run["baselines"][1]["paired_top1"]["student_right_baseline_wrong"]
+    assert paired["against_right_student_wrong"] == run["baselines"][1]["paired_top1"]["baseline_right_student_wrong"]
+    assert "McNemar z" in (tmp_path / "vs-alone" / "report.md").read_text() or paired["mcnemar_z"] is None
+    # a student against itself differs on no token
+    assert evaluate_main([*common, "--against", str(mlm_student), "--out", str(tmp_path / "vs-self")]) == 0
+    itself = json.loads((tmp_path / "vs-self" / "report.json").read_text())["against"]["paired_top1"]
+    assert itself["student_right_against_wrong"] == itself["against_right_student_wrong"] == 0
+    assert itself["mcnemar_z"] is None
+
+
+def test_the_evaluator_refuses_against_for_a_labelled_task(tmp_path, capsys):
+    assert evaluate_main(["--task", "sentiment", "--file", str(tmp_path / "x.csv"), "--against", "m",
+                          "--out", str(tmp_path / "out")]) == 2
+    assert "--against compares two fill-mask students" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_evaluator_refuses_an_against_model_that_does_not_load(mlm_teacher, mlm_student, tmp_path, capsys):
+    config = tmp_path / "pairs.yaml"
+    config.write_text(yaml.safe_dump({"device": "cpu", "tasks": {"fill_mask": {
+        "teacher": {"model": str(mlm_teacher)}, "student": {"model": str(mlm_student)}}}}))
+    assert evaluate_main(["--config", str(config), "--task", "fill_mask", "--file",
+                          str(mlm_student / "heldout_texts.txt"), "--against", str(tmp_path / "missing"),
+                          "--out", str(tmp_path / "out")]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_produced_pair_loads_in_the_fill_mask_tab(mlm_teacher, mlm_student, tmp_path):

@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..loading import explain_load_error, load_model
 from ..masked_lm import IGNORE, DynamicMasker, MaskedLMAtPositions, fixed_masks, mask_token_id, masked_logits
 from ..measure import count_parameters
-from ..mlm_eval import EVAL_SEED, evaluate_masked_lm
+from ..mlm_eval import EVAL_SEED, MaskedLMReport, evaluate_masked_lm, paired_top1
 from ..progress import ProgressLine
 from .args import DataArguments, DistillArguments, FinetuneArguments, TrainArguments
 from .batches import encode_examples
@@ -282,7 +282,7 @@ def run_mlm_distill(dargs: DistillArguments, data_args: DataArguments, targs: Tr
                "eval_sets": {name: measure(texts, saved.model).figures() for name, texts in eval_texts.items()},
                **run_info(result, accelerator, targs, corpus, argv, "distill", dargs, data_args, targs)}
     if baselines is not None:
-        metrics["baselines"] = baselines
+        metrics["baselines"] = [against_baseline(entry, report, baseline) for entry, baseline in baselines]
     write_json(out / "metrics.json", metrics)
     copy_training_code(out)
     write_mlm_card(out, metrics, dargs, corpus, layers, teacher.config.num_hidden_layers, corpus_description(corpus))
@@ -300,10 +300,10 @@ BASELINES_DIR = "baselines"
 
 def mlm_baselines(teacher, tokenizer, corpus: TextCorpus, masker: DynamicMasker, dargs: DistillArguments,
                   data_args: DataArguments, targs: TrainArguments, layers: list[int], total_steps: int, accelerator,
-                  out: Path, measure) -> list[dict]:
+                  out: Path, measure) -> list[tuple[dict, MaskedLMReport]]:
     """What the teacher adds: the same student shape untrained (layer dropping alone) and trained
     with the masked-LM loss alone on the same text and budget. Each is saved under baselines/ (for
-    the downstream check) and measured on the held-out text."""
+    the downstream check) and measured on the held-out text: (metrics entry, report) for each."""
     device = accelerator.device
     set_seed(targs.seed)
     dropped = make_student(teacher, layers, dargs.student_arch)
@@ -322,5 +322,13 @@ def mlm_baselines(teacher, tokenizer, corpus: TextCorpus, masker: DynamicMasker,
         report = measure(corpus.validation, model.to(device))
         print(f"baseline {name}: held-out top-1 {report.student.top1_accuracy:.4f} (retention "
               f"{report.retention_top1:.4f})", flush=True)
-        found.append({"name": name, "path": f"{BASELINES_DIR}/{slug}", "masked_lm": report.figures()})
+        found.append(({"name": name, "path": f"{BASELINES_DIR}/{slug}", "masked_lm": report.figures()}, report))
     return found
+
+
+def against_baseline(entry: dict, student: MaskedLMReport, baseline: MaskedLMReport) -> dict:
+    """A baseline's metrics entry with the student's paired comparison against it (same held-out
+    tokens), so a lead of a few tokens is not read as a win."""
+    paired = paired_top1(student, baseline)
+    print(f"this student against {entry['name']}: {paired.sentence('it', 'the baseline')}", flush=True)
+    return {**entry, "paired_top1": paired.figures("student", "baseline")}
