@@ -15,8 +15,8 @@ import threading
 import time
 from dataclasses import replace
 
-from demo.config import DEVICES, ConfigError, load_config
-from demo.scratch import remove_all as remove_scratch_dirs
+from demo.core.scratch import remove_all as remove_scratch_dirs
+from demo.models.config import DEVICES, ConfigError, load_config
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless told otherwise; a Space sets GRADIO_SERVER_NAME=0.0.0.0
 DEFAULT_PORT = 7860  # Gradio's usual port; GRADIO_SERVER_PORT overrides it, --port overrides both
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.fp16:
             config = replace(config, fp16=True)
         from demo import ui
-        from demo.registry import PairRegistry
+        from demo.models.registry import PairRegistry
 
         registry = PairRegistry(config)
     except ConfigError as exc:

@@ -10,12 +10,18 @@ import argparse
 import sys
 from dataclasses import replace
 
-from .bench_report import write_outputs
-from .bench_sweep import DEFAULT_WARMUP, MIN_REPEATS, BenchSettings, parse_int_list, sweep
-from .config import DEVICES, VARIANTS, load_config
-from .datafiles import QUOTING
-from .errors import EXIT_INTERRUPTED, exit_on_user_error
-from .progress import ProgressLine
+from demo.core.errors import EXIT_INTERRUPTED, exit_on_user_error
+from demo.core.progress import ProgressLine
+from demo.data.files import QUOTING
+from demo.measuring.bench_report import write_outputs
+from demo.measuring.sweep import (
+    DEFAULT_WARMUP,
+    MIN_REPEATS,
+    BenchSettings,
+    parse_int_list,
+    sweep,
+)
+from demo.models.config import DEVICES, VARIANTS, load_config
 
 
 def parse_args(argv):

@@ -10,13 +10,13 @@ import torch
 from gradio_client.exceptions import AppError
 
 from demo import onnx_variants
-from demo.architecture import build_random
 from demo.bench import main as bench_main
-from demo.bench_sweep import BenchSettings, sweep
-from demo.measure import interleaved_timing
-from demo.config import ModelSpec, load_config
-from demo.loading import load_model
-from demo.tasks import predict
+from demo.core.measure import interleaved_timing
+from demo.measuring.sweep import BenchSettings, sweep
+from demo.models.architecture import build_random
+from demo.models.config import ModelSpec, load_config
+from demo.models.loading import load_model
+from demo.models.tasks import predict
 
 from .conftest import call_when_ready
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 
-from demo.config import ConfigError, ModelSpec, load_config, parse_config
-from demo.loading import LoadError, ModelCache, load_model, weight_files
-from demo.registry import PairRegistry, TaskUnavailable
+from demo.models.config import ConfigError, ModelSpec, load_config, parse_config
+from demo.models.loading import LoadError, ModelCache, load_model, weight_files
+from demo.models.registry import PairRegistry, TaskUnavailable
 
 from .conftest import ROOT, AppServer, call_when_ready
 from .tiny_models import make_pair

@@ -5,12 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from demo.charts import latency_chart, running_percentiles, size_chart
-from demo.compare import compare
-from demo.config import ModelSpec
-from demo.loading import load_model
-from demo.measure import LatencyStats, SizeReport, count_parameters, memory_bytes, percentile, size_of
-from demo.tasks import InputError, encode, predict, prepare_text
+from demo.core.measure import (
+    LatencyStats,
+    SizeReport,
+    count_parameters,
+    memory_bytes,
+    percentile,
+    size_of,
+)
+from demo.measuring.charts import latency_chart, running_percentiles, size_chart
+from demo.models.compare import compare
+from demo.models.config import ModelSpec
+from demo.models.loading import load_model
+from demo.models.tasks import InputError, encode, predict, prepare_text
 
 from .tiny_models import make_pair
 
@@ -98,7 +105,7 @@ def test_size_counts_parameters_disk_and_memory(models):
 
 
 def test_compare_orders_the_models_as_asked(models, monkeypatch):
-    import demo.compare as cmp
+    import demo.models.compare as cmp
 
     calls = []
     real = cmp.run_variant
@@ -131,7 +138,7 @@ def test_size_chart_states_the_ratios():
 def test_progress_without_a_terminal_prints_whole_lines_per_tenth():
     import io
 
-    from demo.progress import ProgressLine
+    from demo.core.progress import ProgressLine
 
     log = io.StringIO()
     with ProgressLine("evaluated", unit="examples", stream=log, tty=False, min_seconds=0) as progress:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.datafiles import DataError, read_labelled, read_texts
+from demo.data.files import DataError, read_labelled, read_texts
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -92,7 +92,7 @@ def test_parquet_files_read_through_datasets(tmp_path):
 
 @pytest.mark.parametrize("name", ["reviews-electronics/test.tsv", "sst2/validation.tsv"])
 def test_a_stream_reads_the_texts_the_reader_reads(name):
-    from demo.datastream import stream_texts
+    from demo.data.streams import stream_texts
 
     path = DATA / name
     if not path.is_file():
@@ -103,7 +103,7 @@ def test_a_stream_reads_the_texts_the_reader_reads(name):
 
 
 def test_a_malformed_row_deep_in_a_stream_is_a_data_error(tmp_path):
-    from demo.datastream import stream_texts
+    from demo.data.streams import stream_texts
 
     f = tmp_path / "stream.tsv"
     f.write_text("text\tlabel\n" + "".join(f"row {i}\t1\n" for i in range(50)) + "bad\t1\textra\n", encoding="utf-8")

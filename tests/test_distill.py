@@ -11,16 +11,25 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import ModelCard
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertForSequenceClassification
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertForSequenceClassification,
+    BertTokenizerFast,
+)
 
 from demo.distill.cli import main
 from demo.distill.hub import PublishError, publish
-from demo.distill.losses import LossWeights, cosine_hidden_loss, distillation_loss, soft_target_loss
+from demo.distill.losses import (
+    LossWeights,
+    cosine_hidden_loss,
+    distillation_loss,
+    soft_target_loss,
+)
 from demo.distill.student import bert_student, distilbert_student, parse_layers
-from demo.model_inputs import model_inputs
+from demo.models.inputs import model_inputs
 
 from .tiny_models import bert_config, save
-from transformers import BertTokenizerFast
 
 POSITIVE = ["good", "great", "happy", "love", "joy"]
 NEGATIVE = ["bad", "terrible", "sad", "hate", "dull"]
@@ -323,9 +332,9 @@ def test_bad_arguments_say_how_to_fix(argv, message, capsys):
 
 
 def test_cached_soft_targets_follow_dataset_order(teacher_dir):
-    from demo.config import ModelSpec
     from demo.distill.targets import compute_logits
-    from demo.loading import load_model
+    from demo.models.config import ModelSpec
+    from demo.models.loading import load_model
 
     teacher = load_model(ModelSpec(str(teacher_dir)), "classify", torch.device("cpu"))
     texts = ["good", "the film was very bad and the plot dull", "happy day", "a", "i hate it so much today"]

@@ -10,16 +10,27 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from transformers import AutoModelForMaskedLM, AutoTokenizer, BertForMaskedLM, BertTokenizerFast, pipeline
+from transformers import (
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    BertForMaskedLM,
+    BertTokenizerFast,
+    pipeline,
+)
 
 from demo.distill.args import DistillTrainArguments
 from demo.distill.cli import main
 from demo.distill.general import triple_loss_fn
-from demo.distill.losses import MlmWeights, mlm_distillation_loss
-from demo.distill.losses import soft_target_loss
+from demo.distill.losses import MlmWeights, mlm_distillation_loss, soft_target_loss
 from demo.distill.student import make_student
 from demo.evaluate import main as evaluate_main
-from demo.masked_lm import IGNORE, DynamicMasker, MaskedLMAtPositions, fixed_masks, masked_logits
+from demo.models.masked_lm import (
+    IGNORE,
+    DynamicMasker,
+    MaskedLMAtPositions,
+    fixed_masks,
+    masked_logits,
+)
 
 from .conftest import AppServer, call_when_ready
 from .tiny_models import WORDS, bert_config, save
@@ -440,8 +451,13 @@ def test_an_mlm_run_resumes_exactly(encoder_dir, texts_file, tmp_path):
 
 
 def test_the_distillation_tab_charts_a_general_distillation_run(mlm_student, mlm_teacher):
-    from demo.charts import recipe_comparison_chart, retention_chart, run_size_speed_chart, training_curves
-    from demo.evidence import Evidence, EvidenceError
+    from demo.measuring.charts import (
+        recipe_comparison_chart,
+        retention_chart,
+        run_size_speed_chart,
+        training_curves,
+    )
+    from demo.serving.evidence import Evidence, EvidenceError
 
     evidence = Evidence.from_dir(mlm_student)
     r = evidence.metrics["masked_lm"]

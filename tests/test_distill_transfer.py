@@ -11,17 +11,32 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
-from transformers import BertForMaskedLM, BertForSequenceClassification, BertTokenizerFast
+from transformers import (
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertTokenizerFast,
+)
 
-from demo.config import ModelSpec
-from demo.distill.augment import AugmentError, AugmentSettings, augment_texts, load_masked_lm
+from demo.distill.augment import (
+    AugmentError,
+    AugmentSettings,
+    augment_texts,
+    load_masked_lm,
+)
 from demo.distill.cli import main
 from demo.distill.kd import StudentWithProjections, make_loss_fn
-from demo.distill.trainset import DistillSet
-from demo.distill.losses import NO_LABEL, LossWeights, attention_kl_loss, distillation_loss, hard_label_loss
+from demo.distill.losses import (
+    NO_LABEL,
+    LossWeights,
+    attention_kl_loss,
+    distillation_loss,
+    hard_label_loss,
+)
 from demo.distill.student import bert_student
 from demo.distill.targets import soft_targets
-from demo.loading import load_model
+from demo.distill.trainset import DistillSet
+from demo.models.config import ModelSpec
+from demo.models.loading import load_model
 
 from .test_distill import FILLER, NEGATIVE, POSITIVE, write_sentiment_tsv
 from .tiny_models import bert_config, save

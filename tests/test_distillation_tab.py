@@ -9,9 +9,14 @@ import urllib.request
 import pytest
 import yaml
 
-from demo.charts import recipe_comparison_chart, retention_chart, run_size_speed_chart, training_curves
 from demo.distill.cli import main as distill_main
-from demo.evidence import Evidence, EvidenceError
+from demo.measuring.charts import (
+    recipe_comparison_chart,
+    retention_chart,
+    run_size_speed_chart,
+    training_curves,
+)
+from demo.serving.evidence import Evidence, EvidenceError
 
 from .conftest import AppServer
 from .test_distill import write_sentiment_tsv

@@ -21,11 +21,11 @@ from gradio_client.exceptions import AppError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from demo.config import ModelSpec, load_config, parse_config
-from demo.loading import LoadError, load_model
-from demo.measure import percentile
-from demo.registry import PairRegistry, TaskUnavailable
-from demo.tasks import InputError, prepare_text
+from demo.core.measure import percentile
+from demo.models.config import ModelSpec, load_config, parse_config
+from demo.models.loading import LoadError, load_model
+from demo.models.registry import PairRegistry, TaskUnavailable
+from demo.models.tasks import InputError, prepare_text
 
 from .conftest import ROOT, AppServer, call_when_ready, free_port
 from .tiny_models import make_pair

@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from ..errors import UsageError
+from demo.core.errors import UsageError
 
 
 def check_mixed_precision(mode: str, device_type: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ..errors import UsageError
+from demo.core.errors import UsageError
 
 
 def _flatten(values) -> list[str]:

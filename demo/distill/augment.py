@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from ..errors import UserError
+from demo.core.errors import UserError
 
 
 class AugmentError(UserError, ValueError):

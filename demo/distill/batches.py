@@ -14,8 +14,8 @@ from typing import Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from .data import batch_order, encode_texts
-from .losses import NO_LABEL
+from demo.distill.data import batch_order, encode_texts
+from demo.distill.losses import NO_LABEL
 
 
 @dataclass
@@ -96,7 +96,7 @@ class _MixedRows(IterableDataset):
     def _streamed(self):
         import datasets
 
-        from ..datastream import read_stream
+        from demo.data.streams import read_stream
 
         ex = self.examples
         combined = datasets.concatenate_datasets([s.dataset for s in ex.streams])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .steps import data_description
+from demo.distill.steps import data_description
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_card" / "template.md"
 MLM_TEMPLATE = TEMPLATE.with_name("template_mlm.md")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UsageError
+from demo.core.errors import UsageError
 
 CHECKPOINTS = "checkpoints"  # under the output directory: checkpoint-<step>/
 STATE_FILE = "loop_state.json"  # in each checkpoint: where the loop stood, and what made the run

@@ -6,13 +6,24 @@ import sys
 
 from transformers import HfArgumentParser
 
-from ..errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UsageError, exit_on_user_error
-from .args import DataArguments, DistillArguments, DistillTrainArguments, FinetuneArguments, PushArguments, \
-    TrainArguments
-from .finetune import run_finetune
-from .general import run_mlm_distill, run_mlm_finetune
-from .hub import publish
-from .kd import run_distill
+from demo.core.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    UsageError,
+    exit_on_user_error,
+)
+from demo.distill.args import (
+    DataArguments,
+    DistillArguments,
+    DistillTrainArguments,
+    FinetuneArguments,
+    PushArguments,
+    TrainArguments,
+)
+from demo.distill.finetune import run_finetune
+from demo.distill.general import run_mlm_distill, run_mlm_finetune
+from demo.distill.hub import publish
+from demo.distill.kd import run_distill
 
 STEPS = {
     "finetune": "fine-tune a BERT encoder on a classification task (the teacher), or adapt it to text "

@@ -11,8 +11,8 @@ from typing import Iterator, Sequence
 
 import torch
 
-from ..datafiles import DataError, LabelledData, read_labelled, read_texts
-from ..datastream import TextStream, stream_texts
+from demo.data.files import DataError, LabelledData, read_labelled, read_texts
+from demo.data.streams import TextStream, stream_texts
 
 
 @dataclass

@@ -7,16 +7,27 @@ from dataclasses import asdict
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from ..config import ModelSpec
-from ..loading import explain_load_error
-from ..measure import count_parameters
-from ..scoring import accuracy, macro_f1
-from .args import DataArguments, FinetuneArguments, TrainArguments
-from .data import batches
-from .outputs import command_line, copy_training_code, run_fingerprint, write_json
-from .steps import open_output_dir, read_data, run_files, start, start_trackers
-from .batches import encode_examples
-from .train import fit, forward, predict_ids, set_seed
+from demo.core.measure import count_parameters
+from demo.distill.args import DataArguments, FinetuneArguments, TrainArguments
+from demo.distill.batches import encode_examples
+from demo.distill.data import batches
+from demo.distill.loop import fit, forward, predict_ids, set_seed
+from demo.distill.outputs import (
+    command_line,
+    copy_training_code,
+    run_fingerprint,
+    write_json,
+)
+from demo.distill.steps import (
+    open_output_dir,
+    read_data,
+    run_files,
+    start,
+    start_trackers,
+)
+from demo.measuring.scoring import accuracy, macro_f1
+from demo.models.config import ModelSpec
+from demo.models.loading import explain_load_error
 
 
 def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]) -> dict:

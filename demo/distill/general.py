@@ -18,23 +18,51 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
-from ..config import ModelSpec
-from ..datafiles import read_texts
-from ..errors import UserError
-from ..loading import explain_load_error, load_model
-from ..masked_lm import IGNORE, DynamicMasker, MaskedLMAtPositions, fixed_masks, mask_token_id, masked_logits
-from ..measure import count_parameters
-from ..mlm_eval import EVAL_SEED, MaskedLMReport, evaluate_masked_lm, paired_top1
-from ..progress import ProgressLine
-from .args import DataArguments, DistillArguments, FinetuneArguments, TrainArguments
-from .batches import encode_examples
-from .data import TextCorpus, load_text_corpus
-from .losses import NO_LABEL, MlmWeights, mlm_distillation_loss
-from .outputs import command_line, copy_training_code, run_fingerprint, write_json
-from .steps import open_output_dir, run_files, save_tokenizer, start, start_trackers
-from .student import layer_pairs, make_student, parse_layers
-from .targets import weights_digest
-from .train import FitResult, fit, set_seed
+from demo.core.errors import UserError
+from demo.core.measure import count_parameters
+from demo.core.progress import ProgressLine
+from demo.data.files import read_texts
+from demo.distill.args import (
+    DataArguments,
+    DistillArguments,
+    FinetuneArguments,
+    TrainArguments,
+)
+from demo.distill.batches import encode_examples
+from demo.distill.data import TextCorpus, load_text_corpus
+from demo.distill.loop import FitResult, fit, set_seed
+from demo.distill.losses import NO_LABEL, MlmWeights, mlm_distillation_loss
+from demo.distill.outputs import (
+    command_line,
+    copy_training_code,
+    run_fingerprint,
+    write_json,
+)
+from demo.distill.steps import (
+    open_output_dir,
+    run_files,
+    save_tokenizer,
+    start,
+    start_trackers,
+)
+from demo.distill.student import layer_pairs, make_student, parse_layers
+from demo.distill.targets import weights_digest
+from demo.measuring.mlm_eval import (
+    EVAL_SEED,
+    MaskedLMReport,
+    evaluate_masked_lm,
+    paired_top1,
+)
+from demo.models.config import ModelSpec
+from demo.models.loading import explain_load_error, load_model
+from demo.models.masked_lm import (
+    IGNORE,
+    DynamicMasker,
+    MaskedLMAtPositions,
+    fixed_masks,
+    mask_token_id,
+    masked_logits,
+)
 
 HELD_OUT_FILE = "heldout_texts.txt"  # the texts measured, one per line: `python -m demo.evaluate --task fill_mask`
 
@@ -236,8 +264,8 @@ def run_mlm_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: 
 
 # ---- distill --objective mlm -------------------------------------------------------------------------
 def run_mlm_distill(dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]) -> dict:
-    from .card import write_mlm_card
-    from .hub import publish
+    from demo.distill.card import write_mlm_card
+    from demo.distill.hub import publish
 
     accelerator = start(targs)
     device = accelerator.device

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
+from demo.core.errors import UserError
 
 # Not the model: resumable training state, the baselines kept for the downstream check, and the
 # held-out text (a copy of the user's data, which stays on their machine).

@@ -13,24 +13,42 @@ from dataclasses import asdict
 
 import torch
 
-from ..config import ModelSpec
-from ..datafiles import LabelledData
-from ..eval_run import evaluate_pair
-from ..loading import LoadedModel, load_model
-from ..measure import count_parameters
-from ..model_inputs import accepted_inputs, model_inputs
-from .args import DataArguments, DistillArguments, TrainArguments
-from .card import write_card
-from .data import TaskData
-from .hub import publish
-from .losses import LossWeights, distillation_loss
-from .outputs import command_line, copy_training_code, run_fingerprint, write_json
-from .steps import open_output_dir, run_files, save_tokenizer, start, start_trackers
-from .student import layer_pairs, make_student, parse_layers
-from .batches import StreamedExamples, encode_examples
-from .checkpoints import RunFiles
-from .train import FitResult, fit, forward, set_seed
-from .trainset import LABELLED, DistillSet, Inputs, build_distill_set, read_inputs, use_eager_attention
+from demo.core.measure import count_parameters
+from demo.data.files import LabelledData
+from demo.distill.args import DataArguments, DistillArguments, TrainArguments
+from demo.distill.batches import StreamedExamples, encode_examples
+from demo.distill.card import write_card
+from demo.distill.checkpoints import RunFiles
+from demo.distill.data import TaskData
+from demo.distill.hub import publish
+from demo.distill.loop import FitResult, fit, forward, set_seed
+from demo.distill.losses import LossWeights, distillation_loss
+from demo.distill.outputs import (
+    command_line,
+    copy_training_code,
+    run_fingerprint,
+    write_json,
+)
+from demo.distill.steps import (
+    open_output_dir,
+    run_files,
+    save_tokenizer,
+    start,
+    start_trackers,
+)
+from demo.distill.student import layer_pairs, make_student, parse_layers
+from demo.distill.trainset import (
+    LABELLED,
+    DistillSet,
+    Inputs,
+    build_distill_set,
+    read_inputs,
+    use_eager_attention,
+)
+from demo.measuring.evaluation import evaluate_pair
+from demo.models.config import ModelSpec
+from demo.models.inputs import accepted_inputs, model_inputs
+from demo.models.loading import LoadedModel, load_model
 
 
 class StudentWithProjections(torch.nn.Module):

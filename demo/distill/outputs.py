@@ -8,7 +8,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from ..errors import UsageError
+from demo.core.errors import UsageError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from transformers import DistilBertTokenizerFast
 
-from ..errors import UsageError
-from ..loading import resolve_device
-from .args import DataArguments, TrainArguments
-from .data import TaskData, load_hub_task_data, load_task_data
-from .outputs import check_output_dir, prepare_output_dir
-from .checkpoints import RunFiles
-from .accel import make_accelerator
+from demo.core.errors import UsageError
+from demo.distill.accel import make_accelerator
+from demo.distill.args import DataArguments, TrainArguments
+from demo.distill.checkpoints import RunFiles
+from demo.distill.data import TaskData, load_hub_task_data, load_task_data
+from demo.distill.outputs import check_output_dir, prepare_output_dir
+from demo.models.loading import resolve_device
 
 
 def read_data(data_args: DataArguments, seed: int, teacher_names: list[str] | None = None) -> TaskData:

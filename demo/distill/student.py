@@ -18,7 +18,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from ..errors import UsageError
+from demo.core.errors import UsageError
 
 # BERT layer sub-module -> DistilBERT layer sub-module (same tensors, other names).
 BERT_TO_DISTIL_LAYER = {

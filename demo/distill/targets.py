@@ -19,11 +19,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..errors import UserError
-from ..loading import LoadedModel
-from ..model_inputs import model_inputs
-from ..progress import ProgressLine
-from .data import batches, encode_texts
+from demo.core.errors import UserError
+from demo.core.progress import ProgressLine
+from demo.distill.data import batches, encode_texts
+from demo.models.inputs import model_inputs
+from demo.models.loading import LoadedModel
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("DISTILL_DEMO_CACHE", Path.home() / ".cache" / "distill-demo")) / "targets"
 FORMAT = "distill-demo-targets/1"

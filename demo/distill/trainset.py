@@ -10,16 +10,33 @@ from pathlib import Path
 
 import torch
 
-from ..config import ModelSpec
-from ..datafiles import LabelledData
-from ..eval_run import label_index
-from ..loading import LoadedModel, load_model
-from .args import DataArguments, DistillArguments, TrainArguments
-from .augment import AugmentSettings, MaskedLM, augment_texts, load_masked_lm
-from .data import TaskData, load_eval_set, load_transfer_texts, open_transfer_streams
-from .losses import NO_LABEL, LossWeights
-from .steps import read_data
-from .targets import DEFAULT_CACHE_DIR, TargetsInfo, TargetsKey, check_named_cache, soft_targets, weights_digest
+from demo.data.files import LabelledData
+from demo.distill.args import DataArguments, DistillArguments, TrainArguments
+from demo.distill.augment import (
+    AugmentSettings,
+    MaskedLM,
+    augment_texts,
+    load_masked_lm,
+)
+from demo.distill.data import (
+    TaskData,
+    load_eval_set,
+    load_transfer_texts,
+    open_transfer_streams,
+)
+from demo.distill.losses import NO_LABEL, LossWeights
+from demo.distill.steps import read_data
+from demo.distill.targets import (
+    DEFAULT_CACHE_DIR,
+    TargetsInfo,
+    TargetsKey,
+    check_named_cache,
+    soft_targets,
+    weights_digest,
+)
+from demo.measuring.evaluation import label_index
+from demo.models.config import ModelSpec
+from demo.models.loading import LoadedModel, load_model
 
 LABELLED, AUGMENTED, TRANSFER, TRANSFER_AUGMENTED = "labelled", "augmented", "transfer", "transfer_augmented"
 SAMPLE_ROWS = 200  # augmented texts written beside the output, for a person to read
@@ -86,7 +103,7 @@ def refuse_masked_lm_teacher(name: str) -> None:
     """A masked LM given to classification distillation would get a random classifier head."""
     from transformers import AutoConfig
 
-    from .general import ObjectiveMismatch, is_masked_lm
+    from demo.distill.general import ObjectiveMismatch, is_masked_lm
 
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=False)

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from . import ui_bench, ui_distill, ui_evaluate
-from .charts import latency_chart, size_chart
-from .config import LABELLED_TASKS, PAIR, TASKS, ConfigError, model_spec
-from .errors import UserError
-from .formatting import md_escape
-from .registry import PairRegistry
-from .scorecard import scorecard
-from .tasks import EXAMPLE_TEXT
-from .views import label_value, status_markdown, verdict_markdown
+from demo.core.errors import UserError
+from demo.core.formatting import md_escape
+from demo.measuring.charts import latency_chart, size_chart
+from demo.measuring.scorecard import scorecard
+from demo.models.config import LABELLED_TASKS, PAIR, TASKS, ConfigError, model_spec
+from demo.models.registry import PairRegistry
+from demo.models.tasks import EXAMPLE_TEXT
+from demo.serving import bench_tab, distill_tab, evaluate_tab
+from demo.serving.views import label_value, status_markdown, verdict_markdown
 
 HISTORY_LIMIT = 500  # requests kept per session and task for the latency chart; bounds memory
 STATUS_POLL_SECONDS = 1.0  # how often the page refreshes loading progress until every model settles
@@ -214,11 +214,11 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
             evaluation = None
             if any(t in config.pairs for t in LABELLED_TASKS):
                 with gr.Tab("Evaluate", id="evaluate"):
-                    evaluation = ui_evaluate.build_tab(registry, evaluated)
+                    evaluation = evaluate_tab.build_tab(registry, evaluated)
             with gr.Tab("Benchmark", id="benchmark"):
-                ui_bench.build_tab(registry)
+                bench_tab.build_tab(registry)
             with gr.Tab("Distillation", id="distillation"):
-                ui_distill.build_tab(config.distillation, space_id)
+                distill_tab.build_tab(config.distillation, space_id)
 
         # The scorecard follows every answer and every evaluation of this session.
         card_inputs, card_outputs = [*(p.history for p in panels), evaluated], [scorecard_box, scorecard_json]

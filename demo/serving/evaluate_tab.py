@@ -7,15 +7,32 @@ from pathlib import Path
 
 import gradio as gr
 
-from .config import LABELLED_TASKS
-from .datafiles import LABEL_COLUMNS, TEXT_COLUMNS, DataError, obvious_column, read_rows
-from .errors import UserError
-from .eval_report import EXPLORER_COLUMNS, confusion_figure, explorer_rows, report_json, summary_markdown, \
-    write_reports
-from .eval_run import MAX_ROWS, EvalSettings, evaluate_task, read_eval_file
-from .formatting import md_escape
-from .registry import PairRegistry
-from .scratch import scratch_dir
+from demo.core.errors import UserError
+from demo.core.formatting import md_escape
+from demo.core.scratch import scratch_dir
+from demo.data.files import (
+    LABEL_COLUMNS,
+    TEXT_COLUMNS,
+    DataError,
+    obvious_column,
+    read_rows,
+)
+from demo.measuring.eval_report import (
+    EXPLORER_COLUMNS,
+    confusion_figure,
+    explorer_rows,
+    report_json,
+    summary_markdown,
+    write_reports,
+)
+from demo.measuring.evaluation import (
+    MAX_ROWS,
+    EvalSettings,
+    evaluate_task,
+    read_eval_file,
+)
+from demo.models.config import LABELLED_TASKS
+from demo.models.registry import PairRegistry
 
 
 # ---- handlers ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from .datafiles import (
+from demo.data.files import (
     TEXT_COLUMNS,
     DataError,
     check_quoting,

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .errors import UserError
-from .loading import LoadedModel
-from .model_inputs import model_inputs
+from demo.core.errors import UserError
+from demo.models.inputs import model_inputs
+from demo.models.loading import LoadedModel
 
 MAX_CHARS = 20_000  # characters kept before tokenising; far beyond 512 tokens, bounds the tokenizer's work
 TOP_K = 5  # labels / tokens shown per model

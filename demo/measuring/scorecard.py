@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
-from .formatting import code, md_escape
-from .measure import SizeReport, percentile
+from demo.core.formatting import code, md_escape
+from demo.core.measure import SizeReport, percentile
 
 # The paper's figures, as thresholds: parameters saved, teacher time / student time, retention.
 PAPER = {"params_saved": 0.40, "speedup": 1.60, "retention": 0.97}

@@ -18,16 +18,16 @@ from typing import Callable
 
 import torch
 
-from . import onnx_variants
-from .architecture import build_random
-from .bench_report import BenchRecord, BenchResult
-from .config import PAIR, VARIANTS, AppConfig, ConfigError
-from .datafiles import read_labelled
-from .eval_run import variant_agreement
-from .loading import LoadedModel, LoadError, resolve_device
-from .measure import count_parameters, interleaved_timing, size_of_loaded
-from .model_inputs import model_inputs
-from .registry import PairRegistry, TaskUnavailable
+from demo.core.measure import count_parameters, interleaved_timing, size_of_loaded
+from demo.data.files import read_labelled
+from demo.measuring.bench_report import BenchRecord, BenchResult
+from demo.measuring.evaluation import variant_agreement
+from demo.models import onnx_variants
+from demo.models.architecture import build_random
+from demo.models.config import PAIR, VARIANTS, AppConfig, ConfigError
+from demo.models.inputs import model_inputs
+from demo.models.loading import LoadedModel, LoadError, resolve_device
+from demo.models.registry import PairRegistry, TaskUnavailable
 
 MIN_REPEATS = 20  # timed repeats per measurement: fewer is a sample, not a percentile
 DEFAULT_WARMUP = 3  # untimed repeats first: allocator, thread pool and kernel selection settle

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import UserError
+from demo.core.errors import UserError
 
 # Task key -> what the page calls it. The keys double as the Gradio API names.
 TASKS: dict[str, str] = {
@@ -28,7 +28,7 @@ ONNX_FP32 = "student-onnx-fp32"  # the student exported to ONNX Runtime (the ben
 ONNX_INT8 = "student-onnx-int8"  # ... and dynamic int8: the app's optional third column, CPU only
 VARIANTS = (*PAIR, ONNX_FP32, ONNX_INT8)
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "pairs.yaml"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "pairs.yaml"
 
 
 class ConfigError(UserError, ValueError):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import UserError
+from demo.core.errors import UserError
 
 MASK_RATE = 0.15  # BERT's: 15% of the tokens, of which 80% [MASK], 10% a random token, 10% kept
 IGNORE = -100

@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoTokenizer, BertConfig, DistilBertConfig
 
-from .config import ModelSpec
-from .loading import MODEL_CLASSES, LoadedModel
-from .scratch import scratch_dir
+from demo.core.scratch import scratch_dir
+from demo.models.config import ModelSpec
+from demo.models.loading import MODEL_CLASSES, LoadedModel
 
 # The published shapes, for when a model's own config cannot be read (no network, empty cache).
 BUILTIN_SHAPES = {"teacher": ("BERT-base", BertConfig), "student": ("DistilBERT-base", DistilBertConfig)}

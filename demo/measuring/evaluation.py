@@ -12,16 +12,22 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
-from .errors import UserError
-from .config import LABELLED_TASKS, ConfigError
-from .datafiles import MAX_FILE_BYTES, QUOTING, DataError, LabelledData, read_labelled
-from .loading import LoadedModel
-from .measure import SizeReport, timed_exclusive
-from .model_inputs import model_inputs
-from .scoring import accuracy, agreement, confusion_matrix, macro_f1
+from demo.core.errors import UserError
+from demo.core.measure import SizeReport, timed_exclusive
+from demo.data.files import (
+    MAX_FILE_BYTES,
+    QUOTING,
+    DataError,
+    LabelledData,
+    read_labelled,
+)
+from demo.measuring.scoring import accuracy, agreement, confusion_matrix, macro_f1
+from demo.models.config import LABELLED_TASKS, ConfigError
+from demo.models.inputs import model_inputs
+from demo.models.loading import LoadedModel
 
 if TYPE_CHECKING:
-    from .registry import PairRegistry
+    from demo.models.registry import PairRegistry
 
 DEFAULT_BATCH_SIZE = 32  # sequences per forward pass; 32 keeps 2 CPU cores busy without padding waste
 DEFAULT_MAX_LENGTH = 128  # tokens per text for evaluation (SST-2 and emotion texts are far shorter)

@@ -22,8 +22,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from .errors import UserError
-from .config import ConfigError, ModelSpec
+from demo.core.errors import UserError
+from demo.models.config import ConfigError, ModelSpec
 
 log = logging.getLogger(__name__)
 

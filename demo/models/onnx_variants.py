@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .loading import LoadedModel, LoadError
+from demo.models.loading import LoadedModel, LoadError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,10 @@ def quantization_scheme() -> str:
 
 
 def _ort_class(task: str):
-    from optimum.onnxruntime import ORTModelForMaskedLM, ORTModelForSequenceClassification
+    from optimum.onnxruntime import (
+        ORTModelForMaskedLM,
+        ORTModelForSequenceClassification,
+    )
 
     return ORTModelForMaskedLM if task == "fill_mask" else ORTModelForSequenceClassification
 

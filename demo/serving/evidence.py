@@ -11,12 +11,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DistillationLink
-from .formatting import code, human_count, md_escape
+from demo.core.formatting import code, human_count, md_escape
+from demo.models.config import DistillationLink
 
 # The training script's files, in the order a reader would open them.
 SCRIPT_FILES = ("cli.py", "args.py", "kd.py", "general.py", "losses.py", "student.py", "train.py")
-SCRIPT_DIR = Path(__file__).resolve().parent / "distill"
+SCRIPT_DIR = Path(__file__).resolve().parents[1] / "distill"
 EXAMPLE_COMMAND = ("python -m demo.distill distill --teacher TEACHER --student-layers 3 --train-file TRAIN "
                    "--validation-file VAL --baselines --eval-file other=OTHER_DOMAIN --output-dir STUDENT")
 
@@ -136,7 +136,7 @@ def load_evidence(link: DistillationLink | None) -> tuple[Evidence | None, str]:
             return Evidence.from_dir(link.output_dir), ""
         except EvidenceError as exc:
             return None, str(exc)
-    from .loading import hub_reachable
+    from demo.models.loading import hub_reachable
 
     if not hub_reachable():
         return None, (f"The run's figures live on the Hub ({link.hub_repo}), which cannot be reached from here. "

@@ -14,11 +14,17 @@ from typing import Callable
 
 import torch
 
-from .errors import UserError
-from .compare import Comparison, ModelFailure, compare, warm_up
-from .config import ONNX_INT8, PAIR, TASKS, AppConfig, ModelSpec, TaskPair
-from .loading import LoadedModel, LoadError, ModelCache, resolve_device, resolve_dtype
-from .measure import SizeReport, size_of_loaded
+from demo.core.errors import UserError
+from demo.core.measure import SizeReport, size_of_loaded
+from demo.models.compare import Comparison, ModelFailure, compare, warm_up
+from demo.models.config import ONNX_INT8, PAIR, TASKS, AppConfig, ModelSpec, TaskPair
+from demo.models.loading import (
+    LoadedModel,
+    LoadError,
+    ModelCache,
+    resolve_device,
+    resolve_dtype,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +95,7 @@ class PairRegistry:
 
     def load_random(self, task: str, wait: bool = False) -> None:
         """Offline fallback: the task's architectures with random weights (latency and size only)."""
-        from .architecture import build_random
+        from demo.models.architecture import build_random
 
         pair = self.config.pairs[task]
         device = self._task_device.get(task, self.device)
@@ -118,7 +124,7 @@ class PairRegistry:
                            failure="its first (warm-up) pass failed", fix="Check that the checkpoint matches the task.")
 
     def _load_onnx(self, task: str) -> None:
-        from . import onnx_variants
+        from demo.models import onnx_variants
 
         with self._lock:
             student = self._models.get((task, "student"))

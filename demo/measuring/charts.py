@@ -10,9 +10,9 @@ from typing import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .formatting import human_bytes, human_count
-from .measure import SizeReport, percentile
-from .scorecard import live_speedup
+from demo.core.formatting import human_bytes, human_count
+from demo.core.measure import SizeReport, percentile
+from demo.measuring.scorecard import live_speedup
 
 COLORS = {"teacher": "#1f77b4", "student": "#ff7f0e", "student-onnx-int8": "#2ca02c",
           "student-onnx-fp32": "#9467bd"}
@@ -108,7 +108,7 @@ def size_chart(sizes: Mapping[str, SizeReport | None]) -> go.Figure:
 def bench_figures(records: Sequence) -> list[go.Figure]:
     """Per task in the benchmark's records (BenchRecord): latency against batch size and against
     sequence length, and the size bars."""
-    from .config import TASKS
+    from demo.models.config import TASKS
 
     figs = []
     for task in dict.fromkeys(r.task for r in records):

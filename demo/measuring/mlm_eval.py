@@ -12,10 +12,17 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .errors import UserError
-from .masked_lm import IGNORE, MaskedCounts, fixed_masks, masked_logits, mask_token_id, pseudo_perplexity, \
-    score_logits
-from .measure import timed_exclusive
+from demo.core.errors import UserError
+from demo.core.measure import timed_exclusive
+from demo.models.masked_lm import (
+    IGNORE,
+    MaskedCounts,
+    fixed_masks,
+    mask_token_id,
+    masked_logits,
+    pseudo_perplexity,
+    score_logits,
+)
 
 EVAL_SEED = 1234  # the held-out masks; the same for every model and run
 PPPL_TEXTS = 200  # pseudo-perplexity costs one forward per token: measured on the first this many texts

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .charts import recipe_comparison_chart, retention_chart, run_size_speed_chart, training_curves
-from .config import DistillationLink
-from .evidence import load_evidence, script_markdown
+from demo.measuring.charts import (
+    recipe_comparison_chart,
+    retention_chart,
+    run_size_speed_chart,
+    training_curves,
+)
+from demo.models.config import DistillationLink
+from demo.serving.evidence import load_evidence, script_markdown
 
 
 def build_tab(link: DistillationLink | None, space_id: str | None) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import html
 
-from .compare import Comparison
-from .formatting import human_count, md_escape
-from .registry import ModelStatus
+from demo.core.formatting import human_count, md_escape
+from demo.models.compare import Comparison
+from demo.models.registry import ModelStatus
 
 STATE_ICONS = {"queued": "⏳", "loading": "⏳", "warming up": "🔥", "ready": "✅", "failed": "❌"}
 

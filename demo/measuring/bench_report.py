@@ -11,9 +11,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .charts import bench_figures
-from .formatting import human_bytes, human_count, md_escape
-from .measure import LatencyStats, SizeReport
+from demo.core.formatting import human_bytes, human_count, md_escape
+from demo.core.measure import LatencyStats, SizeReport
+from demo.measuring.charts import bench_figures
 
 TABLE_HEAD = ("| task | variant | batch | seq | p50 ms | p95 ms | min ms | model p50 ms | seq/s | speedup | params "
               "| disk | memory |")

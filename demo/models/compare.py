@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .loading import LoadedModel
-from .measure import INFERENCE_LOCK, timed
-from .tasks import EXAMPLE_TEXT, HIGH_UNK_SHARE, InputError, Prediction, predict, prepare_text
+from demo.core.measure import INFERENCE_LOCK, timed
+from demo.models.loading import LoadedModel
+from demo.models.tasks import (
+    EXAMPLE_TEXT,
+    HIGH_UNK_SHARE,
+    InputError,
+    Prediction,
+    predict,
+    prepare_text,
+)
 
 UNK_NOTICE = "{share:.0%} of the {variant}'s tokens are [UNK]: it cannot represent these characters, so its answer means little."
 

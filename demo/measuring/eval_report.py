@@ -11,9 +11,9 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .eval_run import EvalContext, EvalReport
-from .formatting import code, human_bytes, human_count, md_escape
-from .scorecard import Scorecard, ScoreRow, params_saved
+from demo.core.formatting import code, human_bytes, human_count, md_escape
+from demo.measuring.evaluation import EvalContext, EvalReport
+from demo.measuring.scorecard import Scorecard, ScoreRow, params_saved
 
 DISAGREEMENTS_SHOWN = 25  # rows of the disagreement table in the Markdown report (all are in the CSV)
 PREDICTION_COLUMNS = ["index", "text", "gold", "teacher_prediction", "teacher_confidence", "student_prediction",

@@ -6,13 +6,13 @@ import threading
 
 import gradio as gr
 
-from .bench_report import write_outputs
-from .bench_sweep import MIN_REPEATS, BenchSettings, parse_int_list, sweep
-from .charts import bench_figures
-from .config import VARIANTS
-from .errors import UserError
-from .registry import PairRegistry
-from .scratch import scratch_dir
+from demo.core.errors import UserError
+from demo.core.scratch import scratch_dir
+from demo.measuring.bench_report import write_outputs
+from demo.measuring.charts import bench_figures
+from demo.measuring.sweep import MIN_REPEATS, BenchSettings, parse_int_list, sweep
+from demo.models.config import VARIANTS
+from demo.models.registry import PairRegistry
 
 SWEEP_LOCK = threading.Lock()  # one sweep at a time: two would time each other's CPU contention
 STOP = threading.Event()

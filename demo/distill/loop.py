@@ -24,9 +24,14 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
-from ..progress import ProgressLine
-from .batches import Examples, LengthGroupedBatches, StreamedExamples, data_loader
-from .checkpoints import BEST_FILE, RunFiles, save_checkpoint
+from demo.core.progress import ProgressLine
+from demo.distill.batches import (
+    Examples,
+    LengthGroupedBatches,
+    StreamedExamples,
+    data_loader,
+)
+from demo.distill.checkpoints import BEST_FILE, RunFiles, save_checkpoint
 
 HISTORY_FILE = "history.jsonl"
 
@@ -52,7 +57,7 @@ def set_seed(seed: int) -> None:
 def gathered_predictions(accelerator, model: torch.nn.Module, loader: DataLoader) -> tuple[list[int], list[int]]:
     """Argmax predictions and labels of every validation row, gathered from every process (the
     padding rows of an uneven last batch dropped by gather_for_metrics)."""
-    from ..model_inputs import model_inputs
+    from demo.models.inputs import model_inputs
 
     model.eval()
     preds, labels = [], []
@@ -318,7 +323,7 @@ class _Loop:
 def forward(model: torch.nn.Module, batch: dict, device, **extra):
     """A training forward pass through the prepared model (DDP's wrapper, where there is one, must
     see the call), given exactly the inputs the inner model takes."""
-    from ..model_inputs import model_inputs
+    from demo.models.inputs import model_inputs
 
     inner = getattr(model, "module", model)
     return model(**model_inputs(inner, batch, device), **extra)
@@ -327,7 +332,7 @@ def forward(model: torch.nn.Module, batch: dict, device, **extra):
 @torch.inference_mode()
 def predict_ids(model: torch.nn.Module, batch_iter, device) -> list[int]:
     """Argmax class ids in one process (final figures on the main process)."""
-    from ..model_inputs import model_inputs
+    from demo.models.inputs import model_inputs
 
     model.eval()
     out = []
