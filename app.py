@@ -16,12 +16,14 @@ import time
 from dataclasses import replace
 
 from demo.core.scratch import remove_all as remove_scratch_dirs
+from demo.data.files import (
+    MAX_FILE_BYTES,  # the upload cap: the reader's own file limit
+)
 from demo.models.config import DEVICES, ConfigError, load_config
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless told otherwise; a Space sets GRADIO_SERVER_NAME=0.0.0.0
 DEFAULT_PORT = 7860  # Gradio's usual port; GRADIO_SERVER_PORT overrides it, --port overrides both
 MAX_QUEUE = 64  # requests waiting per app before new ones are refused as busy ("Queue is full")
-MAX_UPLOAD = "50mb"  # the Evaluate tab's upload cap, as the evaluator's own file limit
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             config = replace(config, device=args.device)
         if args.fp16:
             config = replace(config, fp16=True)
-        from demo import ui
+        from demo.serving import page as ui
         from demo.models.registry import PairRegistry
 
         registry = PairRegistry(config)
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     for task, reason in config.task_errors.items():
         logging.getLogger("app").warning("task %s disabled: %s", task, reason)
     page.launch(server_name=host, server_port=port, share=args.share, show_error=False,
-                max_file_size=MAX_UPLOAD, prevent_thread_lock=True)
+                max_file_size=MAX_FILE_BYTES, prevent_thread_lock=True)
     stop_on_signals(page)
     while True:  # serve until a signal; the handler exits the process
         time.sleep(0.5)

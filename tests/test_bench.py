@@ -9,10 +9,10 @@ import pytest
 import torch
 from gradio_client.exceptions import AppError
 
-from demo import onnx_variants
 from demo.bench import main as bench_main
 from demo.core.measure import interleaved_timing
 from demo.measuring.sweep import BenchSettings, sweep
+from demo.models import onnx_variants
 from demo.models.architecture import build_random
 from demo.models.config import ModelSpec, load_config
 from demo.models.loading import load_model

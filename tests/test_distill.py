@@ -345,13 +345,16 @@ def test_cached_soft_targets_follow_dataset_order(teacher_dir):
             assert torch.allclose(cached[i], direct, atol=1e-5)
 
 
-def test_finetune_takes_more_epochs_on_small_data(encoder_dir, data, tmp_path):
-    out = tmp_path / "small"
-    rc = main(["finetune", "--model", str(encoder_dir), "--train-file", str(data["train"]), "--validation-file",
-               str(data["validation"]), "--max-train-samples", "64", "--epochs", "1", "--min-steps", "12",
-               "--batch-size", "16", "--output-dir", str(out)])
-    assert rc == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    # 64 rows / 16 = 4 steps per epoch: 12 steps take 3 epochs, each evaluated.
+def test_finetune_takes_more_epochs_on_small_data_unless_told_how_many(encoder_dir, data, tmp_path, capsys):
+    common = ["finetune", "--model", str(encoder_dir), "--train-file", str(data["train"]), "--validation-file",
+              str(data["validation"]), "--max-train-samples", "64", "--min-steps", "12", "--batch-size", "16"]
+    assert main([*common, "--output-dir", str(tmp_path / "floor")]) == 0
+    metrics = json.loads((tmp_path / "floor" / "metrics.json").read_text())
+    # 64 rows / 16 = 4 steps per epoch: 12 steps take 3 epochs, each evaluated, and the run says why.
     assert metrics["total_steps"] == 12 and [h["epoch"] for h in metrics["history"]] == [1, 2, 3]
     assert [h["step"] for h in metrics["history"]] == [4, 8, 12]
+    assert "raised from 2 epochs to reach --min-steps 12" in capsys.readouterr().out
+    # An epoch count the user typed is kept: one pass, 4 steps.
+    assert main([*common, "--epochs", "1", "--output-dir", str(tmp_path / "one")]) == 0
+    metrics = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert metrics["total_steps"] == 4 and [h["epoch"] for h in metrics["history"]] == [1]

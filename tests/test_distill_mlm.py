@@ -20,12 +20,12 @@ from transformers import (
 
 from demo.distill.args import DistillTrainArguments
 from demo.distill.cli import main
-from demo.distill.general import triple_loss_fn
 from demo.distill.losses import MlmWeights, mlm_distillation_loss, soft_target_loss
+from demo.distill.objectives import triple_loss_fn
 from demo.distill.student import make_student
 from demo.evaluate import main as evaluate_main
+from demo.models.inputs import IGNORE_INDEX
 from demo.models.masked_lm import (
-    IGNORE,
     DynamicMasker,
     MaskedLMAtPositions,
     fixed_masks,
@@ -91,7 +91,7 @@ def test_dynamic_masks_follow_bert_rates_and_spare_special_tokens(tokenizer):
                     return_tensors="pt")
     ids, attention = enc["input_ids"], enc["attention_mask"]
     masked, labels = DynamicMasker(tokenizer)(ids, attention)
-    chosen = labels != IGNORE
+    chosen = labels != IGNORE_INDEX
     special = torch.isin(ids, torch.tensor(tokenizer.all_special_ids)) | ~attention.bool()
     assert not (chosen & special).any()  # [CLS], [SEP] and padding are never masked
     assert (labels[chosen] == ids[chosen]).all()  # labels are the original tokens
@@ -112,7 +112,7 @@ def test_fixed_masks_depend_on_the_row_not_on_the_batch(tokenizer):
                                          seed=5)
     width = alone["input_ids"].shape[1]
     assert torch.equal(batch_masked[1, :width], one_masked[0])
-    assert (one_labels != IGNORE).sum() >= 1
+    assert (one_labels != IGNORE_INDEX).sum() >= 1
     other_seed, _ = fixed_masks(ids, attention, torch.tensor([10, 11, 12]), tokenizer, seed=6)
     assert not torch.equal(other_seed, batch_masked)
 
@@ -131,7 +131,7 @@ def test_soft_loss_is_taken_at_masked_positions_only(tiny_mlm, tokenizer):
     _, parts = loss_fn(MaskedLMAtPositions(student), batch)
     torch.manual_seed(3)  # the same masks again, then the loss by hand from every position's logits
     masked, labels = DynamicMasker(tokenizer)(batch["input_ids"], batch["attention_mask"])
-    where = labels != IGNORE
+    where = labels != IGNORE_INDEX
     with torch.no_grad():
         s_all = student(input_ids=masked, attention_mask=batch["attention_mask"]).logits
         t_all = tiny_mlm(input_ids=masked, attention_mask=batch["attention_mask"]).logits
@@ -205,11 +205,11 @@ def test_masked_lm_loss_is_cross_entropy_on_the_true_tokens():
 
 def test_head_at_masked_positions_equals_the_full_forward(tiny_mlm, tokenizer):
     enc = tokenizer(["the film was good", "a dog ran fast and far"], padding="longest", return_tensors="pt")
-    labels = torch.full_like(enc["input_ids"], IGNORE)
+    labels = torch.full_like(enc["input_ids"], IGNORE_INDEX)
     labels[0, 2], labels[1, 4] = 7, 9
     logits, _ = masked_logits(tiny_mlm, enc["input_ids"], enc["attention_mask"], labels)
     full = tiny_mlm(**enc).logits
-    assert torch.allclose(logits, full[labels != IGNORE], atol=1e-5)
+    assert torch.allclose(logits, full[labels != IGNORE_INDEX], atol=1e-5)
 
 
 # ---- the CLI steps ---------------------------------------------------------------------------------

@@ -21,17 +21,17 @@ from demo.distill.augment import (
     AugmentError,
     AugmentSettings,
     augment_texts,
-    load_masked_lm,
+    load_proposer,
 )
 from demo.distill.cli import main
-from demo.distill.kd import StudentWithProjections, make_loss_fn
 from demo.distill.losses import (
-    NO_LABEL,
+    IGNORE_INDEX,
     LossWeights,
     attention_kl_loss,
     distillation_loss,
     hard_label_loss,
 )
+from demo.distill.objectives import StudentWithProjections, classification_loss_fn
 from demo.distill.student import bert_student
 from demo.distill.targets import soft_targets
 from demo.distill.trainset import DistillSet
@@ -89,12 +89,12 @@ def distill(teacher_dir, files, out: Path, *extra: str) -> int:
 # ---- losses --------------------------------------------------------------------------------------
 def test_rows_without_a_label_get_no_hard_loss():
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.5], [-1.0, 3.0]], requires_grad=True)
-    labels = torch.tensor([0, NO_LABEL, NO_LABEL])
+    labels = torch.tensor([0, IGNORE_INDEX, IGNORE_INDEX])
     expected = torch.nn.functional.cross_entropy(logits[:1], labels[:1]) / 3  # one labelled row of three
     assert hard_label_loss(logits, labels).item() == pytest.approx(expected.item())
     hard_label_loss(logits, labels).backward()
     assert torch.all(logits.grad[1:] == 0)  # unlabelled rows: no gradient from the hard term
-    _, parts = distillation_loss(logits, logits.detach(), torch.full((3,), NO_LABEL), LossWeights())
+    _, parts = distillation_loss(logits, logits.detach(), torch.full((3,), IGNORE_INDEX), LossWeights())
     assert "ce" not in parts and "kl" in parts
 
 
@@ -106,10 +106,10 @@ def test_attention_loss_is_zero_for_identical_models_and_positive_otherwise():
         m.set_attn_implementation("eager")
     batch = {"input_ids": torch.tensor([[2, 10, 11, 12, 3], [2, 13, 3, 0, 0]]),
              "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]),
-             "token_type_ids": torch.zeros(2, 5, dtype=torch.long), "labels": torch.tensor([0, NO_LABEL]),
+             "token_type_ids": torch.zeros(2, 5, dtype=torch.long), "labels": torch.tensor([0, IGNORE_INDEX]),
              "index": torch.tensor([0, 1])}
     loaded = type("T", (), {"model": teacher, "device": torch.device("cpu")})()
-    loss_fn = make_loss_fn(loaded, DistillSet(), LossWeights(alpha_ce=0, alpha_hard=0, alpha_attn=1.0),
+    loss_fn = classification_loss_fn(loaded, DistillSet(), LossWeights(alpha_ce=0, alpha_hard=0, alpha_attn=1.0),
                            [0, 1, 2], "last")
     wrapper = StudentWithProjections(twin, 32, 32, 4)
     _, parts = loss_fn(wrapper, batch)
@@ -130,9 +130,9 @@ def test_projection_serves_training_only(tmp_path):
     student = BertForSequenceClassification(bert_config(num_hidden_layers=1))  # width 32
     wrapper = StudentWithProjections(student, 32, 48, 2)
     loaded = type("T", (), {"model": teacher, "device": torch.device("cpu")})()
-    loss_fn = make_loss_fn(loaded, DistillSet(), LossWeights(alpha_ce=0, alpha_hard=0, alpha_hidden=1.0), [1], "last")
+    loss_fn = classification_loss_fn(loaded, DistillSet(), LossWeights(alpha_ce=0, alpha_hard=0, alpha_hidden=1.0), [1], "last")
     batch = {"input_ids": torch.tensor([[2, 10, 11, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long),
-             "token_type_ids": torch.zeros(1, 4, dtype=torch.long), "labels": torch.tensor([NO_LABEL]),
+             "token_type_ids": torch.zeros(1, 4, dtype=torch.long), "labels": torch.tensor([IGNORE_INDEX]),
              "index": torch.tensor([0])}
     loss, parts = loss_fn(wrapper, batch)
     loss.backward()
@@ -146,7 +146,7 @@ def test_projection_serves_training_only(tmp_path):
 # ---- augmentation --------------------------------------------------------------------------------
 def test_augmentation_is_deterministic_under_a_seed(mlm_dir):
     texts = ["the film was very good and the plot bright", "i hate this dull movie", "a"]
-    mlm = load_masked_lm(str(mlm_dir), torch.device("cpu"))
+    mlm = load_proposer(str(mlm_dir), torch.device("cpu"))
     settings = AugmentSettings(variants=4, seed=7, mlm=str(mlm_dir))
     first = augment_texts(texts, settings, "[MASK]", mlm)
     assert first == augment_texts(texts, settings, "[MASK]", mlm)
@@ -161,7 +161,7 @@ def test_augmentation_is_deterministic_under_a_seed(mlm_dir):
 
 def test_augmentation_without_a_masked_lm_is_refused(teacher_dir):
     with pytest.raises(AugmentError, match="--augment-mlm MODEL"):
-        load_masked_lm(str(teacher_dir), torch.device("cpu"))  # a classifier: its MLM head would be random
+        load_proposer(str(teacher_dir), torch.device("cpu"))  # a classifier: its MLM head would be random
     with pytest.raises(AugmentError, match="--augment-mlm none"):
         augment_texts(["good film"], AugmentSettings(variants=2), "[MASK]", None)
 

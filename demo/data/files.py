@@ -47,22 +47,18 @@ class LabelledData:
         return len(self.texts)
 
 
+# File suffix -> how it is parsed. Labelled data may come in any of these but .txt (no columns).
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
+           ".parquet": "parquet", ".txt": "txt"}
+LABELLED_SUFFIXES = tuple(s for s, kind in FORMATS.items() if kind != "txt")
+
+
 def file_format(path: Path) -> str:
     suffix = path.suffix.lower()
-    if suffix in (".tsv", ".tab"):
-        return "tsv"
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".jsonl", ".ndjson"):
-        return "jsonl"
-    if suffix == ".json":
-        return "json"
-    if suffix == ".txt":
-        return "txt"
-    if suffix == ".parquet":
-        return "parquet"
-    raise DataError(f"{path.name}: unknown file type {suffix or '(none)'}; use .csv, .tsv, .json, .jsonl, "
-                    ".parquet (or .txt, one text per line, where no labels are needed).")
+    if suffix in FORMATS:
+        return FORMATS[suffix]
+    raise DataError(f"{path.name}: unknown file type {suffix or '(none)'}; use {', '.join(LABELLED_SUFFIXES)} "
+                    "(or .txt, one text per line, where no labels are needed).")
 
 
 def check_quoting(quoting: str) -> None:

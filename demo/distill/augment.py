@@ -49,23 +49,16 @@ class MaskedLM:
     device: torch.device = torch.device("cpu")
 
 
-def load_masked_lm(name: str, device: torch.device) -> MaskedLM:
-    """A fill-mask model whose head really is trained; a checkpoint without one is refused.
-
-    from_pretrained would silently add a random head to a classifier or a bare encoder; the loading
-    info tells us, and a random head would propose random words.
-    """
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+def load_proposer(name: str, device: torch.device) -> MaskedLM:
+    """The masked LM that proposes replacement words: one whose head really is trained."""
+    from demo.models.masked_lm import load_masked_lm
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
-        model, info = AutoModelForMaskedLM.from_pretrained(name, output_loading_info=True, trust_remote_code=False)
-    except Exception as exc:  # noqa: BLE001
-        raise AugmentError(f"--augment-mlm {name}: cannot be loaded as a masked LM ({str(exc).splitlines()[0]}); "
-                           "pass a fill-mask model, or --augment-mlm none to augment by masking and n-gram "
-                           "sampling only.") from None
-    head_missing = [k for k in info.get("missing_keys", []) if k.startswith(("cls.", "vocab_", "lm_head"))]
-    if head_missing or tokenizer.mask_token is None:
+        model, tokenizer, head_missing = load_masked_lm(name)
+    except UserError as exc:
+        raise AugmentError(f"--augment-mlm {name}: cannot be loaded as a masked LM ({exc}); pass a fill-mask model, "
+                           "or --augment-mlm none to augment by masking and n-gram sampling only.") from None
+    if head_missing:
         raise AugmentError(f"{name} has no trained masked-LM head to propose replacement words; pass "
                            "--augment-mlm MODEL (a fill-mask model with the same language, e.g. "
                            "google-bert/bert-base-uncased) or --augment-mlm none to augment by masking and "

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from demo.distill.data import batch_order, encode_texts
-from demo.distill.losses import NO_LABEL
+from demo.distill.losses import IGNORE_INDEX
 
 
 @dataclass
@@ -132,7 +132,7 @@ def data_loader(examples: Examples | StreamedExamples, batch_size: int, shuffle:
         def collate_mixed(items: list) -> dict[str, torch.Tensor]:
             encoded = [rows.encoded[i] if isinstance(i, int) else i for i in items]
             batch = dict(tokenizer.pad(encoded, return_tensors="pt"))
-            batch["labels"] = torch.tensor([rows.labels[i] if isinstance(i, int) else NO_LABEL for i in items])
+            batch["labels"] = torch.tensor([rows.labels[i] if isinstance(i, int) else IGNORE_INDEX for i in items])
             batch["index"] = torch.tensor([i if isinstance(i, int) else -1 for i in items])
             return batch
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from demo.distill.steps import data_description
+from demo.distill.data import data_description
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_card" / "template.md"
 MLM_TEMPLATE = TEMPLATE.with_name("template_mlm.md")
@@ -78,18 +78,18 @@ def loss_description(metrics: dict) -> str:
 
 
 def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[int], n_teacher_layers: int,
-               result) -> None:
+               best_epoch: int) -> None:
     dataset_name = data_args.dataset or Path(data_args.first_train_file).parent.name or "local files"
-    repo_id = dargs.push_to_hub or f"{out.name}"
+    repo_id = dargs.publish.push_to_hub or f"{out.name}"
     context = {
-        "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": dargs.teacher,
-        "teacher_url": f"https://huggingface.co/{dargs.teacher}" if not Path(dargs.teacher).exists() else "#",
+        "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": dargs.student.teacher,
+        "teacher_url": f"https://huggingface.co/{dargs.student.teacher}" if not Path(dargs.student.teacher).exists() else "#",
         "task_description": f"text classification ({', '.join(data.label_names)})",
         "student_layer_count": len(layers), "teacher_layer_count": n_teacher_layers, "layers": layers,
-        "student_arch": dargs.student_arch,
-        "student_arch_name": "DistilBERT" if dargs.student_arch == "distilbert" else "BERT",
+        "student_arch": dargs.student.student_arch,
+        "student_arch_name": "DistilBERT" if dargs.student.student_arch == "distilbert" else "BERT",
         "loss_description": loss_description(metrics), "args": metrics["args"],
-        "best_epoch": result.best_epoch, "data_description": data_description(data_args, data),
+        "best_epoch": best_epoch, "data_description": data_description(data_args, data),
         "example_text": data.validation.texts[0][:120].replace('"', "'"), "label_names": data.label_names,
         "max_seq_length": data_args.max_seq_length, "command": metrics["command"],
         "baselines": metrics.get("baselines"), "dataset_name": dataset_name,
@@ -119,7 +119,7 @@ def mlm_eval_results(metrics: dict, dataset_name: str) -> list[EvalResult]:
 def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n_teacher_layers: int,
                    data_description: str) -> None:
     """The general-distilled student's card: fill-mask figures against the teacher and baselines."""
-    repo_id = dargs.push_to_hub or out.name
+    repo_id = dargs.publish.push_to_hub or out.name
     names = [Path(s["file"]).parent.name or Path(s["file"]).stem for s in corpus.sources]
     dataset_name = ", ".join(dict.fromkeys(names)) or "local text"
     example = next((t for t in corpus.validation if len(t.split()) > 3), corpus.validation[0]).split()[:20]
@@ -127,13 +127,13 @@ def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n
     card_data = ModelCardData(
         language="en", license="apache-2.0", library_name="transformers", pipeline_tag="fill-mask",
         tags=["distillation", "distilbert", "knowledge-distillation", "fill-mask"],
-        base_model=dargs.teacher if not Path(dargs.teacher).exists() else None, model_name=repo_id.split("/")[-1],
+        base_model=dargs.student.teacher if not Path(dargs.student.teacher).exists() else None, model_name=repo_id.split("/")[-1],
         eval_results=mlm_eval_results(metrics, dataset_name))
     context = {
-        "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": dargs.teacher,
-        "teacher_url": f"https://huggingface.co/{dargs.teacher}" if not Path(dargs.teacher).exists() else "#",
+        "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": dargs.student.teacher,
+        "teacher_url": f"https://huggingface.co/{dargs.student.teacher}" if not Path(dargs.student.teacher).exists() else "#",
         "student_layer_count": len(layers), "teacher_layer_count": n_teacher_layers, "layers": layers,
-        "student_arch_name": "DistilBERT" if dargs.student_arch == "distilbert" else "BERT",
+        "student_arch_name": "DistilBERT" if dargs.student.student_arch == "distilbert" else "BERT",
         "loss_description": loss_description(metrics), "args": metrics["args"],
         "data_description": data_description, "example_text": " ".join(example).replace('"', "'"),
         "max_seq_length": metrics["args"]["max_seq_length"], "command": metrics["command"],

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from transformers import HfArgumentParser
-
 from demo.core.errors import (
     EXIT_INTERRUPTED,
     EXIT_USER_ERROR,
@@ -13,17 +11,13 @@ from demo.core.errors import (
     exit_on_user_error,
 )
 from demo.distill.args import (
+    ArgumentParser,
     DataArguments,
-    DistillArguments,
     DistillTrainArguments,
     FinetuneArguments,
     PushArguments,
     TrainArguments,
 )
-from demo.distill.finetune import run_finetune
-from demo.distill.general import run_mlm_distill, run_mlm_finetune
-from demo.distill.hub import publish
-from demo.distill.kd import run_distill
 
 STEPS = {
     "finetune": "fine-tune a BERT encoder on a classification task (the teacher), or adapt it to text "
@@ -52,30 +46,53 @@ def main(argv: list[str] | None = None) -> int:
     if step not in STEPS:
         print(f"error: unknown step {step!r}.\n{usage()}", file=sys.stderr)
         return EXIT_USER_ERROR
-    types = {"finetune": (FinetuneArguments, DataArguments, TrainArguments),
-             "distill": (DistillArguments, DataArguments, DistillTrainArguments),
-             "push": (PushArguments,)}[step]
-    parser = HfArgumentParser(types, prog=f"python -m demo.distill {step}", description=STEPS[step])
-    # __post_init__ checks raise UsageError; flags no dataclass knows come back here.
+    if step == "push":
+        from demo.distill.hub import publish
+
+        (pargs,) = parse(step, rest, (PushArguments,))
+        publish(pargs.output_dir, pargs.repo_id, private=pargs.hub_private, dry_run=pargs.dry_run)
+        return 0
+    run = make_step(step, rest)
+    try:
+        from demo.distill.steps import run_step
+
+        run_step(run)
+    except KeyboardInterrupt:
+        print("interrupted. Continue with the same command plus --resume-from-checkpoint latest"
+              + ("" if run.targs.checkpoint_steps else " (this run saved no checkpoint: pass --checkpoint-steps N)")
+              + ".", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def parse(step: str, rest: list[str], types: tuple) -> list:
+    """Flags -> the step's settings; __post_init__ checks raise UsageError, and so does a flag no
+    dataclass knows."""
+    parser = ArgumentParser(types, prog=f"python -m demo.distill {step}", description=STEPS[step])
     *parsed, unknown = parser.parse_args_into_dataclasses(args=rest, return_remaining_strings=True)
     if unknown:
         raise UsageError(f"unknown argument(s) {' '.join(unknown)}; see python -m demo.distill {step} --help.")
-    if step == "distill":
-        parsed[0].check(parsed[1].objective)
-        parsed[2].check(parsed[1].objective)
-    if step in ("finetune", "distill"):
-        try:
-            mlm = parsed[1].objective == "mlm"
-            run = {"finetune": run_mlm_finetune if mlm else run_finetune,
-                   "distill": run_mlm_distill if mlm else run_distill}[step]
-            run(*parsed, argv=rest)
-        except KeyboardInterrupt:
-            targs = parsed[-1]
-            print("interrupted. Continue with the same command plus --resume-from-checkpoint latest"
-                  + ("" if targs.checkpoint_steps else " (this run saved no checkpoint: pass --checkpoint-steps N)")
-                  + ".", file=sys.stderr)
-            return EXIT_INTERRUPTED
-    else:
-        (pargs,) = parsed
-        publish(pargs.output_dir, pargs.repo_id, private=pargs.hub_private, dry_run=pargs.dry_run)
-    return 0
+    if isinstance(parsed[-1], TrainArguments):  # an epoch count typed by the user is kept as given
+        parsed[-1].epochs_given = any(a == "--epochs" or a.startswith("--epochs=") for a in rest)
+    return parsed
+
+
+def make_step(step: str, rest: list[str]):
+    """The step object for `finetune` or `distill` (classification or --objective mlm)."""
+    if step == "finetune":
+        margs, data_args, targs = parse(step, rest, (FinetuneArguments, DataArguments, TrainArguments))
+        from demo.distill.finetune import ClassifierFinetune, MlmFinetune
+
+        return (MlmFinetune if data_args.objective == "mlm" else ClassifierFinetune)(margs, data_args, targs, rest)
+    from demo.distill.distill_args import GROUPS, DistillArguments
+
+    *groups, data_args, targs = parse(step, rest, (*GROUPS, DataArguments, DistillTrainArguments))
+    dargs = DistillArguments(*groups).check(data_args.objective)
+    targs.check(data_args.objective)
+    if data_args.objective == "mlm":
+        from demo.distill.general import MlmDistill
+
+        return MlmDistill(dargs, data_args, targs, rest)
+    from demo.distill.kd import ClassifierDistill
+
+    return ClassifierDistill(dargs, data_args, targs, rest)

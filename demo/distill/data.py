@@ -13,6 +13,7 @@ import torch
 
 from demo.data.files import DataError, LabelledData, read_labelled, read_texts
 from demo.data.streams import TextStream, stream_texts
+from demo.distill.args import DataArguments
 
 
 @dataclass
@@ -249,3 +250,38 @@ def load_text_corpus(files: Sequence[str], validation_file: str | None, text_col
         validation = [t for i, t in enumerate(validation) if i in keep]
         described += f", {max_eval:,} of them chosen by a hash of each text"
     return TextCorpus(train, validation, sources, described)
+
+
+# ---- a step's data, from its flags ------------------------------------------------------------------
+def read_data(data_args: DataArguments, seed: int, teacher_names: list[str] | None = None) -> TaskData:
+    common = dict(max_train_samples=data_args.max_train_samples, max_eval_samples=data_args.max_eval_samples,
+                  label_names=data_args.label_name_list, teacher_names=teacher_names, seed=seed)
+    if not data_args.dataset:
+        common["quoting"] = data_args.quoting
+    if data_args.dataset:
+        return load_hub_task_data(data_args.dataset, data_args.dataset_config, data_args.text_column,
+                                  data_args.label_column, **common)
+    return load_task_data(data_args.first_train_file, data_args.validation_file, data_args.text_column,
+                          data_args.label_column, **common)
+
+
+def data_description(data_args: DataArguments, data: TaskData) -> str:
+    source = (f"the Hub dataset `{data_args.dataset}`" + (f" (`{data_args.dataset_config}`)" if data_args.dataset_config
+                                                         else "")) if data_args.dataset else \
+        f"`{Path(data_args.first_train_file).name}` (validation: `{Path(data_args.validation_file).name}`)"
+    subset = (f" a seeded random sample of {len(data.train):,} of its {data.train.total_rows:,} training rows"
+              if len(data.train) < data.train.total_rows else f" all {len(data.train):,} training rows")
+    return (f"Trained on{subset} from {source}; text column `{data.train.text_column}`, label column "
+            f"`{data.train.label_column}`; evaluated on {len(data.validation):,} validation rows.")
+
+
+def read_corpus(data_args: DataArguments, seed: int) -> TextCorpus:
+    return load_text_corpus(data_args.train_file, data_args.validation_file, data_args.text_column,
+                            data_args.validation_split_percentage, data_args.max_train_samples,
+                            data_args.max_eval_samples, seed, data_args.quoting)
+
+
+def corpus_description(corpus: TextCorpus) -> str:
+    files = ", ".join(f"`{Path(s['file']).name}` ({s['texts']:,})" for s in corpus.sources)
+    return (f"Trained on {len(corpus.train):,} texts from {files}; measured on {len(corpus.validation):,} texts "
+            f"({corpus.validation_source}).")

@@ -1,87 +1,118 @@
-"""`finetune`: a BERT encoder fine-tuned on a classification task, to serve as the teacher."""
+"""`finetune`: the teacher. A BERT encoder fine-tuned on a classification task, or with
+`--objective mlm` adapted to a text domain with the masked-LM loss (a head tied to the input
+embeddings is added where the checkpoint has none)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from pathlib import Path
 
-import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from demo.core.measure import count_parameters
 from demo.distill.args import DataArguments, FinetuneArguments, TrainArguments
 from demo.distill.batches import encode_examples
-from demo.distill.data import batches
-from demo.distill.loop import fit, forward, predict_ids, set_seed
-from demo.distill.outputs import (
-    command_line,
-    copy_training_code,
-    run_fingerprint,
-    write_json,
-)
-from demo.distill.steps import (
-    open_output_dir,
-    read_data,
-    run_files,
-    start,
-    start_trackers,
-)
+from demo.distill.data import batches, read_corpus, read_data
+from demo.distill.general import corpus_record, fit_masked_lm, measurer, write_held_out
+from demo.distill.loop import FitResult, fit
+from demo.distill.objectives import cross_entropy_loss_fn, mlm_loss_fn, predict_ids
+from demo.distill.steps import Step
 from demo.measuring.scoring import accuracy, macro_f1
 from demo.models.config import ModelSpec
 from demo.models.loading import explain_load_error
+from demo.models.masked_lm import DynamicMasker, load_masked_lm
 
 
-def run_finetune(margs: FinetuneArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]) -> dict:
-    accelerator = start(targs)
-    device = accelerator.device
-    set_seed(targs.seed)
-    data = read_data(data_args, targs.seed)
-    spec = ModelSpec(margs.model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(margs.model, trust_remote_code=False)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            margs.model, num_labels=len(data.label_names), id2label=dict(enumerate(data.label_names)),
-            label2id={n: i for i, n in enumerate(data.label_names)}, trust_remote_code=False,
-            ignore_mismatched_sizes=True)
-    except Exception as exc:  # noqa: BLE001
-        raise explain_load_error(spec, exc) from None
-    out = open_output_dir(accelerator, targs)
-    fingerprint = run_fingerprint(margs, data_args, targs, step="finetune")
-    start_trackers(accelerator, "finetune", fingerprint)
-    train = encode_examples(tokenizer, data.train.texts, data.train_ids, data_args.max_seq_length)
-    validation = encode_examples(tokenizer, data.validation.texts, data.validation_ids, data_args.max_seq_length)
-    steps_per_epoch = -(-len(train) // (targs.batch_size * targs.gradient_accumulation_steps))
-    total_steps = targs.total_steps(len(train))
-    accelerator.print(f"fine-tuning {margs.model} on {len(data.train):,} rows, {len(data.label_names)} classes "
-                      f"({', '.join(data.label_names)}), {total_steps:,} steps ({total_steps / steps_per_epoch:.1f} "
-                      f"epochs), {accelerator.num_processes} process(es) on {device}, mixed precision "
-                      f"{accelerator.mixed_precision}", flush=True)
+class ClassifierFinetune(Step):
+    """A classifier teacher: cross-entropy on the gold labels."""
 
-    def loss_fn(m, batch):
-        logits = forward(m, batch, device).logits
-        return torch.nn.functional.cross_entropy(logits.float(), batch["labels"].to(device)), {}
+    name = "finetune"
 
-    result = fit(model, train, loss_fn, accelerator, validation=validation, epochs=targs.epochs,
-                 batch_size=targs.batch_size, eval_batch_size=targs.eval_batch_size,
-                 learning_rate=targs.learning_rate, weight_decay=targs.weight_decay, warmup_ratio=targs.warmup_ratio,
-                 max_grad_norm=targs.max_grad_norm, seed=targs.seed, desc="finetune", total_steps=total_steps,
-                 run=run_files(targs, out, fingerprint))
-    metrics = {}
-    if accelerator.is_main_process:
-        model.save_pretrained(out, safe_serialization=True)
-        tokenizer.save_pretrained(out)
-        preds = predict_ids(model, batches(validation.encoded, validation.labels, targs.eval_batch_size, tokenizer),
-                            device)
-        metrics = {"accuracy": accuracy(preds, data.validation_ids), "macro_f1": macro_f1(preds, data.validation_ids),
-                   "params": count_parameters(model), "train_seconds": result.train_seconds,
-                   "total_steps": result.total_steps, "best_epoch": result.best_epoch, "history": result.history,
-                   "resumed_from": result.resumed_from, "num_processes": accelerator.num_processes,
-                   "mixed_precision": accelerator.mixed_precision, "n_train": len(data.train),
-                   "n_validation": len(data.validation), "label_names": data.label_names, "device": str(device),
-                   "command": command_line("finetune", argv), "args": {**asdict(margs), **asdict(data_args),
-                                                                       **asdict(targs)}}
-        write_json(out / "metrics.json", metrics)
-        copy_training_code(out)
-        print(f"teacher saved to {out}: validation accuracy {metrics['accuracy']:.4f}, macro-F1 "
-              f"{metrics['macro_f1']:.4f}, {result.train_seconds:.0f} s", flush=True)
-    accelerator.end_training()
-    return metrics
+    def __init__(self, margs: FinetuneArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]):
+        super().__init__((margs, data_args, targs), targs, argv)
+        self.margs, self.data_args = margs, data_args
+
+    def prepare(self, accelerator) -> None:
+        self.data = data = read_data(self.data_args, self.targs.seed)
+        name = self.margs.model
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                name, num_labels=len(data.label_names), id2label=dict(enumerate(data.label_names)),
+                label2id={n: i for i, n in enumerate(data.label_names)}, trust_remote_code=False,
+                ignore_mismatched_sizes=True)
+        except Exception as exc:  # noqa: BLE001
+            raise explain_load_error(ModelSpec(name), exc) from None
+
+    def train(self, accelerator, run) -> FitResult:
+        data, length = self.data, self.data_args.max_seq_length
+        train = encode_examples(self.tokenizer, data.train.texts, data.train_ids, length)
+        self.validation = encode_examples(self.tokenizer, data.validation.texts, data.validation_ids, length)
+        accelerator.print(f"fine-tuning {self.margs.model} on {len(data.train):,} rows, {len(data.label_names)} "
+                          f"classes ({', '.join(data.label_names)}), {self.targs.budget_note(len(train))}, "
+                          f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision "
+                          f"{accelerator.mixed_precision}", flush=True)
+        return fit(self.model, train, cross_entropy_loss_fn(accelerator.device), accelerator, self.targs,
+                   validation=self.validation, desc="finetune", total_steps=self.targs.total_steps(len(train)),
+                   run=run)
+
+    def save(self, out: Path) -> None:
+        self.model.save_pretrained(out, safe_serialization=True)
+        self.tokenizer.save_pretrained(out)
+
+    def measure(self, accelerator, out: Path, result: FitResult) -> dict:
+        data, device = self.data, accelerator.device
+        preds = predict_ids(self.model, batches(self.validation.encoded, self.validation.labels,
+                                                self.targs.eval_batch_size, self.tokenizer), device)
+        return {"accuracy": accuracy(preds, data.validation_ids), "macro_f1": macro_f1(preds, data.validation_ids),
+                "params": count_parameters(self.model), "n_train": len(data.train),
+                "n_validation": len(data.validation), "label_names": data.label_names, "device": str(device)}
+
+    def summary(self, out: Path, metrics: dict) -> str:
+        return (f"teacher saved to {out}: validation accuracy {metrics['accuracy']:.4f}, macro-F1 "
+                f"{metrics['macro_f1']:.4f}, {metrics['train_seconds']:.0f} s")
+
+
+class MlmFinetune(Step):
+    """A masked-LM teacher: the encoder adapted to the text with the masked-LM loss (dynamic masks)."""
+
+    name = "finetune"
+
+    def __init__(self, margs: FinetuneArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]):
+        super().__init__((margs, data_args, targs), targs, argv)
+        self.margs, self.data_args = margs, data_args
+
+    def prepare(self, accelerator) -> None:
+        self.corpus = read_corpus(self.data_args, self.targs.seed)
+        self.model, self.tokenizer, self.head_added = load_masked_lm(self.margs.model)
+        if self.head_added:
+            accelerator.print(f"{self.margs.model} has no masked-LM head: added one (its projection tied to the "
+                              "input embeddings, its transform newly initialised); this adaptation trains it.",
+                              flush=True)
+
+    def train(self, accelerator, run) -> FitResult:
+        corpus, targs = self.corpus, self.targs
+        total_steps = targs.total_steps(len(corpus.train))
+        accelerator.print(f"adapting {self.margs.model} to {len(corpus.train):,} texts with the masked-LM objective "
+                          f"(dynamic masking, 15%, 80/10/10), {targs.budget_note(len(corpus.train))}; held out: "
+                          f"{len(corpus.validation):,} texts; {accelerator.num_processes} process(es) on "
+                          f"{accelerator.device}", flush=True)
+        loss_fn = mlm_loss_fn(DynamicMasker(self.tokenizer), accelerator.device)
+        return fit_masked_lm(self.model, self.tokenizer, corpus, loss_fn, accelerator, self.data_args, targs,
+                             "finetune (mlm)", total_steps, run)
+
+    def save(self, out: Path) -> None:
+        self.model.save_pretrained(out, safe_serialization=True)
+        self.tokenizer.save_pretrained(out)
+        write_held_out(out, self.corpus.validation)
+
+    def measure(self, accelerator, out: Path, result: FitResult) -> dict:
+        self.report = measurer(self.model, self.tokenizer, self.data_args, self.targs,
+                               accelerator.device)(self.corpus.validation)
+        return {"masked_lm": self.report.figures(), "head_added": self.head_added,
+                "params": count_parameters(self.model), **corpus_record(self.corpus)}
+
+    def summary(self, out: Path, metrics: dict) -> str:
+        teacher = self.report.teacher
+        return (f"masked LM saved to {out}: held-out top-1 {teacher.top1_accuracy:.4f}, top-5 "
+                f"{teacher.top5_accuracy:.4f}, pseudo-perplexity {teacher.pseudo_perplexity:.2f}, "
+                f"{metrics['train_seconds']:.0f} s")

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
 from demo.core.progress import ProgressLine
+from demo.distill.args import TrainArguments
 from demo.distill.batches import (
     Examples,
     LengthGroupedBatches,
@@ -32,6 +33,7 @@ from demo.distill.batches import (
     data_loader,
 )
 from demo.distill.checkpoints import BEST_FILE, RunFiles, save_checkpoint
+from demo.distill.objectives import classification_accuracy
 
 HISTORY_FILE = "history.jsonl"
 
@@ -51,27 +53,6 @@ def set_seed(seed: int) -> None:
 
     random.seed(seed)
     accelerate_set_seed(seed)  # python, numpy, torch (and CUDA) alike
-
-
-@torch.inference_mode()
-def gathered_predictions(accelerator, model: torch.nn.Module, loader: DataLoader) -> tuple[list[int], list[int]]:
-    """Argmax predictions and labels of every validation row, gathered from every process (the
-    padding rows of an uneven last batch dropped by gather_for_metrics)."""
-    from demo.models.inputs import model_inputs
-
-    model.eval()
-    preds, labels = [], []
-    for batch in loader:
-        logits = model(**model_inputs(model, batch, accelerator.device)).logits
-        p, y = accelerator.gather_for_metrics((logits.argmax(-1), batch["labels"].to(accelerator.device)))
-        preds += p.tolist()
-        labels += y.tolist()
-    return preds, labels
-
-
-def classification_accuracy(accelerator, model: torch.nn.Module, loader: DataLoader) -> float:
-    preds, labels = gathered_predictions(accelerator, model, loader)
-    return sum(p == y for p, y in zip(preds, labels)) / max(len(labels), 1)
 
 
 Scorer = Callable[[object, torch.nn.Module, DataLoader], float]  # (accelerator, model, validation loader) -> score
@@ -136,12 +117,11 @@ class Plan:
         return epoch_done <= 10 or (epoch_done - 10) % self.eval_every == 0 or epoch_done == self.epochs
 
 
-def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: LossFn, accelerator, *,
-        validation: Examples, predictor: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m,
-        score: Scorer = classification_accuracy, epochs: int,
-        batch_size: int, eval_batch_size: int, learning_rate: float, weight_decay: float,
-        warmup_ratio: float, max_grad_norm: float, seed: int, desc: str = "train", total_steps: int | None = None,
-        max_evaluations: int = 40, run: RunFiles | None = None) -> FitResult:
+def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: LossFn, accelerator,
+        targs: TrainArguments, *, validation: Examples,
+        predictor: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m, score: Scorer = classification_accuracy,
+        desc: str = "train", total_steps: int | None = None, max_evaluations: int = 40,
+        run: RunFiles | None = None) -> FitResult:
     """Train, evaluate after each epoch, restore the best epoch's weights. Returns the history.
 
     total_steps: a budget in optimiser steps (e.g. to give a baseline the same budget as the run it
@@ -151,11 +131,12 @@ def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: Los
     module, validation loader) gives the figure the best epoch is chosen by (classification accuracy,
     or masked-token accuracy for a masked LM), gathered over every process.
     run: where the main run keeps history.jsonl and its checkpoints (None for baselines).
+    targs: the optimiser, batch and seed settings (--epochs, --batch-size, --learning-rate, ...).
     """
-    plan = Plan.of(len(train), batch_size, accelerator.gradient_accumulation_steps, epochs, total_steps,
+    plan = Plan.of(len(train), targs.batch_size, accelerator.gradient_accumulation_steps, targs.epochs, total_steps,
                    max_evaluations)
-    loop = _Loop(model, train, validation, loss_fn, predictor, score, accelerator, plan, run, desc, batch_size,
-                 eval_batch_size, seed, max_grad_norm, _optimizer(model, learning_rate, weight_decay), warmup_ratio)
+    loop = _Loop(model, train, validation, loss_fn, accelerator, targs, plan, run=run, desc=desc, predictor=predictor,
+                 score=score)
     start = time.perf_counter()
     for epoch in range(loop.state.epoch, plan.epochs):
         loop.train_epoch(epoch)
@@ -192,21 +173,20 @@ def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float
 class _Loop:
     """fit()'s moving parts: the prepared model, optimiser, scheduler and loaders, and the state."""
 
-    def __init__(self, model, train, validation, loss_fn, predictor, score, accelerator, plan: Plan,
-                 run: RunFiles | None,
-                 desc: str, batch_size: int, eval_batch_size: int, seed: int, max_grad_norm: float, optimizer,
-                 warmup_ratio: float):
+    def __init__(self, model, train, validation, loss_fn: LossFn, accelerator, targs: TrainArguments, plan: Plan, *,
+                 run: RunFiles | None, desc: str, predictor, score: Scorer):
         self.accelerator, self.plan, self.run, self.desc = accelerator, plan, run, desc
-        self.loss_fn, self.predictor, self.score, self.max_grad_norm = loss_fn, predictor, score, max_grad_norm
-        train_loader = data_loader(train, batch_size, shuffle=True, seed=seed)
+        self.loss_fn, self.predictor, self.score, self.max_grad_norm = loss_fn, predictor, score, targs.max_grad_norm
+        optimizer = _optimizer(model, targs.learning_rate, targs.weight_decay)
+        train_loader = data_loader(train, targs.batch_size, shuffle=True, seed=targs.seed)
         # What orders a pass (set per epoch): the length-grouped batch sampler, or the mixed stream.
         sampler = train_loader.batch_sampler
         self.order = sampler if isinstance(sampler, LengthGroupedBatches) else train_loader.dataset
-        scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(warmup_ratio * plan.total_steps),
+        scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(targs.warmup_ratio * plan.total_steps),
                                                     plan.total_steps)
         self.model, self.optimizer, self.scheduler, self.loader, self.val_loader = accelerator.prepare(
-            model, optimizer, scheduler, train_loader, data_loader(validation, eval_batch_size, shuffle=False,
-                                                                   seed=seed))
+            model, optimizer, scheduler, train_loader, data_loader(validation, targs.eval_batch_size, shuffle=False,
+                                                                   seed=targs.seed))
         self.unwrapped = accelerator.unwrap_model(self.model)
         self.state, self.best_weights, self.resumed = LoopState(), None, None
         self.window: dict[str, float] = {}  # loss terms summed since the last history line
@@ -318,24 +298,3 @@ class _Loop:
         return FitResult(best_epoch=state.best_epoch, best_accuracy=state.best_accuracy, history=state.history,
                          train_seconds=seconds, total_steps=self.plan.total_steps,
                          resumed_from=str(self.resumed) if self.resumed is not None else None)
-
-
-def forward(model: torch.nn.Module, batch: dict, device, **extra):
-    """A training forward pass through the prepared model (DDP's wrapper, where there is one, must
-    see the call), given exactly the inputs the inner model takes."""
-    from demo.models.inputs import model_inputs
-
-    inner = getattr(model, "module", model)
-    return model(**model_inputs(inner, batch, device), **extra)
-
-
-@torch.inference_mode()
-def predict_ids(model: torch.nn.Module, batch_iter, device) -> list[int]:
-    """Argmax class ids in one process (final figures on the main process)."""
-    from demo.models.inputs import model_inputs
-
-    model.eval()
-    out = []
-    for batch in batch_iter:
-        out += model(**model_inputs(model, batch, device)).logits.argmax(-1).tolist()
-    return out

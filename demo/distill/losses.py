@@ -13,7 +13,9 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-NO_LABEL = -100  # label of a row that only has the teacher's soft targets (torch's ignore_index)
+from demo.models.inputs import (
+    IGNORE_INDEX,  # the label of a row that only has the teacher's soft targets
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def hard_label_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch
     that is zero for unlabelled rows, so a batch holding one labelled row does not give that row the
     weight of a whole batch.
     """
-    per_row = F.cross_entropy(student_logits, labels, ignore_index=NO_LABEL, reduction="none")  # (B,)
+    per_row = F.cross_entropy(student_logits, labels, ignore_index=IGNORE_INDEX, reduction="none")  # (B,)
     return per_row.sum() / student_logits.shape[0]
 
 
@@ -119,7 +121,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
         kl = soft_target_loss(student_logits, teacher_logits.detach(), weights.temperature)
         total = total + weights.alpha_ce * kl
         parts["kl"] = kl.item()
-    if weights.alpha_hard > 0 and bool((labels != NO_LABEL).any()):
+    if weights.alpha_hard > 0 and bool((labels != IGNORE_INDEX).any()):
         ce = hard_label_loss(student_logits, labels)
         total = total + weights.alpha_hard * ce
         parts["ce"] = ce.item()

@@ -5,19 +5,12 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 from demo.core.errors import UsageError
+from demo.distill.args import settings_dict
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-
-
-# Flags that change where or how a run is reported, not what it trains: a checkpoint made with
-# other values of these still resumes.
-NOT_TRAINING = {"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "checkpoint_steps", "keep_checkpoints",
-                "logging_steps", "report_to", "push_to_hub", "hub_private", "dry_run", "baselines", "eval_file",
-                "eval_batch_size", "device", "targets_cache_dir", "transfer_cache"}
 
 
 def check_output_dir(path: str, overwrite: bool, resuming: bool = False) -> Path:
@@ -41,9 +34,7 @@ def prepare_output_dir(path: str, overwrite: bool, resuming: bool = False) -> Pa
 def run_fingerprint(*settings, **inputs) -> dict:
     """What makes a run (every training-relevant flag, plus e.g. the teacher's weights digest):
     a checkpoint resumes only into a run with the same fingerprint."""
-    out = {}
-    for dataclass_args in settings:
-        out.update({k: v for k, v in asdict(dataclass_args).items() if k not in NOT_TRAINING})
+    out = settings_dict(*settings, training_only=True)  # flags marked reporting() are left out
     return json.loads(json.dumps({**out, **inputs}, default=str))
 
 

@@ -1,41 +1,128 @@
-"""Pieces both training steps use: reading the task's data, validation accuracy, the student's tokenizer."""
+"""The one skeleton of every training step (finetune and distill, each for classification and for
+`--objective mlm`): what they share is written here once, each step says only what is its own.
+
+Order of work: every input is read and checked before the output directory is made (bad input writes
+nothing); the model and metrics.json are written before the card; the card and the upload come last.
+"""
 
 from __future__ import annotations
 
-import tempfile
+import sys
 from pathlib import Path
-
-from transformers import DistilBertTokenizerFast
 
 from demo.core.errors import UsageError
 from demo.distill.accel import make_accelerator
-from demo.distill.args import DataArguments, TrainArguments
+from demo.distill.args import TrainArguments, settings_dict
 from demo.distill.checkpoints import RunFiles
-from demo.distill.data import TaskData, load_hub_task_data, load_task_data
-from demo.distill.outputs import check_output_dir, prepare_output_dir
+from demo.distill.loop import FitResult, set_seed
+from demo.distill.outputs import (
+    check_output_dir,
+    command_line,
+    copy_training_code,
+    prepare_output_dir,
+    run_fingerprint,
+    write_json,
+)
 from demo.models.loading import resolve_device
 
 
-def read_data(data_args: DataArguments, seed: int, teacher_names: list[str] | None = None) -> TaskData:
-    common = dict(max_train_samples=data_args.max_train_samples, max_eval_samples=data_args.max_eval_samples,
-                  label_names=data_args.label_name_list, teacher_names=teacher_names, seed=seed)
-    if not data_args.dataset:
-        common["quoting"] = data_args.quoting
-    if data_args.dataset:
-        return load_hub_task_data(data_args.dataset, data_args.dataset_config, data_args.text_column,
-                                  data_args.label_column, **common)
-    return load_task_data(data_args.first_train_file, data_args.validation_file, data_args.text_column,
-                          data_args.label_column, **common)
+class Step:
+    """One training step. A subclass fills in what is its own; run_step() does the rest."""
+
+    name = "train"  # the command ("finetune" or "distill"): tracker project and metrics' command line
+
+    def __init__(self, settings: tuple, targs: TrainArguments, argv: list[str]):
+        self.settings, self.targs, self.argv = settings, targs, argv
+
+    def prepare(self, accelerator) -> None:
+        """Read and check every input and load the models; nothing is written yet."""
+
+    def fingerprint_inputs(self) -> dict:
+        """What besides the flags makes this run (e.g. the teacher's weights digest)."""
+        return {}
+
+    def train(self, accelerator, run: RunFiles) -> FitResult:
+        raise NotImplementedError
+
+    def train_baselines(self, accelerator, result: FitResult) -> None:
+        """Students trained without (part of) the recipe, on every process (--baselines)."""
+
+    def save(self, out: Path) -> None:
+        """The model and its tokenizer (main process)."""
+        raise NotImplementedError
+
+    def measure(self, accelerator, out: Path, result: FitResult) -> dict:
+        """The step's own figures for metrics.json (main process)."""
+        raise NotImplementedError
+
+    def write_card(self, out: Path, metrics: dict) -> None:
+        """The model card (README.md), where the step writes one."""
+
+    def summary(self, out: Path, metrics: dict) -> str:
+        raise NotImplementedError
+
+    def publish_to(self) -> tuple[str, bool, bool] | None:
+        """(repo id, private, dry run) where the run is to be published."""
+        return None
 
 
-def data_description(data_args: DataArguments, data: TaskData) -> str:
-    source = (f"the Hub dataset `{data_args.dataset}`" + (f" (`{data_args.dataset_config}`)" if data_args.dataset_config
-                                                         else "")) if data_args.dataset else \
-        f"`{Path(data_args.first_train_file).name}` (validation: `{Path(data_args.validation_file).name}`)"
-    subset = (f" a seeded random sample of {len(data.train):,} of its {data.train.total_rows:,} training rows"
-              if len(data.train) < data.train.total_rows else f" all {len(data.train):,} training rows")
-    return (f"Trained on{subset} from {source}; text column `{data.train.text_column}`, label column "
-            f"`{data.train.label_column}`; evaluated on {len(data.validation):,} validation rows.")
+def run_step(step: Step) -> dict:
+    """Train, save and report one step; returns metrics.json's content (empty on other processes)."""
+    targs = step.targs
+    accelerator = start(targs)
+    set_seed(targs.seed)
+    step.prepare(accelerator)
+    out = open_output_dir(accelerator, targs)
+    fingerprint = run_fingerprint(*step.settings, step=step.name, **step.fingerprint_inputs())
+    if accelerator.log_with:
+        accelerator.init_trackers(f"distill-demo-{step.name}", config={
+            k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in fingerprint.items()})
+    result = step.train(accelerator, RunFiles(
+        out=out, fingerprint=fingerprint, checkpoint_steps=targs.checkpoint_steps,
+        keep_checkpoints=targs.keep_checkpoints, logging_steps=targs.logging_steps,
+        resume_from=targs.resume_from_checkpoint))
+    step.train_baselines(accelerator, result)
+    main = accelerator.is_main_process
+    accelerator.end_training()
+    if not main:
+        return {}
+    step.save(out)
+    metrics = {**step.measure(accelerator, out, result), **run_record(step, accelerator, result)}
+    write_json(out / "metrics.json", metrics)
+    copy_training_code(out)
+    write_card_or_warn(step, out, metrics)
+    print(step.summary(out, metrics), flush=True)
+    if (target := step.publish_to()) is not None:
+        from demo.distill.hub import publish
+
+        repo_id, private, dry_run = target
+        publish(out, repo_id, private=private, dry_run=dry_run)
+    return metrics
+
+
+def publish_target(publish) -> tuple[str, bool, bool] | None:
+    """The distillation steps' --push-to-hub, --hub-private and --dry-run as publish_to() gives them."""
+    return (publish.push_to_hub, publish.hub_private, publish.dry_run) if publish.push_to_hub else None
+
+
+def run_record(step: Step, accelerator, result: FitResult) -> dict:
+    """What every step's metrics.json says about how it was trained."""
+    targs = step.targs
+    return {"train_seconds": result.train_seconds, "total_steps": result.total_steps,
+            "best_epoch": result.best_epoch, "history": result.history, "resumed_from": result.resumed_from,
+            "num_processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision,
+            "gradient_accumulation_steps": targs.gradient_accumulation_steps,
+            "eval_batch_size": targs.eval_batch_size, "command": command_line(step.name, step.argv),
+            "args": settings_dict(*step.settings)}
+
+
+def write_card_or_warn(step: Step, out: Path, metrics: dict) -> None:
+    """A card that cannot be written must not cost the run: the model and metrics.json are saved."""
+    try:
+        step.write_card(out, metrics)
+    except Exception as exc:  # noqa: BLE001 - said in one line; the saved run is kept
+        print(f"warning: the model card could not be written ({type(exc).__name__}: {exc}); the model and "
+              f"metrics.json in {out} are complete.", file=sys.stderr, flush=True)
 
 
 def start(targs: TrainArguments):
@@ -63,32 +150,3 @@ def open_output_dir(accelerator, targs: TrainArguments) -> Path:
         out = prepare_output_dir(targs.output_dir, targs.overwrite_output_dir, bool(targs.resume_from_checkpoint))
     accelerator.wait_for_everyone()
     return out
-
-
-def run_files(targs: TrainArguments, out: Path, fingerprint: dict) -> RunFiles:
-    return RunFiles(out=out, fingerprint=fingerprint, checkpoint_steps=targs.checkpoint_steps,
-                    keep_checkpoints=targs.keep_checkpoints, logging_steps=targs.logging_steps,
-                    resume_from=targs.resume_from_checkpoint)
-
-
-def start_trackers(accelerator, step: str, fingerprint: dict) -> None:
-    if accelerator.log_with:
-        accelerator.init_trackers(f"distill-demo-{step}", config={k: v if isinstance(v, (int, float, str, bool))
-                                                                  else str(v) for k, v in fingerprint.items()})
-
-
-def save_tokenizer(tokenizer, out: Path, arch: str) -> None:
-    """The teacher's vocabulary; for a DistilBERT student, a tokenizer that emits no token_type_ids."""
-    if arch != "distilbert":
-        tokenizer.save_pretrained(out)
-        return
-    from transformers.utils import logging as hf_logging
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer.save_pretrained(tmp)
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # "loaded from a BertTokenizer checkpoint": the point of this copy
-        try:
-            DistilBertTokenizerFast.from_pretrained(tmp).save_pretrained(out)
-        finally:
-            hf_logging.set_verbosity(verbosity)

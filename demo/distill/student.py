@@ -7,6 +7,9 @@ no pooler), with BERT's weight names mapped onto DistilBERT's.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import torch
 from transformers import (
     BertConfig,
@@ -15,6 +18,7 @@ from transformers import (
     DistilBertConfig,
     DistilBertForMaskedLM,
     DistilBertForSequenceClassification,
+    DistilBertTokenizerFast,
     PreTrainedModel,
 )
 
@@ -33,10 +37,16 @@ BERT_TO_DISTIL_LAYER = {
 }
 
 
-def layer_pairs(layers: list[int], which: str) -> list[tuple[int, int]]:
-    """(student, teacher) indices into hidden_states: [0] is the embeddings, [i + 1] layer i's output."""
+def layer_pairs(layers: list[int] | None, which: str) -> list[tuple[int, int]]:
+    """(student, teacher) indices into hidden_states, the one pairing rule of both objectives.
+
+    "last": the two models' output states (DistilBERT's cosine term; for evenly spaced layers the
+    student's last layer is a copy of the teacher's last). "all": the embeddings ([0] in both) and
+    each student layer j with the teacher layer it was copied from ([j + 1] and [layers[j] + 1])."""
     if which == "last":
-        return [(len(layers), layers[-1] + 1)]
+        return [(-1, -1)]
+    if not layers:
+        raise ValueError("aligning every layer needs the teacher layers the student kept")
     return [(0, 0)] + [(j + 1, t + 1) for j, t in enumerate(layers)]
 
 
@@ -171,3 +181,20 @@ def make_student(teacher: PreTrainedModel, layers: list[int], arch: str = "disti
                          f"{type(teacher).__name__}; fine-tune a BERT encoder first with `python -m demo.distill "
                          "finetune` (--objective mlm for a masked LM).")
     return student.to(next(teacher.parameters()).dtype)
+
+
+def save_tokenizer(tokenizer, out: Path, arch: str) -> None:
+    """The teacher's vocabulary; for a DistilBERT student, a tokenizer that emits no token_type_ids."""
+    if arch != "distilbert":
+        tokenizer.save_pretrained(out)
+        return
+    from transformers.utils import logging as hf_logging
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "loaded from a BertTokenizer checkpoint": the point of this copy
+        try:
+            DistilBertTokenizerFast.from_pretrained(tmp).save_pretrained(out)
+        finally:
+            hf_logging.set_verbosity(verbosity)

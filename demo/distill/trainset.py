@@ -11,21 +11,22 @@ from pathlib import Path
 import torch
 
 from demo.data.files import LabelledData
-from demo.distill.args import DataArguments, DistillArguments, TrainArguments
+from demo.distill.args import DataArguments, TrainArguments
 from demo.distill.augment import (
     AugmentSettings,
     MaskedLM,
     augment_texts,
-    load_masked_lm,
+    load_proposer,
 )
 from demo.distill.data import (
     TaskData,
     load_eval_set,
     load_transfer_texts,
     open_transfer_streams,
+    read_data,
 )
-from demo.distill.losses import NO_LABEL, LossWeights
-from demo.distill.steps import read_data
+from demo.distill.distill_args import DistillArguments
+from demo.distill.losses import IGNORE_INDEX, LossWeights
 from demo.distill.targets import (
     DEFAULT_CACHE_DIR,
     TargetsInfo,
@@ -44,7 +45,7 @@ SAMPLE_ROWS = 200  # augmented texts written beside the output, for a person to 
 
 @dataclass
 class DistillSet:
-    """The rows a student trains on. Rows without a gold label carry NO_LABEL and learn from the
+    """The rows a student trains on. Rows without a gold label carry IGNORE_INDEX and learn from the
     teacher's soft targets alone."""
 
     texts: list[str] = field(default_factory=list)
@@ -103,7 +104,8 @@ def refuse_masked_lm_teacher(name: str) -> None:
     """A masked LM given to classification distillation would get a random classifier head."""
     from transformers import AutoConfig
 
-    from demo.distill.general import ObjectiveMismatch, is_masked_lm
+    from demo.distill.general import ObjectiveMismatch
+    from demo.models.masked_lm import is_masked_lm
 
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=False)
@@ -116,44 +118,44 @@ def refuse_masked_lm_teacher(name: str) -> None:
 
 
 def resolve_mlm(dargs: DistillArguments, device) -> MaskedLM | None:
-    if not dargs.augment or dargs.augment_swap_prob == 0 or dargs.augment_mlm == "none":
+    if not dargs.augmentation.augment or dargs.augmentation.augment_swap_prob == 0 or dargs.augmentation.augment_mlm == "none":
         return None
-    name = dargs.teacher if dargs.augment_mlm == "teacher" else dargs.augment_mlm
-    return load_masked_lm(name, device)
+    name = dargs.student.teacher if dargs.augmentation.augment_mlm == "teacher" else dargs.augmentation.augment_mlm
+    return load_proposer(name, device)
 
 
 def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments, device) -> Inputs:
-    refuse_masked_lm_teacher(dargs.teacher)
-    teacher = load_model(ModelSpec(dargs.teacher), "classify", device)
-    if dargs.alpha_attn > 0:
+    refuse_masked_lm_teacher(dargs.student.teacher)
+    teacher = load_model(ModelSpec(dargs.student.teacher), "classify", device)
+    if dargs.loss.alpha_attn > 0:
         use_eager_attention(teacher.model)
     teacher_names = [teacher.id2label[i] for i in sorted(teacher.id2label)]
     data = read_data(data_args, targs.seed, teacher_names=teacher_names)
     transfer, sources, streams = [], [], []
-    if dargs.transfer_file and dargs.streaming:
-        streams, sources = open_transfer_streams(dargs.transfer_file, dargs.transfer_text_column,
-                                                 dargs.max_transfer_samples, data_args.quoting)
-    elif dargs.transfer_file:
-        transfer, sources = load_transfer_texts(dargs.transfer_file, dargs.transfer_text_column,
-                                                dargs.max_transfer_samples, targs.seed, data_args.quoting)
+    if dargs.transfer.transfer_file and dargs.transfer.streaming:
+        streams, sources = open_transfer_streams(dargs.transfer.transfer_file, dargs.transfer.transfer_text_column,
+                                                 dargs.transfer.max_transfer_samples, data_args.quoting)
+    elif dargs.transfer.transfer_file:
+        transfer, sources = load_transfer_texts(dargs.transfer.transfer_file, dargs.transfer.transfer_text_column,
+                                                dargs.transfer.max_transfer_samples, targs.seed, data_args.quoting)
     eval_sets = {}
-    for name, path in dargs.eval_files.items():
+    for name, path in dargs.tests.eval_files.items():
         eval_sets[name] = load_eval_set(name, path, data.train.text_column, data.train.label_column,
                                         data_args.quoting)
         label_index(teacher, eval_sets[name].labels)  # unknown labels stop the run here (LabelMismatch)
     mlm = resolve_mlm(dargs, device)
-    augment = AugmentSettings(variants=dargs.augment, mask_prob=dargs.augment_mask_prob,
-                              swap_prob=dargs.augment_swap_prob if mlm is not None else 0.0,
-                              ngram_prob=dargs.augment_ngram_prob, seed=targs.seed,
+    augment = AugmentSettings(variants=dargs.augmentation.augment, mask_prob=dargs.augmentation.augment_mask_prob,
+                              swap_prob=dargs.augmentation.augment_swap_prob if mlm is not None else 0.0,
+                              ngram_prob=dargs.augmentation.augment_ngram_prob, seed=targs.seed,
                               mlm=mlm.name if mlm is not None else "none")
     digest = weights_digest(teacher.model)
-    if dargs.transfer_cache:
-        transfer_aug = augment.key() if dargs.augment_transfer else "none"
+    if dargs.transfer.transfer_cache:
+        transfer_aug = augment.key() if dargs.augmentation.augment_transfer else "none"
         # The exact texts are known only after augmentation; the teacher is checked now, the rest on use.
-        check_named_cache(Path(dargs.transfer_cache), TargetsKey(digest, "", 0, data_args.max_seq_length,
+        check_named_cache(Path(dargs.transfer.transfer_cache), TargetsKey(digest, "", 0, data_args.max_seq_length,
                                                                  transfer_aug, teacher.name), teacher_only=True)
-    cache_dir = None if (dargs.targets_cache_dir or "").lower() == "none" else \
-        Path(dargs.targets_cache_dir) if dargs.targets_cache_dir else DEFAULT_CACHE_DIR
+    cache_dir = None if (dargs.transfer.targets_cache_dir or "").lower() == "none" else \
+        Path(dargs.transfer.targets_cache_dir) if dargs.transfer.targets_cache_dir else DEFAULT_CACHE_DIR
     return Inputs(teacher, data, transfer, sources, streams, eval_sets, mlm, augment, digest, cache_dir)
 
 
@@ -164,9 +166,9 @@ def build_distill_set(inputs: Inputs, dargs: DistillArguments, data_args: DataAr
     (computed once, shared out over the processes of an accelerate launch)."""
     teacher, data = inputs.teacher, inputs.data
     mask = teacher.tokenizer.mask_token or "[MASK]"
-    aug_labelled = augment_texts(data.train.texts, inputs.augment, mask, inputs.mlm) if dargs.augment else []
+    aug_labelled = augment_texts(data.train.texts, inputs.augment, mask, inputs.mlm) if dargs.augmentation.augment else []
     transfer = inputs.transfer_texts
-    aug_transfer = augment_texts(transfer, inputs.augment, mask, inputs.mlm) if dargs.augment_transfer else []
+    aug_transfer = augment_texts(transfer, inputs.augment, mask, inputs.mlm) if dargs.augmentation.augment_transfer else []
     if (aug_labelled or aug_transfer) and (accelerator is None or accelerator.is_main_process):
         write_augmented_sample(out / "augmented_samples.tsv", data.train.texts, aug_labelled, transfer, aug_transfer,
                                targs.seed)
@@ -187,16 +189,16 @@ def build_distill_set(inputs: Inputs, dargs: DistillArguments, data_args: DataAr
     labelled_texts = data.train.texts + [t for _, t in aug_labelled]
     logits = targets("labelled", labelled_texts, inputs.augment.key() if aug_labelled else "none")
     dset.add(data.train.texts, data.train_ids, LABELLED, None if logits is None else logits[:len(data.train)])
-    dset.add([t for _, t in aug_labelled], [NO_LABEL] * len(aug_labelled), AUGMENTED,
+    dset.add([t for _, t in aug_labelled], [IGNORE_INDEX] * len(aug_labelled), AUGMENTED,
              None if logits is None else logits[len(data.train):])
     transfer_texts = transfer + [t for _, t in aug_transfer]
     logits = targets("transfer", transfer_texts, inputs.augment.key() if aug_transfer else "none",
-                     Path(dargs.transfer_cache) if dargs.transfer_cache else None)
-    dset.add(transfer, [NO_LABEL] * len(transfer), TRANSFER, None if logits is None else logits[:len(transfer)])
-    dset.add([t for _, t in aug_transfer], [NO_LABEL] * len(aug_transfer), TRANSFER_AUGMENTED,
+                     Path(dargs.transfer.transfer_cache) if dargs.transfer.transfer_cache else None)
+    dset.add(transfer, [IGNORE_INDEX] * len(transfer), TRANSFER, None if logits is None else logits[:len(transfer)])
+    dset.add([t for _, t in aug_transfer], [IGNORE_INDEX] * len(aug_transfer), TRANSFER_AUGMENTED,
              None if logits is None else logits[len(transfer):])
     if inputs.transfer_streams:
-        dset.stream, dset.n_streamed = inputs.transfer_streams, dargs.max_transfer_samples
+        dset.stream, dset.n_streamed = inputs.transfer_streams, dargs.transfer.max_transfer_samples
     return dset, infos
 
 

@@ -23,7 +23,7 @@ from demo.data.files import (
 )
 from demo.measuring.scoring import accuracy, agreement, confusion_matrix, macro_f1
 from demo.models.config import LABELLED_TASKS, ConfigError
-from demo.models.inputs import model_inputs
+from demo.models.inputs import length_problem, model_inputs
 from demo.models.loading import LoadedModel
 
 if TYPE_CHECKING:
@@ -55,8 +55,8 @@ class EvalSettings:
                               f"{', '.join(LABELLED_TASKS)} or fill_mask.")
         if self.batch_size < 1 or (self.max_rows is not None and self.max_rows < 1):
             raise ConfigError("batch size and max rows must be at least 1 (leave max rows out for every row).")
-        if not 8 <= self.max_length <= 512:
-            raise ConfigError("max length must lie between 8 and 512 tokens.")
+        if (problem := length_problem(self.max_length, "max length")) is not None:
+            raise ConfigError(problem)
         if self.quoting not in QUOTING:
             raise ConfigError(f"quoting {self.quoting!r}: use {', '.join(QUOTING)}.")
 

@@ -15,7 +15,7 @@ import torch
 from demo.core.errors import UserError
 from demo.core.measure import timed_exclusive
 from demo.models.masked_lm import (
-    IGNORE,
+    IGNORE_INDEX,
     MaskedCounts,
     fixed_masks,
     mask_token_id,
@@ -163,7 +163,7 @@ def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, ma
     student_hits = []
     for ids, attention, rows in _batches(tokenizer, texts, max_length, batch_size):
         masked, labels = fixed_masks(ids, attention, rows, tokenizer, seed)
-        gold = labels[labels != IGNORE].to(device)
+        gold = labels[labels != IGNORE_INDEX].to(device)
         top1 = {}
         for name, model in models.items():  # interleaved per batch: both see the same machine load
             logits, ms = timed_exclusive(lambda: masked_logits(model, masked.to(device), attention.to(device),

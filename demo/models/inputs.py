@@ -26,3 +26,14 @@ def model_inputs(model: torch.nn.Module, batch: Mapping[str, torch.Tensor],
     """The batch's tensors this model's forward accepts (never "labels"), moved to device."""
     accepted = accepted_inputs(model)
     return {k: v.to(device) for k, v in batch.items() if k in accepted and k != "labels"}
+
+
+IGNORE_INDEX = -100  # the label of a position or row with nothing to score (torch's cross-entropy ignore_index)
+MIN_LENGTH, MAX_LENGTH = 8, 512  # tokens per text: below 8 nothing is left once [CLS]/[SEP] are in; 512 is BERT's limit
+
+
+def length_problem(value: int, flag: str) -> str | None:
+    """Why a tokens-per-text setting cannot be used (None when it can): one rule for every tool."""
+    if not MIN_LENGTH <= value <= MAX_LENGTH:
+        return f"{flag} must lie between {MIN_LENGTH} and {MAX_LENGTH} tokens."
+    return None

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from demo.core.errors import UserError
+from demo.models.inputs import IGNORE_INDEX
 
 MASK_RATE = 0.15  # BERT's: 15% of the tokens, of which 80% [MASK], 10% a random token, 10% kept
-IGNORE = -100
 
 
 class NoMaskToken(UserError):
@@ -50,7 +50,7 @@ class DynamicMasker:
         self.collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=rate)
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(masked input ids, labels: the original token where masked, IGNORE elsewhere), on the CPU."""
+        """(masked input ids, labels: the original token where masked, IGNORE_INDEX elsewhere), on the CPU."""
         ids, mask = input_ids.cpu(), attention_mask.cpu()
         return self.collator.torch_mask_tokens(ids.clone(), special_positions(ids, mask, self.tokenizer))
 
@@ -60,7 +60,7 @@ def fixed_masks(input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: tor
     """Masks that depend only on the row's index and the seed, not on batching or process count: the
     same positions every time a held-out text is measured. Every chosen token becomes [MASK]; each
     text with a real token gets at least one."""
-    masked, labels = input_ids.clone(), torch.full_like(input_ids, IGNORE)
+    masked, labels = input_ids.clone(), torch.full_like(input_ids, IGNORE_INDEX)
     special = special_positions(input_ids, attention_mask, tokenizer)
     mask_id = mask_token_id(tokenizer, getattr(tokenizer, "name_or_path", "the tokenizer"))
     for b, row in enumerate(rows.tolist()):
@@ -95,9 +95,9 @@ def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
 
 def masked_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
                   output_hidden_states: bool = False):
-    """(logits at the masked positions (N, V), the encoder output): the head runs where labels != IGNORE."""
+    """(logits at the masked positions (N, V), the encoder output): the head runs where labels != IGNORE_INDEX."""
     out = encode(model, input_ids, attention_mask, output_hidden_states)
-    return head_logits(model, out.last_hidden_state[labels != IGNORE]), out
+    return head_logits(model, out.last_hidden_state[labels != IGNORE_INDEX]), out
 
 
 class MaskedLMAtPositions(torch.nn.Module):
@@ -166,13 +166,46 @@ def pseudo_perplexity(model, tokenizer, texts: list[str], max_length: int, batch
         width = max(len(ids) for ids, _ in chunk)
         input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id or 0, dtype=torch.long)
         attention = torch.zeros_like(input_ids)
-        labels = torch.full_like(input_ids, IGNORE)
+        labels = torch.full_like(input_ids, IGNORE_INDEX)
         for b, (ids, p) in enumerate(chunk):
             input_ids[b, :len(ids)] = torch.tensor(ids)
             attention[b, :len(ids)] = 1
             labels[b, p], input_ids[b, p] = ids[p], mask_id
         logits, _ = masked_logits(model, input_ids.to(device), attention.to(device), labels.to(device))
-        gold = labels[labels != IGNORE].to(device)
+        gold = labels[labels != IGNORE_INDEX].to(device)
         total += torch.nn.functional.cross_entropy(logits.float(), gold, reduction="sum").item()
         count += len(gold)
     return math.exp(total / count) if count else float("nan")
+
+
+# ---- loading ---------------------------------------------------------------------------------------
+MLM_HEAD_PREFIXES = ("cls.", "vocab_", "lm_head")  # BERT's, DistilBERT's, RoBERTa-style heads: weights named so
+
+
+def is_classifier(config) -> bool:
+    return any("ForSequenceClassification" in a for a in (getattr(config, "architectures", None) or []))
+
+
+def is_masked_lm(config) -> bool:
+    return any("ForMaskedLM" in a for a in (getattr(config, "architectures", None) or []))
+
+
+def load_masked_lm(name: str):
+    """(model, tokenizer, head_missing): a checkpoint as a masked LM, saying whether its head had to be
+    made up. from_pretrained silently adds a random head to a classifier or a bare encoder; its loading
+    info tells, and a random head guesses random words. Raises LoadError (or NoMaskToken)."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from demo.models.config import ModelSpec
+    from demo.models.loading import explain_load_error
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+        mask_token_id(tokenizer, name)
+        model, info = AutoModelForMaskedLM.from_pretrained(name, trust_remote_code=False, output_loading_info=True)
+    except NoMaskToken:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one clear sentence
+        raise explain_load_error(ModelSpec(name), exc) from None
+    head_missing = any(k.startswith(MLM_HEAD_PREFIXES) for k in info.get("missing_keys", []))
+    return model, tokenizer, head_missing

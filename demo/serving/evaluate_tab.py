@@ -12,6 +12,7 @@ from demo.core.formatting import md_escape
 from demo.core.scratch import scratch_dir
 from demo.data.files import (
     LABEL_COLUMNS,
+    LABELLED_SUFFIXES,
     TEXT_COLUMNS,
     DataError,
     obvious_column,
@@ -94,7 +95,7 @@ def build_tab(registry: PairRegistry, evaluated: gr.State | None = None):
                 "matrices, speed, and every example where they disagree. CSV, TSV, JSON, JSON lines or parquet; "
                 "labels are matched to the models' label names (or class numbers), case-insensitively.")
     with gr.Row():
-        upload = gr.File(label="Labelled file", file_types=[".csv", ".tsv", ".json", ".jsonl", ".parquet"],
+        upload = gr.File(label="Labelled file", file_types=list(LABELLED_SUFFIXES),
                          type="filepath",
                          elem_id="evaluate-file")
         with gr.Column():
