@@ -15,8 +15,11 @@ from demo.core.progress import ProgressLine
 from demo.data.files import QUOTING
 from demo.measuring.bench_report import write_outputs
 from demo.measuring.sweep import (
+    BATCH_SIZES,
     DEFAULT_WARMUP,
+    EVAL_MAX_ROWS,
     MIN_REPEATS,
+    SEQ_LENS,
     BenchSettings,
     parse_int_list,
     sweep,
@@ -30,8 +33,8 @@ def parse_args(argv):
     p.add_argument("--config", default=None, help="pairs YAML (default: pairs.yaml)")
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all configured)")
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
-    p.add_argument("--batch-sizes", default="1,8,32", help="comma-separated sequences per call")
-    p.add_argument("--seq-lens", default="16,64,128,512", help="comma-separated tokens per sequence")
+    p.add_argument("--batch-sizes", default=",".join(map(str, BATCH_SIZES)), help="comma-separated sequences per call")
+    p.add_argument("--seq-lens", default=",".join(map(str, SEQ_LENS)), help="comma-separated tokens per sequence")
     p.add_argument("--repeats", type=int, default=MIN_REPEATS, help=f"timed repeats per measurement (>= {MIN_REPEATS})")
     p.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed repeats first")
     p.add_argument("--threads", type=int, default=0, help="threads for PyTorch and ONNX Runtime (0: physical cores)")
@@ -41,7 +44,7 @@ def parse_args(argv):
     p.add_argument("--eval-file", default=None, help="labelled file: agreement with the fp32 student, and accuracy")
     p.add_argument("--eval-text-column", default=None)
     p.add_argument("--eval-label-column", default=None)
-    p.add_argument("--eval-max-rows", type=int, default=1000)
+    p.add_argument("--eval-max-rows", type=int, default=EVAL_MAX_ROWS)
     p.add_argument("--eval-quoting", choices=QUOTING, default="auto", help="CSV/TSV quoting of the eval file")
     p.add_argument("--out", required=True, help="directory for bench.json, bench.md and bench.html")
     return p.parse_args(argv)

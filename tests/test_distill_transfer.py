@@ -38,8 +38,7 @@ from demo.distill.trainset import DistillSet
 from demo.models.config import ModelSpec
 from demo.models.loading import load_model
 
-from .test_distill import FILLER, NEGATIVE, POSITIVE, write_sentiment_tsv
-from .tiny_models import bert_config, save
+from .builders import FILLER, NEGATIVE, POSITIVE, bert_config, save, write_sentiment_tsv
 
 
 def write_texts(path: Path, n: int, seed: int) -> Path:

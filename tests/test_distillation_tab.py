@@ -18,9 +18,7 @@ from demo.measuring.charts import (
 )
 from demo.serving.evidence import Evidence, EvidenceError
 
-from .conftest import AppServer
-from .test_distill import write_sentiment_tsv
-from .test_distill_loop import write_teacher
+from .builders import AppServer, write_sentiment_tsv, write_teacher
 
 
 def page_components(url: str) -> dict[str, dict]:

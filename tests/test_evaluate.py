@@ -17,7 +17,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from demo.evaluate import main as evaluate_main
 
-from .conftest import ROOT, call_when_ready
+from .builders import ROOT, call_when_ready
 
 TEXTS = ["i feel happy today", "this is a sad day", "i love my dog", "that film made me angry",
          "i fear the night", "what a surprise", "the plot was dull", "we had a great day", "my cat ran fast",

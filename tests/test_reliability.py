@@ -27,8 +27,7 @@ from demo.models.loading import LoadError, load_model
 from demo.models.registry import PairRegistry, TaskUnavailable
 from demo.models.tasks import InputError, prepare_text
 
-from .conftest import ROOT, AppServer, call_when_ready, free_port
-from .tiny_models import make_pair
+from .builders import ROOT, AppServer, call_when_ready, free_port, make_pair
 
 MIXED = [("sentiment", "the film was good"), ("fill_mask", "paris is the [MASK] of france"),
          ("classify", "i feel so happy today"), ("sentiment", "a dull and bad plot"),

@@ -10,7 +10,7 @@ import yaml
 from demo.distill.cli import main as distill_main
 from demo.evaluate import main as evaluate_main
 
-from .conftest import ROOT
+from .builders import ROOT
 
 pytestmark = pytest.mark.slow
 SST2 = ROOT.parent / "shared" / "data" / "sst2"

@@ -8,6 +8,7 @@ Distillation settings (distill_args.py) extend these rather than copying them.
 from __future__ import annotations
 
 import argparse
+import copy
 from dataclasses import dataclass, field, fields, is_dataclass
 from types import MappingProxyType
 from typing import Literal, Optional
@@ -67,7 +68,8 @@ class ArgumentParser(HfArgumentParser):
 
     @staticmethod
     def _parse_dataclass_field(parser, field_):
-        if REPORTING in field_.metadata:
+        if REPORTING in field_.metadata:  # a copy: the dataclass's own field keeps the mark for settings_dict
+            field_ = copy.copy(field_)
             field_.metadata = MappingProxyType({k: v for k, v in field_.metadata.items() if k != REPORTING})
         HfArgumentParser._parse_dataclass_field(parser, field_)
 

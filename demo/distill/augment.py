@@ -119,8 +119,8 @@ def _replacements(plans: list[_Plan], mlm: MaskedLM, settings: AugmentSettings, 
                 options = [vocab[i] for i in top[row, pos].tolist()
                            if i not in banned and not vocab[i].startswith("##") and vocab[i].lower() != original]
                 if options:
-                    plan.words = plan.words[:word_index] + [rng.choice(options[:settings.top_k])] + \
-                        plan.words[word_index + 1:]
+                    plan.words = (plan.words[:word_index] + [rng.choice(options[:settings.top_k])] +
+                        plan.words[word_index + 1:])
             plan.ops = ["keep" if op == "swap" else op for op in plan.ops]
 
 

@@ -266,9 +266,12 @@ def read_data(data_args: DataArguments, seed: int, teacher_names: list[str] | No
 
 
 def data_description(data_args: DataArguments, data: TaskData) -> str:
-    source = (f"the Hub dataset `{data_args.dataset}`" + (f" (`{data_args.dataset_config}`)" if data_args.dataset_config
-                                                         else "")) if data_args.dataset else \
-        f"`{Path(data_args.first_train_file).name}` (validation: `{Path(data_args.validation_file).name}`)"
+    if data_args.dataset:
+        config = f" (`{data_args.dataset_config}`)" if data_args.dataset_config else ""
+        source = f"the Hub dataset `{data_args.dataset}`{config}"
+    else:
+        source = (f"`{Path(data_args.first_train_file).name}` (validation: "
+                  f"`{Path(data_args.validation_file).name}`)")
     subset = (f" a seeded random sample of {len(data.train):,} of its {data.train.total_rows:,} training rows"
               if len(data.train) < data.train.total_rows else f" all {len(data.train):,} training rows")
     return (f"Trained on{subset} from {source}; text column `{data.train.text_column}`, label column "

@@ -154,8 +154,8 @@ def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
         # The exact texts are known only after augmentation; the teacher is checked now, the rest on use.
         check_named_cache(Path(dargs.transfer.transfer_cache), TargetsKey(digest, "", 0, data_args.max_seq_length,
                                                                  transfer_aug, teacher.name), teacher_only=True)
-    cache_dir = None if (dargs.transfer.targets_cache_dir or "").lower() == "none" else \
-        Path(dargs.transfer.targets_cache_dir) if dargs.transfer.targets_cache_dir else DEFAULT_CACHE_DIR
+    cache_dir = (None if (dargs.transfer.targets_cache_dir or "").lower() == "none" else
+        Path(dargs.transfer.targets_cache_dir) if dargs.transfer.targets_cache_dir else DEFAULT_CACHE_DIR)
     return Inputs(teacher, data, transfer, sources, streams, eval_sets, mlm, augment, digest, cache_dir)
 
 
@@ -205,8 +205,8 @@ def build_distill_set(inputs: Inputs, dargs: DistillArguments, data_args: DataAr
 def write_augmented_sample(path: Path, labelled: list[str], aug_labelled, transfer: list[str], aug_transfer,
                            seed: int) -> None:
     """A seeded sample of (source, augmented) pairs: what the student saw, for a person to check."""
-    rows = [("labelled", labelled[i], t) for i, t in aug_labelled] + \
-        [("transfer", transfer[i], t) for i, t in aug_transfer]
+    rows = ([("labelled", labelled[i], t) for i, t in aug_labelled] +
+        [("transfer", transfer[i], t) for i, t in aug_transfer])
     rng = random.Random(seed)
     sample = sorted(rng.sample(range(len(rows)), min(SAMPLE_ROWS, len(rows))))
     with path.open("w", encoding="utf-8", newline="") as f:

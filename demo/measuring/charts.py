@@ -66,8 +66,8 @@ def latency_chart(history: Sequence[Mapping], variants: Sequence[str] = ("teache
     if history:
         t50 = percentile([r["teacher_ms"] for r in history], 50)
         s50 = percentile([r["student_ms"] for r in history], 50)
-        title += f"<br><sup>{len(history)} requests · p50 teacher {t50:.1f} ms, student {s50:.1f} ms · " \
-                 f"speedup {live_speedup(history):.2f}×</sup>"
+        title += (f"<br><sup>{len(history)} requests · p50 teacher {t50:.1f} ms, student {s50:.1f} ms · "
+                 f"speedup {live_speedup(history):.2f}×</sup>")
     else:
         annotations.append(dict(text="Run a request to start the chart", showarrow=False, x=0.5, y=0.5,
                                 xref="paper", yref="paper", font=dict(size=14, color="#888")))
@@ -169,8 +169,8 @@ def recipe_comparison_chart(metrics: Mapping) -> go.Figure:
     """Validation accuracy (or the run's score) of the teacher, the distilled student and each baseline
     (same budget)."""
     names = ["teacher", "distilled student"] + [b["name"] for b in metrics.get("baselines", [])]
-    values = [metrics.get("teacher_accuracy"), metrics.get("student_accuracy")] + \
-        [b["accuracy"] for b in metrics.get("baselines", [])]
+    values = ([metrics.get("teacher_accuracy"), metrics.get("student_accuracy")] +
+        [b["accuracy"] for b in metrics.get("baselines", [])])
     colors = [COLORS["teacher"], COLORS["student"]] + ["#999"] * (len(names) - 2)
     fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=colors,
                            text=[f"{v:.3f}" for v in values], textposition="auto",

@@ -57,8 +57,8 @@ class MaskedLMReport:
 
     @property
     def retention_top1(self) -> float | None:
-        return self.student.top1_accuracy / self.teacher.top1_accuracy if self.student and \
-            self.teacher.top1_accuracy else None
+        return (self.student.top1_accuracy / self.teacher.top1_accuracy if self.student and
+            self.teacher.top1_accuracy else None)
 
     @property
     def speedup(self) -> float | None:
@@ -115,8 +115,8 @@ class PairedTop1:
 
 def paired_top1(a: MaskedLMReport, b: MaskedLMReport) -> PairedTop1:
     """The students of two reports measured on the same texts and masks, token by token."""
-    if a.student_hits is None or b.student_hits is None or a.student_hits.shape != b.student_hits.shape \
-            or a.seed != b.seed:
+    if (a.student_hits is None or b.student_hits is None or a.student_hits.shape != b.student_hits.shape
+            or a.seed != b.seed):
         raise ValueError("a paired comparison needs two students measured on the same texts and masks")
     hits_a, hits_b = a.student_hits, b.student_hits
     return PairedTop1(len(hits_a), int((hits_a & ~hits_b).sum()), int((~hits_a & hits_b).sum()))

@@ -21,8 +21,8 @@ def macro_f1(predictions: Sequence[int], labels: Sequence[int], num_classes: int
 
     (scikit-learn's default for average="macro": a class absent from both contributes nothing.)
     """
-    classes = sorted(set(labels) | set(predictions)) if num_classes is None else \
-        [c for c in range(num_classes) if c in set(labels) | set(predictions)]
+    classes = (sorted(set(labels) | set(predictions)) if num_classes is None else
+        [c for c in range(num_classes) if c in set(labels) | set(predictions)])
     if not classes:
         return float("nan")
     scores = []

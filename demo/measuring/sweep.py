@@ -29,6 +29,10 @@ from demo.models.inputs import model_inputs
 from demo.models.loading import LoadedModel, LoadError, resolve_device
 from demo.models.registry import PairRegistry, TaskUnavailable
 
+BATCH_SIZES = (1, 8, 32)  # sequences per timed call: one request, a small batch, a throughput batch
+SEQ_LENS = (16, 64, 128, 512)  # tokens per sequence: a short sentence up to BERT's limit
+QUICK_BATCH_SIZES, QUICK_SEQ_LENS = (1, 8), (16, 128)  # the Benchmark tab's first sweep: seconds, not minutes
+EVAL_MAX_ROWS = 1000  # labelled rows for the int8 variants' agreement check
 MIN_REPEATS = 20  # timed repeats per measurement: fewer is a sample, not a percentile
 DEFAULT_WARMUP = 3  # untimed repeats first: allocator, thread pool and kernel selection settle
 MAX_BATCH_SIZE = 256  # sequences per timed call; larger batches only measure memory pressure
@@ -61,8 +65,8 @@ class BenchSettings:
 
     tasks: list[str]
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])
-    seq_lens: list[int] = field(default_factory=lambda: [16, 64, 128, 512])
+    batch_sizes: list[int] = field(default_factory=lambda: list(BATCH_SIZES))
+    seq_lens: list[int] = field(default_factory=lambda: list(SEQ_LENS))
     repeats: int = MIN_REPEATS
     warmup: int = DEFAULT_WARMUP
     threads: int = 0  # 0: physical cores
@@ -70,7 +74,7 @@ class BenchSettings:
     eval_file: str | None = None  # labelled file: agreement with the fp32 student, and accuracy
     eval_text_column: str | None = None
     eval_label_column: str | None = None
-    eval_max_rows: int | None = 1000
+    eval_max_rows: int | None = EVAL_MAX_ROWS
     eval_quoting: str = "auto"  # CSV/TSV quoting of the eval file: auto, none or csv
 
     def __post_init__(self):

@@ -183,8 +183,8 @@ def _distillation(raw: object, source: str, base_dir: Path | None) -> Distillati
     if raw is None:
         return None
     hub_repo = raw.get("hub_repo") if isinstance(raw, dict) else None
-    if not isinstance(raw, dict) or not (hub_repo or raw.get("output_dir")) or \
-            (hub_repo is not None and (not isinstance(hub_repo, str) or hub_repo.count("/") != 1)):
+    if (not isinstance(raw, dict) or not (hub_repo or raw.get("output_dir")) or
+            (hub_repo is not None and (not isinstance(hub_repo, str) or hub_repo.count("/") != 1))):
         raise ConfigError(f"{source}: 'distillation' needs hub_repo: OWNER/NAME, output_dir: DIR, or both.")
     unknown = set(raw) - {"hub_repo", "output_dir"}
     if unknown:

@@ -158,12 +158,12 @@ def explain_load_error(spec: ModelSpec, exc: BaseException) -> LoadError:
             return LoadError(spec.model, "its tokenizer files are missing or broken.", resave)
         return LoadError(spec.model, f"the directory could not be loaded ({_first_line(text)}).",
                          "Check that it was saved with save_pretrained for this task.")
-    if "couldn't connect" in text.lower() or "offline" in text.lower() or "connection" in text.lower() \
-            or "LocalEntryNotFound" in type(exc).__name__ or "cached files" in text:
+    if ("couldn't connect" in text.lower() or "offline" in text.lower() or "connection" in text.lower()
+            or "LocalEntryNotFound" in type(exc).__name__ or "cached files" in text):
         return LoadError(spec.model, "the Hugging Face Hub cannot be reached and the model is not in the local cache.",
                          OFFLINE_FIX)
-    if "is not a local folder and is not a valid model identifier" in text or "RepositoryNotFound" in type(exc).__name__ \
-            or "404" in text:
+    if ("is not a local folder and is not a valid model identifier" in text or "RepositoryNotFound" in type(exc).__name__
+            or "404" in text):
         return LoadError(spec.model, "no such model on the Hub (or it is private).",
                          "Check the id, or log in with `huggingface-cli login` for a private model.")
     return LoadError(spec.model, f"loading failed ({_first_line(text)}).", OFFLINE_FIX)

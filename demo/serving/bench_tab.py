@@ -10,7 +10,14 @@ from demo.core.errors import UserError
 from demo.core.scratch import scratch_dir
 from demo.measuring.bench_report import write_outputs
 from demo.measuring.charts import bench_figures
-from demo.measuring.sweep import MIN_REPEATS, BenchSettings, parse_int_list, sweep
+from demo.measuring.sweep import (
+    MIN_REPEATS,
+    QUICK_BATCH_SIZES,
+    QUICK_SEQ_LENS,
+    BenchSettings,
+    parse_int_list,
+    sweep,
+)
 from demo.models.config import VARIANTS
 from demo.models.registry import PairRegistry
 
@@ -56,8 +63,8 @@ def build_tab(registry: PairRegistry) -> None:
         variants = gr.CheckboxGroup(list(VARIANTS), value=["teacher", "student"], label="Variants",
                                     elem_id="bench-variants")
     with gr.Row():
-        batch_sizes = gr.Textbox("1,8", label="Batch sizes", elem_id="bench-batch-sizes")
-        seq_lens = gr.Textbox("16,128", label="Sequence lengths (tokens)", elem_id="bench-seq-lens")
+        batch_sizes = gr.Textbox(",".join(map(str, QUICK_BATCH_SIZES)), label="Batch sizes", elem_id="bench-batch-sizes")
+        seq_lens = gr.Textbox(",".join(map(str, QUICK_SEQ_LENS)), label="Sequence lengths (tokens)", elem_id="bench-seq-lens")
         repeats = gr.Number(MIN_REPEATS, precision=0, label=f"Timed repeats (at least {MIN_REPEATS})")
         architecture_only = gr.Checkbox(False, label="Architecture only (random weights)")
     with gr.Row():

@@ -82,8 +82,8 @@ class Evidence:
     def recipe_markdown(self) -> str:
         m = self.metrics
         args = m.get("args", {})
-        data = ", ".join(f"{n:,} {kind}" for kind, n in (m.get("data") or {}).items() if n) or \
-            f"{m.get('n_train', 0):,} {'raw text' if m.get('objective') == 'mlm' else 'labelled'}"
+        data = (", ".join(f"{n:,} {kind}" for kind, n in (m.get("data") or {}).items() if n) or
+            f"{m.get('n_train', 0):,} {'raw text' if m.get('objective') == 'mlm' else 'labelled'}")
         train = args.get("train_file")  # a list since --objective mlm takes several; a string in older runs
         files = (train if isinstance(train, list) else [train]) + [f.get("file") for f in m.get("transfer_files") or []]
         weights = ", ".join(f"{k} {v}" for k, v in (m.get("loss_weights") or {}).items() if v)

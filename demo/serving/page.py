@@ -141,8 +141,8 @@ def task_panel(registry: PairRegistry, task: str, allow_custom_models: bool) -> 
     with gr.Row():
         for variant in pair.variants:
             with gr.Column():
-                title = f"{variant.capitalize()} · {pair.spec(variant).model}" if variant in PAIR else \
-                    "Student · ONNX Runtime, dynamic int8 (CPU)"
+                title = (f"{variant.capitalize()} · {pair.spec(variant).model}" if variant in PAIR else
+                    "Student · ONNX Runtime, dynamic int8 (CPU)")
                 answers[variant] = gr.Label(num_top_classes=5, label=title, elem_id=f"{task}-{variant}-answer")
                 if task == "fill_mask" and variant in PAIR:
                     completions[variant] = gr.Textbox(label=f"{variant.capitalize()}'s completed sentence",

@@ -1,0 +1,199 @@
+"""What the tests build: tiny random checkpoints for every task (saved like real ones, fast, offline)
+and the small data files they train and evaluate on. Shared by every test module; fixtures are in
+conftest.py."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from transformers import (
+    BertConfig,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertTokenizerFast,
+    DistilBertConfig,
+    DistilBertForMaskedLM,
+    DistilBertForSequenceClassification,
+    DistilBertTokenizerFast,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = ("the a an is was of to and in it i you he she we they this that film movie good bad great "
+         "terrible happy sad love hate angry fear surprise joy not very so my me capital france paris "
+         "city dog cat ran fast slow acting plot dull bright day night feel think be".split())
+LETTERS = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"-:;()")
+VOCAB = SPECIAL + WORDS + LETTERS + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"] + ["##s", "##ing", "##ed"]
+SENTIMENT_LABELS = ["negative", "positive"]
+EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
+
+
+def write_vocab(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "vocab.txt"
+    path.write_text("\n".join(dict.fromkeys(VOCAB)) + "\n", encoding="utf-8")
+    return path
+
+
+def bert_config(**extra) -> BertConfig:
+    settings = dict(vocab_size=len(dict.fromkeys(VOCAB)), hidden_size=32, num_hidden_layers=4,
+                    num_attention_heads=4, intermediate_size=64, max_position_embeddings=512)
+    return BertConfig(**{**settings, **extra})
+
+
+def distil_config(**extra) -> DistilBertConfig:
+    return DistilBertConfig(vocab_size=len(dict.fromkeys(VOCAB)), dim=32, n_layers=2, n_heads=4,
+                            hidden_dim=64, max_position_embeddings=512, **extra)
+
+
+def save(model, tokenizer_cls, directory: Path) -> Path:
+    vocab = write_vocab(directory)
+    tokenizer = tokenizer_cls(vocab_file=str(vocab), do_lower_case=True, model_max_length=512)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def make_pair(task: str, root: Path, seed: int = 0) -> dict[str, Path]:
+    """Teacher (BERT) and student (DistilBERT) for one task, saved under root/task/{teacher,student}."""
+    torch.manual_seed(seed)
+    if task == "fill_mask":
+        teacher, student = BertForMaskedLM(bert_config()), DistilBertForMaskedLM(distil_config())
+    else:
+        labels = SENTIMENT_LABELS if task == "sentiment" else EMOTION_LABELS
+        id2label = dict(enumerate(labels))
+        if task == "sentiment":  # like textattack: the teacher only knows LABEL_0/LABEL_1
+            id2label = {i: f"LABEL_{i}" for i in range(len(labels))}
+        teacher = BertForSequenceClassification(bert_config(num_labels=len(labels), id2label=id2label,
+                                                            label2id={v: k for k, v in id2label.items()}))
+        student = DistilBertForSequenceClassification(distil_config(
+            num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={v: k for k, v in enumerate(labels)}))
+    return {"teacher": save(teacher, BertTokenizerFast, root / task / "teacher"),
+            "student": save(student, DistilBertTokenizerFast, root / task / "student")}
+
+
+def make_config(root: Path, tasks=("sentiment", "fill_mask", "classify"), **overrides) -> Path:
+    """All tiny pairs plus a pairs.yaml that points at them."""
+    entries = {}
+    for task in tasks:
+        pair = make_pair(task, root)
+        teacher = {"model": str(pair["teacher"])}
+        if task == "sentiment":
+            teacher["labels"] = SENTIMENT_LABELS
+        entries[task] = {"teacher": teacher, "student": {"model": str(pair["student"])}}
+    config = {"device": "cpu", "tasks": entries, **overrides}
+    path = root / "pairs.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- data -------------------------------------------------------------------------------------------
+POSITIVE = ["good", "great", "happy", "love", "joy"]
+NEGATIVE = ["bad", "terrible", "sad", "hate", "dull"]
+FILLER = "the a film movie plot acting was is it this that very so day night".split()
+
+
+def write_sentiment_tsv(path: Path, n: int, seed: int) -> Path:
+    """n labelled rows, each four filler words and one word that gives the sentiment away."""
+    rng = random.Random(seed)
+    lines = ["sentence\tlabel"]
+    for _ in range(n):
+        label = rng.random() < 0.5
+        words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
+        rng.shuffle(words)
+        lines.append(f"{' '.join(words)}\t{'positive' if label else 'negative'}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# ---- encoders and teachers for the training tests ----------------------------------------------------
+def make_encoder(path: Path, seed: int = 0, num_hidden_layers: int = 4, **config) -> Path:
+    """A tiny pretrained-style BERT encoder (no task head yet)."""
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(bert_config(num_hidden_layers=num_hidden_layers, **config))
+    return save(model.bert, BertTokenizerFast, path)
+
+
+def write_teacher(path: Path, **config) -> Path:
+    """A (random) BERT sentiment classifier: the loop needs a teacher, not a good one."""
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(bert_config(num_hidden_layers=2, num_labels=2,
+                                                      id2label={0: "negative", 1: "positive"},
+                                                      label2id={"negative": 0, "positive": 1}, **config))
+    return save(model, BertTokenizerFast, path)
+
+
+# ---- the app, started as a user starts it ----------------------------------------------------------
+class AppServer:
+    """`python app.py` in a subprocess, as a user would start it."""
+
+    def __init__(self, config: Path, log_path: Path, *extra: str, env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = log_path
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+               "HF_HUB_OFFLINE": "1", **(env or {})}
+        env.pop("GRADIO_SERVER_NAME", None)
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "app.py", "--config", str(config), "--port",
+                                      str(self.port), *extra], cwd=ROOT, env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_until_served(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise TimeoutError(f"app not served after {timeout}s:\n{self.log()}")
+
+    def client(self):
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False)
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+def call_when_ready(client, text: str, api_name: str, timeout: float = 60):
+    """Call an endpoint, retrying while its models are still loading in the background."""
+    from gradio_client.exceptions import AppError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.predict(text, api_name=api_name)
+        except AppError as exc:
+            if "still loading" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
