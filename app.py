@@ -42,18 +42,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def serve(argv: list[str] | None = None):
+    """Read the flags and the config, start loading the models, launch the page; returns the launched
+    page (without blocking), or the exit code of a bad config. main() then waits for a signal."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     try:
         config = load_config(args.config, strict=False)  # a bad task entry disables that task only
         if args.device is not None:
             config = replace(config, device=args.device)
         if args.fp16:
             config = replace(config, fp16=True)
-        from demo.serving import page as ui
         from demo.models.registry import PairRegistry
+        from demo.serving import page as ui
 
         registry = PairRegistry(config)
     except ConfigError as exc:
@@ -68,6 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("app").warning("task %s disabled: %s", task, reason)
     page.launch(server_name=host, server_port=port, share=args.share, show_error=False,
                 max_file_size=MAX_FILE_BYTES, prevent_thread_lock=True)
+    return page
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    page = serve(argv)
+    if isinstance(page, int):
+        return page
     stop_on_signals(page)
     while True:  # serve until a signal; the handler exits the process
         time.sleep(0.5)

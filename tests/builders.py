@@ -4,6 +4,7 @@ conftest.py."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import random
 import socket
@@ -185,6 +186,20 @@ class AppServer:
         self._log.close()
 
 
+CALL_TIMEOUT = 60.0  # seconds one API call of a test may take, even on the slowest machine of this kind
+
+
+def call(client, *args, api_name: str, timeout: float = CALL_TIMEOUT):
+    """client.predict with a bound: gradio_client waits on its event stream without a timeout, so a call
+    the app never answers would hang the suite; here it fails and names the endpoint."""
+    job = client.submit(*args, api_name=api_name)
+    try:
+        return job.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        job.cancel()
+        raise TimeoutError(f"{api_name} gave no answer within {timeout:.0f} s; see the app's log") from None
+
+
 def call_when_ready(client, text: str, api_name: str, timeout: float = 60):
     """Call an endpoint, retrying while its models are still loading in the background."""
     from gradio_client.exceptions import AppError
@@ -192,8 +207,54 @@ def call_when_ready(client, text: str, api_name: str, timeout: float = 60):
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return client.predict(text, api_name=api_name)
+            return call(client, text, api_name=api_name)
         except AppError as exc:
             if "still loading" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+class InProcessApp:
+    """app.py's serve() in this process: the same flags, config, page and API as `python app.py`,
+    without a new interpreter (about 10 s of imports on these machines). For tests of the page and its
+    API; tests of the process itself (signals, binding, memory) start an AppServer."""
+
+    def __init__(self, config: Path, *flags: str, env: dict | None = None):
+        import logging
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._records: list = []
+        self._handler = logging.Handler(level=logging.WARNING)
+        self._handler.emit = self._records.append
+        logging.getLogger().addHandler(self._handler)
+        saved = {k: os.environ.get(k) for k in (env or {})}
+        os.environ.update(env or {})  # read while the page is built (SPACE_ID), then put back
+        try:
+            import app
+
+            self.page = app.serve(["--config", str(config), "--port", str(self.port), *flags])
+        finally:
+            for key, value in saved.items():
+                os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+        if isinstance(self.page, int):
+            self.stop()
+            raise RuntimeError(f"app.serve refused the config: exit code {self.page}")
+
+    def client(self):
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False)
+
+    def log(self) -> str:
+        """The warnings and errors logged while it served, tracebacks included."""
+        import logging
+
+        formatter = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+        return "\n".join(formatter.format(r) for r in self._records)
+
+    def stop(self) -> None:
+        import logging
+
+        if not isinstance(self.page, int):
+            self.page.close()
+        logging.getLogger().removeHandler(self._handler)

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from .builders import AppServer, make_config, make_encoder, write_sentiment_tsv
+from .builders import (
+    AppServer,
+    InProcessApp,
+    make_config,
+    make_encoder,
+    write_sentiment_tsv,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +47,18 @@ def tiny_config(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def app_server(tiny_config, tmp_path_factory):
+def app_server(tiny_config):
+    """The app on the tiny pairs, served from this process (app.serve, as `python app.py` runs it)."""
+    server = InProcessApp(tiny_config)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def app_process(tiny_config, tmp_path_factory):
+    """`python app.py` in its own process: for the tests that load it from outside or watch its memory."""
     server = AppServer(tiny_config, tmp_path_factory.mktemp("logs") / "app.log")
     try:
         server.wait_until_served()

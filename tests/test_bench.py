@@ -18,7 +18,7 @@ from demo.models.config import ModelSpec, load_config
 from demo.models.loading import load_model
 from demo.models.tasks import predict
 
-from .builders import call_when_ready
+from .builders import call, call_when_ready
 
 RECORD_KEYS = {"task", "variant", "model", "batch_size", "seq_len", "p50_ms", "p95_ms", "min_ms", "throughput",
                "params", "disk_bytes", "memory_bytes", "device", "dtype", "model_p50_ms", "model_p95_ms"}
@@ -144,12 +144,12 @@ def test_bad_arguments_are_refused(tiny_config, tmp_path, capsys):
 
 def test_benchmark_tab_through_the_api(client):
     call_when_ready(client, "warm", "/classify")
-    records, table, _chart, files = client.predict("classify", ["teacher", "student"], "1", "8", 20, False,
+    records, table, _chart, files = call(client, "classify", ["teacher", "student"], "1", "8", 20, False,
                                                    api_name="/benchmark")
     assert len(records["records"]) == 2 and "| classify | student | 1 | 8 |" in table
     assert sorted(f.rsplit("/", 1)[-1] for f in files) == ["bench.html", "bench.json", "bench.md"]
     with pytest.raises(AppError, match="batch sizes"):
-        client.predict("classify", ["teacher"], "zero", "8", 20, False, api_name="/benchmark")
+        call(client, "classify", ["teacher"], "zero", "8", 20, False, api_name="/benchmark")
 
 
 def test_the_cli_and_the_tab_refuse_the_same_settings_alike(client, tiny_config, tmp_path, capsys):
@@ -159,11 +159,11 @@ def test_the_cli_and_the_tab_refuse_the_same_settings_alike(client, tiny_config,
                        "--out", str(tmp_path / "cli")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {message}"
     with pytest.raises(AppError) as refused:
-        client.predict("classify", ["teacher", "student-onnx-int8"], "1", "8", 20, False, api_name="/benchmark")
+        call(client, "classify", ["teacher", "student-onnx-int8"], "1", "8", 20, False, api_name="/benchmark")
     assert message in str(refused.value)
     for batch_sizes, repeats in (("0", 20), ("1", 5)):
         with pytest.raises(AppError) as tab_error:
-            client.predict("classify", ["teacher"], batch_sizes, "8", repeats, False, api_name="/benchmark")
+            call(client, "classify", ["teacher"], batch_sizes, "8", repeats, False, api_name="/benchmark")
         assert bench_main(["--config", str(tiny_config), "--tasks", "classify", "--batch-sizes", batch_sizes,
                            "--seq-lens", "8", "--repeats", str(repeats), "--out", str(tmp_path / "cli")]) == 2
         assert capsys.readouterr().err.strip().removeprefix("error: ") in str(tab_error.value)
@@ -200,12 +200,12 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
         assert onnx["dtype"] == "int8" and onnx["latency_ms"] > 0 and isinstance(onnx["agrees_with_student"], bool)
         assert "student-onnx-int8" in verdict
         with pytest.raises(AppError, match="failed to load"):
-            c.predict("good", api_name="/sentiment")
-        c.predict(api_name="/random_weights_sentiment")
+            call(c, "good", api_name="/sentiment")
+        call(c, api_name="/random_weights_sentiment")
         deadline = time.monotonic() + 60
         while True:
             try:
-                result = c.predict("good film", api_name="/sentiment")
+                result = call(c, "good film", api_name="/sentiment")
                 break
             except AppError:
                 assert time.monotonic() < deadline

@@ -16,7 +16,7 @@ from demo.models.config import ConfigError, ModelSpec, load_config, parse_config
 from demo.models.loading import LoadError, ModelCache, load_model, weight_files
 from demo.models.registry import PairRegistry, TaskUnavailable
 
-from .builders import ROOT, AppServer, call_when_ready, make_pair
+from .builders import ROOT, InProcessApp, call_when_ready, make_pair
 
 CPU = torch.device("cpu")
 
@@ -174,9 +174,8 @@ def test_page_and_api_report_a_failed_model_and_keep_the_rest(pair_dirs, tmp_pat
         "sentiment": {"teacher": str(tmp_path / "missing-teacher"), "student": str(pair_dirs["sentiment"]["student"])},
         "fill_mask": {"teacher": str(pair_dirs["fill_mask"]["teacher"]),
                       "student": str(pair_dirs["fill_mask"]["student"])}}}))
-    server = AppServer(config, tmp_path / "app.log")
+    server = InProcessApp(config)
     try:
-        server.wait_until_served()
         client = server.client()
         assert call_when_ready(client, "a [MASK] day", "/fill_mask")[0]["task"] == "fill_mask"
         from gradio_client.exceptions import AppError

@@ -18,7 +18,7 @@ from demo.measuring.charts import (
 )
 from demo.serving.evidence import Evidence, EvidenceError
 
-from .builders import AppServer, write_sentiment_tsv, write_teacher
+from .builders import InProcessApp, write_sentiment_tsv, write_teacher
 
 
 def page_components(url: str) -> dict[str, dict]:
@@ -60,9 +60,8 @@ def test_a_run_is_shown_with_its_recipe_and_evidence_and_the_spaces_own_links(ti
     raw["distillation"] = {"output_dir": str(tiny_run)}
     config = tmp_path / "pairs.yaml"
     config.write_text(yaml.safe_dump(raw))
-    server = AppServer(config, tmp_path / "app.log", env={"SPACE_ID": "someone/some-space"})
+    server = InProcessApp(config, env={"SPACE_ID": "someone/some-space"})
     try:
-        server.wait_until_served()
         parts = page_components(server.url)
     finally:
         server.stop()

@@ -17,7 +17,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from demo.evaluate import main as evaluate_main
 
-from .builders import ROOT, call_when_ready
+from .builders import ROOT, call, call_when_ready
 
 TEXTS = ["i feel happy today", "this is a sad day", "i love my dog", "that film made me angry",
          "i fear the night", "what a surprise", "the plot was dull", "we had a great day", "my cat ran fast",
@@ -83,7 +83,7 @@ def test_cli_figures_are_right_on_a_hand_checked_file(tiny_config, hand_checked,
 def test_tab_gives_the_cli_figures_and_lists_exactly_the_disagreements(client, tiny_config, hand_checked, tmp_path):
     path, expected = hand_checked
     call_when_ready(client, "warm", "/classify")
-    figures, summary, _plot, explorer, downloads, cleared = client.predict(
+    figures, summary, _plot, explorer, downloads, cleared = call(client, 
         handle_file(str(path)), "classify", "text", "label", None, api_name="/evaluate")
     out = tmp_path / "cli"
     assert evaluate_main(["--config", str(tiny_config), "--task", "classify", "--file", str(path), "--out", str(out)]) == 0
@@ -146,7 +146,7 @@ def test_huge_files_offer_a_sample(tiny_config, tmp_path, capsys):
 def test_tab_reports_bad_files(client, tmp_path, content, message):
     path = write(tmp_path / "bad.csv", content)
     with pytest.raises(AppError, match=message):
-        client.predict(handle_file(str(path)), "classify", None, None, None, api_name="/evaluate")
+        call(client, handle_file(str(path)), "classify", None, None, None, api_name="/evaluate")
 
 
 def test_cli_runs_as_a_module(tiny_config, hand_checked, tmp_path):
@@ -177,7 +177,7 @@ def test_cli_and_tab_read_the_quoted_review_file_as_pythons_csv_module_does(clie
     upload = tmp_path / "reviews.tsv"
     upload.write_bytes(REVIEWS.read_bytes())  # the tab deletes its upload after use: give it a copy
     call_when_ready(client, "warm", "/sentiment")
-    figures = client.predict(handle_file(str(upload)), "sentiment", "sentence", "label", None,
+    figures = call(client, handle_file(str(upload)), "sentiment", "sentence", "label", None,
                              api_name="/evaluate")[0]
     assert figures["n_examples"] == 2000
 
@@ -186,7 +186,7 @@ def test_the_scorecard_shows_the_figures_of_the_charts_and_the_report(app_server
     """One visitor's session: its requests feed the latency chart and the scorecard alike; its
     evaluation feeds the report and the scorecard alike; the report carries the same scorecard."""
     session = app_server.client()  # a new session: nothing measured yet
-    markdown, card = session.predict(api_name="/scorecard")
+    markdown, card = call(session, api_name="/scorecard")
     row = next(r for r in card["rows"] if r["task"] == "classify")
     assert row["speedup"] is None and row["retention"] is None and "evaluate a file" in markdown
     agreements = []
@@ -194,7 +194,7 @@ def test_the_scorecard_shows_the_figures_of_the_charts_and_the_report(app_server
         result = call_when_ready(session, text, "/classify")
         agreements.append(result[0]["agree"])
     chart_title = json.loads(result[4]["plot"])["layout"]["title"]["text"]
-    markdown, card = session.predict(api_name="/scorecard")
+    markdown, card = call(session, api_name="/scorecard")
     row = next(r for r in card["rows"] if r["task"] == "classify")
     assert row["requests"] == 3 and row["agreement"] == pytest.approx(sum(agreements) / 3)
     assert f"speedup {row['speedup']:.2f}×" in chart_title  # the chart's subtitle and the scorecard: one figure
@@ -202,8 +202,8 @@ def test_the_scorecard_shows_the_figures_of_the_charts_and_the_report(app_server
     path, _ = hand_checked
     upload = tmp_path / "hand.csv"
     upload.write_bytes(path.read_bytes())
-    figures = session.predict(handle_file(str(upload)), "classify", "text", "label", None, api_name="/evaluate")[0]
-    markdown, card = session.predict(api_name="/scorecard")
+    figures = call(session, handle_file(str(upload)), "classify", "text", "label", None, api_name="/evaluate")[0]
+    markdown, card = call(session, api_name="/scorecard")
     row = next(r for r in card["rows"] if r["task"] == "classify")
     assert row["retention"] == pytest.approx(figures["retention"]) and row["retention_data"] == "hand.csv"
     in_report = figures["scorecard"]["rows"][0]

@@ -27,7 +27,15 @@ from demo.models.loading import LoadError, load_model
 from demo.models.registry import PairRegistry, TaskUnavailable
 from demo.models.tasks import InputError, prepare_text
 
-from .builders import ROOT, AppServer, call_when_ready, free_port, make_pair
+from .builders import (
+    ROOT,
+    AppServer,
+    InProcessApp,
+    call,
+    call_when_ready,
+    free_port,
+    make_pair,
+)
 
 MIXED = [("sentiment", "the film was good"), ("fill_mask", "paris is the [MASK] of france"),
          ("classify", "i feel so happy today"), ("sentiment", "a dull and bad plot"),
@@ -44,7 +52,8 @@ def record_figures(artifacts: Path, name: str, figures: dict) -> None:
 
 
 @pytest.mark.slow
-def test_load_16_concurrent_users(app_server, client, artifacts):
+def test_load_16_concurrent_users(app_process, artifacts):
+    client = app_process.client()
     call_when_ready(client, "warm", "/sentiment")
     call_when_ready(client, "[MASK] warm", "/fill_mask")
     call_when_ready(client, "warm", "/classify")
@@ -53,12 +62,12 @@ def test_load_16_concurrent_users(app_server, client, artifacts):
     lock = threading.Lock()
 
     def user(n: int):
-        c = Client(app_server.url, verbose=False)
+        c = Client(app_process.url, verbose=False)
         for i in range(per_user):
             task, text = MIXED[(n + i) % len(MIXED)]
             start = time.perf_counter()
             try:
-                result = c.predict(text, api_name=f"/{task}")
+                result = call(c, text, api_name=f"/{task}")
                 assert result[0]["task"] == task
                 with lock:
                     latencies.append((time.perf_counter() - start) * 1000)
@@ -83,16 +92,16 @@ def test_load_16_concurrent_users(app_server, client, artifacts):
 
 
 @pytest.mark.slow
-def test_soak_500_requests_do_not_leak(app_server, artifacts):
+def test_soak_500_requests_do_not_leak(app_process, artifacts):
     import psutil
 
-    proc = psutil.Process(app_server.proc.pid)
-    c = app_server.client()
+    proc = psutil.Process(app_process.proc.pid)
+    c = app_process.client()
     call_when_ready(c, "warm", "/classify")
     rss = {}
     for i in range(1, 501):
         task, text = MIXED[i % len(MIXED)]
-        c.predict(text, api_name=f"/{task}")
+        call(c, text, api_name=f"/{task}")
         if i in (50, 500):
             rss[i] = proc.memory_info().rss
     growth = rss[500] / rss[50] - 1
@@ -127,7 +136,7 @@ def test_hostile_text_gets_an_answer_or_a_clear_message(client, task, artifacts)
         except InputError as exc:
             refusal = str(exc)
         try:
-            summary = client.predict(text, api_name=f"/{task}")[0]
+            summary = call(client, text, api_name=f"/{task}")[0]
         except AppError as exc:
             message = str(exc)
             if refusal is None:  # only one refusal needs the tokenizer: a mask cut off with the text's end
@@ -141,7 +150,7 @@ def test_hostile_text_gets_an_answer_or_a_clear_message(client, task, artifacts)
 
     check()
     # still serving
-    assert client.predict("the film was good", api_name="/sentiment")[0]["task"] == "sentiment"
+    assert call(client, "the film was good", api_name="/sentiment")[0]["task"] == "sentiment"
     record_figures(artifacts, f"hostile_{task}", {"generated_inputs_so_far": GENERATED["n"]})
 
 
@@ -154,7 +163,7 @@ def test_server_log_has_no_traceback_after_hostile_input(app_server):
 @pytest.fixture()
 def in_process_app(tiny_config):
     """The real page, served in this process so a test can break a model under it."""
-    from demo import ui
+    from demo.serving import page as ui
 
     registry = PairRegistry(load_config(tiny_config))
     registry.load_all()
@@ -179,11 +188,11 @@ def test_a_failing_forward_is_reported_and_recovers_on_reload(in_process_app):
     student.forward = broken
     try:
         with pytest.raises(AppError, match=r"The student failed while answering \(injected failure\)"):
-            client.predict("i am happy", api_name="/classify")
-        assert client.predict("good film", api_name="/sentiment")[0]["task"] == "sentiment"  # others unaffected
+            call(client, "i am happy", api_name="/classify")
+        assert call(client, "good film", api_name="/sentiment")[0]["task"] == "sentiment"  # others unaffected
     finally:
         student.forward = original
-    client.predict(api_name="/reload_classify")
+    call(client, api_name="/reload_classify")
     assert call_when_ready(client, "i am happy", "/classify")[0]["task"] == "classify"
 
 
@@ -222,9 +231,8 @@ def test_one_bad_config_entry_disables_only_that_task(tiny_config, tmp_path):
     path.write_text(yaml.safe_dump(raw))
     config = load_config(path, strict=False)
     assert config.tasks == ["fill_mask", "classify"] and "'labels' must be" in config.task_errors["sentiment"]
-    server = AppServer(path, tmp_path / "app.log")
+    server = InProcessApp(path)
     try:
-        server.wait_until_served()
         c = server.client()
         assert call_when_ready(c, "i feel happy", "/classify")[0]["task"] == "classify"
         names = c.view_api(print_info=False, return_format="dict")["named_endpoints"]
@@ -278,16 +286,15 @@ def test_binds_to_loopback_and_gradio_server_name_wins(tiny_config, tmp_path, mo
 def test_custom_models_need_the_operator_flag(client, tiny_config, tmp_path):
     assert not any(name.startswith("/custom_") for name in
                    client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    server = AppServer(tiny_config, tmp_path / "app.log", "--allow-custom-models")
+    server = InProcessApp(tiny_config, "--allow-custom-models")
     try:
-        server.wait_until_served()
         c = server.client()
         call_when_ready(c, "good", "/sentiment")
         names = c.view_api(print_info=False, return_format="dict")["named_endpoints"]
         assert "/custom_sentiment" in names
         pairs = yaml.safe_load(Path(tiny_config).read_text())["tasks"]["classify"]
         with pytest.raises(AppError, match="'model' must be a Hub id or a local directory"):
-            c.predict(" ", pairs["student"]["model"], api_name="/custom_classify")
+            call(c, " ", pairs["student"]["model"], api_name="/custom_classify")
     finally:
         server.stop()
 

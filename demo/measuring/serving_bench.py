@@ -152,6 +152,23 @@ def _load(url: str, api_names: list[str], users: int, per_user: int) -> LoadFigu
                        round(percentile(latencies, 95), 1))
 
 
+def _wait_and_warm(app_client, trivial_client, task: str, load_tasks: list[str], timeout: float = 120) -> None:
+    """Models load in the background: wait until each task answers, then warm both servers' paths."""
+    deadline = time.monotonic() + timeout
+    for name in dict.fromkeys([task, *load_tasks]):
+        while True:
+            try:
+                app_client.predict(_text(f"/{name}", 0), api_name=f"/{name}")
+                break
+            except Exception:  # noqa: BLE001 - still loading
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    for _ in range(5):
+        app_client.predict(_text(f"/{task}", 0), api_name=f"/{task}")
+        trivial_client.predict("warm up", api_name="/trivial")
+
+
 def measure(config: str | None, task: str, requests: int, users: int, per_user: int, workdir: Path,
             load_tasks: list[str] | None = None) -> ServingReport:
     from gradio_client import Client
@@ -165,19 +182,7 @@ def measure(config: str | None, task: str, requests: int, users: int, per_user: 
         app_client = Client(f"http://127.0.0.1:{app_port}/", verbose=False)
         trivial_client = Client(f"http://127.0.0.1:{trivial_port}/", verbose=False)
         load_tasks = load_tasks or [task]
-        deadline = time.monotonic() + 120
-        for name in dict.fromkeys([task, *load_tasks]):
-            while True:  # models load in the background: wait until each task answers
-                try:
-                    app_client.predict(_text(f"/{name}", 0), api_name=f"/{name}")
-                    break
-                except Exception:  # noqa: BLE001 - still loading
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
-        for _ in range(5):  # warm both servers' paths
-            app_client.predict(_text(f"/{task}", 0), api_name=f"/{task}")
-            trivial_client.predict("warm up", api_name="/trivial")
+        _wait_and_warm(app_client, trivial_client, task, load_tasks)
         app_rtt, models, trivial_rtt, overhead = [], [], [], []
         for i in range(requests):
             text = _text(f"/{task}", i)
