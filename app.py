@@ -44,7 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def serve(argv: list[str] | None = None):
     """Read the flags and the config, start loading the models, launch the page; returns the launched
-    page (without blocking), or the exit code of a bad config. main() then waits for a signal."""
+    page and its registry (without blocking), or the exit code of a bad config. main() then waits for
+    a signal."""
     args = parse_args(argv)
     try:
         config = load_config(args.config, strict=False)  # a bad task entry disables that task only
@@ -68,16 +69,16 @@ def serve(argv: list[str] | None = None):
         logging.getLogger("app").warning("task %s disabled: %s", task, reason)
     page.launch(server_name=host, server_port=port, share=args.share, show_error=False,
                 max_file_size=MAX_FILE_BYTES, prevent_thread_lock=True)
-    return page
+    return page, registry
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
-    page = serve(argv)
-    if isinstance(page, int):
-        return page
-    stop_on_signals(page)
+    served = serve(argv)
+    if isinstance(served, int):
+        return served
+    stop_on_signals(served[0])
     while True:  # serve until a signal; the handler exits the process
         time.sleep(0.5)
 

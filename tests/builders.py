@@ -5,6 +5,7 @@ conftest.py."""
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import os
 import random
 import socket
@@ -219,8 +220,6 @@ class InProcessApp:
     API; tests of the process itself (signals, binding, memory) start an AppServer."""
 
     def __init__(self, config: Path, *flags: str, env: dict | None = None):
-        import logging
-
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self._records: list = []
@@ -232,13 +231,23 @@ class InProcessApp:
         try:
             import app
 
-            self.page = app.serve(["--config", str(config), "--port", str(self.port), *flags])
+            served = app.serve(["--config", str(config), "--port", str(self.port), *flags])
         finally:
             for key, value in saved.items():
                 os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
-        if isinstance(self.page, int):
-            self.stop()
-            raise RuntimeError(f"app.serve refused the config: exit code {self.page}")
+        if isinstance(served, int):
+            logging.getLogger().removeHandler(self._handler)
+            raise RuntimeError(f"app.serve refused the config: exit code {served}")
+        self.page, self.registry = served
+
+    def wait_until_loaded(self, timeout: float = 120) -> "InProcessApp":
+        """Until every model has loaded or failed (the page answers before: it says what is loading)."""
+        deadline = time.monotonic() + timeout
+        while not self.registry.all_settled():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"models still loading after {timeout:.0f} s")
+            time.sleep(0.1)
+        return self
 
     def client(self):
         from gradio_client import Client
@@ -247,14 +256,9 @@ class InProcessApp:
 
     def log(self) -> str:
         """The warnings and errors logged while it served, tracebacks included."""
-        import logging
-
         formatter = logging.Formatter("%(levelname)s %(name)s: %(message)s")
         return "\n".join(formatter.format(r) for r in self._records)
 
     def stop(self) -> None:
-        import logging
-
-        if not isinstance(self.page, int):
-            self.page.close()
+        self.page.close()
         logging.getLogger().removeHandler(self._handler)

@@ -49,7 +49,7 @@ def tiny_config(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def app_server(tiny_config):
     """The app on the tiny pairs, served from this process (app.serve, as `python app.py` runs it)."""
-    server = InProcessApp(tiny_config)
+    server = InProcessApp(tiny_config).wait_until_loaded()  # no test builds a model while it loads its own
     try:
         yield server
     finally:

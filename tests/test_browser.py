@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a headless Chromium per test: the slow tier
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SENTENCES = {"sentiment": "the acting was great", "fill_mask": "the capital of france is [MASK] .",
              "classify": "i feel happy and loved"}

@@ -149,6 +149,7 @@ def test_tab_reports_bad_files(client, tmp_path, content, message):
         call(client, handle_file(str(path)), "classify", None, None, None, api_name="/evaluate")
 
 
+@pytest.mark.slow  # a new interpreter: ~8 s of imports on these machines
 def test_cli_runs_as_a_module(tiny_config, hand_checked, tmp_path):
     path, _ = hand_checked
     proc = subprocess.run([sys.executable, "-m", "demo.evaluate", "--config", str(tiny_config), "--task", "sentiment",

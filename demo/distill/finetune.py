@@ -18,7 +18,7 @@ from demo.distill.objectives import cross_entropy_loss_fn, mlm_loss_fn, predict_
 from demo.distill.steps import Step
 from demo.measuring.scoring import accuracy, macro_f1
 from demo.models.config import ModelSpec
-from demo.models.loading import explain_load_error
+from demo.models.loading import MODEL_BUILD_LOCK, explain_load_error
 from demo.models.masked_lm import DynamicMasker, load_masked_lm
 
 
@@ -36,10 +36,11 @@ class ClassifierFinetune(Step):
         name = self.margs.model
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
-            self.model = AutoModelForSequenceClassification.from_pretrained(
-                name, num_labels=len(data.label_names), id2label=dict(enumerate(data.label_names)),
-                label2id={n: i for i, n in enumerate(data.label_names)}, trust_remote_code=False,
-                ignore_mismatched_sizes=True)
+            with MODEL_BUILD_LOCK:
+                self.model = AutoModelForSequenceClassification.from_pretrained(
+                    name, num_labels=len(data.label_names), id2label=dict(enumerate(data.label_names)),
+                    label2id={n: i for i, n in enumerate(data.label_names)}, trust_remote_code=False,
+                    ignore_mismatched_sizes=True)
         except Exception as exc:  # noqa: BLE001
             raise explain_load_error(ModelSpec(name), exc) from None
 

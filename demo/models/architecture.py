@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoTokenizer, BertConfig, DistilBertConfig
 
 from demo.core.scratch import scratch_dir
 from demo.models.config import ModelSpec
-from demo.models.loading import MODEL_CLASSES, LoadedModel
+from demo.models.loading import MODEL_BUILD_LOCK, MODEL_CLASSES, LoadedModel
 
 # The published shapes, for when a model's own config cannot be read (no network, empty cache).
 BUILTIN_SHAPES = {"teacher": ("BERT-base", BertConfig), "student": ("DistilBERT-base", DistilBertConfig)}
@@ -53,7 +53,8 @@ def build_random(spec: ModelSpec, task: str, variant: str, device: torch.device,
     """A randomly initialised model of the spec's architecture, saved to disk (for disk size and ONNX export)."""
     config, source = architecture_config(spec, variant, task)
     torch.manual_seed(0)
-    model = MODEL_CLASSES[task].from_config(config)
+    with MODEL_BUILD_LOCK:
+        model = MODEL_CLASSES[task].from_config(config)
     if workdir is None:  # the app's fallback: random weights are worth nothing once the process ends
         workdir = scratch_dir("architecture-only-")
     workdir = Path(workdir) / f"{task}-{variant}"

@@ -189,7 +189,8 @@ def load_model(spec: ModelSpec, task: str, device: torch.device, dtype: torch.dt
             config.id2label = dict(enumerate(spec.labels))
             config.label2id = {name: i for i, name in enumerate(spec.labels)}
         tokenizer = AutoTokenizer.from_pretrained(spec.model, **common)
-        model = MODEL_CLASSES[task].from_pretrained(spec.model, config=config, dtype=dtype, **common)
+        with MODEL_BUILD_LOCK:
+            model = MODEL_CLASSES[task].from_pretrained(spec.model, config=config, dtype=dtype, **common)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one clear sentence
         raise explain_load_error(spec, exc) from exc
     if task == "fill_mask" and tokenizer.mask_token is None:
@@ -199,6 +200,11 @@ def load_model(spec: ModelSpec, task: str, device: torch.device, dtype: torch.dt
     return LoadedModel(spec=spec, task=task, model=model, tokenizer=tokenizer, device=device,
                        weight_files=weight_files(spec))
 
+
+# transformers builds a model's modules on the meta device (a context that is not confined to the thread
+# that entered it): two models built at once in one process, say the app's background loader and a
+# benchmark sweep, can leave one with weights on no device. Every build in this package holds this lock.
+MODEL_BUILD_LOCK = threading.RLock()
 
 HUB_PROBE_SECONDS = 3.0  # a TCP connection to the Hub that takes longer than this counts as no network
 

@@ -197,12 +197,14 @@ def load_masked_lm(name: str):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from demo.models.config import ModelSpec
-    from demo.models.loading import explain_load_error
+    from demo.models.loading import MODEL_BUILD_LOCK, explain_load_error
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
         mask_token_id(tokenizer, name)
-        model, info = AutoModelForMaskedLM.from_pretrained(name, trust_remote_code=False, output_loading_info=True)
+        with MODEL_BUILD_LOCK:
+            model, info = AutoModelForMaskedLM.from_pretrained(name, trust_remote_code=False,
+                                                               output_loading_info=True)
     except NoMaskToken:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes one clear sentence

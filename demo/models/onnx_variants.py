@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from demo.models.loading import LoadedModel, LoadError
+from demo.models.loading import MODEL_BUILD_LOCK, LoadedModel, LoadError
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,8 @@ def export(student: LoadedModel, int8: bool, threads: int | None = None,
             fp32_dir = target.with_name(target.name + "-fp32") if int8 else target
             if not (fp32_dir / "model.onnx").is_file():
                 log.info("exporting %s to ONNX (first run only)", student.name)
-                model = cls.from_pretrained(str(source), export=True)
+                with MODEL_BUILD_LOCK:  # the export loads the PyTorch model first
+                    model = cls.from_pretrained(str(source), export=True)
                 model.save_pretrained(fp32_dir)
                 if student.tokenizer is not None:  # architecture-only runs may have none
                     student.tokenizer.save_pretrained(fp32_dir)
