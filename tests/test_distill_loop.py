@@ -154,7 +154,8 @@ def test_two_processes_give_the_one_process_result(tmp_path, loop_data):
     to ~1e-6 and the validation accuracy exactly."""
     teacher = write_teacher(tmp_path / "teacher", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     common = ["distill", "--teacher", str(teacher), "--student-layers", "1", "--student-arch", "bert",
-              "--train-file", str(loop_data["train"]), "--validation-file", str(loop_data["validation"]), "--epochs", "2",
+              "--train-file", str(loop_data["train"]), "--validation-file", str(loop_data["validation"]),
+              "--epochs", "2",
               "--min-steps", "0", "--batch-size", "16", "--eval-batch-size", "16", "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     # Each run computes its own soft targets (no shared cache): equal weights then also show that the
@@ -224,7 +225,8 @@ def test_streaming_refuses_what_it_cannot_do(loop_data, tmp_path, capsys, extra,
 def test_a_stopped_distillation_resumes_with_its_teacher_and_refuses_another(loop_data, tmp_path, monkeypatch, capsys):
     teacher = write_teacher(tmp_path / "teacher")
     common = ["distill", "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(loop_data["train"]),
-              "--validation-file", str(loop_data["validation"]), "--epochs", "1", "--min-steps", "0", "--batch-size", "16",
+              "--validation-file", str(loop_data["validation"]), "--epochs", "1", "--min-steps", "0",
+              "--batch-size", "16",
               "--checkpoint-steps", "5", "--output-dir", str(tmp_path / "student")]
     with monkeypatch.context() as patch:
         interrupt_after(patch, 7)
@@ -245,7 +247,8 @@ def test_a_streaming_run_resumes_exactly_too(loop_data, tmp_path, monkeypatch):
     transfer = tmp_path / "transfer.txt"
     transfer.write_text("".join(f"text number {i} good film bad day\n" for i in range(300)))
     common = ["distill", "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(loop_data["train"]),
-              "--validation-file", str(loop_data["validation"]), "--epochs", "2", "--min-steps", "0", "--batch-size", "16",
+              "--validation-file", str(loop_data["validation"]), "--epochs", "2", "--min-steps", "0",
+              "--batch-size", "16",
               "--transfer-file", str(transfer), "--streaming", "--max-transfer-samples", "200",
               "--checkpoint-steps", "8", "--keep-checkpoints", "0"]
     assert main([*common, "--output-dir", str(tmp_path / "whole")]) == 0

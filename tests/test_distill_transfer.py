@@ -24,17 +24,7 @@ from demo.distill.augment import (
     load_proposer,
 )
 from demo.distill.cli import main
-from demo.distill.losses import (
-    IGNORE_INDEX,
-    LossWeights,
-    attention_kl_loss,
-    distillation_loss,
-    hard_label_loss,
-)
-from demo.distill.objectives import StudentWithProjections, classification_loss_fn
-from demo.distill.student import bert_student
 from demo.distill.targets import soft_targets
-from demo.distill.trainset import DistillSet
 from demo.models.config import ModelSpec
 from demo.models.loading import load_model
 
@@ -83,63 +73,6 @@ def distill(teacher_dir, files, out: Path, *extra: str) -> int:
     return main(["distill", "--teacher", str(teacher_dir), "--student-layers", "2", "--train-file", str(files["train"]),
                  "--validation-file", str(files["validation"]), "--epochs", "2", "--min-steps", "0", "--batch-size",
                  "16", "--learning-rate", "3e-3", "--output-dir", str(out), *extra])
-
-
-# ---- losses --------------------------------------------------------------------------------------
-def test_rows_without_a_label_get_no_hard_loss():
-    logits = torch.tensor([[2.0, -1.0], [0.5, 0.5], [-1.0, 3.0]], requires_grad=True)
-    labels = torch.tensor([0, IGNORE_INDEX, IGNORE_INDEX])
-    expected = torch.nn.functional.cross_entropy(logits[:1], labels[:1]) / 3  # one labelled row of three
-    assert hard_label_loss(logits, labels).item() == pytest.approx(expected.item())
-    hard_label_loss(logits, labels).backward()
-    assert torch.all(logits.grad[1:] == 0)  # unlabelled rows: no gradient from the hard term
-    _, parts = distillation_loss(logits, logits.detach(), torch.full((3,), IGNORE_INDEX), LossWeights())
-    assert "ce" not in parts and "kl" in parts
-
-
-def test_attention_loss_is_zero_for_identical_models_and_positive_otherwise():
-    torch.manual_seed(0)
-    teacher = BertForSequenceClassification(bert_config(num_hidden_layers=3)).eval()
-    twin = bert_student(teacher, [0, 1, 2]).eval()
-    for m in (teacher, twin):
-        m.set_attn_implementation("eager")
-    batch = {"input_ids": torch.tensor([[2, 10, 11, 12, 3], [2, 13, 3, 0, 0]]),
-             "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]),
-             "token_type_ids": torch.zeros(2, 5, dtype=torch.long), "labels": torch.tensor([0, IGNORE_INDEX]),
-             "index": torch.tensor([0, 1])}
-    loaded = type("T", (), {"model": teacher, "device": torch.device("cpu")})()
-    loss_fn = classification_loss_fn(loaded, DistillSet(), LossWeights(alpha_ce=0, alpha_hard=0, alpha_attn=1.0),
-                           [0, 1, 2], "last")
-    wrapper = StudentWithProjections(twin, 32, 32, 4)
-    _, parts = loss_fn(wrapper, batch)
-    assert parts["attn"] == pytest.approx(0.0, abs=1e-6)
-    other = bert_student(teacher, [2, 1, 0][::-1])  # same layers, then perturbed
-    with torch.no_grad():
-        other.bert.encoder.layer[0].attention.self.query.weight.mul_(3.0)
-    other.set_attn_implementation("eager")
-    _, parts = loss_fn(StudentWithProjections(other, 32, 32, 4), batch)
-    assert parts["attn"] > 1e-4
-    s = torch.softmax(torch.randn(1, 2, 3, 3), -1)
-    assert attention_kl_loss(s, s, torch.ones(1, 3)).item() == pytest.approx(0.0, abs=1e-6)
-
-
-def test_projection_serves_training_only(tmp_path):
-    torch.manual_seed(0)
-    teacher = BertForSequenceClassification(bert_config(num_hidden_layers=2, hidden_size=48)).eval()
-    student = BertForSequenceClassification(bert_config(num_hidden_layers=1))  # width 32
-    wrapper = StudentWithProjections(student, 32, 48, 2)
-    loaded = type("T", (), {"model": teacher, "device": torch.device("cpu")})()
-    loss_fn = classification_loss_fn(loaded, DistillSet(), LossWeights(alpha_ce=0, alpha_hard=0, alpha_hidden=1.0), [1], "last")
-    batch = {"input_ids": torch.tensor([[2, 10, 11, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long),
-             "token_type_ids": torch.zeros(1, 4, dtype=torch.long), "labels": torch.tensor([IGNORE_INDEX]),
-             "index": torch.tensor([0])}
-    loss, parts = loss_fn(wrapper, batch)
-    loss.backward()
-    assert parts["hidden"] > 0 and wrapper.projections[1].weight.grad.abs().sum() > 0  # the map is trained
-    wrapper.student.save_pretrained(tmp_path)
-    saved = load_file(str(tmp_path / "model.safetensors"))
-    assert not any("projection" in k for k in saved) and saved["bert.embeddings.word_embeddings.weight"].shape[1] == 32
-    assert StudentWithProjections(student, 32, 32, 2).projections is None  # same width: nothing to learn
 
 
 # ---- augmentation --------------------------------------------------------------------------------

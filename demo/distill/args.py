@@ -158,14 +158,17 @@ class TrainArguments:
         "help": "compute in fp16 (GPU) or bf16 (recent GPUs, CPU) through accelerate; weights stay float32"})
     gradient_accumulation_steps: int = field(default=1, metadata={
         "help": "batches per optimiser step (an effective batch of batch-size x this)"})
-    checkpoint_steps: int = reporting(0, "save model, optimiser, scheduler, RNG and data position every N optimiser steps (0: off)")
+    checkpoint_steps: int = reporting(0, "save model, optimiser, scheduler, RNG and data position every N optimiser "
+                                         "steps (0: off)")
     keep_checkpoints: int = reporting(2, "newest checkpoints kept (0: all)")
-    resume_from_checkpoint: Optional[str] = reporting(None, "continue a stopped run: a checkpoint directory, or 'latest' (in --output-dir/checkpoints)")
+    resume_from_checkpoint: Optional[str] = reporting(None, "continue a stopped run: a checkpoint directory, or "
+                                                      "'latest' (in --output-dir/checkpoints)")
     max_steps: int = field(default=0, metadata={
         "help": "stop after this many optimiser steps, whatever --epochs and --min-steps say (0: off); for "
                 "large text corpora"})
     logging_steps: int = reporting(50, "a history.jsonl line every N optimiser steps")
-    report_to: str = reporting("none", "accelerate trackers besides history.jsonl: none, tensorboard, wandb, ... (comma-separated)")
+    report_to: str = reporting("none", "accelerate trackers besides history.jsonl: none, tensorboard, wandb, ... "
+                                       "(comma-separated)")
 
     def __post_init__(self):
         if not self.output_dir:

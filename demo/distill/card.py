@@ -36,6 +36,11 @@ def eval_results(metrics: dict, dataset_name: str, dataset_type: str) -> list[Ev
     return results
 
 
+def hub_url(model: str) -> str:
+    """A model's page on the Hub; "#" for a local directory."""
+    return "#" if Path(model).exists() else f"https://huggingface.co/{model}"
+
+
 def render_card(metrics: dict, context: dict, template: Path = TEMPLATE) -> ModelCard:
     """metrics: the run's metrics.json; context: what the template needs beyond the figures."""
     card_data = ModelCardData(
@@ -83,7 +88,7 @@ def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[in
     repo_id = dargs.publish.push_to_hub or f"{out.name}"
     context = {
         "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": dargs.student.teacher,
-        "teacher_url": f"https://huggingface.co/{dargs.student.teacher}" if not Path(dargs.student.teacher).exists() else "#",
+        "teacher_url": hub_url(dargs.student.teacher),
         "task_description": f"text classification ({', '.join(data.label_names)})",
         "student_layer_count": len(layers), "teacher_layer_count": n_teacher_layers, "layers": layers,
         "student_arch": dargs.student.student_arch,
@@ -127,11 +132,12 @@ def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n
     card_data = ModelCardData(
         language="en", license="apache-2.0", library_name="transformers", pipeline_tag="fill-mask",
         tags=["distillation", "distilbert", "knowledge-distillation", "fill-mask"],
-        base_model=dargs.student.teacher if not Path(dargs.student.teacher).exists() else None, model_name=repo_id.split("/")[-1],
+        base_model=dargs.student.teacher if not Path(dargs.student.teacher).exists() else None,
+        model_name=repo_id.split("/")[-1],
         eval_results=mlm_eval_results(metrics, dataset_name))
     context = {
         "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": dargs.student.teacher,
-        "teacher_url": f"https://huggingface.co/{dargs.student.teacher}" if not Path(dargs.student.teacher).exists() else "#",
+        "teacher_url": hub_url(dargs.student.teacher),
         "student_layer_count": len(layers), "teacher_layer_count": n_teacher_layers, "layers": layers,
         "student_arch_name": "DistilBERT" if dargs.student.student_arch == "distilbert" else "BERT",
         "loss_description": loss_description(metrics), "args": metrics["args"],

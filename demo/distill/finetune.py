@@ -9,27 +9,21 @@ from pathlib import Path
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from demo.core.measure import count_parameters
-from demo.distill.args import DataArguments, FinetuneArguments, TrainArguments
 from demo.distill.batches import encode_examples
 from demo.distill.data import batches, read_corpus, read_data
 from demo.distill.general import corpus_record, fit_masked_lm, measurer, write_held_out
 from demo.distill.loop import FitResult, fit
 from demo.distill.objectives import cross_entropy_loss_fn, mlm_loss_fn, predict_ids
-from demo.distill.steps import Step
+from demo.distill.steps import FinetuneStep
 from demo.measuring.scoring import accuracy, macro_f1
 from demo.models.config import ModelSpec
 from demo.models.loading import MODEL_BUILD_LOCK, explain_load_error
 from demo.models.masked_lm import DynamicMasker, load_masked_lm
 
 
-class ClassifierFinetune(Step):
+class ClassifierFinetune(FinetuneStep):
     """A classifier teacher: cross-entropy on the gold labels."""
 
-    name = "finetune"
-
-    def __init__(self, margs: FinetuneArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]):
-        super().__init__((margs, data_args, targs), targs, argv)
-        self.margs, self.data_args = margs, data_args
 
     def prepare(self, accelerator) -> None:
         self.data = data = read_data(self.data_args, self.targs.seed)
@@ -73,14 +67,9 @@ class ClassifierFinetune(Step):
                 f"{metrics['macro_f1']:.4f}, {metrics['train_seconds']:.0f} s")
 
 
-class MlmFinetune(Step):
+class MlmFinetune(FinetuneStep):
     """A masked-LM teacher: the encoder adapted to the text with the masked-LM loss (dynamic masks)."""
 
-    name = "finetune"
-
-    def __init__(self, margs: FinetuneArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]):
-        super().__init__((margs, data_args, targs), targs, argv)
-        self.margs, self.data_args = margs, data_args
 
     def prepare(self, accelerator) -> None:
         self.corpus = read_corpus(self.data_args, self.targs.seed)

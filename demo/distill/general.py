@@ -18,10 +18,9 @@ from demo.data.files import read_texts
 from demo.distill.args import DataArguments, TrainArguments
 from demo.distill.batches import encode_examples
 from demo.distill.data import TextCorpus, corpus_description, read_corpus
-from demo.distill.distill_args import DistillArguments
 from demo.distill.loop import FitResult, fit, set_seed
 from demo.distill.objectives import masked_accuracy, mlm_loss_fn, triple_loss_fn
-from demo.distill.steps import Step, publish_target
+from demo.distill.steps import DistillStep
 from demo.distill.student import make_student, parse_layers, save_tokenizer
 from demo.distill.targets import weights_digest
 from demo.measuring.mlm_eval import (
@@ -105,15 +104,9 @@ def measurer(teacher, tokenizer, data_args: DataArguments, targs: TrainArguments
     return measure
 
 
-class MlmDistill(Step):
+class MlmDistill(DistillStep):
     """`distill --objective mlm`: a fill-mask student, measured against its teacher and the baselines."""
 
-    name = "distill"
-
-    def __init__(self, dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]):
-        super().__init__((dargs, data_args, targs), targs, argv)
-        self.dargs, self.data_args = dargs, data_args
-        self.baselines: list[tuple[str, str, object]] = []  # (slug, name, model)
 
     def prepare(self, accelerator) -> None:
         dargs, data_args = self.dargs, self.data_args
@@ -171,7 +164,8 @@ class MlmDistill(Step):
         metrics = {"masked_lm": report.figures(), "teacher_params": count_parameters(self.teacher),
                    "student_params": count_parameters(saved.model), "layers": self.layers,
                    "student_arch": self.dargs.student.student_arch, "loss_weights": asdict(self.weights),
-                   "eval_sets": {name: measure(texts, saved.model).figures() for name, texts in self.eval_texts.items()},
+                   "eval_sets": {name: measure(texts, saved.model).figures()
+                                 for name, texts in self.eval_texts.items()},
                    **corpus_record(self.corpus)}
         if self.dargs.tests.baselines:
             metrics["baselines"] = [self.measure_baseline(out, slug, name, model.to(device), measure)
@@ -203,8 +197,6 @@ class MlmDistill(Step):
                 f"{r.agreement_top1:.4f}, speedup {r.speedup:.2f}x, params {metrics['student_params']:,} / "
                 f"{metrics['teacher_params']:,}")
 
-    def publish_to(self):
-        return publish_target(self.dargs.publish)
 
 
 def against_baseline(entry: dict, student: MaskedLMReport, baseline: MaskedLMReport) -> dict:

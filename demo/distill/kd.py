@@ -12,13 +12,11 @@ from pathlib import Path
 
 from demo.core.measure import count_parameters
 from demo.data.files import LabelledData
-from demo.distill.args import DataArguments, TrainArguments
 from demo.distill.batches import StreamedExamples, encode_examples
-from demo.distill.distill_args import DistillArguments
 from demo.distill.loop import FitResult, fit, set_seed
 from demo.distill.losses import LossWeights
 from demo.distill.objectives import StudentWithProjections, classification_loss_fn
-from demo.distill.steps import Step, publish_target
+from demo.distill.steps import DistillStep
 from demo.distill.student import make_student, parse_layers, save_tokenizer
 from demo.distill.trainset import (
     LABELLED,
@@ -32,15 +30,9 @@ from demo.models.config import ModelSpec
 from demo.models.loading import LoadedModel, load_model
 
 
-class ClassifierDistill(Step):
+class ClassifierDistill(DistillStep):
     """`distill`: KD on labelled rows (plus transfer and augmented text), then every figure."""
 
-    name = "distill"
-
-    def __init__(self, dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments, argv: list[str]):
-        super().__init__((dargs, data_args, targs), targs, argv)
-        self.dargs, self.data_args = dargs, data_args
-        self.baselines: list[tuple[str, object, dict]] = []  # (name, model, what it trained on)
 
     def prepare(self, accelerator) -> None:
         self.inputs = read_inputs(self.dargs, self.data_args, self.targs, accelerator.device)
@@ -165,8 +157,6 @@ class ClassifierDistill(Step):
                 f"retention {r.retention:.4f}, agreement {r.agreement:.4f}, speedup {r.speedup:.2f}x, params "
                 f"{metrics['student_params']:,} / {metrics['teacher_params']:,}")
 
-    def publish_to(self):
-        return publish_target(self.dargs.publish)
 
 
 def eval_set_entry(ds: LabelledData, report) -> dict:

@@ -45,7 +45,8 @@ class StudentWithProjections(torch.nn.Module):
         return hidden if self.projections is None else self.projections[index](hidden)
 
 
-def aligned_hidden_states(s_hidden, t_hidden, layers: list[int] | None, which: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def aligned_hidden_states(s_hidden, t_hidden, layers: list[int] | None,
+                          which: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(student, teacher) hidden states, each (B, T, H), of the layer pairs `which` names ("last" or "all")."""
     return [(s_hidden[s].float(), t_hidden[t].float()) for s, t in layer_pairs(layers, which)]
 

@@ -66,6 +66,31 @@ class Step:
         return None
 
 
+class FinetuneStep(Step):
+    """`finetune`: a teacher from an encoder (--model, the data flags, the training flags)."""
+
+    name = "finetune"
+
+    def __init__(self, margs, data_args, targs: TrainArguments, argv: list[str]):
+        super().__init__((margs, data_args, targs), targs, argv)
+        self.margs, self.data_args = margs, data_args
+
+
+class DistillStep(Step):
+    """`distill`: a student from a teacher (the distillation flag groups, the data and training flags)."""
+
+    name = "distill"
+
+    def __init__(self, dargs, data_args, targs: TrainArguments, argv: list[str]):
+        super().__init__((dargs, data_args, targs), targs, argv)
+        self.dargs, self.data_args = dargs, data_args
+        self.baselines: list = []  # the students trained without (part of) the recipe, when --baselines
+
+    def publish_to(self) -> tuple[str, bool, bool] | None:
+        p = self.dargs.publish
+        return (p.push_to_hub, p.hub_private, p.dry_run) if p.push_to_hub else None
+
+
 def run_step(step: Step) -> dict:
     """Train, save and report one step; returns metrics.json's content (empty on other processes)."""
     targs = step.targs
@@ -98,11 +123,6 @@ def run_step(step: Step) -> dict:
         repo_id, private, dry_run = target
         publish(out, repo_id, private=private, dry_run=dry_run)
     return metrics
-
-
-def publish_target(publish) -> tuple[str, bool, bool] | None:
-    """The distillation steps' --push-to-hub, --hub-private and --dry-run as publish_to() gives them."""
-    return (publish.push_to_hub, publish.hub_private, publish.dry_run) if publish.push_to_hub else None
 
 
 def run_record(step: Step, accelerator, result: FitResult) -> dict:

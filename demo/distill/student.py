@@ -133,6 +133,17 @@ def _load_mapped(student: PreTrainedModel, new_sd: dict[str, torch.Tensor], tied
     return student
 
 
+# DistilBERT head tensor <- the BERT teacher's. BERT's pooler (dense + tanh on [CLS]) is the nearest thing to
+# DistilBERT's pre_classifier; the masked-LM head's transform, LayerNorm and bias are copied as they are.
+CLASSIFIER_HEAD = {"pre_classifier.weight": "bert.pooler.dense.weight", "pre_classifier.bias": "bert.pooler.dense.bias",
+                   "classifier.weight": "classifier.weight", "classifier.bias": "classifier.bias"}
+MLM_HEAD = {"vocab_transform.weight": "cls.predictions.transform.dense.weight",
+            "vocab_transform.bias": "cls.predictions.transform.dense.bias",
+            "vocab_layer_norm.weight": "cls.predictions.transform.LayerNorm.weight",
+            "vocab_layer_norm.bias": "cls.predictions.transform.LayerNorm.bias",
+            "vocab_projector.bias": "cls.predictions.bias"}
+
+
 def distilbert_student(teacher: BertForSequenceClassification,
                        layers: list[int]) -> DistilBertForSequenceClassification:
     """DistilBERT shape: token-type-0 embedding folded into positions, BERT names mapped, pooler -> pre_classifier."""
@@ -140,31 +151,17 @@ def distilbert_student(teacher: BertForSequenceClassification,
     config = _distilbert_config(tc, layers, seq_classif_dropout=tc.hidden_dropout_prob, num_labels=tc.num_labels,
                                 id2label=tc.id2label, label2id=tc.label2id, problem_type=tc.problem_type)
     sd = teacher.state_dict()
-    new_sd = {
-        **_distilbert_body(sd, layers),
-        # BERT's pooler (dense + tanh on [CLS]) is the nearest thing to DistilBERT's pre_classifier.
-        "pre_classifier.weight": sd["bert.pooler.dense.weight"],
-        "pre_classifier.bias": sd["bert.pooler.dense.bias"],
-        "classifier.weight": sd["classifier.weight"],
-        "classifier.bias": sd["classifier.bias"],
-    }
+    new_sd = {**_distilbert_body(sd, layers), **{new: sd[old] for new, old in CLASSIFIER_HEAD.items()}}
     return _load_mapped(DistilBertForSequenceClassification(config), new_sd)
 
 
 def distilbert_mlm_student(teacher: BertForMaskedLM, layers: list[int]) -> DistilBertForMaskedLM:
-    """DistilBERT shape with the teacher's masked-LM head: transform, LayerNorm and bias copied, the
-    output projection tied to the (copied) word embeddings as in the teacher."""
-    config = _distilbert_config(teacher.config, layers)
+    """DistilBERT shape with the teacher's masked-LM head, the output projection tied to the (copied)
+    word embeddings as in the teacher."""
     sd = teacher.state_dict()
-    new_sd = {
-        **_distilbert_body(sd, layers),
-        "vocab_transform.weight": sd["cls.predictions.transform.dense.weight"],
-        "vocab_transform.bias": sd["cls.predictions.transform.dense.bias"],
-        "vocab_layer_norm.weight": sd["cls.predictions.transform.LayerNorm.weight"],
-        "vocab_layer_norm.bias": sd["cls.predictions.transform.LayerNorm.bias"],
-        "vocab_projector.bias": sd["cls.predictions.bias"],
-    }
-    student = _load_mapped(DistilBertForMaskedLM(config), new_sd, tied=("vocab_projector.weight",))
+    new_sd = {**_distilbert_body(sd, layers), **{new: sd[old] for new, old in MLM_HEAD.items()}}
+    student = _load_mapped(DistilBertForMaskedLM(_distilbert_config(teacher.config, layers)), new_sd,
+                           tied=("vocab_projector.weight",))
     student.tie_weights()
     return student
 

@@ -118,7 +118,8 @@ def refuse_masked_lm_teacher(name: str) -> None:
 
 
 def resolve_mlm(dargs: DistillArguments, device) -> MaskedLM | None:
-    if not dargs.augmentation.augment or dargs.augmentation.augment_swap_prob == 0 or dargs.augmentation.augment_mlm == "none":
+    aug = dargs.augmentation
+    if not aug.augment or aug.augment_swap_prob == 0 or aug.augment_mlm == "none":
         return None
     name = dargs.student.teacher if dargs.augmentation.augment_mlm == "teacher" else dargs.augmentation.augment_mlm
     return load_proposer(name, device)
@@ -166,9 +167,10 @@ def build_distill_set(inputs: Inputs, dargs: DistillArguments, data_args: DataAr
     (computed once, shared out over the processes of an accelerate launch)."""
     teacher, data = inputs.teacher, inputs.data
     mask = teacher.tokenizer.mask_token or "[MASK]"
-    aug_labelled = augment_texts(data.train.texts, inputs.augment, mask, inputs.mlm) if dargs.augmentation.augment else []
+    aug = dargs.augmentation
+    aug_labelled = augment_texts(data.train.texts, inputs.augment, mask, inputs.mlm) if aug.augment else []
     transfer = inputs.transfer_texts
-    aug_transfer = augment_texts(transfer, inputs.augment, mask, inputs.mlm) if dargs.augmentation.augment_transfer else []
+    aug_transfer = augment_texts(transfer, inputs.augment, mask, inputs.mlm) if aug.augment_transfer else []
     if (aug_labelled or aug_transfer) and (accelerator is None or accelerator.is_main_process):
         write_augmented_sample(out / "augmented_samples.tsv", data.train.texts, aug_labelled, transfer, aug_transfer,
                                targs.seed)

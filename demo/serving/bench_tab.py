@@ -63,8 +63,10 @@ def build_tab(registry: PairRegistry) -> None:
         variants = gr.CheckboxGroup(list(VARIANTS), value=["teacher", "student"], label="Variants",
                                     elem_id="bench-variants")
     with gr.Row():
-        batch_sizes = gr.Textbox(",".join(map(str, QUICK_BATCH_SIZES)), label="Batch sizes", elem_id="bench-batch-sizes")
-        seq_lens = gr.Textbox(",".join(map(str, QUICK_SEQ_LENS)), label="Sequence lengths (tokens)", elem_id="bench-seq-lens")
+        batch_sizes = gr.Textbox(",".join(map(str, QUICK_BATCH_SIZES)), label="Batch sizes",
+                                 elem_id="bench-batch-sizes")
+        seq_lens = gr.Textbox(",".join(map(str, QUICK_SEQ_LENS)), label="Sequence lengths (tokens)",
+                              elem_id="bench-seq-lens")
         repeats = gr.Number(MIN_REPEATS, precision=0, label=f"Timed repeats (at least {MIN_REPEATS})")
         architecture_only = gr.Checkbox(False, label="Architecture only (random weights)")
     with gr.Row():
