@@ -1,6 +1,6 @@
 """`python -m demo.bench`: the headless speed and size sweep -> bench.json, bench.md, bench.html.
 
-The edge only: flags -> BenchSettings -> bench_sweep.sweep -> bench_report (the Benchmark tab
+The edge only: flags -> BenchSettings -> measuring.sweep.sweep -> measuring.bench_report (the Benchmark tab
 calls the same three, so the page and the CLI measure and refuse alike).
 """
 

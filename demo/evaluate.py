@@ -6,7 +6,7 @@ agreement, speedup) -> report.md and report.json; `--against MODEL` adds a secon
 on the same masks and a token-by-token comparison of the two (is the distilled student's lead over,
 say, the one trained without a teacher more than the noise of the sample?).
 
-The edge only: flags -> EvalSettings -> eval_run (the Evaluate tab calls the same functions, so
+The edge only: flags -> EvalSettings -> measuring.evaluation (the Evaluate tab calls the same functions, so
 the page and the CLI give the same figures and refuse the same input).
 """
 

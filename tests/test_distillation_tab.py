@@ -18,7 +18,7 @@ from demo.measuring.charts import (
 )
 from demo.serving.evidence import Evidence, EvidenceError
 
-from .builders import InProcessApp, write_sentiment_tsv, write_teacher
+from .builders import ROOT, InProcessApp, write_sentiment_tsv, write_teacher
 
 
 def page_components(url: str) -> dict[str, dict]:
@@ -66,8 +66,10 @@ def test_a_run_is_shown_with_its_recipe_and_evidence_and_the_spaces_own_links(ti
     finally:
         server.stop()
     script_links = links(parts["distill-script"]["value"])
-    assert script_links and all(u.startswith("https://huggingface.co/spaces/someone/some-space/blob/main/demo/distill/")
-                                for u in script_links)
+    space = "https://huggingface.co/spaces/someone/some-space/blob/main/"
+    assert script_links and all(u.startswith(space + "demo/distill/") for u in script_links)
+    missing = [u for u in script_links if not (ROOT / u.removeprefix(space)).is_file()]
+    assert not missing, f"links to files the Space does not have: {missing}"
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     recipe = parts["distill-recipe"]["value"]
     assert metrics["command"] in recipe and "96 labelled" in recipe

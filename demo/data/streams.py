@@ -1,7 +1,7 @@
 """A text file too large to hold in memory, read as a stream with `datasets`.
 
 For --streaming transfer text: the file is read in chunks as it is consumed. Its quoting is told
-from its first megabyte with the same rules as datafiles' reader, and the texts come out as that
+from its first megabyte with the same rules as files.py's reader, and the texts come out as that
 reader gives them (tested on the quoted review files and on SST-2).
 """
 

@@ -67,7 +67,7 @@ class StreamedExamples:
     carry no label and index -1: their teacher outputs are computed batch by batch."""
 
     rows: Examples
-    streams: list  # datafiles.TextStream
+    streams: list  # data.streams.TextStream
     n_streamed: int
     max_length: int
 

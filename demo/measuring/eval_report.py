@@ -1,4 +1,4 @@
-"""An evaluation (eval_run's plain data) rendered for people (Markdown, HTML) and machines (JSON, CSV). No Gradio."""
+"""An evaluation (measuring.evaluation's plain data) rendered for people (Markdown, HTML) and machines (JSON, CSV). No Gradio."""
 
 from __future__ import annotations
 

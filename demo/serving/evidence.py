@@ -15,7 +15,7 @@ from demo.core.formatting import code, human_count, md_escape
 from demo.models.config import DistillationLink
 
 # The training script's files, in the order a reader would open them.
-SCRIPT_FILES = ("cli.py", "args.py", "kd.py", "general.py", "losses.py", "student.py", "train.py")
+SCRIPT_FILES = ("cli.py", "steps.py", "kd.py", "general.py", "objectives.py", "losses.py", "student.py", "loop.py")
 SCRIPT_DIR = Path(__file__).resolve().parents[1] / "distill"
 EXAMPLE_COMMAND = ("python -m demo.distill distill --teacher TEACHER --student-layers 3 --train-file TRAIN "
                    "--validation-file VAL --baselines --eval-file other=OTHER_DOMAIN --output-dir STUDENT")
