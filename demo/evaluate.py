@@ -15,19 +15,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from demo.core.errors import UsageError, exit_on_user_error
-from demo.core.progress import ProgressLine
+from demo.core.errors import exit_on_user_error
 from demo.data.files import QUOTING
-from demo.measuring.eval_report import write_reports
 from demo.measuring.evaluation import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_LENGTH,
     MAX_ROWS,
     EvalSettings,
-    evaluate_task,
-    read_eval_file,
 )
-from demo.measuring.fill_mask_report import evaluate_fill_mask, load_registry_for
+from demo.measuring.fill_mask_report import evaluate_fill_mask
+from demo.measuring.labelled_run import evaluate_labelled
 from demo.models.config import (
     DEVICES,
     LABELLED_TASKS,
@@ -55,8 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--unbatched-baseline", action="store_true",
                    help="also time one example at a time, to show what batching buys")
     p.add_argument("--against", default=None, metavar="MODEL",
-                   help="fill_mask only: a second student (Hub id or directory, e.g. a run's baselines/mlm-alone) "
-                        "measured on the same masks, compared with the student token by token (McNemar)")
+                   help="a second student (Hub id or directory, e.g. a run's baselines/...) measured on the same "
+                        "rows (fill_mask: the same masks), compared with the student row by row (exact McNemar)")
     return p.parse_args(argv)
 
 
@@ -67,20 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                             max_rows=args.max_rows, unbatched_baseline=args.unbatched_baseline, quoting=args.quoting)
     if args.task == "fill_mask":
         return evaluate_fill_mask(args, settings)
-    if args.against:
-        raise UsageError("--against compares two fill-mask students on the same masks; use it with --task fill_mask "
-                         "(for a labelled task, evaluate each pair on the same file and compare the reports).")
-    data = read_eval_file(args.file, args.text_column, args.label_column, settings)
-    registry = load_registry_for(args.config, args.task, args.device)
-    with ProgressLine("evaluated", unit="examples") as progress:
-        report, ctx = evaluate_task(registry, data, settings, progress)
-    paths = write_reports(report, ctx, args.out)
-    print(f"{report.n_examples:,} examples: teacher accuracy {report.teacher_accuracy:.4f}, student "
-          f"{report.student_accuracy:.4f}, retention {report.retention:.4f}, agreement {report.agreement:.4f}, "
-          f"speedup {report.speedup:.2f}x" + (f", batching {ctx.unbatched['ratio']:.1f}x faster than one at a time"
-                                                if ctx.unbatched else ""))
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
-    return 0
+    return evaluate_labelled(args, settings)
 
 
 if __name__ == "__main__":

@@ -131,13 +131,6 @@ def test_the_evaluator_compares_the_student_with_a_baseline_token_by_token(mlm_t
     assert itself["mcnemar_z"] is None
 
 
-def test_the_evaluator_refuses_against_for_a_labelled_task(tmp_path, capsys):
-    assert evaluate_main(["--task", "sentiment", "--file", str(tmp_path / "x.csv"), "--against", "m",
-                          "--out", str(tmp_path / "out")]) == 2
-    assert "--against compares two fill-mask students" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
-
-
 def test_the_evaluator_refuses_an_against_model_that_does_not_load(mlm_teacher, mlm_student, tmp_path, capsys):
     config = tmp_path / "pairs.yaml"
     config.write_text(yaml.safe_dump({"device": "cpu", "tasks": {"fill_mask": {

@@ -13,6 +13,7 @@ import torch
 import yaml
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
+from scipy.stats import binomtest
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from demo.evaluate import main as evaluate_main
@@ -60,6 +61,27 @@ def hand_checked(tiny_config, tmp_path_factory):
     return path, expected
 
 
+def test_against_compares_a_second_student_row_by_row(tiny_config, hand_checked, tmp_path, capsys):
+    """The teacher as the second student: the comparison must mirror the report's own teacher/student one."""
+    path, _ = hand_checked
+    teacher_dir = yaml.safe_load(Path(tiny_config).read_text())["tasks"]["classify"]["teacher"]["model"]
+    out = tmp_path / "vs-teacher"
+    assert evaluate_main(["--config", str(tiny_config), "--task", "classify", "--file", str(path), "--against",
+                          teacher_dir, "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    against, own = report["against"]["paired"], report["paired"]
+    assert (against["a"], against["b"]) == ("the student", teacher_dir) and (own["a"], own["b"]) == ("student", "teacher")
+    assert (against["a_right_b_wrong"], against["b_right_a_wrong"]) == (own["a_right_b_wrong"], own["b_right_a_wrong"])
+    assert against["mcnemar_p"] == own["mcnemar_p"]
+    assert report["against"]["accuracy"]["value"] == pytest.approx(report["teacher_accuracy"])
+    assert "The student against" in (out / "report.md").read_text()
+    assert f"against {teacher_dir}:" in capsys.readouterr().out
+    missing = tmp_path / "no-such-model"
+    assert evaluate_main(["--config", str(tiny_config), "--task", "classify", "--file", str(path), "--against",
+                          str(missing), "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists() and "does not exist" in capsys.readouterr().err
+
+
 def test_cli_figures_are_right_on_a_hand_checked_file(tiny_config, hand_checked, tmp_path):
     path, expected = hand_checked
     out = tmp_path / "report"
@@ -72,6 +94,16 @@ def test_cli_figures_are_right_on_a_hand_checked_file(tiny_config, hand_checked,
     assert report["agreement"] == pytest.approx(expected["agreement"])
     assert report["retention"] == pytest.approx(expected["student_accuracy"] / expected["teacher_accuracy"])
     assert report["speedup"] == pytest.approx(report["teacher_total_ms"] / report["student_total_ms"])
+    # every figure carries its 95% interval; accuracy's is Wilson's, the comparison an exact McNemar test
+    intervals = report["intervals"]
+    assert intervals["teacher_accuracy"]["method"] == "wilson" and intervals["teacher_accuracy"]["n"] == 12
+    assert intervals["teacher_accuracy"]["low"] < 7 / 12 < intervals["teacher_accuracy"]["high"]
+    for name in ("student_accuracy", "agreement", "retention", "teacher_macro_f1", "speedup"):
+        e = intervals[name]
+        assert e["value"] is None or e["low"] <= e["value"] <= e["high"], name
+    b, c = report["paired"]["a_right_b_wrong"], report["paired"]["b_right_a_wrong"]  # a: the student, b: the teacher
+    assert b - c == round((report["student_accuracy"] - report["teacher_accuracy"]) * 12)
+    assert report["paired"]["mcnemar_p"] == pytest.approx(binomtest(b, b + c, 0.5).pvalue if b + c else None)
     with (out / "predictions.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 12 and {int(r["index"]) for r in rows if r["agree"] == "False"} == expected["disagreeing_rows"]
@@ -197,17 +229,23 @@ def test_the_scorecard_shows_the_figures_of_the_charts_and_the_report(app_server
     chart_title = json.loads(result[4]["plot"])["layout"]["title"]["text"]
     markdown, card = call(session, api_name="/scorecard")
     row = next(r for r in card["rows"] if r["task"] == "classify")
-    assert row["requests"] == 3 and row["agreement"] == pytest.approx(sum(agreements) / 3)
-    assert f"speedup {row['speedup']:.2f}×" in chart_title  # the chart's subtitle and the scorecard: one figure
-    assert row["met"]["speedup"] == (row["speedup"] >= 1.6) and row["params_saved"] > 0
+    assert row["requests"] == 3 and row["agreement"]["value"] == pytest.approx(sum(agreements) / 3)
+    speedup = row["speedup"]
+    assert f"speedup {speedup['value']:.2f}×" in chart_title  # the chart's subtitle and the scorecard: one figure
+    assert speedup["n"] == 3 and speedup["low"] <= speedup["value"] <= speedup["high"]
+    # three requests decide nothing unless the whole interval clears (or misses) 1.6
+    expected = "met" if speedup["low"] >= 1.6 else "not met" if speedup["high"] < 1.6 else "not yet known"
+    assert row["state"]["speedup"] == expected and row["params_saved"] > 0
     path, _ = hand_checked
     upload = tmp_path / "hand.csv"
     upload.write_bytes(path.read_bytes())
     figures = call(session, handle_file(str(upload)), "classify", "text", "label", None, api_name="/evaluate")[0]
     markdown, card = call(session, api_name="/scorecard")
     row = next(r for r in card["rows"] if r["task"] == "classify")
-    assert row["retention"] == pytest.approx(figures["retention"]) and row["retention_data"] == "hand.csv"
+    assert row["retention"]["value"] == pytest.approx(figures["retention"]) and row["retention_data"] == "hand.csv"
+    assert row["retention"] == figures["intervals"]["retention"]  # the same interval, not only the same point
     in_report = figures["scorecard"]["rows"][0]
-    assert in_report["retention"] == pytest.approx(figures["retention"])
-    assert in_report["speedup"] == pytest.approx(figures["speedup"]) and in_report["params_saved"] == row["params_saved"]
-    assert f"{figures['retention']:.3f} on `hand.csv`" in markdown
+    assert in_report["retention"]["value"] == pytest.approx(figures["retention"])
+    assert in_report["speedup"]["value"] == pytest.approx(figures["speedup"])
+    assert in_report["params_saved"] == row["params_saved"]
+    assert f"{figures['retention']:.3f} [" in markdown and "on `hand.csv` (n = 12)" in markdown

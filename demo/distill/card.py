@@ -7,6 +7,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from demo.distill.data import data_description
+from demo.measuring.stats import Estimate
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_card" / "template.md"
 MLM_TEMPLATE = TEMPLATE.with_name("template_mlm.md")
@@ -39,6 +40,26 @@ def eval_results(metrics: dict, dataset_name: str, dataset_type: str) -> list[Ev
 def hub_url(model: str) -> str:
     """A model's page on the Hub; "#" for a local directory."""
     return "#" if Path(model).exists() else f"https://huggingface.co/{model}"
+
+
+def interval_texts(intervals: dict) -> dict[str, str]:
+    """Each figure as "value [low, high]" (or "undefined (why)") for the card's tables."""
+    digits = {"speedup": 2, "retention": 3, "agreement": 3}
+    out = {}
+    for name, raw in intervals.items():
+        out[name] = Estimate(**raw).text(digits.get(name, 4), unit="×" if name == "speedup" else "")
+    return out
+
+
+def lead_text(paired: dict | None) -> str:
+    """A paired comparison in a table cell: "+2.3 points [0.9, 3.7], p = 0.002"."""
+    if not paired:
+        return "–"
+    diff = Estimate(**paired["difference"])
+    if not diff.defined:
+        return diff.text()
+    p = "no row differs" if paired["mcnemar_p"] is None else f"p = {paired['mcnemar_p']:.3g}"
+    return f"{diff.value * 100:+.1f} points [{diff.low * 100:+.1f}, {diff.high * 100:+.1f}], {p}"
 
 
 def render_card(metrics: dict, context: dict, template: Path = TEMPLATE) -> ModelCard:
@@ -97,7 +118,9 @@ def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[in
         "best_epoch": best_epoch, "data_description": data_description(data_args, data),
         "example_text": data.validation.texts[0][:120].replace('"', "'"), "label_names": data.label_names,
         "max_seq_length": data_args.max_seq_length, "command": metrics["command"],
-        "baselines": metrics.get("baselines"), "dataset_name": dataset_name,
+        "baselines": [{**b, "ci": interval_texts(b.get("intervals", {})), "lead": lead_text(b.get("paired"))}
+                      for b in metrics.get("baselines") or []] or None,
+        "ci": interval_texts(metrics.get("intervals", {})), "dataset_name": dataset_name,
         "dataset_type": data_args.dataset or dataset_name,
     }
     render_card(metrics, context).save(out / "README.md")

@@ -25,6 +25,7 @@ from demo.distill.trainset import (
     read_inputs,
     use_eager_attention,
 )
+from demo.measuring import stats
 from demo.measuring.evaluation import evaluate_pair
 from demo.models.config import ModelSpec
 from demo.models.loading import LoadedModel, load_model
@@ -139,9 +140,17 @@ class ClassifierDistill(DistillStep):
         report = self.evaluate(loaded, data.validation.texts, [data.label_names[i] for i in data.validation_ids])
         print(f"baseline {name}: accuracy {report.student_accuracy:.4f} (retention {report.retention:.4f})", flush=True)
         teacher_acc = self.report.teacher_accuracy
+        paired = stats.paired_comparison(student_hits(self.report), student_hits(report), "the distilled student",
+                                         name.split(" (")[0])
+        print(f"  the distilled student against {name}: {paired.sentence()}", flush=True)
         return {"name": name, "accuracy": report.student_accuracy, "macro_f1": report.student_macro_f1,
                 "retention": report.student_accuracy / teacher_acc if teacher_acc else float("nan"),
                 "agreement": report.agreement, "data": seen,
+                "intervals": {"accuracy": report.intervals["student_accuracy"],
+                              "macro_f1": report.intervals["student_macro_f1"],
+                              "retention": stats.ratio(student_hits(report), teacher_hits(self.report),
+                                                       "retention").to_dict()},
+                "paired": paired.to_dict(),
                 "eval_sets": {k: {"accuracy": v["student_accuracy"], "macro_f1": v["student_macro_f1"],
                                   "retention": v["retention"]} for k, v in self.eval_set_figures(loaded).items()}}
 
@@ -157,6 +166,14 @@ class ClassifierDistill(DistillStep):
                 f"retention {r.retention:.4f}, agreement {r.agreement:.4f}, speedup {r.speedup:.2f}x, params "
                 f"{metrics['student_params']:,} / {metrics['teacher_params']:,}")
 
+
+
+def student_hits(report) -> list[bool]:
+    return [r["student_prediction"] == r["gold"] for r in report.rows]
+
+
+def teacher_hits(report) -> list[bool]:
+    return [r["teacher_prediction"] == r["gold"] for r in report.rows]
 
 
 def eval_set_entry(ds: LabelledData, report) -> dict:

@@ -12,8 +12,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from demo.core.formatting import code, human_bytes, human_count, md_escape
+from demo.measuring import stats
 from demo.measuring.evaluation import EvalContext, EvalReport
 from demo.measuring.scorecard import Scorecard, ScoreRow, params_saved
+from demo.measuring.stats import Estimate
 
 DISAGREEMENTS_SHOWN = 25  # rows of the disagreement table in the Markdown report (all are in the CSV)
 PREDICTION_COLUMNS = ["index", "text", "gold", "teacher_prediction", "teacher_confidence", "student_prediction",
@@ -24,9 +26,19 @@ EXPLORER_COLUMNS = ["index", "text", "gold", "teacher_prediction", "teacher_conf
 
 def report_scorecard(report: EvalReport, ctx: EvalContext) -> Scorecard:
     """The pair against DistilBERT's claims, with the speed and agreement measured on this file."""
-    return Scorecard([ScoreRow(task=ctx.task, params_saved=params_saved(ctx.sizes), speedup=report.speedup,
-                               requests=report.n_examples, agreement=report.agreement, retention=report.retention,
-                               retention_data=ctx.data_name)], speedup_measured_on="this file")
+    return Scorecard([ScoreRow(task=ctx.task, params_saved=params_saved(ctx.sizes), speedup=report.estimate("speedup"),
+                               requests=report.n_examples, agreement=report.estimate("agreement"),
+                               retention=report.estimate("retention"), retention_data=ctx.data_name)],
+                     speedup_measured_on="this file", unit="batches")
+
+
+def against_figures(report: EvalReport, other: EvalReport, name: str) -> dict:
+    """A second student (--against) on the same rows: its figures, and the student against it (paired)."""
+    hits = lambda r: [row["student_prediction"] == row["gold"] for row in r.rows]  # noqa: E731
+    paired = stats.paired_comparison(hits(report), hits(other), "the student", name)
+    return {"model": name, "accuracy": other.intervals["student_accuracy"],
+            "macro_f1": other.intervals["student_macro_f1"], "retention": other.intervals["retention"],
+            "paired": paired.to_dict()}
 
 
 def report_json(report: EvalReport, ctx: EvalContext) -> dict:
@@ -35,6 +47,8 @@ def report_json(report: EvalReport, ctx: EvalContext) -> dict:
             "n_disagreements": len(report.disagreements), "scorecard": report_scorecard(report, ctx).to_dict()}
     if ctx.unbatched:
         data["unbatched"] = ctx.unbatched
+    if ctx.against:
+        data["against"] = ctx.against
     return data
 
 
@@ -64,8 +78,8 @@ def explorer_rows(report: EvalReport) -> list[list]:
 
 def _figures_table(r: EvalReport) -> list[str]:
     return ["| | teacher | student |", "| --- | --- | --- |",
-            f"| accuracy | {r.teacher_accuracy:.4f} | {r.student_accuracy:.4f} |",
-            f"| macro-F1 | {r.teacher_macro_f1:.4f} | {r.student_macro_f1:.4f} |",
+            f"| accuracy | {r.estimate('teacher_accuracy').text()} | {r.estimate('student_accuracy').text()} |",
+            f"| macro-F1 | {r.estimate('teacher_macro_f1').text()} | {r.estimate('student_macro_f1').text()} |",
             f"| total latency | {r.teacher_total_ms:,.0f} ms | {r.student_total_ms:,.0f} ms |",
             f"| per example | {r.teacher_total_ms / r.n_examples:.2f} ms | "
             f"{r.student_total_ms / r.n_examples:.2f} ms |"]
@@ -76,9 +90,10 @@ def summary_markdown(report: EvalReport, ctx: EvalContext) -> str:
     r = report
     return "\n".join([f"**{r.n_examples:,} examples** of {code(ctx.data_name)}, device **{r.device}**", "",
                       *_figures_table(r), "",
-                      f"**Retention** {r.retention:.4f} · **agreement** {r.agreement:.4f} · **speedup** "
-                      f"{r.speedup:.2f}× · **{len(r.disagreements):,} disagreements** (below, teacher's most "
-                      "confident first)"])
+                      f"**Retention** {r.estimate('retention').text()} · **agreement** "
+                      f"{r.estimate('agreement').text()} · **speedup** {r.estimate('speedup').text(2, unit='×')} · "
+                      f"**{len(r.disagreements):,} disagreements** (below, teacher's most confident first)", "",
+                      f"Teacher against student on the same rows: {r.paired['sentence']}. Brackets: 95% intervals."])
 
 
 def _confusion_md(matrix: list[list[int]], names: list[str]) -> str:
@@ -105,15 +120,27 @@ def report_markdown(report: EvalReport, ctx: EvalContext) -> str:
         f"| parameters | {size_row('params', human_count)} |",
         f"| weights on disk | {size_row('disk_bytes', human_bytes)} |",
         "",
-        f"**Retention** (student / teacher accuracy): **{r.retention:.4f}** · **agreement**: "
-        f"**{r.agreement:.4f}** · **speedup** on this data: **{r.speedup:.2f}×** "
-        "(teacher ms / student ms; tokenisation included; same batches, alternating which model goes first).",
+        f"**Retention** (student / teacher accuracy): **{r.estimate('retention').text()}** · **agreement**: "
+        f"**{r.estimate('agreement').text()}** · **speedup** on this data: "
+        f"**{r.estimate('speedup').text(2, unit='×')}** (teacher ms / student ms over {r.estimate('speedup').n:,} "
+        "batches; tokenisation included; same batches, alternating which model goes first).",
+        "",
+        f"**Teacher against student, on the same rows**: {r.paired['sentence']} (exact McNemar test on the rows where "
+        "exactly one of them is right).",
+        "",
+        "Brackets are 95% intervals: Wilson for accuracy and agreement, a seeded bootstrap over examples for "
+        "macro-F1 and retention, over the timed batch pairs for the speedup.",
     ]
     if ctx.unbatched:
         u = ctx.unbatched
         lines += ["", f"Batching: one example at a time took {u['teacher_total_ms'] + u['student_total_ms']:,.0f} ms "
                   f"for both models, batches of {r.batch_size} took {r.teacher_total_ms + r.student_total_ms:,.0f} ms: "
                   f"**{u['ratio']:.1f}×** faster batched."]
+    if ctx.against:
+        a = ctx.against
+        lines += ["", f"## The student against {code(a['model'])}", "",
+                  f"{code(a['model'])} on the same rows: accuracy {Estimate(**a['accuracy']).text()}, macro-F1 "
+                  f"{Estimate(**a['macro_f1']).text()}. {a['paired']['sentence'].capitalize()}."]
     lines += ["", "## Scorecard", "", report_scorecard(report, ctx).markdown()]
     lines += ["", "## Confusion matrices", "", "Teacher:", "", _confusion_md(r.teacher_confusion, r.label_names), "",
               "Student:", "", _confusion_md(r.student_confusion, r.label_names), "",

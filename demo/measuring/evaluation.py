@@ -21,7 +21,9 @@ from demo.data.files import (
     LabelledData,
     read_labelled,
 )
+from demo.measuring import stats
 from demo.measuring.scoring import accuracy, agreement, confusion_matrix, macro_f1
+from demo.measuring.stats import Estimate
 from demo.models.config import LABELLED_TASKS, ConfigError
 from demo.models.inputs import length_problem, model_inputs
 from demo.models.loading import LoadedModel
@@ -132,7 +134,13 @@ class EvalReport:
     device: str
     teacher_confusion: list[list[int]] = field(default_factory=list)
     student_confusion: list[list[int]] = field(default_factory=list)
+    intervals: dict[str, dict] = field(default_factory=dict)  # figure -> Estimate.to_dict(): value, 95% interval, n
+    paired: dict = field(default_factory=dict)  # teacher against student on the same rows (PairedComparison)
     rows: list[dict] = field(default_factory=list, repr=False)
+
+    def estimate(self, name: str) -> Estimate:
+        """A figure with its interval (accuracy, macro-F1, agreement, retention, speedup; teacher_/student_)."""
+        return Estimate(**self.intervals[name])
 
     def figures(self) -> dict:
         """The headline numbers (report.json, metrics.json), without the per-example rows."""
@@ -194,6 +202,7 @@ def evaluate_pair(teacher: LoadedModel, student: LoadedModel, texts: Sequence[st
              "student_prediction": names[student_in_t[i]], "student_confidence": round(s_pred.confidences[i], 6)}
             for i in range(len(texts))]
     t_ms, s_ms = sum(t_pred.latency_ms), sum(s_pred.latency_ms)
+    intervals, paired = uncertainty(t_pred.labels, student_in_t, gold_t, t_pred.latency_ms, s_pred.latency_ms)
     return EvalReport(
         n_examples=len(texts), label_names=names, teacher_model=teacher.name, student_model=student.name,
         teacher_accuracy=t_acc, student_accuracy=s_acc, retention=s_acc / t_acc if t_acc else float("nan"),
@@ -202,40 +211,26 @@ def evaluate_pair(teacher: LoadedModel, student: LoadedModel, texts: Sequence[st
         teacher_total_ms=t_ms, student_total_ms=s_ms, speedup=t_ms / s_ms if s_ms else float("nan"),
         batch_size=batch_size, device=str(teacher.device),
         teacher_confusion=confusion_matrix(t_pred.labels, gold_t, len(names)),
-        student_confusion=confusion_matrix(student_in_t, gold_t, len(names)), rows=rows)
+        student_confusion=confusion_matrix(student_in_t, gold_t, len(names)), intervals=intervals, paired=paired,
+        rows=rows)
 
 
-def variant_agreement(task: str, models: dict[str, LoadedModel], data: LabelledData, notes: list[str],
-                      flag_share: float) -> list[dict]:
-    """Agreement of each variant with the fp32 student (and accuracy) on a labelled file; the benchmark's
-    cost-of-acceleration table. A variant that changes more than flag_share of the answers is flagged."""
-    if task == "fill_mask" or "student" not in models:
-        return []
-    try:
-        label_index(models["student"], data.labels)
-    except LabelMismatch:
-        notes.append(f"{task}: the eval file's labels are not this task's; no agreement measured for it.")
-        return []
-    preds = {}
-    for variant, loaded in models.items():
-        ids = []
-        for start in range(0, len(data.texts), 32):
-            ids += predict_batch(loaded, data.texts[start:start + 32])[0]
-        preds[variant] = [loaded.id2label[i] for i in ids]
-    out = []
-    for variant, labels in preds.items():
-        agree = sum(a.lower() == b.lower() for a, b in zip(labels, preds["student"])) / len(labels)
-        row = {"task": task, "variant": variant, "n_examples": len(labels), "agreement_with_student": agree,
-               "changed_share": 1 - agree, "flagged": variant.startswith("student-onnx") and (1 - agree) > flag_share}
-        try:
-            gold_map = label_index(models[variant], data.labels)
-            names = models[variant].id2label
-            row["accuracy"] = sum(lab == names[gold_map[g]] for lab, g in zip(labels, data.labels)) / len(labels)
-        except LabelMismatch as exc:
-            notes.append(f"{task} {variant}: no accuracy ({exc})")
-        out.append(row)
-    return out
-
+def uncertainty(teacher: list[int], student: list[int], gold: list[int], teacher_ms: list[float],
+                student_ms: list[float]) -> tuple[dict[str, dict], dict]:
+    """Every figure's 95% interval, and teacher against student on the same rows (exact McNemar).
+    The speedup's interval comes from the per-batch timing pairs (both models ran each batch in turn)."""
+    t_hits = [p == g for p, g in zip(teacher, gold)]
+    s_hits = [p == g for p, g in zip(student, gold)]
+    n = len(gold)
+    estimates = {"teacher_accuracy": stats.proportion(sum(t_hits), n),
+                 "student_accuracy": stats.proportion(sum(s_hits), n),
+                 "agreement": stats.proportion(sum(a == b for a, b in zip(teacher, student)), n),
+                 "teacher_macro_f1": stats.macro_f1_estimate(teacher, gold),
+                 "student_macro_f1": stats.macro_f1_estimate(student, gold),
+                 "retention": stats.ratio(s_hits, t_hits, "retention"),
+                 "speedup": stats.speedup(teacher_ms, student_ms)}
+    paired = stats.paired_comparison(s_hits, t_hits, "student", "teacher")
+    return {k: e.to_dict() for k, e in estimates.items()}, paired.to_dict()
 
 
 @dataclass
@@ -247,6 +242,7 @@ class EvalContext:
     sizes: dict[str, SizeReport | None]
     unbatched: dict | None = None  # {"batch_size": 1, "teacher_total_ms":..., "student_total_ms":..., "ratio":...}
     created: str = ""
+    against: dict | None = None  # --against MODEL: its figures and the student against it on the same rows
 
     def __post_init__(self):
         from datetime import datetime, timezone

@@ -21,7 +21,7 @@ import torch
 from demo.core.measure import count_parameters, interleaved_timing, size_of_loaded
 from demo.data.files import read_labelled
 from demo.measuring.bench_report import BenchRecord, BenchResult
-from demo.measuring.evaluation import variant_agreement
+from demo.measuring.variant_quality import variant_agreement
 from demo.models import onnx_variants
 from demo.models.architecture import build_random
 from demo.models.config import PAIR, VARIANTS, AppConfig, ConfigError

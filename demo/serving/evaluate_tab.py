@@ -84,7 +84,8 @@ def remember(figures: dict | None, evaluated: dict) -> dict:
     """This session's latest evaluation per task, for the scorecard."""
     if not figures:
         return evaluated
-    return {**(evaluated or {}), figures["task"]: {"retention": figures["retention"], "data": figures["data"]}}
+    return {**(evaluated or {}), figures["task"]: {"retention": figures["intervals"]["retention"],
+                                                   "data": figures["data"]}}
 
 
 def build_tab(registry: PairRegistry, evaluated: gr.State | None = None):

@@ -1,0 +1,44 @@
+"""The evaluator's labelled tasks (`python -m demo.evaluate --task sentiment|classify`): teacher and
+student on a labelled file, each figure with its interval, and with `--against MODEL` a second student
+on the same rows, compared with the student row by row.
+
+`args` is the evaluator's parsed flags (config, file, columns, device, against, out).
+"""
+
+from __future__ import annotations
+
+from demo.core.progress import ProgressLine
+from demo.measuring.eval_report import against_figures, write_reports
+from demo.measuring.evaluation import (
+    EvalSettings,
+    evaluate_pair,
+    evaluate_task,
+    read_eval_file,
+)
+from demo.measuring.fill_mask_report import load_registry_for
+from demo.models.config import ModelSpec
+from demo.models.loading import load_model
+
+
+def evaluate_labelled(args, settings: EvalSettings) -> int:
+    data = read_eval_file(args.file, args.text_column, args.label_column, settings)
+    registry = load_registry_for(args.config, args.task, args.device)
+    teacher, _ = registry.pair(args.task)
+    other = load_model(ModelSpec(args.against), args.task, teacher.device) if args.against else None
+    with ProgressLine("evaluated", unit="examples") as progress:
+        report, ctx = evaluate_task(registry, data, settings, progress)
+    if other is not None:
+        with ProgressLine("evaluated --against", unit="examples") as progress:
+            second = evaluate_pair(teacher, other, data.texts, data.labels, settings.batch_size, settings.max_length,
+                                   progress)
+        ctx.against = against_figures(report, second, args.against)
+        print(f"against {args.against}: {ctx.against['paired']['sentence']}")
+    paths = write_reports(report, ctx, args.out)
+    e = report.estimate
+    print(f"{report.n_examples:,} examples (95% intervals): teacher accuracy {e('teacher_accuracy').text()}, student "
+          f"{e('student_accuracy').text()}, retention {e('retention').text()}, agreement {e('agreement').text()}, "
+          f"speedup {e('speedup').text(2, unit='x')}" + (f", batching {ctx.unbatched['ratio']:.1f}x faster than one "
+                                                         "at a time" if ctx.unbatched else ""))
+    print(f"teacher against student on the same rows: {report.paired['sentence']}")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
