@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 import yaml
 from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
     BertConfig,
     BertForMaskedLM,
     BertForSequenceClassification,
@@ -121,6 +123,26 @@ def write_sentiment_tsv(path: Path, n: int, seed: int) -> Path:
         lines.append(f"{' '.join(words)}\t{'positive' if label else 'negative'}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+# ---- twelve texts for the evaluator, and what a model says of each, by plain transformers ------------
+TEXTS = ["i feel happy today", "this is a sad day", "i love my dog", "that film made me angry",
+         "i fear the night", "what a surprise", "the plot was dull", "we had a great day", "my cat ran fast",
+         "i think she is very happy", "they hate this city", "so bright and good"]
+
+
+def direct_predictions(model_dir: str) -> list[str]:
+    """What the model says, one text at a time with plain transformers: the hand check."""
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    out = []
+    with torch.no_grad():
+        for text in TEXTS:
+            enc = tok(text, return_tensors="pt")
+            enc = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")
+                   and (k != "token_type_ids" or model.config.model_type == "bert")}
+            out.append(model.config.id2label[int(model(**enc).logits.argmax(-1))])
+    return out
 
 
 # ---- encoders and teachers for the training tests ----------------------------------------------------

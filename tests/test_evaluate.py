@@ -9,34 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from scipy.stats import binomtest
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from demo.evaluate import main as evaluate_main
 
-from .builders import ROOT, call, call_when_ready
-
-TEXTS = ["i feel happy today", "this is a sad day", "i love my dog", "that film made me angry",
-         "i fear the night", "what a surprise", "the plot was dull", "we had a great day", "my cat ran fast",
-         "i think she is very happy", "they hate this city", "so bright and good"]
-
-
-def direct_predictions(model_dir: str) -> list[str]:
-    """What the model says, one text at a time with plain transformers: the hand check."""
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    out = []
-    with torch.no_grad():
-        for text in TEXTS:
-            enc = tok(text, return_tensors="pt")
-            enc = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")
-                   and (k != "token_type_ids" or model.config.model_type == "bert")}
-            out.append(model.config.id2label[int(model(**enc).logits.argmax(-1))])
-    return out
+from .builders import ROOT, TEXTS, call, call_when_ready, direct_predictions
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import json
+import math
 import re
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
@@ -31,3 +33,19 @@ def md_escape(text: str) -> str:
 def code(text: str) -> str:
     """A Markdown code span (its content is shown literally; backticks and pipes cannot break out)."""
     return "`" + str(text).replace("`", "'").replace("|", "/") + "`"
+
+
+def finite(value):
+    """NaN and infinity (a diverged loss, a ratio over zero) as None: JSON has no word for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def json_text(data, indent: int | None = 2) -> str:
+    """JSON that every parser reads: undefined figures as null, objects it does not know as strings."""
+    return json.dumps(finite(data), indent=indent, default=str)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -18,17 +19,19 @@ def eval_results(metrics: dict, dataset_name: str, dataset_type: str) -> list[Ev
     accuracy entry per extra test set (--eval-file)."""
     common = dict(task_type="text-classification", task_name="Text Classification",
                   dataset_type=dataset_type, dataset_name=dataset_name, dataset_split="validation")
+    defined = lambda v: v is not None and math.isfinite(v)  # noqa: E731 - an undefined figure is said in the card
     results = [
         EvalResult(metric_type="accuracy", metric_value=round(metrics["student_accuracy"], 4), **common),
         EvalResult(metric_type="f1", metric_name="macro-F1", metric_value=round(metrics["student_macro_f1"], 4),
                    metric_config="macro", **common),
-        EvalResult(metric_type="retention", metric_name="Accuracy retention vs teacher",
-                   metric_value=round(metrics["retention"], 4), **common),
         EvalResult(metric_type="params", metric_name="Parameters", metric_value=int(metrics["student_params"]),
                    **common),
         EvalResult(metric_type="speedup", metric_name=f"Speedup over teacher ({metrics['device']})",
                    metric_value=round(metrics["speedup"], 3), **common),
     ]
+    if defined(metrics["retention"]):
+        results.append(EvalResult(metric_type="retention", metric_name="Accuracy retention vs teacher",
+                                  metric_value=round(metrics["retention"], 4), **common))
     for name, figures in (metrics.get("eval_sets") or {}).items():
         results.append(EvalResult(metric_type="accuracy", metric_value=round(figures["student_accuracy"], 4),
                                   task_type="text-classification", task_name="Text Classification",
@@ -44,7 +47,7 @@ def hub_url(model: str) -> str:
 
 def interval_texts(intervals: dict) -> dict[str, str]:
     """Each figure as "value [low, high]" (or "undefined (why)") for the card's tables."""
-    digits = {"speedup": 2, "retention": 3, "agreement": 3}
+    digits = {"speedup": 2, "retention": 3, "agreement": 3, "retention_top1": 3, "agreement_top1": 3}
     out = {}
     for name, raw in intervals.items():
         out[name] = Estimate(**raw).text(digits.get(name, 4), unit="×" if name == "speedup" else "")
@@ -127,21 +130,20 @@ def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[in
 
 
 def mlm_eval_results(metrics: dict, dataset_name: str) -> list[EvalResult]:
+    """model-index entries for the figures that are defined (a teacher that guesses no token right leaves
+    the retention undefined: it is left out here and said in the card)."""
     r = metrics["masked_lm"]
     common = dict(task_type="fill-mask", task_name="Fill-Mask", dataset_type=dataset_name, dataset_name=dataset_name,
                   dataset_split="held-out")
-    return [
-        EvalResult(metric_type="accuracy", metric_name="top-1 masked-token accuracy",
-                   metric_value=round(r["student"]["top1_accuracy"], 4), **common),
-        EvalResult(metric_type="accuracy", metric_name="top-5 masked-token accuracy",
-                   metric_value=round(r["student"]["top5_accuracy"], 4), metric_config="top5", **common),
-        EvalResult(metric_type="perplexity", metric_name="pseudo-perplexity",
-                   metric_value=round(r["student"]["pseudo_perplexity"], 2), **common),
-        EvalResult(metric_type="retention", metric_name="top-1 retention vs teacher",
-                   metric_value=round(r["retention_top1"], 4), **common),
-        EvalResult(metric_type="params", metric_name="Parameters", metric_value=int(metrics["student_params"]),
-                   **common),
-    ]
+    figures = [("accuracy", "top-1 masked-token accuracy", r["student"]["top1_accuracy"], 4, None),
+               ("accuracy", "top-5 masked-token accuracy", r["student"]["top5_accuracy"], 4, "top5"),
+               ("perplexity", "pseudo-perplexity", r["student"]["pseudo_perplexity"], 2, None),
+               ("retention", "top-1 retention vs teacher", r["retention_top1"], 4, None)]
+    results = [EvalResult(metric_type=kind, metric_name=name, metric_value=round(value, digits),
+                          metric_config=config, **common)
+               for kind, name, value, digits, config in figures if value is not None and math.isfinite(value)]
+    return [*results, EvalResult(metric_type="params", metric_name="Parameters",
+                                 metric_value=int(metrics["student_params"]), **common)]
 
 
 def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n_teacher_layers: int,
@@ -166,5 +168,8 @@ def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n
         "loss_description": loss_description(metrics), "args": metrics["args"],
         "data_description": data_description, "example_text": " ".join(example).replace('"', "'"),
         "max_seq_length": metrics["args"]["max_seq_length"], "command": metrics["command"],
-        "baselines": metrics.get("baselines"), "r": metrics["masked_lm"]}
+        "baselines": [{**b, "ci": interval_texts(b["masked_lm"].get("intervals", {}))}
+                      for b in metrics.get("baselines") or []] or None,
+        "r": metrics["masked_lm"], "ci": interval_texts(metrics["masked_lm"].get("intervals", {})),
+        "eval_ci": {name: interval_texts(e.get("intervals", {})) for name, e in (metrics.get("eval_sets") or {}).items()}}
     ModelCard.from_template(card_data, template_path=str(MLM_TEMPLATE), m=metrics, **context).save(out / "README.md")

@@ -29,6 +29,7 @@ from demo.measuring.mlm_eval import (
     evaluate_masked_lm,
     paired_top1,
 )
+from demo.measuring.stats import Estimate
 from demo.models.config import ModelSpec
 from demo.models.inputs import IGNORE_INDEX
 from demo.models.loading import load_model
@@ -191,9 +192,9 @@ class MlmDistill(DistillStep):
                        corpus_description(self.corpus))
 
     def summary(self, out: Path, metrics: dict) -> str:
-        r = self.report
-        return (f"student saved to {out}: held-out top-1 {r.student.top1_accuracy:.4f} (teacher "
-                f"{r.teacher.top1_accuracy:.4f}), retention {r.retention_top1:.4f}, top-1 agreement "
+        r, ci = self.report, {k: Estimate(**v) for k, v in metrics["masked_lm"]["intervals"].items()}
+        return (f"student saved to {out}: held-out top-1 {ci['student_top1_accuracy'].text()} (teacher "
+                f"{ci['teacher_top1_accuracy'].text()}), retention {ci['retention_top1'].text(3)}, top-1 agreement "
                 f"{r.agreement_top1:.4f}, speedup {r.speedup:.2f}x, params {metrics['student_params']:,} / "
                 f"{metrics['teacher_params']:,}")
 

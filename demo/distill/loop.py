@@ -5,9 +5,8 @@ several processes (GPUs, machines, or CPU processes over gloo) with the same cod
 global: `--batch-size 32` on 2 processes gives each 16 rows of the same 32 (split_batches), so a
 run's data order and optimiser steps do not depend on how many processes share it.
 
-AdamW with linear warm-up and decay, gradient clipping and accumulation, mixed precision through
-accelerate, a seed, evaluation per epoch (gathered across processes), the best epoch's weights
-kept, checkpoints that resume exactly, and history.jsonl (plus accelerate's trackers).
+AdamW with linear warm-up and decay, clipping, accumulation, mixed precision, a seed, evaluation per
+epoch (gathered across processes), the best epoch kept, exact resumption, history.jsonl and trackers.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
+from demo.core.formatting import json_text
 from demo.core.progress import ProgressLine
 from demo.distill.args import TrainArguments
 from demo.distill.batches import (
@@ -69,7 +69,7 @@ def _mean_over_processes(accelerator, values: dict[str, float]) -> dict[str, flo
 def _write_history(run: RunFiles | None, accelerator, row: dict) -> None:
     if run is not None and accelerator.is_main_process:
         with open(run.out / HISTORY_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(json_text(row, indent=None) + "\n")
     if accelerator.trackers:
         accelerator.log({k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"},
                         step=row["step"])

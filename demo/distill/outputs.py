@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from demo.core.errors import UsageError
+from demo.core.formatting import json_text
 from demo.distill.args import settings_dict
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -51,4 +52,4 @@ def command_line(step: str, argv: list[str]) -> str:
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    path.write_text(json_text(data) + "\n", encoding="utf-8")

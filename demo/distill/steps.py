@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from demo.core.errors import UsageError
+from demo.core.errors import UsageError, UserError
 from demo.distill.accel import make_accelerator
 from demo.distill.args import TrainArguments, settings_dict
 from demo.distill.checkpoints import RunFiles
@@ -115,8 +115,11 @@ def run_step(step: Step) -> dict:
     metrics = {**step.measure(accelerator, out, result), **run_record(step, accelerator, result)}
     write_json(out / "metrics.json", metrics)
     copy_training_code(out)
-    write_card_or_warn(step, out, metrics)
+    card_failure = write_card_or_warn(step, out, metrics)
     print(step.summary(out, metrics), flush=True)
+    if card_failure is not None:  # saved and measured; said in one line, exit 2, nothing published without a card
+        raise ReportError(f"{card_failure}; the model and metrics.json in {out} are complete, and nothing was "
+                          "published.")
     if (target := step.publish_to()) is not None:
         from demo.distill.hub import publish
 
@@ -136,13 +139,20 @@ def run_record(step: Step, accelerator, result: FitResult) -> dict:
             "args": settings_dict(*step.settings)}
 
 
-def write_card_or_warn(step: Step, out: Path, metrics: dict) -> None:
-    """A card that cannot be written must not cost the run: the model and metrics.json are saved."""
+class ReportError(UserError, RuntimeError):
+    """A report step (the model card) failed after the model and its figures were saved."""
+
+
+def write_card_or_warn(step: Step, out: Path, metrics: dict) -> str | None:
+    """A card that cannot be written must not cost the run: the model and metrics.json are already saved.
+    Returns what failed (None when the card was written)."""
     try:
         step.write_card(out, metrics)
     except Exception as exc:  # noqa: BLE001 - said in one line; the saved run is kept
-        print(f"warning: the model card could not be written ({type(exc).__name__}: {exc}); the model and "
-              f"metrics.json in {out} are complete.", file=sys.stderr, flush=True)
+        reason = f"the model card could not be written ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        print(f"warning: {reason}", file=sys.stderr, flush=True)
+        return reason
+    return None
 
 
 def start(targs: TrainArguments):

@@ -7,11 +7,10 @@ Benchmark tab's table and chart, bench.json, bench.md and bench.html.
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from demo.core.formatting import human_bytes, human_count, md_escape
+from demo.core.formatting import human_bytes, human_count, json_text, md_escape
 from demo.core.measure import LatencyStats, SizeReport
 from demo.measuring.charts import bench_figures
 
@@ -124,7 +123,7 @@ def write_outputs(result: BenchResult, out: str | Path) -> dict[str, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"bench.json": out / "bench.json", "bench.md": out / "bench.md", "bench.html": out / "bench.html"}
-    paths["bench.json"].write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    paths["bench.json"].write_text(json_text(result.to_dict()) + "\n", encoding="utf-8")
     md = result.markdown()
     paths["bench.md"].write_text(md, encoding="utf-8")
     figures = bench_figures(result.records)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
 from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from demo.core.formatting import code, human_bytes, human_count, md_escape
+from demo.core.formatting import code, human_bytes, human_count, json_text, md_escape
 from demo.measuring import stats
 from demo.measuring.evaluation import EvalContext, EvalReport
 from demo.measuring.scorecard import Scorecard, ScoreRow, params_saved
@@ -103,6 +102,22 @@ def _confusion_md(matrix: list[list[int]], names: list[str]) -> str:
     return "\n".join([head, rule, *rows])
 
 
+def disagreement_lines(r: EvalReport) -> list[str]:
+    """The disagreement table of the report, the teacher's most confident first."""
+    shown = disagreements_sorted(r)[:DISAGREEMENTS_SHOWN]
+    if not shown:
+        return ["None: the two models agree on every example."]
+    lines = ["Sorted by the teacher's confidence; all rows are in `predictions.csv`.", "",
+             "| # | text | gold | teacher | student | right |", "| --- | --- | --- | --- | --- | --- |"]
+    for row in shown:
+        text = row["text"] if len(row["text"]) <= 200 else row["text"][:199] + "…"
+        lines.append(f"| {row['index']} | {md_escape(text)} | {md_escape(row['gold'])} | "
+                     f"{md_escape(row['teacher_prediction'])} ({row['teacher_confidence']:.2f}) | "
+                     f"{md_escape(row['student_prediction'])} ({row['student_confidence']:.2f}) | "
+                     f"{who_was_right(row)} |")
+    return lines
+
+
 def report_markdown(report: EvalReport, ctx: EvalContext) -> str:
     r = report
     sizes = ctx.sizes
@@ -145,18 +160,7 @@ def report_markdown(report: EvalReport, ctx: EvalContext) -> str:
     lines += ["", "## Confusion matrices", "", "Teacher:", "", _confusion_md(r.teacher_confusion, r.label_names), "",
               "Student:", "", _confusion_md(r.student_confusion, r.label_names), "",
               f"## Disagreements ({len(r.disagreements):,})", ""]
-    shown = disagreements_sorted(r)[:DISAGREEMENTS_SHOWN]
-    if shown:
-        lines += ["Sorted by the teacher's confidence; all rows are in `predictions.csv`.", "",
-                  "| # | text | gold | teacher | student | right |", "| --- | --- | --- | --- | --- | --- |"]
-        for row in shown:
-            right = who_was_right(row)
-            text = row["text"] if len(row["text"]) <= 200 else row["text"][:199] + "…"
-            lines.append(f"| {row['index']} | {md_escape(text)} | {md_escape(row['gold'])} | "
-                         f"{md_escape(row['teacher_prediction'])} ({row['teacher_confidence']:.2f}) | "
-                         f"{md_escape(row['student_prediction'])} ({row['student_confidence']:.2f}) | {right} |")
-    else:
-        lines.append("None: the two models agree on every example.")
+    lines += disagreement_lines(r)
     return "\n".join(lines) + "\n"
 
 
@@ -189,7 +193,7 @@ def write_reports(report: EvalReport, ctx: EvalContext, out_dir: str | Path) -> 
     paths = {"report.md": out / "report.md", "report.json": out / "report.json",
              "predictions.csv": out / "predictions.csv", "report.html": out / "report.html"}
     paths["report.md"].write_text(report_markdown(report, ctx), encoding="utf-8")
-    paths["report.json"].write_text(json.dumps(report_json(report, ctx), indent=2) + "\n", encoding="utf-8")
+    paths["report.json"].write_text(json_text(report_json(report, ctx)) + "\n", encoding="utf-8")
     paths["predictions.csv"].write_text(predictions_csv(report), encoding="utf-8")
     paths["report.html"].write_text(report_html(report, ctx), encoding="utf-8")
     return paths

@@ -6,10 +6,10 @@ masked-LM figures of mlm_eval, and with `--against` a second student compared to
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from demo.core.formatting import json_text
 from demo.core.progress import ProgressLine
 from demo.data.files import read_texts
 from demo.measuring.evaluation import MAX_ROWS, EvalSettings
@@ -68,7 +68,7 @@ def evaluate_fill_mask(args, settings: EvalSettings) -> int:
                               "retention_top1": against.retention_top1, "agreement_top1": against.agreement_top1,
                               "paired_top1": paired.figures("student", "against")}
     (out / "report.md").write_text(markdown, encoding="utf-8")
-    (out / "report.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    (out / "report.json").write_text(json_text(figures), encoding="utf-8")
     print(f"{report.n_texts:,} texts, {report.n_masked:,} masked tokens: top-1 teacher "
           f"{report.teacher.top1_accuracy:.4f}, student {report.student.top1_accuracy:.4f} (retention "
           f"{report.retention_top1:.4f}), top-5 {report.teacher.top5_accuracy:.4f} / {report.student.top5_accuracy:.4f}"

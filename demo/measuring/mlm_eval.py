@@ -14,6 +14,8 @@ import torch
 
 from demo.core.errors import UserError
 from demo.core.measure import timed_exclusive
+from demo.measuring import stats
+from demo.measuring.stats import Estimate
 from demo.models.masked_lm import (
     IGNORE_INDEX,
     MaskedCounts,
@@ -54,6 +56,24 @@ class MaskedLMReport:
     # The student's top-1 right or wrong, token by token in a fixed order: for a paired test against
     # another student measured on the same texts (paired_top1). Not a figure: never serialised.
     student_hits: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    teacher_hits: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    batch_seconds: dict = field(default_factory=dict, repr=False, compare=False)  # model -> forward time per batch
+
+    def intervals(self) -> dict[str, dict]:
+        """95% intervals: top-1/top-5 (Wilson, per model), top-1 agreement, top-1 retention (paired bootstrap
+        over tokens; undefined where the teacher gets none right), speedup (over the batch pairs)."""
+        out = {}
+        for name, scores in (("teacher", self.teacher), ("student", self.student)):
+            if scores is not None:
+                for key in ("top1_accuracy", "top5_accuracy"):
+                    out[f"{name}_{key}"] = stats.proportion(round(getattr(scores, key) * self.n_masked),
+                                                            self.n_masked).to_dict()
+        if self.student is not None and self.student_hits is not None and self.teacher_hits is not None:
+            out["agreement_top1"] = stats.proportion(round(self.agreement_top1 * self.n_masked), self.n_masked).to_dict()
+            out["retention_top1"] = stats.ratio(self.student_hits.numpy(), self.teacher_hits.numpy(),
+                                                "top-1 retention").to_dict()
+            out["speedup"] = stats.speedup(self.batch_seconds["teacher"], self.batch_seconds["student"]).to_dict()
+        return out
 
     @property
     def retention_top1(self) -> float | None:
@@ -66,7 +86,7 @@ class MaskedLMReport:
 
     def figures(self) -> dict:
         out = {"n_texts": self.n_texts, "n_masked": self.n_masked, "pppl_texts": self.pppl_texts, "seed": self.seed,
-               "teacher": asdict(self.teacher)}
+               "teacher": asdict(self.teacher), "intervals": self.intervals()}
         if self.student is not None:
             out.update(student=asdict(self.student), agreement_top1=self.agreement_top1,
                        retention_top1=self.retention_top1, speedup=self.speedup)
@@ -85,8 +105,10 @@ class MaskedLMReport:
         lines.append(f"\n{self.n_masked:,} masked tokens in {self.n_texts:,} held-out texts (fixed masks, seed "
                      f"{self.seed}).")
         if self.student is not None:
-            lines.append(f"{student_name.capitalize()}/{teacher_name} top-1: **{self.retention_top1:.3f}**; "
-                         f"top-1 agreement **{self.agreement_top1:.4f}**; speedup **{self.speedup:.2f}x**.")
+            ci = {k: Estimate(**v) for k, v in self.intervals().items()}
+            lines.append(f"{student_name.capitalize()}/{teacher_name} top-1: **{ci['retention_top1'].text(3)}**; "
+                         f"top-1 agreement **{ci['agreement_top1'].text()}**; speedup "
+                         f"**{ci['speedup'].text(2, unit='x')}** (95% intervals).")
         return "\n".join(lines)
 
 
@@ -103,12 +125,18 @@ class PairedTop1:
         discordant = self.a_only + self.b_only
         return (self.a_only - self.b_only) / discordant ** 0.5 if discordant else None
 
+    @property
+    def mcnemar_p(self) -> float | None:
+        """The exact test: scipy's binomial test on the discordant tokens."""
+        return stats.mcnemar_p(self.a_only, self.b_only)
+
     def figures(self, a: str, b: str) -> dict:
         return {"n_masked": self.n_masked, f"{a}_right_{b}_wrong": self.a_only, f"{b}_right_{a}_wrong": self.b_only,
-                "mcnemar_z": self.mcnemar_z}
+                "mcnemar_z": self.mcnemar_z, "mcnemar_p": self.mcnemar_p}
 
     def sentence(self, a: str, b: str) -> str:
-        z = f"McNemar z = {self.mcnemar_z:.2f}" if self.mcnemar_z is not None else "no token where they differ"
+        z = (f"McNemar z = {self.mcnemar_z:.2f}, exact p = {self.mcnemar_p:.3g}" if self.mcnemar_z is not None
+             else "no token where they differ")
         return (f"of {self.n_masked:,} masked tokens, {a} is right where {b} is wrong {self.a_only:,} times and "
                 f"wrong where it is right {self.b_only:,} times ({z})")
 
@@ -160,7 +188,8 @@ def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, ma
     counts = {k: MaskedCounts() for k in models}
     seconds = {k: 0.0 for k in models}
     agree, done = 0, 0
-    student_hits = []
+    student_hits, teacher_hits = [], []
+    batch_seconds = {k: [] for k in models}
     for ids, attention, rows in _batches(tokenizer, texts, max_length, batch_size):
         masked, labels = fixed_masks(ids, attention, rows, tokenizer, seed)
         gold = labels[labels != IGNORE_INDEX].to(device)
@@ -169,12 +198,12 @@ def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, ma
             logits, ms = timed_exclusive(lambda: masked_logits(model, masked.to(device), attention.to(device),
                                                                labels.to(device))[0], device)
             seconds[name] += ms / 1000
+            batch_seconds[name].append(ms / 1000)
             hit1, hit5, nll = score_logits(logits, gold)
             counts[name] = counts[name].add(MaskedCounts(len(gold), int(hit1.sum()), int(hit5.sum()),
                                                          float(nll.sum())))
             top1[name] = logits.argmax(-1)
-            if name == "student":
-                student_hits.append(hit1.bool().cpu())
+            (student_hits if name == "student" else teacher_hits).append(hit1.bool().cpu())
         if student is not None:
             agree += int((top1["teacher"] == top1["student"]).sum())
         done += len(rows)
@@ -191,4 +220,5 @@ def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, ma
     n_masked = counts["teacher"].masked
     return MaskedLMReport(len(texts), n_masked, len(sample), seed, scores["teacher"], scores.get("student"),
                           agree / n_masked if student is not None and n_masked else None,
-                          student_hits=torch.cat(student_hits) if student_hits else None)
+                          student_hits=torch.cat(student_hits) if student_hits else None,
+                          teacher_hits=torch.cat(teacher_hits) if teacher_hits else None, batch_seconds=batch_seconds)
