@@ -282,5 +282,10 @@ class InProcessApp:
         return "\n".join(formatter.format(r) for r in self._records)
 
     def stop(self) -> None:
-        self.page.close()
+        """Close the page once its models have settled: a loader still building a model when the next test
+        builds one would race it (transformers builds on a meta device that every thread sees)."""
+        try:
+            self.wait_until_loaded()
+        finally:
+            self.page.close()
         logging.getLogger().removeHandler(self._handler)

@@ -165,36 +165,57 @@ def training_curves(history: Sequence[Mapping], score_name: str = "validation ac
     return fig
 
 
+def error_bars(values: Sequence[float | None], intervals: Sequence[list | None]) -> dict | None:
+    """Plotly error bars from [low, high] intervals (none where a figure has no interval)."""
+    if not any(intervals):
+        return None
+    return dict(type="data", symmetric=False, color="#333", thickness=1.5, width=6,
+                array=[(ci[1] - v) if ci and v is not None else 0 for v, ci in zip(values, intervals)],
+                arrayminus=[(v - ci[0]) if ci and v is not None else 0 for v, ci in zip(values, intervals)])
+
+
+def _with_interval(value: float | None, ci: list | None, digits: int) -> str:
+    if value is None:
+        return "undefined"
+    return f"{value:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
+
+
 def recipe_comparison_chart(metrics: Mapping) -> go.Figure:
     """Validation accuracy (or the run's score) of the teacher, the distilled student and each baseline
-    (same budget)."""
-    names = ["teacher", "distilled student"] + [b["name"] for b in metrics.get("baselines", [])]
-    values = ([metrics.get("teacher_accuracy"), metrics.get("student_accuracy")] +
-        [b["accuracy"] for b in metrics.get("baselines", [])])
-    colors = [COLORS["teacher"], COLORS["student"]] + ["#999"] * (len(names) - 2)
+    (same budget), each with its 95% interval as an error bar."""
+    baselines = metrics.get("baselines") or []
+    ci = metrics.get("ci") or {}
+    names = ["teacher", "distilled student"] + [b["name"] for b in baselines]
+    values = [metrics.get("teacher_accuracy"), metrics.get("student_accuracy")] + [b["accuracy"] for b in baselines]
+    intervals = [ci.get("teacher_accuracy"), ci.get("student_accuracy")] + [b.get("ci") for b in baselines]
+    colors = [COLORS["teacher"], COLORS["student"]] + ["#999"] * len(baselines)
     fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=colors,
-                           text=[f"{v:.3f}" for v in values], textposition="auto",
-                           hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
+                           error_x=error_bars(values, intervals),
+                           text=[_with_interval(v, c, 3) for v, c in zip(values, intervals)], textposition="inside",
+                           hovertemplate="%{y}: %{text}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
-    low = min(v for v in values if v is not None)
-    fig.update_xaxes(range=[max(0.0, low - 0.1), min(1.0, max(v for v in values if v is not None) + 0.1)],
-                     title_text=metrics.get("score_name", "validation accuracy"))
-    title = "Teacher, distilled student and baselines" + ("" if metrics.get("baselines") else
+    known = [v for v in values if v is not None] + [x for c in intervals if c for x in c]
+    fig.update_xaxes(range=[max(0.0, min(known) - 0.1), min(1.0, max(known) + 0.1)],
+                     title_text=metrics.get("score_name", "validation accuracy") + " (bars: 95% intervals)")
+    title = "Teacher, distilled student and baselines" + ("" if baselines else
                                                           " (run with --baselines to compare recipes)")
     fig.update_layout(title=title, **{k: v for k, v in LAYOUT.items() if k != "legend"})
     return fig
 
 
 def retention_chart(metrics: Mapping) -> go.Figure:
-    """Student accuracy / teacher accuracy on the validation set and on every --eval-file set."""
-    sets = {"validation (in domain)": metrics.get("retention")}
-    sets.update({name: figures.get("retention") for name, figures in (metrics.get("eval_sets") or {}).items()})
+    """Student accuracy / teacher accuracy on the validation set and on every --eval-file set, with 95%
+    intervals; an undefined retention (a teacher that scored 0) is drawn as no bar and said."""
+    sets = {"validation (in domain)": (metrics.get("retention"), (metrics.get("ci") or {}).get("retention"))}
+    sets.update({name: (f.get("retention"), f.get("ci")) for name, f in (metrics.get("eval_sets") or {}).items()})
     names = list(sets)
-    fig = go.Figure(go.Bar(x=names, y=[sets[n] for n in names], marker_color=COLORS["student"],
-                           text=[f"{sets[n]:.3f}" for n in names], textposition="auto"))
+    values = [sets[n][0] for n in names]
+    fig = go.Figure(go.Bar(x=names, y=values, marker_color=COLORS["student"],
+                           error_y=error_bars(values, [sets[n][1] for n in names]),
+                           text=[_with_interval(sets[n][0], sets[n][1], 3) for n in names], textposition="inside"))
     fig.add_hline(y=0.97, line_dash="dot", line_color="#888", annotation_text="DistilBERT: 0.97")
     score = metrics.get("score_name", "accuracy").replace("validation ", "").replace("held-out ", "")
-    fig.update_yaxes(title_text=f"student / teacher {score}", rangemode="tozero")
+    fig.update_yaxes(title_text=f"student / teacher {score} (bars: 95% intervals)", rangemode="tozero")
     title = "Retention in and out of domain" + ("" if metrics.get("eval_sets") else
                                                 " (add --eval-file NAME=FILE for other domains)")
     fig.update_layout(title=title, **{k: v for k, v in LAYOUT.items() if k != "legend"})

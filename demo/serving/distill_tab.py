@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from demo.core.formatting import md_escape
 from demo.measuring.charts import (
     recipe_comparison_chart,
     retention_chart,
@@ -30,6 +31,12 @@ def build_tab(link: DistillationLink | None, space_id: str | None) -> None:
     with gr.Row():
         gr.Plot(recipe_comparison_chart(figures), label="Recipes compared", elem_id="distill-recipes")
         gr.Plot(retention_chart(figures), label="Retention by domain", elem_id="distill-retention")
+    leads = [b["lead"] for b in figures.get("baselines") or [] if b.get("lead")]
+    if leads:
+        gr.Markdown("**What distillation adds, on the same rows** (the distilled student against each baseline, "
+                    "paired; a lead whose interval holds 0 is not a result):\n\n" + "\n".join(f"- {md_escape(x)}"
+                                                                                            for x in leads),
+                    elem_id="distill-leads")
     gr.Plot(run_size_speed_chart(figures), label="Size and speed", elem_id="distill-size")
     card = link.card_text() if link is not None else None
     if card:

@@ -106,21 +106,53 @@ def short_path(path: str) -> str:
     return "/".join(Path(path).parts[-2:])
 
 
+def _ci(intervals: dict | None, name: str) -> list | None:
+    """[low, high] of a figure's 95% interval, where the run recorded one (runs before intervals did not)."""
+    e = (intervals or {}).get(name) or {}
+    return [e["low"], e["high"]] if e.get("low") is not None and e.get("high") is not None else None
+
+
 def chart_figures(metrics: dict) -> dict:
-    """The figures the tab charts, whichever objective made the run: for a general-distillation run
-    (--objective mlm) the held-out top-1 masked-token accuracy takes the place of validation accuracy."""
+    """The figures the tab charts, whichever objective made the run (for a general-distillation run the
+    held-out top-1 masked-token accuracy takes the place of validation accuracy), each with its 95%
+    interval under "ci" and each baseline with the distilled student's paired lead over it ("lead")."""
     if metrics.get("objective") != "mlm":
-        return {**metrics, "score_name": "validation accuracy"}
+        ci = metrics.get("intervals")
+        return {**metrics, "score_name": "validation accuracy",
+                "ci": {k: _ci(ci, k) for k in ("teacher_accuracy", "student_accuracy", "retention")},
+                "baselines": [{**b, "ci": _ci(b.get("intervals"), "accuracy"),
+                               "lead": (b.get("paired") or {}).get("sentence")} for b in metrics.get("baselines") or []],
+                "eval_sets": {name: {**e, "ci": _ci(e.get("intervals"), "retention")}
+                              for name, e in (metrics.get("eval_sets") or {}).items()}}
     r = metrics["masked_lm"]
+    ci = r.get("intervals")
     return {"score_name": "held-out top-1 masked-token accuracy",
             "teacher_accuracy": r["teacher"]["top1_accuracy"], "student_accuracy": r["student"]["top1_accuracy"],
             "retention": r["retention_top1"], "speedup": r["speedup"],
+            "ci": {"teacher_accuracy": _ci(ci, "teacher_top1_accuracy"),
+                   "student_accuracy": _ci(ci, "student_top1_accuracy"), "retention": _ci(ci, "retention_top1")},
             "teacher_total_ms": r["teacher"]["seconds"] * 1000, "student_total_ms": r["student"]["seconds"] * 1000,
             "teacher_params": metrics["teacher_params"], "student_params": metrics["student_params"],
-            "baselines": [{"name": b["name"], "accuracy": b["masked_lm"]["student"]["top1_accuracy"]}
-                          for b in metrics.get("baselines") or []],
-            "eval_sets": {name: {"retention": e["retention_top1"]}
+            "baselines": [{"name": b["name"], "accuracy": b["masked_lm"]["student"]["top1_accuracy"],
+                           "ci": _ci(b["masked_lm"].get("intervals"), "student_top1_accuracy"),
+                           "lead": mlm_lead(b)} for b in metrics.get("baselines") or []],
+            "eval_sets": {name: {"retention": e["retention_top1"], "ci": _ci(e.get("intervals"), "retention_top1")}
                           for name, e in (metrics.get("eval_sets") or {}).items()}}
+
+
+def mlm_lead(baseline: dict) -> str | None:
+    """The general-distilled student against a baseline on the same masked tokens, in words."""
+    p = baseline.get("paired_top1")
+    if not p:
+        return None
+    a, b = p["student_right_baseline_wrong"], p["baseline_right_student_wrong"]
+    lead = (a - b) / p["n_masked"] * 100
+    if p.get("mcnemar_p") is None:
+        return f"against {baseline['name']}: no token where they differ"
+    verdict = "ahead" if p["mcnemar_p"] < 0.05 and lead > 0 else "behind" if p["mcnemar_p"] < 0.05 else "level"
+    return (f"against {baseline['name']}: {lead:+.1f} points of top-1 ({a:,} tokens only the student gets right, "
+            f"{b:,} only the baseline), exact McNemar p = {p['mcnemar_p']:.3g}: "
+            + {"ahead": "ahead", "behind": "behind", "level": "no detectable difference"}[verdict])
 
 
 def load_evidence(link: DistillationLink | None) -> tuple[Evidence | None, str]:
