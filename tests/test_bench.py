@@ -42,10 +42,15 @@ def test_sweep_writes_all_three_files_with_the_promised_fields(bench_out):
         assert record["min_ms"] <= record["p50_ms"] <= record["p95_ms"]
         assert record["throughput"] == pytest.approx(record["batch_size"] / (record["p50_ms"] / 1000))
     assert {r["variant"] for r in records} == {"teacher", "student", "student-onnx-fp32", "student-onnx-int8"}
+    teacher_p50 = {(r["task"], r["batch_size"], r["seq_len"]): r["p50_ms"] for r in records if r["variant"] == "teacher"}
+    for r in records:  # every speedup over the teacher with its 95% interval, from the same interleaved rounds
+        if r["variant"] != "teacher":
+            speedup = teacher_p50[(r["task"], r["batch_size"], r["seq_len"])] / r["p50_ms"]
+            assert r["speedup_low"] <= speedup <= r["speedup_high"]
     env = data["environment"]
     assert env["threads"] == 1 and {"cpu", "torch", "onnxruntime", "optimum", "transformers"} <= set(env)
     md = (bench_out / "bench.md").read_text()
-    assert "| classify | student-onnx-int8 | 2 | 16 |" in md and "speedup" in md
+    assert "| classify | student-onnx-int8 | 2 | 16 |" in md and "speedup [95%]" in md
     assert "plotly" in (bench_out / "bench.html").read_text()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence, TypeVar
 
 import torch
@@ -65,16 +65,17 @@ class LatencyStats:
     p95_ms: float
     min_ms: float
     mean_ms: float
+    samples_ms: tuple = field(default=(), repr=False, compare=False)  # in timing order: paired with other calls'
 
     @classmethod
     def of(cls, samples_ms: Sequence[float]) -> "LatencyStats":
         if not samples_ms:
             return cls(0, math.nan, math.nan, math.nan, math.nan)
         return cls(len(samples_ms), percentile(samples_ms, 50), percentile(samples_ms, 95),
-                   min(samples_ms), sum(samples_ms) / len(samples_ms))
+                   min(samples_ms), sum(samples_ms) / len(samples_ms), tuple(samples_ms))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "samples_ms"}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from demo.core.formatting import human_bytes, human_count, json_text, md_escape
 from demo.core.measure import LatencyStats, SizeReport
 from demo.measuring.charts import bench_figures
 
-TABLE_HEAD = ("| task | variant | batch | seq | p50 ms | p95 ms | min ms | model p50 ms | seq/s | speedup | params "
+TABLE_HEAD = ("| task | variant | batch | seq | p50 ms | p95 ms | min ms | model p50 ms | seq/s | speedup [95%] | params "
               "| disk | memory |")
 
 
@@ -45,6 +45,8 @@ class BenchRecord:
     runtime: str
     random_weights: bool
     tokenizer: bool
+    speedup_low: float | None = None  # 95% interval of teacher p50 / this p50 (paired bootstrap over the rounds)
+    speedup_high: float | None = None
 
     @classmethod
     def of(cls, *, task: str, variant: str, loaded, batch_size: int, seq_len: int, end_to_end: LatencyStats,
@@ -64,10 +66,17 @@ class BenchRecord:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def speedup_text(self, speedup: float | None) -> str:
+        if not speedup:
+            return "–"
+        if self.speedup_low is None or self.variant == "teacher":
+            return f"{speedup:.2f}×"
+        return f"{speedup:.2f}× [{self.speedup_low:.2f}, {self.speedup_high:.2f}]"
+
     def markdown_row(self, speedup: float | None) -> str:
         cells = [self.task, self.variant, self.batch_size, self.seq_len, f"{self.p50_ms:.1f}", f"{self.p95_ms:.1f}",
                  f"{self.min_ms:.1f}", f"{self.model_p50_ms:.1f}", f"{self.throughput:.1f}",
-                 f"{speedup:.2f}×" if speedup else "–", human_count(self.params), human_bytes(self.disk_bytes),
+                 self.speedup_text(speedup), human_count(self.params), human_bytes(self.disk_bytes),
                  human_bytes(self.memory_bytes)]
         return "| " + " | ".join(str(c) for c in cells) + " |"
 
@@ -99,7 +108,7 @@ class BenchResult:
                  f"{env.get('date')}", ""]
         lines += [f"> **Note:** {md_escape(n)}" for n in self.notes if "RANDOM" in n or "ARCHITECTURE" in n][:1]
         lines += ["", "Latency is end-to-end (tokeniser + model + post-processing) unless marked *model*; "
-                  "speedup = teacher p50 / variant p50, end-to-end, same run.", "",
+                  "speedup = teacher p50 / variant p50, end-to-end, same run, with its 95% interval (a paired bootstrap over the interleaved rounds).", "",
                   TABLE_HEAD, "| --- " * 13 + "|"]
         lines += [r.markdown_row(ups.get((r.task, r.variant, r.batch_size, r.seq_len))) for r in self.records]
         if self.quality:

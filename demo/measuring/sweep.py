@@ -20,6 +20,7 @@ import torch
 
 from demo.core.measure import count_parameters, interleaved_timing, size_of_loaded
 from demo.data.files import read_labelled
+from demo.measuring import stats as speed_stats
 from demo.measuring.bench_report import BenchRecord, BenchResult
 from demo.measuring.variant_quality import variant_agreement
 from demo.models import onnx_variants
@@ -276,6 +277,7 @@ def measure_point(task, models: dict[str, LoadedModel], batch_size, seq_len, set
     device = next(iter(models.values())).device
     stats = interleaved_timing(calls, device, settings.repeats, settings.warmup, stop)
     records = []
+    timing = lambda variant: stats.get((variant, "e2e"), stats[(variant, "model")])  # noqa: E731
     for variant, loaded in models.items():
         model_stats = stats[(variant, "model")]
         size = size_of_loaded(loaded)
@@ -284,4 +286,7 @@ def measure_point(task, models: dict[str, LoadedModel], batch_size, seq_len, set
             task=task, variant=variant, loaded=loaded, batch_size=batch_size, seq_len=seq_len,
             end_to_end=stats.get((variant, "e2e"), model_stats), model_only=model_stats, repeats=settings.repeats,
             params=params, size=size, peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+        if "teacher" in models and variant != "teacher":  # the same rounds timed both: paired
+            ci = speed_stats.median_speedup(timing("teacher").samples_ms, timing(variant).samples_ms)
+            records[-1] = replace(records[-1], speedup_low=ci.low, speedup_high=ci.high)
     return records
