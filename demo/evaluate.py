@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from demo.core.errors import exit_on_user_error
+from demo.core.errors import UsageError, exit_on_user_error
 from demo.data.files import QUOTING
 from demo.measuring.evaluation import (
     DEFAULT_BATCH_SIZE,
@@ -54,12 +54,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--against", default=None, metavar="MODEL",
                    help="a second student (Hub id or directory, e.g. a run's baselines/...) measured on the same "
                         "rows (fill_mask: the same masks), compared with the student row by row (exact McNemar)")
+    p.add_argument("--decision", action="store_true",
+                   help="labelled tasks: also write decision.html, one page that answers 'can the student replace the "
+                        "teacher here?' (verdict with intervals, per-class figures, throughput and cost at batch 1 "
+                        "and 32, size; prints to PDF)")
+    p.add_argument("--price-per-hour", type=float, default=None, metavar="P",
+                   help="with --decision: what an hour of this machine costs (any currency), for the cost per million "
+                        "predictions")
     return p.parse_args(argv)
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, as typed, for the decision report
+    if args.decision and (args.task == "fill_mask" or args.price_per_hour is None or args.price_per_hour < 0):
+        raise UsageError("--decision covers the labelled tasks (sentiment, classify) and needs --price-per-hour P, "
+                         "what an hour of this machine costs you (0 or more).")
     settings = EvalSettings(task=args.task, batch_size=args.batch_size, max_length=args.max_length,
                             max_rows=args.max_rows, unbatched_baseline=args.unbatched_baseline, quoting=args.quoting)
     if args.task == "fill_mask":

@@ -62,6 +62,29 @@ def test_against_compares_a_second_student_row_by_row(tiny_config, hand_checked,
     assert not (tmp_path / "x").exists() and "does not exist" in capsys.readouterr().err
 
 
+def test_the_decision_report_answers_the_question_on_one_page(tiny_config, hand_checked, tmp_path, capsys):
+    path, expected = hand_checked
+    out = tmp_path / "decision"
+    argv = ["--config", str(tiny_config), "--task", "classify", "--file", str(path), "--decision",
+            "--price-per-hour", "0.5", "--out", str(out)]
+    assert evaluate_main(argv) == 0
+    page = (out / "decision.html").read_text()
+    report = json.loads((out / "report.json").read_text())
+    for part in ("Can the student replace the teacher on hand.csv?", "Scorecard", "Per class", "Where they disagree",
+                 "Throughput and cost on this hardware", "cost per million at $0.5/h", "Reproduce"):
+        assert part in page, part
+    assert "<script" not in page and "@media print" in page  # self-contained, prints cleanly
+    retention = report["intervals"]["retention"]
+    assert f"Retention {retention['value']:.3f} [{retention['low']:.3f}, {retention['high']:.3f}]" in page
+    # twelve rows decide nothing about 97%: the page says so rather than drawing a verdict
+    assert "Not yet known" in page or "Not as it stands" in page
+    assert "--decision --price-per-hour 0.5" in page  # the command that reproduces it
+    printed = capsys.readouterr().out.splitlines()
+    assert any(line.startswith(("Yes,", "Not yet known", "Not as it stands")) for line in printed)
+    assert evaluate_main([*argv[:-4], "--decision", "--out", str(tmp_path / "x")]) == 2  # no price
+    assert "needs --price-per-hour" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_cli_figures_are_right_on_a_hand_checked_file(tiny_config, hand_checked, tmp_path):
     path, expected = hand_checked
     out = tmp_path / "report"
@@ -95,8 +118,8 @@ def test_cli_figures_are_right_on_a_hand_checked_file(tiny_config, hand_checked,
 def test_tab_gives_the_cli_figures_and_lists_exactly_the_disagreements(client, tiny_config, hand_checked, tmp_path):
     path, expected = hand_checked
     call_when_ready(client, "warm", "/classify")
-    figures, summary, _plot, explorer, downloads, cleared = call(client, 
-        handle_file(str(path)), "classify", "text", "label", None, api_name="/evaluate")
+    figures, summary, _plot, explorer, downloads, cleared = call(
+        client, handle_file(str(path)), "classify", "text", "label", None, api_name="/evaluate")
     out = tmp_path / "cli"
     assert evaluate_main(["--config", str(tiny_config), "--task", "classify", "--file", str(path), "--out", str(out)]) == 0
     cli = json.loads((out / "report.json").read_text())
@@ -108,6 +131,24 @@ def test_tab_gives_the_cli_figures_and_lists_exactly_the_disagreements(client, t
     assert confidences == sorted(confidences, reverse=True)  # teacher's most confident first
     assert sorted(Path(p).name for p in downloads) == ["predictions.csv", "report.html", "report.json", "report.md"]
     assert "disagreements" in summary and cleared is None  # the upload is deleted after use
+    for key in ("teacher_accuracy", "retention", "speedup"):  # the same intervals as the CLI's (batch timings aside)
+        assert figures["intervals"][key]["n"] == cli["intervals"][key]["n"]
+    assert figures["intervals"]["retention"]["low"] == pytest.approx(cli["intervals"]["retention"]["low"])
+    assert figures["paired"]["sentence"] == cli["paired"]["sentence"]
+
+
+def test_the_tab_writes_the_decision_report_and_refuses_without_a_price(client, hand_checked, tmp_path):
+    path, _ = hand_checked
+    call_when_ready(client, "warm", "/classify")
+    upload = tmp_path / "hand.csv"
+    upload.write_bytes(path.read_bytes())
+    outputs = call(client, handle_file(str(upload)), "classify", "text", "label", None, 0.25,
+                   api_name="/decision_report")
+    downloads = {Path(p).name: p for p in outputs[4]}
+    assert "decision.html" in downloads and "cost per million at $0.25/h" in Path(downloads["decision.html"]).read_text()
+    upload.write_bytes(path.read_bytes())
+    with pytest.raises(AppError, match="price of an hour of this machine"):
+        call(client, handle_file(str(upload)), "classify", "text", "label", None, None, api_name="/decision_report")
 
 
 def write(path: Path, content: bytes | str) -> Path:

@@ -8,6 +8,12 @@ on the same rows, compared with the student row by row.
 from __future__ import annotations
 
 from demo.core.progress import ProgressLine
+from demo.measuring.decision import (
+    command_line,
+    decision_html,
+    measure_throughput,
+    verdict,
+)
 from demo.measuring.eval_report import against_figures, write_reports
 from demo.measuring.evaluation import (
     EvalSettings,
@@ -34,6 +40,15 @@ def evaluate_labelled(args, settings: EvalSettings) -> int:
         ctx.against = against_figures(report, second, args.against)
         print(f"against {args.against}: {ctx.against['paired']['sentence']}")
     paths = write_reports(report, ctx, args.out)
+    if args.decision:
+        _, student = registry.pair(args.task)
+        with ProgressLine("timing batch 1 and 32", unit="batch sizes") as progress:
+            progress(0, 2)
+            throughput = measure_throughput(teacher, student, data.texts, settings.max_length)
+        paths["decision.html"] = paths["report.md"].with_name("decision.html")
+        paths["decision.html"].write_text(decision_html(report, ctx, throughput, args.price_per_hour,
+                                                        command_line(args.argv)), encoding="utf-8")
+        print(verdict(report, ctx)[0])
     e = report.estimate
     print(f"{report.n_examples:,} examples (95% intervals): teacher accuracy {e('teacher_accuracy').text()}, student "
           f"{e('student_accuracy').text()}, retention {e('retention').text()}, agreement {e('agreement').text()}, "

@@ -18,6 +18,7 @@ from demo.data.files import (
     obvious_column,
     read_rows,
 )
+from demo.measuring.decision import decision_html, measure_throughput
 from demo.measuring.eval_report import (
     EXPLORER_COLUMNS,
     confusion_figure,
@@ -59,11 +60,15 @@ def remove_upload(path: str | None) -> None:
 
 
 def evaluate(registry: PairRegistry, path: str | None, task: str, text_column: str | None,
-             label_column: str | None, max_rows, progress=gr.Progress()):
-    """The CLI's settings, reader and evaluation; the report written where the page can offer it."""
+             label_column: str | None, max_rows, progress=gr.Progress(), price_per_hour: float | None = None,
+             decision: bool = False):
+    """The CLI's settings, reader and evaluation; the report (and with decision, the decision page) written
+    where the page can offer it."""
     try:
         if not path:
             raise DataError("upload a labelled file first.")
+        if decision and (price_per_hour is None or price_per_hour < 0):
+            raise DataError("give the price of an hour of this machine (0 or more) for the decision report.")
         settings = EvalSettings(task=task or "", max_rows=int(max_rows) if max_rows else None)
         data = read_eval_file(path, text_column or None, label_column or None, settings)
         progress((0, len(data)), desc="evaluating", unit="examples")
@@ -75,6 +80,14 @@ def evaluate(registry: PairRegistry, path: str | None, task: str, text_column: s
         remove_upload(path)
     ctx.data_name = Path(path).name
     paths = write_reports(report, ctx, scratch_dir("evaluation-"))
+    if decision:
+        teacher, student = registry.pair(settings.task)
+        progress((0, 2), desc="timing batch 1 and 32")
+        throughput = measure_throughput(teacher, student, data.texts, settings.max_length)
+        paths["decision.html"] = paths["report.md"].with_name("decision.html")
+        paths["decision.html"].write_text(decision_html(report, ctx, throughput, float(price_per_hour),
+                                                        "the Evaluate tab of the app (python app.py)"),
+                                          encoding="utf-8")
     return (report_json(report, ctx), summary_markdown(report, ctx), confusion_figure(report),
             explorer_rows(report), [str(p) for p in paths.values()], None)
 
@@ -89,8 +102,8 @@ def remember(figures: dict | None, evaluated: dict) -> dict:
 
 
 def build_tab(registry: PairRegistry, evaluated: gr.State | None = None):
-    """Adds the Evaluate tab's components and events to the enclosing Blocks; returns the event that
-    ends an evaluation (the scorecard follows it)."""
+    """Adds the Evaluate tab's components and events to the enclosing Blocks; returns the events that end
+    an evaluation (the scorecard follows them)."""
     tasks = [t for t in LABELLED_TASKS if t in registry.config.pairs]
     gr.Markdown("Measure both models on **your labelled data**: accuracy, macro-F1, agreement, confusion "
                 "matrices, speed, and every example where they disagree. CSV, TSV, JSON, JSON lines or parquet; "
@@ -109,6 +122,9 @@ def build_tab(registry: PairRegistry, evaluated: gr.State | None = None):
     file_note = gr.Markdown(elem_id="evaluate-file-note")
     with gr.Row():
         run = gr.Button("Evaluate", variant="primary", elem_id="evaluate-run")
+        decide = gr.Button("Evaluate and write the decision report", elem_id="evaluate-decision")
+        price = gr.Number(value=None, minimum=0, label="Price of an hour of this machine (for the decision report)",
+                          elem_id="evaluate-price")
         stop = gr.Button("Cancel", variant="stop")
     summary = gr.Markdown(elem_id="evaluate-summary")
     confusion = gr.Plot(label="Confusion matrices", elem_id="evaluate-confusion")
@@ -122,9 +138,18 @@ def build_tab(registry: PairRegistry, evaluated: gr.State | None = None):
         outputs = evaluate(registry, path, task_name, text_col, label_col, rows_limit, progress)
         return (*outputs, remember(outputs[0], seen or {})) if evaluated is not None else outputs
 
+    def on_decide(path, task_name, text_col, label_col, rows_limit, price_per_hour, seen=None,
+                  progress=gr.Progress()):
+        outputs = evaluate(registry, path, task_name, text_col, label_col, rows_limit, progress, price_per_hour,
+                           decision=True)
+        return (*outputs, remember(outputs[0], seen or {})) if evaluated is not None else outputs
+
     upload.change(columns_of, inputs=upload, outputs=[text_column, label_column, file_note], api_visibility="private")
     state = [evaluated] if evaluated is not None else []  # this session's evaluations, for the scorecard
     event = run.click(on_evaluate, inputs=[upload, task, text_column, label_column, max_rows, *state],
                       outputs=[figures, summary, confusion, explorer, downloads, upload, *state], api_name="evaluate")
-    stop.click(None, cancels=[event])
-    return event
+    decided = decide.click(on_decide, inputs=[upload, task, text_column, label_column, max_rows, price, *state],
+                           outputs=[figures, summary, confusion, explorer, downloads, upload, *state],
+                           api_name="decision_report")
+    stop.click(None, cancels=[event, decided])
+    return [event, decided]

@@ -223,7 +223,7 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
         # The scorecard follows every answer and every evaluation of this session.
         card_inputs, card_outputs = [*(p.history for p in panels), evaluated], [scorecard_box, scorecard_json]
         card = lambda *states: session_scorecard(registry, list(states[:-1]), states[-1])  # noqa: E731
-        for event in [*(e for p in panels for e in p.events), *([evaluation] if evaluation is not None else [])]:
+        for event in [*(e for p in panels for e in p.events), *(evaluation or [])]:
             event.then(card, inputs=card_inputs, outputs=card_outputs, api_visibility="private", queue=False)
         gr.Button(visible=False).click(card, inputs=card_inputs, outputs=card_outputs, api_name="scorecard")
         targets = [*(p.status for p in panels), *(p.size for p in panels), timer]
