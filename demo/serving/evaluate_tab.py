@@ -101,13 +101,8 @@ def remember(figures: dict | None, evaluated: dict) -> dict:
                                                    "data": figures["data"]}}
 
 
-def build_tab(registry: PairRegistry, evaluated: gr.State | None = None):
-    """Adds the Evaluate tab's components and events to the enclosing Blocks; returns the events that end
-    an evaluation (the scorecard follows them)."""
-    tasks = [t for t in LABELLED_TASKS if t in registry.config.pairs]
-    gr.Markdown("Measure both models on **your labelled data**: accuracy, macro-F1, agreement, confusion "
-                "matrices, speed, and every example where they disagree. CSV, TSV, JSON, JSON lines or parquet; "
-                "labels are matched to the models' label names (or class numbers), case-insensitively.")
+def file_inputs(tasks: list[str]):
+    """The file, which pair, its columns and how many rows: the same for both buttons."""
     with gr.Row():
         upload = gr.File(label="Labelled file", file_types=list(LABELLED_SUFFIXES),
                          type="filepath",
@@ -119,6 +114,18 @@ def build_tab(registry: PairRegistry, evaluated: gr.State | None = None):
             label_column = gr.Dropdown([], label="Label column", allow_custom_value=True,
                                        elem_id="evaluate-label-column")
             max_rows = gr.Number(value=0, precision=0, minimum=0, label=f"Max rows (0: all, up to {MAX_ROWS:,})")
+    return upload, task, text_column, label_column, max_rows
+
+
+def build_tab(registry: PairRegistry, evaluated: gr.State | None = None):
+    """Adds the Evaluate tab's components and events to the enclosing Blocks; returns the events that end
+    an evaluation (the scorecard follows them)."""
+    tasks = [t for t in LABELLED_TASKS if t in registry.config.pairs]
+    gr.Markdown("Measure both models on **your labelled data**: accuracy, macro-F1, agreement, confusion "
+                "matrices, speed, and every example where they disagree, each figure with its 95% interval. CSV, "
+                "TSV, JSON, JSON lines or parquet; labels are matched to the models' label names (or class "
+                "numbers), case-insensitively. The decision report is one page for those who must decide.")
+    upload, task, text_column, label_column, max_rows = file_inputs(tasks)
     file_note = gr.Markdown(elem_id="evaluate-file-note")
     with gr.Row():
         run = gr.Button("Evaluate", variant="primary", elem_id="evaluate-run")
