@@ -110,8 +110,9 @@ def scorecard(sizes: Mapping[str, Mapping[str, SizeReport | None]], history: Map
     for task, by_variant in sizes.items():
         rows_of_task = list(history.get(task) or [])
         agreements = [bool(r["agree"]) for r in rows_of_task if "agree" in r]
-        speedup = (stats.median_speedup([r["teacher_ms"] for r in rows_of_task],
-                                        [r["student_ms"] for r in rows_of_task]) if rows_of_task else None)
+        teacher_ms, student_ms = [r["teacher_ms"] for r in rows_of_task], [r["student_ms"] for r in rows_of_task]
+        speedup = (stats.median_speedup(teacher_ms, student_ms, resamples=stats.LIVE_RESAMPLES)
+                   if rows_of_task else None)
         result = evaluated.get(task) or {}
         retention = result.get("retention")
         rows.append(ScoreRow(task=task, params_saved=params_saved(by_variant), speedup=speedup,
