@@ -107,29 +107,24 @@ def bare_encoder_dir(tmp_path_factory) -> Path:
     return save(BertForMaskedLM(bert_config()).bert, BertTokenizerFast, tmp_path_factory.mktemp("bare-encoder"))
 
 
+def distill(out: Path, *argv: str) -> Path:
+    """`python -m demo.distill ARGV --output-dir OUT`, run in this process; OUT when it succeeded."""
+    from demo.distill.cli import main  # imported here: after the cache folder above is set
+
+    assert main([*argv, "--output-dir", str(out), "--overwrite-output-dir"]) == 0
+    return out
+
+
 @pytest.fixture(scope="session")
 def mlm_teacher(bare_encoder_dir, texts_file, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("mlm-teacher")
-    from demo.distill.cli import (
-        main as distill_main,  # after the cache folder above is set
-    )
-
-    assert distill_main(["finetune", "--objective", "mlm", "--model", str(bare_encoder_dir), "--train-file", str(texts_file),
-                 "--epochs", "2", "--min-steps", "0", "--batch-size", "16", "--learning-rate", "3e-3",
-                 "--output-dir", str(out), "--overwrite-output-dir"]) == 0
-    return out
+    return distill(tmp_path_factory.mktemp("mlm-teacher"), "finetune", "--objective", "mlm", "--model",
+                   str(bare_encoder_dir), "--train-file", str(texts_file), "--epochs", "2", "--min-steps", "0",
+                   "--batch-size", "16", "--learning-rate", "3e-3")
 
 
 @pytest.fixture(scope="session")
 def mlm_student(mlm_teacher, texts_file, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("mlm-student")
-    from demo.distill.cli import (
-        main as distill_main,  # after the cache folder above is set
-    )
-
-    assert distill_main(["distill", "--objective", "mlm", "--teacher", str(mlm_teacher), "--train-file", str(texts_file),
-                 "--student-layers", "2", "--epochs", "1", "--min-steps", "0", "--batch-size", "16",
-                 "--baselines", "--eval-file", f"again={texts_file}", "--output-dir", str(out),
-                 "--overwrite-output-dir"]) == 0
-    return out
+    return distill(tmp_path_factory.mktemp("mlm-student"), "distill", "--objective", "mlm", "--teacher",
+                   str(mlm_teacher), "--train-file", str(texts_file), "--student-layers", "2", "--epochs", "1",
+                   "--min-steps", "0", "--batch-size", "16", "--baselines", "--eval-file", f"again={texts_file}")
 

@@ -49,22 +49,22 @@ def pair_hits():
     return teacher, student
 
 
-def test_retention_is_a_paired_bootstrap_of_the_ratio(pair_hits):
-    teacher, student = pair_hits
-    e = stats.ratio(student, teacher)
-    low, high = brute_force_bootstrap(lambda s, t: s.mean() / t.mean(), student, teacher)
-    assert e.value == pytest.approx(student.mean() / teacher.mean())
-    assert e.low == pytest.approx(low, abs=0.01) and e.high == pytest.approx(high, abs=0.01)
-
-
-def test_the_speedup_interval_resamples_the_timing_pairs():
+def drifting_timings():
     rng = np.random.default_rng(3)
     drift = rng.random(40) * 5  # the machine's speed moves both sides of a pair
-    teacher, student = 20 + drift + rng.random(40), 10 + drift / 2 + rng.random(40)
-    e = stats.speedup(teacher, student)
-    low, high = brute_force_bootstrap(lambda t, s: t.sum() / s.sum(), teacher, student)
-    assert e.value == pytest.approx(teacher.sum() / student.sum())
-    assert e.low == pytest.approx(low, abs=0.02) and e.high == pytest.approx(high, abs=0.02)
+    return 20 + drift + rng.random(40), 10 + drift / 2 + rng.random(40)
+
+
+@pytest.mark.parametrize(("estimate", "by_hand", "samples", "tolerance"), [
+    (lambda s, t: stats.ratio(s, t), lambda s, t: s.mean() / t.mean(), "pair_hits", 0.01),  # retention
+    (lambda t, s: stats.speedup(t, s), lambda t, s: t.sum() / s.sum(), "timings", 0.02),  # speedup over pairs
+], ids=["retention", "speedup"])
+def test_a_ratio_is_a_paired_bootstrap_of_it(estimate, by_hand, samples, tolerance, pair_hits):
+    a, b = (pair_hits[1], pair_hits[0]) if samples == "pair_hits" else drifting_timings()
+    e = estimate(a, b)
+    low, high = brute_force_bootstrap(by_hand, a, b)
+    assert e.value == pytest.approx(by_hand(np.asarray(a, float), np.asarray(b, float)))
+    assert e.low == pytest.approx(low, abs=tolerance) and e.high == pytest.approx(high, abs=tolerance)
 
 
 def test_macro_f1_is_scorings_and_its_interval_a_bootstrap_of_it():
