@@ -76,6 +76,7 @@ class ArgumentParser(HfArgumentParser):
 
 @dataclass
 class DataArguments:
+    _argument_group_name = "data"
     objective: Literal["classification", "mlm"] = field(default="classification", metadata={
         "help": "classification: labelled rows (a classifier teacher, a classifier student); mlm: raw text and "
                 "the masked-LM objective (general distillation, DistilBERT's; a fill-mask model)"})
@@ -139,6 +140,7 @@ class DataArguments:
 
 @dataclass
 class TrainArguments:
+    _argument_group_name = "training"
     output_dir: str = reporting(None, "where the model, metrics and card are written")
     epochs: int = field(default=2, metadata={
         "help": "passes over the training data; left at its default, raised to reach --min-steps"})
@@ -212,6 +214,7 @@ class TrainArguments:
 
 @dataclass
 class FinetuneArguments:
+    _argument_group_name = "model"
     model: str = field(default=None, metadata={
         "help": "Hub id or directory of a BERT encoder to fine-tune (with --objective mlm: to adapt to the text; "
                 "an MLM head tied to the input embeddings is added where the checkpoint has none)"})
