@@ -85,11 +85,13 @@ def verdict(report: EvalReport, ctx: EvalContext) -> tuple[str, list[str]]:
              f"Parameters saved: {'–' if row.params_saved is None else f'{row.params_saved:.0%}'} against "
              f"{PAPER['params_saved']:.0%}: {states['params_saved'] or 'not measured'}.",
              f"On the same rows, {report.paired['sentence']}."]
-    if states["retention"] == "met" and states["speedup"] == "met":
-        head = "Yes, on this data and this hardware: the student keeps the teacher's score and is faster."
-    elif "not met" in (states["retention"], states["speedup"]):
-        missed = [PAPER_TEXT[c] for c in ("retention", "speedup") if states[c] == "not met"]
-        head = f"Not as it stands: the student misses {' and '.join(missed)} here."
+    if all(states[c] == "met" for c in PAPER):
+        head = "Yes, on this data and this hardware: the student keeps the teacher's score, is faster and smaller."
+    elif "not met" in states.values():
+        missed = [PAPER_TEXT[c] for c in PAPER if states[c] == "not met"]
+        undecided = [PAPER_TEXT[c] for c in PAPER if states[c] in ("not yet known", None)]
+        head = (f"Not against DistilBERT's claims: the student misses {' and '.join(missed)} here"
+                + (f"; {' and '.join(undecided)} is not yet known." if undecided else "."))
     else:
         head = ("Not yet known: the intervals straddle the claims. Evaluate more rows (the intervals narrow as "
                 "the square root of their number) before deciding.")

@@ -184,8 +184,10 @@ class PairedComparison:
             low, high = sorted(abs(x) * 100 for x in (self.difference.low, self.difference.high))
             return (f"{ahead} is ahead of {behind} by {lead:.1f} points [{low:.1f}, {high:.1f}], {p} "
                     f"({self.a_only} rows only {self.a} gets right, {self.b_only} only {self.b})")
-        return (f"no detectable difference between {self.a} and {self.b}: {points} points, {p} "
-                f"({self.a_only} rows only {self.a} gets right, {self.b_only} only {self.b})")
+        return (f"no detectable difference between {self.a} and {self.b} by the exact McNemar test ({p}; "
+                f"{self.a} minus {self.b}: {points} points, bootstrap interval) on the "
+                f"{self.a_only + self.b_only} rows where they differ ({self.a_only} only {self.a} gets right, "
+                f"{self.b_only} only {self.b})")
 
     def to_dict(self) -> dict:
         return {"a": self.a, "b": self.b, "n": self.n, "difference": self.difference.to_dict(),
