@@ -21,6 +21,7 @@ from demo.measuring.eval_report import disagreements_sorted, report_scorecard
 from demo.measuring.evaluation import EvalContext, EvalReport, predict_batch
 from demo.measuring.scorecard import PAPER, PAPER_TEXT
 from demo.measuring.stats import Estimate
+from demo.models.onnx_variants import quantization_scheme
 
 BATCH_SIZES = (1, 32)  # one request at a time, and a throughput batch
 REPEATS, WARMUP = 20, 3  # timed rounds per batch size after warm-up (each round times both models in turn)
@@ -129,8 +130,8 @@ def decision_html(report: EvalReport, ctx: EvalContext, throughput: list[Through
     disagree = _table(["text", "gold", "teacher (confidence)", "student (confidence)"], [
         [r["text"][:160], r["gold"], f"{r['teacher_prediction']} ({r['teacher_confidence']:.2f})",
          f"{r['student_prediction']} ({r['student_confidence']:.2f})"] for r in shown])
-    env = (f"Python {platform.python_version()}, torch {torch.__version__}, device {report.device}, "
-           f"{platform.processor() or platform.machine()}; created {ctx.created}.")
+    env = (f"Python {platform.python_version()}, torch {torch.__version__}, device {report.device}, {cpu_name()} "
+           f"({quantization_scheme()} instructions, {torch.get_num_threads()} threads); created {ctx.created}.")
     body = [f"<h1>Can the student replace the teacher on {html.escape(ctx.data_name)}?</h1>",
             f"<p class='verdict'>{html.escape(head)}</p>",
             "<ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in claims) + "</ul>",
@@ -163,6 +164,15 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;
          "text-align:left;vertical-align:top}th{background:#f7f7f7}.note{color:#555;font-size:.9em}"
          "pre{white-space:pre-wrap;background:#f7f7f7;padding:.6em}"
          "@media print{body{margin:0;max-width:none}h2{page-break-after:avoid}table{page-break-inside:avoid}}")
+
+
+def cpu_name() -> str:
+    """The processor's model name (timings differ by CPU: say which one they came from)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def command_line(argv: list[str]) -> str:
