@@ -26,6 +26,9 @@ from .builders import (
 
 # Soft-target, ONNX and datasets caches of test runs go to a temporary folder, not the user's ~/.cache
 # (set before any demo module reads it; the app subprocesses inherit it).
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one thread each, not two fighting for one
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 _TEST_CACHE = tempfile.mkdtemp(prefix="distill-demo-test-cache-")
 os.environ["DISTILL_DEMO_CACHE"] = _TEST_CACHE
 os.environ["HF_DATASETS_CACHE"] = os.path.join(_TEST_CACHE, "datasets")  # parquet reads, streamed files

@@ -240,6 +240,7 @@ def test_a_stopped_distillation_resumes_with_its_teacher_and_refuses_another(loo
     assert metrics["resumed_from"].endswith("checkpoint-5") and metrics["total_steps"] == 12
 
 
+@pytest.mark.slow  # two streamed runs, one interrupted: ~5 s (the in-memory resume runs in the default tier)
 def test_a_streaming_run_resumes_exactly_too(loop_data, tmp_path, monkeypatch):
     """A stream's pass is resumed by skipping rows inside it, and starting the pass must not move the
     dropout RNG: the last step's weights equal an uninterrupted run's."""

@@ -238,7 +238,8 @@ def test_one_bad_config_entry_disables_only_that_task(tiny_config, tmp_path):
 
 
 # ---- process -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM])
+@pytest.mark.slow  # a new interpreter per signal: ~12 s each
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_app_shuts_down_cleanly_within_5_seconds(tiny_config, tmp_path, sig):
     server = AppServer(tiny_config, tmp_path / "app.log")
     server.wait_until_served()
