@@ -167,7 +167,8 @@ def test_the_scorecard_follows_each_answer_in_the_page(browser, app_server, clie
         # which a follow-up event redraws; on a loaded CI machine each can take more than a few seconds.
         page.locator("#sentiment-latency").get_by_text(f"{n} requests").first.wait_for(timeout=45_000)
         try:
-            card.get_by_text(f"({n} texts)").first.wait_for(timeout=30_000)  # the speedup cell counts this session
+            # the speedup cell counts this session's requests, and says what they decide
+            card.get_by_text(f"over {n} requests").first.wait_for(timeout=30_000)
         except Exception as exc:  # noqa: BLE001 - say what the page showed instead
             raise AssertionError(f"request {n}: the scorecard shows {card.inner_text()!r}") from exc
     page.screenshot(path=str(artifacts / "scorecard.png"), full_page=True)
