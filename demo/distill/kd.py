@@ -148,8 +148,7 @@ class ClassifierDistill(DistillStep):
                 "agreement": report.agreement, "data": seen,
                 "intervals": {"accuracy": report.intervals["student_accuracy"],
                               "macro_f1": report.intervals["student_macro_f1"],
-                              "retention": stats.ratio(student_hits(report), teacher_hits(self.report),
-                                                       "retention").to_dict()},
+                              "retention": report.intervals["retention"]},  # against the same teacher, same rows
                 "paired": paired.to_dict(),
                 "eval_sets": {k: {"accuracy": v["student_accuracy"], "macro_f1": v["student_macro_f1"],
                                   "retention": v["retention"]} for k, v in self.eval_set_figures(loaded).items()}}
@@ -170,10 +169,6 @@ class ClassifierDistill(DistillStep):
 
 def student_hits(report) -> list[bool]:
     return [r["student_prediction"] == r["gold"] for r in report.rows]
-
-
-def teacher_hits(report) -> list[bool]:
-    return [r["teacher_prediction"] == r["gold"] for r in report.rows]
 
 
 def eval_set_entry(ds: LabelledData, report) -> dict:

@@ -29,7 +29,7 @@ from demo.models.loading import load_model
 def evaluate_labelled(args, settings: EvalSettings) -> int:
     data = read_eval_file(args.file, args.text_column, args.label_column, settings)
     registry = load_registry_for(args.config, args.task, args.device)
-    teacher, _ = registry.pair(args.task)
+    teacher, student = registry.pair(args.task)
     other = load_model(ModelSpec(args.against), args.task, teacher.device) if args.against else None
     with ProgressLine("evaluated", unit="examples") as progress:
         report, ctx = evaluate_task(registry, data, settings, progress)
@@ -41,7 +41,6 @@ def evaluate_labelled(args, settings: EvalSettings) -> int:
         print(f"against {args.against}: {ctx.against['paired']['sentence']}")
     paths = write_reports(report, ctx, args.out)
     if args.decision:
-        _, student = registry.pair(args.task)
         with ProgressLine("timing batch 1 and 32", unit="batch sizes") as progress:
             progress(0, 2)
             throughput = measure_throughput(teacher, student, data.texts, settings.max_length)
