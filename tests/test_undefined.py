@@ -141,4 +141,5 @@ def test_a_card_that_cannot_be_written_costs_nothing_but_says_so(encoder_dir, da
                          "32", "--epochs", "1", "--batch-size", "16", "--output-dir", str(out)]) == 2
     err = capsys.readouterr().err
     assert "template exploded" in err and "metrics.json" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1  # said once
     assert (out / "model.safetensors").is_file() and strict_json(out / "metrics.json")["student_accuracy"] >= 0

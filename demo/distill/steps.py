@@ -7,7 +7,6 @@ nothing); the model and metrics.json are written before the card; the card and t
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from demo.core.errors import UsageError, UserError
@@ -148,10 +147,8 @@ def write_card_or_warn(step: Step, out: Path, metrics: dict) -> str | None:
     Returns what failed (None when the card was written)."""
     try:
         step.write_card(out, metrics)
-    except Exception as exc:  # noqa: BLE001 - said in one line; the saved run is kept
-        reason = f"the model card could not be written ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-        print(f"warning: {reason}", file=sys.stderr, flush=True)
-        return reason
+    except Exception as exc:  # noqa: BLE001 - said once, in the error line run_step ends with
+        return f"the model card could not be written ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
     return None
 
 

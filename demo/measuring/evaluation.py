@@ -170,8 +170,9 @@ def _in_file_order(preds: BatchPredictions, by_length: list[int]) -> BatchPredic
 
 def evaluate_pair(teacher: LoadedModel, student: LoadedModel, texts: Sequence[str], gold: Sequence[str],
                   batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
-                  progress: Callable[[int, int], None] | None = None) -> EvalReport:
-    """Batched evaluation of both models on the same batches, alternating which model goes first."""
+                  progress: Callable[[int, int], None] | None = None, intervals: bool = True) -> EvalReport:
+    """Batched evaluation of both models on the same batches, alternating which model goes first.
+    intervals=False: the figures alone (a pass that is only timed)."""
     if len(texts) != len(gold) or not texts:
         raise ValueError("texts and labels must be non-empty and of equal length.")
     t_map = label_index(teacher, gold)
@@ -202,7 +203,8 @@ def evaluate_pair(teacher: LoadedModel, student: LoadedModel, texts: Sequence[st
              "student_prediction": names[student_in_t[i]], "student_confidence": round(s_pred.confidences[i], 6)}
             for i in range(len(texts))]
     t_ms, s_ms = sum(t_pred.latency_ms), sum(s_pred.latency_ms)
-    intervals, paired = uncertainty(t_pred.labels, student_in_t, gold_t, t_pred.latency_ms, s_pred.latency_ms)
+    intervals, paired = (uncertainty(t_pred.labels, student_in_t, gold_t, t_pred.latency_ms, s_pred.latency_ms)
+                         if intervals else ({}, {}))
     return EvalReport(
         n_examples=len(texts), label_names=names, teacher_model=teacher.name, student_model=student.name,
         teacher_accuracy=t_acc, student_accuracy=s_acc, retention=s_acc / t_acc if t_acc else float("nan"),
@@ -260,7 +262,7 @@ def evaluate_task(registry: "PairRegistry", data: LabelledData, settings: EvalSe
                            progress)
     unbatched = None
     if settings.unbatched_baseline:
-        one = evaluate_pair(teacher, student, data.texts, data.labels, 1, settings.max_length)
+        one = evaluate_pair(teacher, student, data.texts, data.labels, 1, settings.max_length, intervals=False)
         unbatched = {"batch_size": 1, "teacher_total_ms": one.teacher_total_ms,
                      "student_total_ms": one.student_total_ms,
                      "ratio": (one.teacher_total_ms + one.student_total_ms) /

@@ -6,7 +6,7 @@ masked-LM figures of mlm_eval, and with `--against` a second student compared to
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from demo.core.formatting import json_text
@@ -18,26 +18,15 @@ from demo.measuring.mlm_eval import (
     evaluate_masked_lm,
     paired_top1,
 )
-from demo.models.config import ConfigError, ModelSpec, load_config
+from demo.models.config import ModelSpec
 from demo.models.loading import load_model
 from demo.models.registry import PairRegistry
-
-
-def load_registry_for(config_path: str | None, task: str, device: str | None) -> PairRegistry:
-    """Only the evaluated task's pair, loaded now (the CLI has nothing to do until it is)."""
-    config = load_config(config_path)
-    if task not in config.pairs:
-        raise ConfigError(f"task {task!r} is not in {config.source}; configured: {', '.join(config.tasks)}.")
-    config = replace(config, pairs={task: config.pairs[task]}, device=device or config.device)
-    registry = PairRegistry(config)
-    registry.load_task(task)
-    return registry
 
 
 def evaluate_fill_mask(args, settings: EvalSettings) -> int:
     """The configured fill-mask pair on held-out text, fixed seeded masks."""
     texts = read_texts(args.file, args.text_column, quoting=settings.quoting).texts[:settings.max_rows or MAX_ROWS]
-    registry = load_registry_for(args.config, "fill_mask", args.device)
+    registry = PairRegistry.for_task(args.config, "fill_mask", args.device)
     teacher, student = registry.pair("fill_mask")
     check_same_vocabulary(teacher.tokenizer, student.tokenizer)
     other = load_model(ModelSpec(args.against), "fill_mask", teacher.device) if args.against else None

@@ -21,14 +21,14 @@ from demo.measuring.evaluation import (
     evaluate_task,
     read_eval_file,
 )
-from demo.measuring.fill_mask_report import load_registry_for
 from demo.models.config import ModelSpec
 from demo.models.loading import load_model
+from demo.models.registry import PairRegistry
 
 
 def evaluate_labelled(args, settings: EvalSettings) -> int:
     data = read_eval_file(args.file, args.text_column, args.label_column, settings)
-    registry = load_registry_for(args.config, args.task, args.device)
+    registry = PairRegistry.for_task(args.config, args.task, args.device)
     teacher, student = registry.pair(args.task)
     other = load_model(ModelSpec(args.against), args.task, teacher.device) if args.against else None
     with ProgressLine("evaluated", unit="examples") as progress:

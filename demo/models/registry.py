@@ -17,7 +17,16 @@ import torch
 from demo.core.errors import UserError
 from demo.core.measure import SizeReport, size_of_loaded
 from demo.models.compare import Comparison, ModelFailure, compare, warm_up
-from demo.models.config import ONNX_INT8, PAIR, TASKS, AppConfig, ModelSpec, TaskPair
+from demo.models.config import (
+    ONNX_INT8,
+    PAIR,
+    TASKS,
+    AppConfig,
+    ConfigError,
+    ModelSpec,
+    TaskPair,
+    load_config,
+)
 from demo.models.loading import (
     LoadedModel,
     LoadError,
@@ -74,6 +83,16 @@ class PairRegistry:
         self._teacher_first: dict[str, bool] = {task: True for task in config.tasks}
         self._task_device: dict[str, torch.device] = {}  # tasks moved off the default device
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_task(cls, config_path: str | None, task: str, device: str | None) -> "PairRegistry":
+        """Only one task's pair from a config file, loaded now (a CLI has nothing to do until it is)."""
+        config = load_config(config_path)
+        if task not in config.pairs:
+            raise ConfigError(f"task {task!r} is not in {config.source}; configured: {', '.join(config.tasks)}.")
+        registry = cls(replace(config, pairs={task: config.pairs[task]}, device=device or config.device))
+        registry.load_task(task)
+        return registry
 
     # ---- loading -------------------------------------------------------------------------
     def start(self) -> threading.Thread:
