@@ -120,3 +120,9 @@ def test_an_undefined_figure_says_why_instead_of_a_number(estimate, why):
                                                        (0.95, 0.99, "not yet known")])
 def test_a_claim_is_met_only_when_the_whole_interval_clears_it(low, high, verdict):
     assert stats.Estimate(0.97, low, high, 100, "test").verdict(0.97) == verdict
+
+
+def test_one_timing_pair_gives_a_value_and_no_interval():
+    e = stats.speedup([20.0], [10.0])
+    assert e.value == pytest.approx(2.0) and e.low is None and e.high is None
+    assert e.text(2) == "2.00" and e.verdict(1.6) == "not yet known"  # one batch decides nothing

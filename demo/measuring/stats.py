@@ -88,7 +88,9 @@ def bootstrap(statistic: Callable[..., float], *samples: Sequence, what: str = "
     value = statistic(*arrays)
     if not math.isfinite(value):
         return Estimate.undefined(n, what or "the statistic is undefined on this sample", "bootstrap")
-    if n < 2 or all(np.all(a == a[0]) for a in arrays):
+    if n < 2:  # one pair (one batch, one request): a value, no interval
+        return Estimate(float(value), None, None, n, "bootstrap")
+    if all(np.all(a == a[0]) for a in arrays):
         return Estimate(float(value), float(value), float(value), n, "bootstrap")  # nothing varies to resample
 
     def finite(*resampled, axis=-1):
@@ -177,7 +179,9 @@ class PairedComparison:
         if not self.difference.defined:
             return f"{self.a} and {self.b}: {self.difference.text()}"
         points = self.difference.text(digits=1, scale=100)
-        p = "no row where they differ" if self.p_value is None else f"p = {self.p_value:.3g}"
+        if self.p_value is None:
+            return f"{self.a} and {self.b} are right and wrong on the same rows: no row where they differ"
+        p = f"p = {self.p_value:.3g}"
         if self.p_value is not None and self.p_value < 1 - CONFIDENCE:
             ahead, behind = (self.a, self.b) if self.difference.value > 0 else (self.b, self.a)
             lead = abs(self.difference.value) * 100
