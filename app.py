@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import replace
 
+from demo.core.progress import quiet_library_bars
 from demo.core.scratch import remove_all as remove_scratch_dirs
 from demo.data.files import (
     MAX_FILE_BYTES,  # the upload cap: the reader's own file limit
@@ -39,7 +40,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--allow-custom-models", action="store_true",
                         help="let page visitors load any Hub id or directory as teacher/student (off: config only)")
+    parser.add_argument("--mcp", action="store_true", default=None,
+                        help="also serve the tasks as MCP tools at /gradio_api/mcp/ (default: $MCP_SERVER=1 turns it on)")
     return parser.parse_args(argv)
+
+
+def mcp_wanted(flag: bool | None) -> bool:
+    """--mcp, else MCP_SERVER=1 (a Space sets it in its variables): agents then call the tasks as tools."""
+    if flag is not None:
+        return flag
+    return os.environ.get("MCP_SERVER", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def serve(argv: list[str] | None = None):
@@ -68,13 +78,14 @@ def serve(argv: list[str] | None = None):
     for task, reason in config.task_errors.items():
         logging.getLogger("app").warning("task %s disabled: %s", task, reason)
     page.launch(server_name=host, server_port=port, share=args.share, show_error=False,
-                max_file_size=MAX_FILE_BYTES, prevent_thread_lock=True)
+                max_file_size=MAX_FILE_BYTES, prevent_thread_lock=True, mcp_server=mcp_wanted(args.mcp))
     return page, registry
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    quiet_library_bars()
     served = serve(argv)
     if isinstance(served, int):
         return served

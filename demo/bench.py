@@ -24,7 +24,7 @@ from demo.measuring.sweep import (
     parse_int_list,
     sweep,
 )
-from demo.models.config import DEVICES, VARIANTS, load_config
+from demo.models.config import BENCH_VARIANTS, DEVICES, VARIANTS, load_config
 
 
 def parse_args(argv):
@@ -32,7 +32,9 @@ def parse_args(argv):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", default=None, help="pairs YAML (default: pairs.yaml)")
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all configured)")
-    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
+    p.add_argument("--variants", default=",".join(BENCH_VARIANTS),
+                   help=f"comma-separated, from {', '.join(VARIANTS)} (student-openvino-int8 needs "
+                        "requirements-openvino.txt)")
     p.add_argument("--batch-sizes", default=",".join(map(str, BATCH_SIZES)), help="comma-separated sequences per call")
     p.add_argument("--seq-lens", default=",".join(map(str, SEQ_LENS)), help="comma-separated tokens per sequence")
     p.add_argument("--repeats", type=int, default=MIN_REPEATS, help=f"timed repeats per measurement (>= {MIN_REPEATS})")

@@ -59,8 +59,9 @@ def distil_config(**extra) -> DistilBertConfig:
 
 
 def save(model, tokenizer_cls, directory: Path) -> Path:
-    vocab = write_vocab(directory)
-    tokenizer = tokenizer_cls(vocab_file=str(vocab), do_lower_case=True, model_max_length=512)
+    words = write_vocab(directory).read_text(encoding="utf-8").split()
+    tokenizer = tokenizer_cls(vocab={word: i for i, word in enumerate(words)}, do_lower_case=True,
+                              model_max_length=512)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory

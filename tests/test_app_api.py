@@ -14,9 +14,9 @@ TEXTS = {"sentiment": "the film was good", "fill_mask": "paris is the [MASK] of 
 
 
 def summary(result):
-    """The first output of every task endpoint is the JSON summary."""
-    assert isinstance(result, (list, tuple))
-    return result[0]
+    """Every task endpoint (/sentiment, /fill_mask, /classify) answers with the JSON summary alone."""
+    assert isinstance(result, dict)
+    return result
 
 
 @pytest.mark.parametrize("task", ["sentiment", "fill_mask", "classify"])
@@ -43,8 +43,8 @@ def test_sentiment_labels_come_from_the_config(client):
 
 
 def test_fill_mask_gives_top5_completion_and_overlap(client):
-    result = call_when_ready(client, "the dog ran [MASK] .", "/fill_mask")
-    s = summary(result)
+    result = call_when_ready(client, "the dog ran [MASK] .", "/page_fill_mask")  # the page's own outputs
+    s = result[0]
     assert 0.0 <= s["top5_overlap"] <= 1.0
     for variant, label_output, completed_output in (("teacher", 1, 3), ("student", 2, 4)):
         label = result[label_output]
@@ -105,7 +105,7 @@ def test_order_alternates_between_requests(client):
     # The same endpoint twice: the verdict says which model ran first, and it must alternate.
     firsts = []
     for _ in range(2):
-        verdict = call_when_ready(client, "i love this", "/classify")[3]
+        verdict = call_when_ready(client, "i love this", "/page_classify")[3]
         firsts.append("teacher ran first" in verdict)
     assert firsts[0] != firsts[1]
 
@@ -114,7 +114,7 @@ def test_latency_history_grows_within_a_session(app_server):
     # One client = one session: the chart's subtitle counts this session's requests.
     client = app_server.client()
     for n in (1, 2, 3):
-        result = call_when_ready(client, "a good day", "/sentiment")
+        result = call_when_ready(client, "a good day", "/page_sentiment")
         figure = json.loads(result[4]["plot"])
         assert figure["layout"]["title"]["text"].split("<br>")[1].startswith(f"<sup>{n} requests · p50 teacher")
         per_request = {trace["name"]: trace["y"] for trace in figure["data"] if trace["name"].endswith("(ms)")}

@@ -11,10 +11,10 @@ from gradio_client.exceptions import AppError
 
 from demo.bench import main as bench_main
 from demo.core.measure import interleaved_timing
-from demo.measuring.sweep import BenchSettings, sweep
-from demo.models import onnx_variants
+from demo.measuring.sweep import SENTENCES, BenchSettings, sweep
+from demo.models import onnx_variants, openvino_variants
 from demo.models.architecture import build_random
-from demo.models.config import ModelSpec, load_config
+from demo.models.config import OPENVINO_INT8, ModelSpec, load_config
 from demo.models.loading import load_model
 from demo.models.tasks import predict
 
@@ -48,7 +48,7 @@ def test_sweep_writes_all_three_files_with_the_promised_fields(bench_out):
             speedup = teacher_p50[(r["task"], r["batch_size"], r["seq_len"])] / r["p50_ms"]
             assert r["speedup_low"] <= speedup <= r["speedup_high"]
     env = data["environment"]
-    assert env["threads"] == 1 and {"cpu", "torch", "onnxruntime", "optimum", "transformers"} <= set(env)
+    assert env["threads"] == 1 and {"cpu", "torch", "onnxruntime", "openvino", "transformers"} <= set(env)
     md = (bench_out / "bench.md").read_text()
     assert "| classify | student-onnx-int8 | 2 | 16 |" in md and "speedup [95%]" in md
     assert "plotly" in (bench_out / "bench.html").read_text()
@@ -75,6 +75,27 @@ def test_onnx_variants_agree_with_the_student(tiny_config, task, tmp_path, monke
             a, b = predict(student, text), predict(onnx, text)
             assert a.label == b.label
             assert a.score == pytest.approx(b.score, abs=1e-4 if not int8 else 5e-2)
+
+
+@pytest.mark.parametrize("task", ["classify", "fill_mask"])
+def test_the_openvino_int8_student_answers_like_the_student_and_is_timed_by_the_benchmark(tiny_config, task, tmp_path,
+                                                                                          monkeypatch):
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    monkeypatch.setattr(onnx_variants, "CACHE_ROOT", tmp_path / "cache")
+    config = load_config(tiny_config)
+    student = load_model(config.pairs[task].student, task, torch.device("cpu"))
+    int8 = openvino_variants.export(student, SENTENCES, threads=1)
+    assert int8.runtime == "openvino" and int8.dtype == "int8"
+    texts = (["the film was [MASK]", "i feel [MASK] today"] if task == "fill_mask" else
+             ["the film was good", "i hate this"])
+    for text in texts:  # random tiny weights: scores are near-flat, so compare scores, not labels
+        assert predict(int8, text).score == pytest.approx(predict(student, text).score, abs=5e-2)
+    settings = BenchSettings(tasks=[task], variants=["teacher", "student", OPENVINO_INT8], batch_sizes=[2],
+                             seq_lens=[16], repeats=20, warmup=1, threads=1)
+    result = sweep(config, settings)
+    record = next(r for r in result.records if r.variant == OPENVINO_INT8)
+    assert record.runtime == "openvino" and record.dtype == "int8" and record.p50_ms > 0 and record.params > 0
 
 
 def test_int8_keeps_the_outlier_prone_matmuls_in_fp32(tiny_config, tmp_path, monkeypatch):
@@ -159,7 +180,7 @@ def test_benchmark_tab_through_the_api(client):
 
 def test_the_cli_and_the_tab_refuse_the_same_settings_alike(client, tiny_config, tmp_path, capsys):
     # One settings dataclass behind both: the same rule, the same message, nothing measured.
-    message = "the ONNX variants are compared with the fp32 student: add the student variant."
+    message = "the ONNX and OpenVINO variants are compared with the fp32 student: add the student variant."
     assert bench_main(["--config", str(tiny_config), "--tasks", "classify", "--variants", "teacher,student-onnx-int8",
                        "--out", str(tmp_path / "cli")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {message}"
@@ -181,36 +202,35 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
 
     import yaml
 
-    from .builders import AppServer
+    from demo.core.scratch import remove_all
+    from demo.serving.page import use_random_weights
+
+    from .builders import InProcessApp
 
     raw = yaml.safe_load(open(tiny_config))
     raw["tasks"]["classify"]["onnx"] = True
     raw["tasks"]["sentiment"]["teacher"]["model"] = str(tmp_path / "gone")
     path = tmp_path / "pairs.yaml"
     path.write_text(yaml.safe_dump(raw))
-    app_tmp = tmp_path / "app-tmp"
-    app_tmp.mkdir()
-    server = AppServer(path, tmp_path / "app.log", env={"TMPDIR": str(app_tmp)})
+    app = InProcessApp(path)
     try:
-        server.wait_until_served()
-        c = server.client()
+        c = app.client()
         deadline = time.monotonic() + 90
         while True:  # the ONNX column joins once its export is done; the task answers before that
-            result = call_when_ready(c, "i feel happy", "/classify", timeout=90)
-            if "student-onnx-int8" in result[0] or time.monotonic() > deadline:
+            summary = call_when_ready(c, "i feel happy", "/classify", timeout=90)
+            if "student-onnx-int8" in summary or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        summary, verdict = result[0], result[4]
         onnx = summary["student-onnx-int8"]
         assert onnx["dtype"] == "int8" and onnx["latency_ms"] > 0 and isinstance(onnx["agrees_with_student"], bool)
-        assert "student-onnx-int8" in verdict
+        assert "student-onnx-int8" in call(c, "i feel happy", api_name="/page_classify")[4]  # the page's verdict
         with pytest.raises(AppError, match="failed to load"):
             call(c, "good", api_name="/sentiment")
-        call(c, api_name="/random_weights_sentiment")
+        use_random_weights(app.registry, "sentiment")  # the page's button (not an API endpoint: administrative)
         deadline = time.monotonic() + 60
         while True:
             try:
-                result = call(c, "good film", api_name="/sentiment")
+                result = call(c, "good film", api_name="/page_sentiment")
                 break
             except AppError:
                 assert time.monotonic() < deadline
@@ -218,10 +238,12 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
         assert result[0]["random_weights"] is True
         assert "Random weights: no answer is shown" in result[3]
         assert not result[1] or result[1].get("label") is None  # no answer displayed
-        assert list(app_tmp.glob("architecture-only-*"))  # the random weights, written while serving
+        written = [m.weight_files[0].parent for m in app.registry.pair("sentiment")]
+        assert all(folder.is_dir() for folder in written)  # the random weights, written while serving
     finally:
-        server.stop()
-    assert not list(app_tmp.glob("architecture-only-*"))  # ... and gone once the app has stopped
+        app.stop()
+    remove_all()  # what the app does at exit
+    assert not any(folder.exists() for folder in written)
 
 
 def test_variants_are_timed_round_robin_so_drift_hits_them_alike():

@@ -177,7 +177,7 @@ def test_page_and_api_report_a_failed_model_and_keep_the_rest(pair_dirs, tmp_pat
     server = InProcessApp(config)
     try:
         client = server.client()
-        assert call_when_ready(client, "a [MASK] day", "/fill_mask")[0]["task"] == "fill_mask"
+        assert call_when_ready(client, "a [MASK] day", "/fill_mask")["task"] == "fill_mask"
         from gradio_client.exceptions import AppError
 
         with pytest.raises(AppError, match="missing-teacher\\) failed to load: this directory does not exist"):

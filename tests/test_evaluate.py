@@ -245,7 +245,7 @@ def test_the_scorecard_shows_the_figures_of_the_charts_and_the_report(app_server
     assert row["speedup"] is None and row["retention"] is None and "evaluate a file" in markdown
     agreements = []
     for text in ("i feel happy", "they hate this city", "what a surprise"):
-        result = call_when_ready(session, text, "/classify")
+        result = call_when_ready(session, text, "/page_classify")  # the page's event: this session's history
         agreements.append(result[0]["agree"])
     chart_title = json.loads(result[4]["plot"])["layout"]["title"]["text"]
     markdown, card = call(session, api_name="/scorecard")

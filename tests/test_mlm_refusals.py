@@ -65,8 +65,9 @@ def test_a_tokenizer_without_a_mask_token_is_refused(step, texts_file, tmp_path,
     config = json.loads((model_dir / "tokenizer_config.json").read_text())
     config["mask_token"] = None
     (model_dir / "tokenizer_config.json").write_text(json.dumps(config))
-    special = model_dir / "special_tokens_map.json"
-    special.write_text(json.dumps({k: v for k, v in json.loads(special.read_text()).items() if k != "mask_token"}))
+    special = model_dir / "special_tokens_map.json"  # transformers 4 wrote one; 5 keeps it all in tokenizer_config
+    if special.exists():
+        special.write_text(json.dumps({k: v for k, v in json.loads(special.read_text()).items() if k != "mask_token"}))
     assert AutoTokenizer.from_pretrained(model_dir).mask_token is None
     flag = "--model" if step == "finetune" else "--teacher"
     err = _refused([step, "--objective", "mlm", flag, str(model_dir), "--train-file", str(texts_file)], capsys,

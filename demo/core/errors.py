@@ -28,6 +28,9 @@ def exit_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
+        from demo.core.progress import quiet_library_bars
+
+        quiet_library_bars()
         try:
             return main(*args, **kwargs)
         except UserError as exc:

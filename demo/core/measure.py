@@ -135,10 +135,33 @@ def size_of_onnx(path) -> SizeReport:
     return SizeReport(params=params, disk_bytes=Path(path).stat().st_size, memory_bytes=mem)
 
 
+def size_of_openvino(xml_file) -> SizeReport:
+    """Parameters and bytes of an OpenVINO model's constant tensors (an int8 weight counts one byte)."""
+    from pathlib import Path
+
+    import numpy as np
+    import openvino as ov
+
+    xml_file = Path(xml_file)
+    params = memory = 0
+    for op in ov.Core().read_model(str(xml_file)).get_ops():
+        if op.get_type_name() == "Constant" and op.get_output_size() == 1:
+            shape = [int(d) for d in op.get_output_shape(0)]
+            count = int(np.prod(shape)) if shape else 1
+            if count > 1:  # scalars are scales, zero points and shape constants, not weights
+                params += count
+                memory += count * op.get_output_element_type(0).size
+    disk = sum(p.stat().st_size for p in (xml_file, xml_file.with_suffix(".bin")) if p.exists())
+    return SizeReport(params=params, disk_bytes=disk, memory_bytes=memory)
+
+
 def size_of_loaded(loaded) -> SizeReport:
     """Size of a LoadedModel, whichever runtime runs it."""
-    if getattr(loaded, "runtime", "pytorch") == "onnxruntime":
+    runtime = getattr(loaded, "runtime", "pytorch")
+    if runtime == "onnxruntime":
         return size_of_onnx(loaded.weight_files[0])
+    if runtime == "openvino":
+        return size_of_openvino(loaded.weight_files[0])
     return size_of(loaded.model, loaded.weight_files)
 
 

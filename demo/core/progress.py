@@ -56,3 +56,15 @@ class ProgressLine:
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def quiet_library_bars() -> None:
+    """Silence transformers' own bars: version 5 draws one for every load and save ("Loading weights",
+    "Writing model shards"), even of a local folder in a fraction of a second; in a command's output they
+    bury its own progress lines and turn its one-line errors into three. Downloads from the Hub keep
+    their bars (huggingface_hub's, switched back on): those are slow and worth watching."""
+    from huggingface_hub.utils import enable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # also switches huggingface_hub's off ...
+    enable_progress_bars()  # ... so turn those back on

@@ -102,9 +102,9 @@ class BenchResult:
         env = self.environment
         ups = self.speedups()
         lines = ["# Teacher vs student: speed and size", "",
-                 f"{env.get('cpu', '')} · {env.get('threads')} threads (PyTorch and ONNX Runtime alike) · device "
+                 f"{env.get('cpu', '')} · {env.get('threads')} threads (PyTorch, ONNX Runtime and OpenVINO alike) · device "
                  f"{env.get('device')} · torch {env.get('torch')}, transformers {env.get('transformers')}, onnxruntime "
-                 f"{env.get('onnxruntime')}, optimum {env.get('optimum')} · int8 scheme {env.get('int8_scheme')} · "
+                 f"{env.get('onnxruntime')}, openvino {env.get('openvino') or 'not installed'} · int8 scheme {env.get('int8_scheme')} · "
                  f"{env.get('date')}", ""]
         lines += [f"> **Note:** {md_escape(n)}" for n in self.notes if "RANDOM" in n or "ARCHITECTURE" in n][:1]
         lines += ["", "Latency is end-to-end (tokeniser + model + post-processing) unless marked *model*; "

@@ -15,7 +15,7 @@ from demo.core.measure import SizeReport, percentile
 from demo.measuring.scorecard import live_speedup
 
 COLORS = {"teacher": "#1f77b4", "student": "#ff7f0e", "student-onnx-int8": "#2ca02c",
-          "student-onnx-fp32": "#9467bd"}
+          "student-onnx-fp32": "#9467bd", "student-openvino-int8": "#8c564b"}
 LAYOUT = dict(template="plotly_white", height=400, margin=dict(l=50, r=20, t=70, b=40),
               legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
 

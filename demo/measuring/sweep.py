@@ -7,12 +7,10 @@ differ on this. The CLI and the Benchmark tab both build a BenchSettings, so the
 
 from __future__ import annotations
 
-import platform
 import resource
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -22,10 +20,18 @@ from demo.core.measure import count_parameters, interleaved_timing, size_of_load
 from demo.data.files import read_labelled
 from demo.measuring import stats as speed_stats
 from demo.measuring.bench_report import BenchRecord, BenchResult
+from demo.measuring.environment import environment, physical_cores
 from demo.measuring.variant_quality import variant_agreement
-from demo.models import onnx_variants
+from demo.models import onnx_variants, openvino_variants
 from demo.models.architecture import build_random
-from demo.models.config import PAIR, VARIANTS, AppConfig, ConfigError
+from demo.models.config import (
+    BENCH_VARIANTS,
+    OPENVINO_INT8,
+    PAIR,
+    VARIANTS,
+    AppConfig,
+    ConfigError,
+)
 from demo.models.inputs import model_inputs
 from demo.models.loading import LoadedModel, LoadError, resolve_device
 from demo.models.registry import PairRegistry, TaskUnavailable
@@ -65,7 +71,7 @@ class BenchSettings:
     """What to measure, checked on creation (the CLI's flags and the tab's fields both become one)."""
 
     tasks: list[str]
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    variants: list[str] = field(default_factory=lambda: list(BENCH_VARIANTS))
     batch_sizes: list[int] = field(default_factory=lambda: list(BATCH_SIZES))
     seq_lens: list[int] = field(default_factory=lambda: list(SEQ_LENS))
     repeats: int = MIN_REPEATS
@@ -85,8 +91,9 @@ class BenchSettings:
         if not self.variants or unknown:
             raise ConfigError(f"variants: pick one or more of {', '.join(VARIANTS)}"
                               + (f" ({', '.join(unknown)} is not one)." if unknown else "."))
-        if any(v.startswith("student-onnx") for v in self.variants) and "student" not in self.variants:
-            raise ConfigError("the ONNX variants are compared with the fp32 student: add the student variant.")
+        if any(v.startswith("student-") for v in self.variants) and "student" not in self.variants:
+            raise ConfigError("the ONNX and OpenVINO variants are compared with the fp32 student: add the student "
+                              "variant.")
         for name, values, upper in (("batch sizes", self.batch_sizes, MAX_BATCH_SIZE),
                                     ("sequence lengths", self.seq_lens, MAX_SEQ_LEN)):
             if not values or min(values) < 1 or max(values) > upper:
@@ -102,12 +109,6 @@ class BenchSettings:
         unknown = [t for t in self.tasks if t not in config.pairs]
         if unknown:
             raise ConfigError(f"task(s) {', '.join(unknown)} not in the config; configured: {', '.join(config.tasks)}.")
-
-
-def physical_cores() -> int:
-    import psutil
-
-    return psutil.cpu_count(logical=False) or torch.get_num_threads()
 
 
 def bench_texts(seq_len: int, batch_size: int, mask_token: str | None) -> list[str]:
@@ -150,25 +151,6 @@ def model_only_inputs(loaded: LoadedModel, texts: list[str], seq_len: int) -> di
     return model_inputs(loaded.model, inputs, loaded.device)
 
 
-def environment(threads: int, device: torch.device) -> dict:
-    import onnxruntime
-    import optimum.version
-    import transformers
-
-    cpu = platform.processor() or ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"threads": threads, "cpu": cpu, "physical_cores": physical_cores(), "device": str(device),
-            "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
-            "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__,
-            "optimum": optimum.version.__version__, "int8_scheme": onnx_variants.quantization_scheme(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-
-
 def load_variants(config: AppConfig, task: str, settings: BenchSettings, device: torch.device,
                   workdir: Path, notes: list[str], cache=None) -> dict[str, LoadedModel]:
     """The task's models, each variant that could be had; the others get a note saying why not."""
@@ -192,15 +174,18 @@ def load_variants(config: AppConfig, task: str, settings: BenchSettings, device:
             notes.append(f"{task}: skipped: {exc} (or run with --architecture-only to measure the shapes)")
             return {}
     for variant in settings.variants:
-        if not variant.startswith("student-onnx"):
+        if not variant.startswith("student-"):
             continue
         if device.type != "cpu":
-            notes.append(f"{task} {variant}: skipped on {device.type}: dynamic int8 and this tool's ONNX "
+            notes.append(f"{task} {variant}: skipped on {device.type}: int8 and this tool's ONNX and OpenVINO "
                          "variants are CPU techniques.")
             continue
         try:
-            models[variant] = onnx_variants.export(models["student"], int8=variant.endswith("int8"),
-                                                   threads=settings.threads)
+            if variant == OPENVINO_INT8:
+                models[variant] = openvino_variants.export(models["student"], SENTENCES, threads=settings.threads)
+            else:
+                models[variant] = onnx_variants.export(models["student"], int8=variant.endswith("int8"),
+                                                       threads=settings.threads)
         except LoadError as exc:
             notes.append(f"{task} {variant}: {exc.reason} {exc.fix}")
     return {v: m for v, m in models.items() if v in settings.variants}

@@ -1,4 +1,4 @@
-"""What acceleration costs in answers: each variant (ONNX fp32, dynamic int8) against the fp32 student on
+"""What acceleration costs in answers: each variant (ONNX fp32, dynamic int8, OpenVINO int8) against the fp32 student on
 a labelled file, for the benchmark's table."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def variant_agreement(task: str, models: dict[str, LoadedModel], data: LabelledD
     for variant, labels in preds.items():
         agree = sum(a.lower() == b.lower() for a, b in zip(labels, preds["student"])) / len(labels)
         row = {"task": task, "variant": variant, "n_examples": len(labels), "agreement_with_student": agree,
-               "changed_share": 1 - agree, "flagged": variant.startswith("student-onnx") and (1 - agree) > flag_share}
+               "changed_share": 1 - agree, "flagged": variant.startswith("student-") and (1 - agree) > flag_share}
         try:
             gold_map = label_index(models[variant], data.labels)
             names = models[variant].id2label

@@ -26,7 +26,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PAIR = ("teacher", "student")  # the two PyTorch models every task has
 ONNX_FP32 = "student-onnx-fp32"  # the student exported to ONNX Runtime (the benchmark's)
 ONNX_INT8 = "student-onnx-int8"  # ... and dynamic int8: the app's optional third column, CPU only
-VARIANTS = (*PAIR, ONNX_FP32, ONNX_INT8)
+OPENVINO_INT8 = "student-openvino-int8"  # static int8 through OpenVINO + NNCF: the benchmark's, on request
+VARIANTS = (*PAIR, ONNX_FP32, ONNX_INT8, OPENVINO_INT8)
+BENCH_VARIANTS = (*PAIR, ONNX_FP32, ONNX_INT8)  # the benchmark's default: OpenVINO is an optional install
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "pairs.yaml"
 

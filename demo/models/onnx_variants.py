@@ -1,6 +1,7 @@
-"""The accelerated student: exported to ONNX with optimum, optionally dynamic int8, run by ONNX Runtime.
+"""The accelerated student: exported with torch.onnx, optionally dynamic int8, run by ONNX Runtime.
 
-Exports are cached on disk, keyed by the model's weights, the optimum version and the quantisation
+No optimum here: its ONNX exporter (optimum-onnx) holds transformers below 4.58. Exports are cached
+on disk, keyed by the model's weights, the torch and ONNX Runtime versions and the quantisation
 scheme, so only the first run pays for them. The result is a LoadedModel that the task code runs
 like any other.
 """
@@ -12,11 +13,13 @@ import logging
 import os
 import platform
 import re
+import warnings
 from pathlib import Path
 
 import torch
 
 from demo.models.loading import MODEL_BUILD_LOCK, LoadedModel, LoadError
+from demo.models.runtime_model import RuntimeModel
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +54,15 @@ def quantization_scheme() -> str:
     return "avx2"
 
 
-def _ort_class(task: str):
-    from optimum.onnxruntime import (
-        ORTModelForMaskedLM,
-        ORTModelForSequenceClassification,
-    )
-
-    return ORTModelForMaskedLM if task == "fill_mask" else ORTModelForSequenceClassification
+# The dynamic-int8 settings per instruction set, as optimum's AutoQuantizationConfig chose them (activations
+# uint8 everywhere; weights uint8 only on AVX2, where ONNX Runtime's u8u8 kernels are the fast ones).
+INT8_WEIGHTS = {"avx2": "QUInt8", "avx512": "QInt8", "avx512_vnni": "QInt8", "arm64": "QInt8"}
+OPSET = 17
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _cache_key(student: LoadedModel, int8: bool) -> str:
-    import optimum.version
+    import onnxruntime
 
     h = hashlib.sha256()
     h.update(student.task.encode())
@@ -70,7 +71,7 @@ def _cache_key(student: LoadedModel, int8: bool) -> str:
         h.update(f"{Path(f).resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     if not student.weight_files:
         h.update(student.name.encode())
-    h.update(optimum.version.__version__.encode())
+    h.update(f"torch {torch.__version__} opset {OPSET} onnxruntime {onnxruntime.__version__}".encode())
     h.update((f"{quantization_scheme()}-per-channel={PER_CHANNEL}-{EXCLUSION_RULES}" if int8 else "fp32").encode())
     return h.hexdigest()[:20]
 
@@ -79,7 +80,7 @@ def fp32_nodes(onnx_file: Path) -> list[str]:
     """The nodes dynamic int8 should leave in fp32, by name.
 
     - MatMuls between two activations (attention scores, attention x values): ONNX Runtime's own
-      quantize_dynamic leaves them alone (MatMulConstBOnly), optimum's quantizer does not.
+      quantize_dynamic leaves them alone by default (MatMulConstBOnly); named here so the rule is ours.
     - The first encoder layer's FFN output projection. Dynamic int8 gives each activation tensor one
       scale, so a few outlier channels cost every other value its precision; among the FFN output
       projections the first layer's input (GELU output) has the widest range (absmax 24 against 5 in
@@ -109,48 +110,86 @@ def session_options(threads: int | None):
     return options
 
 
-def export(student: LoadedModel, int8: bool, threads: int | None = None,
-           cache_root: Path | None = None) -> LoadedModel:
-    """ONNX (fp32 or dynamic int8) version of a loaded student; exported once, then read from the cache."""
-    from optimum.onnxruntime import ORTQuantizer
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+def export_fp32(source: Path, task: str, target: Path) -> None:
+    """The student's graph as ONNX (torch.onnx's TorchScript exporter), batch and length left open.
 
+    Eager attention for the export: the graph then holds plain MatMul/Softmax nodes, which dynamic
+    int8 and every runtime handle; written to a temporary name first, so a crash leaves no half file
+    that the cache would take for a finished one."""
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
+
+    from demo.models.inputs import accepted_inputs
+
+    cls = AutoModelForMaskedLM if task == "fill_mask" else AutoModelForSequenceClassification
+    with MODEL_BUILD_LOCK:
+        model = cls.from_pretrained(str(source), attn_implementation="eager").eval()
+    names = [name for name in INPUT_NAMES if name in accepted_inputs(model)]
+    example = {name: torch.zeros(2, 16, dtype=torch.long) if name == "token_type_ids"
+               else torch.ones(2, 16, dtype=torch.long) for name in names}
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes["logits"] = {0: "batch", 1: "sequence"} if task == "fill_mask" else {0: "batch"}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial.onnx")
+    with warnings.catch_warnings():  # the tracer's notes on Python-side shape checks, none of which bind
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (), str(partial), kwargs=example, input_names=names, output_names=["logits"],
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    partial.replace(target)
+
+
+def quantize_int8(fp32_file: Path, target: Path) -> None:
+    """Dynamic int8 (weights per channel, activations per call) with ONNX Runtime's own quantiser."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial.onnx")
+    quantize_dynamic(fp32_file, partial, op_types_to_quantize=list(IntegerOpsRegistry), per_channel=PER_CHANNEL,
+                     reduce_range=False, weight_type=getattr(QuantType, INT8_WEIGHTS[quantization_scheme()]),
+                     nodes_to_exclude=fp32_nodes(fp32_file),
+                     extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    partial.replace(target)
+
+
+def onnx_file(student: LoadedModel, int8: bool, cache_root: Path | None = None) -> Path:
+    """The student's ONNX file (fp32 or dynamic int8), made on first use and then read from the cache."""
     source = Path(student.weight_files[0]).parent if student.weight_files else None
     if source is None:
         raise LoadError(student.name, "the student has no weight files on disk to export.",
                         "Save it with save_pretrained first.")
-    cls = _ort_class(student.task)
     if student.random_weights:  # new weights every run: export beside them, never into the shared cache
         cache_root = source / "onnx"
-    cache_root = Path(cache_root or CACHE_ROOT)
-    target = cache_root / _cache_key(student, int8)
-    file_name = "model_quantized.onnx" if int8 else "model.onnx"
+    target = Path(cache_root or CACHE_ROOT) / _cache_key(student, int8)
+    fp32 = target.with_name(target.name + "-fp32") / "model.onnx" if int8 else target / "model.onnx"
+    wanted = target / "model_quantized.onnx" if int8 else fp32
     try:
-        if not (target / file_name).is_file():
-            fp32_dir = target.with_name(target.name + "-fp32") if int8 else target
-            if not (fp32_dir / "model.onnx").is_file():
-                log.info("exporting %s to ONNX (first run only)", student.name)
-                with MODEL_BUILD_LOCK:  # the export loads the PyTorch model first
-                    model = cls.from_pretrained(str(source), export=True)
-                model.save_pretrained(fp32_dir)
-                if student.tokenizer is not None:  # architecture-only runs may have none
-                    student.tokenizer.save_pretrained(fp32_dir)
-            if int8:
-                scheme = quantization_scheme()
-                log.info("quantising %s to dynamic int8 (%s)", student.name, scheme)
-                # Per-channel weight scales: markedly fewer changed answers than per-tensor, at little cost in speed.
-                config = getattr(AutoQuantizationConfig, scheme)(
-                    is_static=False, per_channel=PER_CHANNEL, nodes_to_exclude=fp32_nodes(fp32_dir / "model.onnx"))
-                quantizer = ORTQuantizer.from_pretrained(str(fp32_dir), file_name="model.onnx")
-                quantizer.quantize(save_dir=str(target), quantization_config=config)
-                if student.tokenizer is not None:
-                    student.tokenizer.save_pretrained(target)
-        model = cls.from_pretrained(str(target), file_name=file_name, session_options=session_options(threads))
+        if not fp32.is_file():
+            log.info("exporting %s to ONNX (first run only)", student.name)
+            export_fp32(source, student.task, fp32)
+        if int8 and not wanted.is_file():
+            log.info("quantising %s to dynamic int8 (%s)", student.name, quantization_scheme())
+            quantize_int8(fp32, wanted)
     except Exception as exc:  # noqa: BLE001 - a failed export disables this variant only
         raise LoadError(student.name, f"ONNX {'int8 ' if int8 else ''}export failed "
                         f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}).",
-                        "The PyTorch student still runs; check that optimum-onnx supports this architecture.") from exc
-    onnx_file = target / file_name
+                        "The PyTorch student still runs; check that torch.onnx can export this architecture.") from exc
+    return wanted
+
+
+def export(student: LoadedModel, int8: bool, threads: int | None = None,
+           cache_root: Path | None = None) -> LoadedModel:
+    """The student run by ONNX Runtime (fp32 or dynamic int8), as a LoadedModel the task code runs as usual."""
+    import onnxruntime as ort
+
+    path = onnx_file(student, int8, cache_root)
+    try:
+        session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - a broken file disables this variant only
+        raise LoadError(student.name, f"ONNX Runtime could not open {path.name} ({type(exc).__name__}).",
+                        "Delete the file to have it exported again.") from exc
+    names = [i.name for i in session.get_inputs()]
+    model = RuntimeModel(student.model.config, names, lambda feeds: session.run(["logits"], feeds)[0],
+                         runtime="onnxruntime")
     return LoadedModel(spec=student.spec, task=student.task, model=model, tokenizer=student.tokenizer,
-                       device=torch.device("cpu"), weight_files=[onnx_file], runtime="onnxruntime",
+                       device=torch.device("cpu"), weight_files=[path], runtime="onnxruntime",
                        dtype_name="int8" if int8 else "float32", random_weights=student.random_weights)

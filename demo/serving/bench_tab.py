@@ -20,14 +20,26 @@ from demo.measuring.sweep import (
 )
 from demo.models.config import VARIANTS
 from demo.models.registry import PairRegistry
+from demo.serving.api import not_a_tool
 
 SWEEP_LOCK = threading.Lock()  # one sweep at a time: two would time each other's CPU contention
-STOP = threading.Event()
+RUNNING: dict[str, threading.Event] = {}  # the running sweep's stop flag, by the session that started it
+
+
+def session_of(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
+
+
+def cancel_sweep(request: gr.Request | None = None) -> None:
+    """Stop the sweep this browser tab (gradio session) started; another visitor's is left alone."""
+    flag = RUNNING.get(session_of(request))
+    if flag is not None:
+        flag.set()
 
 
 # ---- handlers ------------------------------------------------------------------------------------
 def run_sweep(registry: PairRegistry, task: str, variants: list[str] | None, batch_sizes: str, seq_lens: str,
-              repeats, architecture_only: bool, progress=gr.Progress()):
+              repeats, architecture_only: bool, progress=gr.Progress(), session: str = "local"):
     try:
         settings = BenchSettings(tasks=[task] if task else [], variants=list(variants or []),
                                  batch_sizes=parse_int_list(batch_sizes, "batch sizes"),
@@ -38,13 +50,14 @@ def run_sweep(registry: PairRegistry, task: str, variants: list[str] | None, bat
         raise gr.Error(str(exc), print_exception=False) from None
     if not SWEEP_LOCK.acquire(blocking=False):
         raise gr.Error("another benchmark is running; try again when it has finished.", print_exception=False)
-    STOP.clear()
+    stop = RUNNING[session] = threading.Event()
     try:
         result = sweep(registry.config, settings, cache=registry.cache,
-                       progress=lambda done, total, what: progress((done, total), desc=what), stop=STOP.is_set)
+                       progress=lambda done, total, what: progress((done, total), desc=what), stop=stop.is_set)
     except UserError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
     finally:
+        RUNNING.pop(session, None)
         SWEEP_LOCK.release()
     paths = write_outputs(result, scratch_dir("bench-"))
     figures = bench_figures(result.records)
@@ -57,7 +70,7 @@ def build_tab(registry: PairRegistry) -> None:
     gr.Markdown("Time every variant of a task at the batch sizes and sequence lengths you pick, with the same "
                 f"code as `python -m demo.bench` (warm-up, then {MIN_REPEATS}+ timed repeats, p50/p95). While a "
                 "repeat is timed, nothing else in the app runs a model. *Architecture only* uses random weights "
-                "of the real shapes: timings are real, answers are not. The ONNX variants need the student too.")
+                "of the real shapes: timings are real, answers are not. The ONNX and OpenVINO variants need the student too.")
     with gr.Row():
         task = gr.Dropdown(tasks, value=tasks[0] if tasks else None, label="Task", elem_id="bench-task")
         variants = gr.CheckboxGroup(list(VARIANTS), value=["teacher", "student"], label="Variants",
@@ -77,10 +90,12 @@ def build_tab(registry: PairRegistry) -> None:
     files = gr.File(label="bench.json, bench.md, bench.html", file_count="multiple", interactive=False)
     summary = gr.JSON(label="Records (bench.json)", open=False)
 
-    def on_run(task_name, chosen, batches_text, seqs_text, n_repeats, arch_only, progress=gr.Progress()):
-        return run_sweep(registry, task_name, chosen, batches_text, seqs_text, n_repeats, arch_only, progress)
+    def on_run(task_name, chosen, batches_text, seqs_text, n_repeats, arch_only, request: gr.Request,
+               progress=gr.Progress()):
+        return run_sweep(registry, task_name, chosen, batches_text, seqs_text, n_repeats, arch_only, progress,
+                         session=session_of(request))
 
-    run.click(on_run, inputs=[task, variants, batch_sizes, seq_lens, repeats, architecture_only],
+    run.click(not_a_tool(on_run), inputs=[task, variants, batch_sizes, seq_lens, repeats, architecture_only],
               outputs=[summary, table, chart, files], api_name="benchmark", concurrency_id="benchmark",
               concurrency_limit=1)
-    cancel.click(STOP.set, api_name="cancel_benchmark", queue=False)
+    cancel.click(not_a_tool(cancel_sweep), api_name="cancel_benchmark", queue=False)

@@ -35,6 +35,7 @@ from demo.measuring.evaluation import (
 )
 from demo.models.config import LABELLED_TASKS
 from demo.models.registry import PairRegistry
+from demo.serving.api import not_a_tool
 
 
 # ---- handlers ------------------------------------------------------------------------------------
@@ -153,9 +154,9 @@ def build_tab(registry: PairRegistry, evaluated: gr.State | None = None):
 
     upload.change(columns_of, inputs=upload, outputs=[text_column, label_column, file_note], api_visibility="private")
     state = [evaluated] if evaluated is not None else []  # this session's evaluations, for the scorecard
-    event = run.click(on_evaluate, inputs=[upload, task, text_column, label_column, max_rows, *state],
+    event = run.click(not_a_tool(on_evaluate), inputs=[upload, task, text_column, label_column, max_rows, *state],
                       outputs=[figures, summary, confusion, explorer, downloads, upload, *state], api_name="evaluate")
-    decided = decide.click(on_decide, inputs=[upload, task, text_column, label_column, max_rows, price, *state],
+    decided = decide.click(not_a_tool(on_decide), inputs=[upload, task, text_column, label_column, max_rows, price, *state],
                            outputs=[figures, summary, confusion, explorer, downloads, upload, *state],
                            api_name="decision_report")
     stop.click(None, cancels=[event, decided])

@@ -18,7 +18,7 @@ from demo.measuring.scorecard import scorecard
 from demo.models.config import LABELLED_TASKS, PAIR, TASKS, ConfigError, model_spec
 from demo.models.registry import PairRegistry
 from demo.models.tasks import EXAMPLE_TEXT
-from demo.serving import bench_tab, distill_tab, evaluate_tab
+from demo.serving import api, bench_tab, distill_tab, evaluate_tab
 from demo.serving.views import label_value, status_markdown, verdict_markdown
 
 HISTORY_LIMIT = 500  # requests kept per session and task for the latency chart; bounds memory
@@ -166,19 +166,32 @@ def task_panel(registry: PairRegistry, task: str, allow_custom_models: bool) -> 
 def wire_task_panel(panel: TaskPanel, registry: PairRegistry, task: str, timer: gr.Timer) -> None:
     outputs = panel.outputs(task)
     run = lambda text, rows: compare_text(registry, task, text, rows)  # noqa: E731
-    panel.events = [panel.compare.click(run, inputs=[panel.text, panel.history], outputs=outputs, api_name=task),
+    # The page's own event (answers, charts, this session's history) is undocumented: callable, e.g. by the
+    # tests, but neither in the API page nor an MCP tool; the API's /{task} (serving/api.py) returns the summary.
+    panel.events = [panel.compare.click(run, inputs=[panel.text, panel.history], outputs=outputs,
+                                        api_name=f"page_{task}", api_visibility="undocumented"),
                     panel.text.submit(run, inputs=[panel.text, panel.history], outputs=outputs,
                                       api_visibility="private")]
     status_outputs = [panel.status, timer]
-    panel.reload.click(lambda: reload_task(registry, task), outputs=status_outputs, api_name=f"reload_{task}")
-    panel.random.click(lambda: use_random_weights(registry, task), outputs=status_outputs,
-                       api_name=f"random_weights_{task}")
+    # Administrative: a visitor's click, never an API call or an agent's tool.
+    panel.reload.click(lambda: reload_task(registry, task), outputs=status_outputs, api_visibility="private")
+    panel.random.click(lambda: use_random_weights(registry, task), outputs=status_outputs, api_visibility="private")
     panel.cpu.click(lambda: reload_task(registry, task, "cpu"), outputs=status_outputs, api_visibility="private")
     if panel.swap is not None:
         panel.swap.click(lambda teacher, student: load_custom(registry, task, teacher, student),
                          inputs=[panel.custom["teacher"], panel.custom["student"]],
                          outputs=[*status_outputs, panel.answers["teacher"], panel.answers["student"]],
-                         api_name=f"custom_{task}")
+                         api_visibility="private")
+
+
+def wire_scorecard(registry: PairRegistry, panels: list[TaskPanel], evaluations: list, evaluated: gr.State,
+                   outputs: list) -> None:
+    """The scorecard follows every answer and every evaluation of this session."""
+    inputs = [*(p.history for p in panels), evaluated]
+    card = lambda *states: session_scorecard(registry, list(states[:-1]), states[-1])  # noqa: E731
+    for event in [*(e for p in panels for e in p.events), *evaluations]:
+        event.then(card, inputs=inputs, outputs=outputs, api_visibility="private", queue=False)
+    gr.Button(visible=False).click(api.not_a_tool(card), inputs=inputs, outputs=outputs, api_name="scorecard")
 
 
 def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: str | None = None) -> gr.Blocks:
@@ -220,12 +233,8 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
             with gr.Tab("Distillation", id="distillation"):
                 distill_tab.build_tab(config.distillation, space_id)
 
-        # The scorecard follows every answer and every evaluation of this session.
-        card_inputs, card_outputs = [*(p.history for p in panels), evaluated], [scorecard_box, scorecard_json]
-        card = lambda *states: session_scorecard(registry, list(states[:-1]), states[-1])  # noqa: E731
-        for event in [*(e for p in panels for e in p.events), *(evaluation or [])]:
-            event.then(card, inputs=card_inputs, outputs=card_outputs, api_visibility="private", queue=False)
-        gr.Button(visible=False).click(card, inputs=card_inputs, outputs=card_outputs, api_name="scorecard")
+        wire_scorecard(registry, panels, evaluation or [], evaluated, [scorecard_box, scorecard_json])
+        api.register(registry)
         targets = [*(p.status for p in panels), *(p.size for p in panels), timer]
         refresh = lambda: refresh_statuses(registry)  # noqa: E731
         timer.tick(refresh, outputs=targets, api_visibility="private", queue=False, show_progress="hidden")

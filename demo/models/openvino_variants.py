@@ -1,0 +1,96 @@
+"""The student as OpenVINO int8 (weights and activations, static, calibrated by NNCF): the benchmark's
+other int8 path, measured beside ONNX Runtime's dynamic int8 on the same student and inputs.
+
+Built with openvino and nncf directly, the two libraries optimum-intel drives (its OVQuantizer calls
+nncf.quantize with the transformer model type, as here): optimum-intel itself requires torchvision, and
+PyPI's torchvision cannot load beside the CPU build of torch this project pins, which breaks
+`import transformers.BertForMaskedLM` ("operator torchvision::nms does not exist"). Both libraries are
+optional (requirements-openvino.txt); without them the variant is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from demo.models import onnx_variants
+from demo.models.loading import LoadedModel, LoadError
+from demo.models.runtime_model import RuntimeModel
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_TEXTS = 64  # texts NNCF measures activation ranges on (its own default is 300; 64 settle)
+CALIBRATION_LENGTHS = (16, 32, 64, 128)  # tokens: the ranges of short and long inputs both
+
+
+def available() -> str | None:
+    """Why the variant cannot be built here (None when it can)."""
+    try:
+        import nncf  # noqa: F401
+        import openvino  # noqa: F401
+    except ImportError:
+        return "openvino and nncf are not installed (pip install -r requirements-openvino.txt)."
+    return None
+
+
+def calibration_feeds(student: LoadedModel, sentences: list[str], input_names: list[str],
+                      seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Texts made of generic sentences (never the evaluation file, which would flatter the agreement),
+    one per feed, cut to a spread of lengths; a mask token in each for a fill-mask student."""
+    rng = random.Random(seed)
+    mask = student.tokenizer.mask_token if student.task == "fill_mask" else None
+    feeds = []
+    for i in range(CALIBRATION_TEXTS):
+        length = CALIBRATION_LENGTHS[i % len(CALIBRATION_LENGTHS)]
+        words: list[str] = []
+        while len(words) < length:
+            words += rng.choice(sentences).split()
+        if mask:
+            words[rng.randrange(min(len(words), length - 2))] = mask
+        enc = student.tokenizer([" ".join(words)], truncation=True, max_length=length, return_tensors="np")
+        first = enc["input_ids"]
+        feeds.append({name: np.asarray(enc[name] if name in enc else np.zeros_like(first), dtype=np.int64)
+                      for name in input_names})
+    return feeds
+
+
+def export(student: LoadedModel, sentences: list[str], threads: int | None = None,
+           cache_root: Path | None = None) -> LoadedModel:
+    """OpenVINO int8 student, quantised from its ONNX fp32 graph once, then read from the cache."""
+    missing = available()
+    if missing:
+        raise LoadError(student.name, missing, "The other variants still run.")
+    if student.tokenizer is None:
+        raise LoadError(student.name, "static int8 needs calibration text, and this student has no tokenizer.",
+                        "Give the student's folder its tokenizer files.")
+    import nncf
+    import openvino as ov
+
+    fp32 = onnx_variants.onnx_file(student, int8=False, cache_root=cache_root)
+    target = fp32.parent.with_name(fp32.parent.name + "-openvino-int8") / "model.xml"
+    core = ov.Core()
+    try:
+        if not target.is_file():
+            log.info("quantising %s to OpenVINO int8 (NNCF, %d calibration texts)", student.name, CALIBRATION_TEXTS)
+            model = ov.convert_model(str(fp32))
+            names = [port.get_any_name() for port in model.inputs]
+            quantized = nncf.quantize(model, nncf.Dataset(calibration_feeds(student, sentences, names)),
+                                      model_type=nncf.ModelType.TRANSFORMER, subset_size=CALIBRATION_TEXTS)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            ov.save_model(quantized, str(target))
+        compiled = core.compile_model(str(target), "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                                          **({"INFERENCE_NUM_THREADS": threads} if threads else {})})
+    except Exception as exc:  # noqa: BLE001 - a failed quantisation disables this variant only
+        raise LoadError(student.name, f"OpenVINO int8 failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}).",
+                        "The other variants still run.") from exc
+    names = [port.get_any_name() for port in compiled.inputs]
+    output = compiled.output(0)
+    model = RuntimeModel(student.model.config, names, lambda feeds: compiled(feeds)[output], runtime="openvino")
+    return LoadedModel(spec=student.spec, task=student.task, model=model, tokenizer=student.tokenizer,
+                       device=torch.device("cpu"), weight_files=[target, target.with_suffix(".bin")],
+                       runtime="openvino", dtype_name="int8", random_weights=student.random_weights)
+

@@ -1,0 +1,88 @@
+"""What a Hugging Face Space and an agent see: the README's Space header, and the tasks as MCP tools."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+
+import gradio
+import pytest
+from huggingface_hub.repocard import metadata_load
+
+from demo.models.config import load_config
+
+from .builders import ROOT, InProcessApp, call_when_ready
+
+HARDWARE = {"cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large"}
+
+
+def header() -> dict:
+    return metadata_load(ROOT / "README.md")
+
+
+def test_the_space_header_parses_and_preloads_exactly_the_configured_models():
+    meta = header()
+    config = load_config(ROOT / "pairs.yaml")
+    configured = {pair.spec(v).model for pair in config.pairs.values() for v in ("teacher", "student")}
+    assert configured and all("/" in m and not m.startswith((".", "/")) for m in configured)  # Hub ids
+    preloaded = [line.split()[0] for line in meta["preload_from_hub"]]
+    assert sorted(preloaded) == sorted(configured) == sorted(meta["models"])
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__  # the version tested here
+    assert meta["app_file"] == "app.py" and (ROOT / meta["app_file"]).is_file()
+    assert 0 < len(meta["short_description"]) <= 60  # the Hub's limit
+    assert meta["suggested_hardware"] in HARDWARE
+    assert meta["tags"] and all(t == t.lower() and " " not in t for t in meta["tags"])
+    assert all(d.count("/") == 1 for d in meta["datasets"])  # Hub dataset ids, never local folder names
+
+
+def _mcp(url: str, text: str) -> tuple[list, dict]:
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    async def talk():
+        async with streamablehttp_client(url) as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                tools = (await session.list_tools()).tools
+                answer = await session.call_tool("sentiment", {"text": text})
+                assert not answer.isError, answer.content
+                # gradio's MCP server writes a dict result as Python literal text (str(dict)), not JSON
+                return tools, ast.literal_eval(answer.content[0].text)
+
+    return asyncio.run(asyncio.wait_for(talk(), 60))
+
+
+def comparable(summary: dict) -> dict:
+    """A summary without what changes from one request to the next (timings)."""
+    return {key: ({k: v for k, v in value.items() if k != "latency_ms"} if isinstance(value, dict) else value)
+            for key, value in summary.items() if key != "speedup"}
+
+
+def test_an_mcp_client_sees_the_three_tasks_and_gets_the_apis_answer(tiny_config):
+    app = InProcessApp(tiny_config, "--mcp").wait_until_loaded()
+    try:
+        text = "the film was good"
+        api_answer = call_when_ready(app.client(), text, "/sentiment")
+        tools, mcp_answer = _mcp(f"{app.url}gradio_api/mcp/", text)
+        assert sorted(t.name for t in tools) == ["classify", "fill_mask", "sentiment"]  # nothing administrative
+        sentiment = next(t for t in tools if t.name == "sentiment")
+        assert "teacher" in sentiment.description and "text" in sentiment.inputSchema["properties"]
+        assert comparable(mcp_answer) == comparable(api_answer)
+    finally:
+        app.stop()
+
+
+def test_without_the_flag_there_is_no_mcp_server(app_server):
+    import httpx
+
+    response = httpx.post(f"{app_server.url}gradio_api/mcp/", json={}, timeout=10)
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("value, wanted", [("1", True), ("true", True), ("0", False), ("", False)])
+def test_mcp_server_env_turns_it_on_for_a_space(value, wanted, monkeypatch):
+    import app
+
+    monkeypatch.setenv("MCP_SERVER", value)
+    assert app.mcp_wanted(None) is wanted
+    assert app.mcp_wanted(True) is True and app.mcp_wanted(False) is False  # the flag wins
