@@ -8,12 +8,14 @@ import json
 import pytest
 import torch
 from huggingface_hub import ModelCard
+from huggingface_hub.repocard import metadata_load
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     BertForSequenceClassification,
 )
 
+from demo.distill.card import hub_id
 from demo.distill.cli import main
 from demo.distill.hub import PublishError, publish
 
@@ -53,7 +55,7 @@ def distilled(teacher_dir, data, tmp_path_factory):
         rc = main(["distill", "--teacher", str(teacher_dir), "--student-layers", "2", "--train-file",
                    str(data["train"]), "--validation-file", str(data["validation"]), "--epochs", "3",
                    "--min-steps", "0", "--batch-size", "16", "--learning-rate", "3e-3", "--alpha-cos", "0.5", "--cos-layers", "all",
-                   "--baselines", "--output-dir", str(out), "--overwrite-output-dir"])
+                   "--baselines", "--export-onnx", "--output-dir", str(out), "--overwrite-output-dir"])
     finally:
         BertForSequenceClassification.forward = original
     assert rc == 0
@@ -100,6 +102,40 @@ def test_card_has_valid_hub_metadata(distilled):
     assert results["params"] == metrics["student_params"]
     assert "model-index" in card.content and "sanh2019distilbert" in card.content
     assert "What distillation itself adds" in card.text and "pipeline(\"text-classification\"" in card.text
+    meta = metadata_load(out / "README.md")  # what the Hub reads
+    assert "datasets" not in meta and "base_model" not in meta  # local files and a local teacher: no false ids
+    import transformers
+
+    assert f"- transformers {transformers.__version__}" in card.text  # framework versions
+    evaluated = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    evaluated = [row for row in evaluated if row.get("evaluated")]
+    table = [line for line in card.text.splitlines() if line.startswith("| ") and line.count("|") == 5
+             and line.split("|")[1].strip().isdigit()]
+    assert len(evaluated) == 3 and [int(r.split("|")[1]) for r in table] == [row["epoch"] for row in evaluated]
+
+
+def test_base_model_is_the_teachers_hub_id_when_it_has_one(tmp_path):
+    snapshot = tmp_path / "hub" / "models--google-bert--bert-base-uncased" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    assert hub_id("google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
+    assert hub_id(str(snapshot)) == "google-bert/bert-base-uncased"  # a Hub download on disk
+    assert hub_id(str(tmp_path)) is None and hub_id("runs/missing/teacher") is None
+
+
+def test_export_onnx_writes_a_student_that_answers_like_it(distilled):
+    import numpy as np
+    import onnxruntime
+
+    out, _ = distilled
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    enc = tokenizer(["good film", "a bad sad film"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**enc).logits.numpy()
+    for name, tolerance in (("model.onnx", 1e-4), ("model_quantized.onnx", 0.1)):
+        session = onnxruntime.InferenceSession(str(out / "onnx" / name), providers=["CPUExecutionProvider"])
+        feeds = {i.name: enc[i.name].numpy() for i in session.get_inputs()}
+        assert np.allclose(session.run(None, feeds)[0], expected, atol=tolerance), name
 
 
 def test_dry_run_lists_the_upload_without_network(distilled, capsys, monkeypatch):
@@ -109,6 +145,7 @@ def test_dry_run_lists_the_upload_without_network(distilled, capsys, monkeypatch
     printed = capsys.readouterr().out
     assert "would upload" in printed and "me/tiny-distilled/model.safetensors" in printed
     assert "me/tiny-distilled/training/demo/distill/cli.py" in printed
+    assert "me/tiny-distilled/onnx/model.onnx" in printed and "me/tiny-distilled/onnx/model_quantized.onnx" in printed
     assert "hf_FAKEtoken1234567890" not in printed
 
 

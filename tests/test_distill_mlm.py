@@ -148,8 +148,7 @@ def test_the_produced_pair_loads_in_the_fill_mask_tab(mlm_teacher, mlm_student, 
         "teacher": {"model": str(mlm_teacher)}, "student": {"model": str(mlm_student)}}}}))
     server = InProcessApp(config)
     try:
-        result = call_when_ready(server.client(), "the film was [MASK] .", "/fill_mask")
-        summary = result[0]
+        summary = call_when_ready(server.client(), "the film was [MASK] .", "/fill_mask")
         for variant in ("teacher", "student"):
             assert summary[variant]["completed"].startswith("the film was ")
         assert 0.0 <= summary["top5_overlap"] <= 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -45,6 +46,44 @@ def hub_url(model: str) -> str:
     return "#" if Path(model).exists() else f"https://huggingface.co/{model}"
 
 
+def hub_id(model: str) -> str | None:
+    """The model's Hub id, for `base_model`: the id itself, or that of a Hub snapshot on disk
+    (.../models--org--name/snapshots/SHA); None for any other local directory."""
+    path = Path(model)
+    if not path.exists():
+        return model if model.count("/") == 1 else None
+    for part in path.resolve().parts:
+        if part.startswith("models--") and part.count("--") >= 2:
+            return part[len("models--"):].replace("--", "/", 1)
+    return None
+
+
+FRAMEWORKS = ("transformers", "torch", "accelerate", "datasets", "tokenizers", "huggingface_hub", "onnxruntime")
+
+
+def framework_versions() -> dict[str, str]:
+    """The libraries this run trained and measured with, as the Trainer's cards list them."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"Python": platform.python_version()}
+    for name in FRAMEWORKS:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def evaluations(out: Path) -> list[dict]:
+    """The run's evaluations from its history.jsonl (the rows marked evaluated), for the results table."""
+    path = out / "history.jsonl"
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row for row in rows if row.get("evaluated")]
+
+
 def interval_texts(intervals: dict) -> dict[str, str]:
     """Each figure as "value [low, high]" (or "undefined (why)") for the card's tables."""
     digits = {"speedup": 2, "retention": 3, "agreement": 3, "retention_top1": 3, "agreement_top1": 3}
@@ -70,9 +109,8 @@ def render_card(metrics: dict, context: dict, template: Path = TEMPLATE) -> Mode
     card_data = ModelCardData(
         language="en", license="apache-2.0", library_name="transformers", pipeline_tag="text-classification",
         tags=["distillation", "distilbert", "knowledge-distillation", "text-classification"],
-        base_model=context["teacher"] if not Path(context["teacher"]).exists() else None,
-        datasets=[context["dataset_type"]] if "/" in context["dataset_type"] or not Path(
-            context["dataset_type"]).suffix else None,
+        base_model=hub_id(context["teacher"]),
+        datasets=[context["hub_dataset"]] if context.get("hub_dataset") else None,  # local files: said in the text
         metrics=["accuracy", "f1"], model_name=context["model_name"],
         eval_results=eval_results(metrics, context["dataset_name"], context["dataset_type"]),
     )
@@ -124,7 +162,8 @@ def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[in
         "baselines": [{**b, "ci": interval_texts(b.get("intervals", {})), "lead": lead_text(b.get("paired"))}
                       for b in metrics.get("baselines") or []] or None,
         "ci": interval_texts(metrics.get("intervals", {})), "dataset_name": dataset_name,
-        "dataset_type": data_args.dataset or dataset_name,
+        "dataset_type": data_args.dataset or dataset_name, "hub_dataset": data_args.dataset,
+        "frameworks": framework_versions(), "evaluations": evaluations(out),
     }
     render_card(metrics, context).save(out / "README.md")
 
@@ -157,7 +196,7 @@ def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n
     card_data = ModelCardData(
         language="en", license="apache-2.0", library_name="transformers", pipeline_tag="fill-mask",
         tags=["distillation", "distilbert", "knowledge-distillation", "fill-mask"],
-        base_model=dargs.student.teacher if not Path(dargs.student.teacher).exists() else None,
+        base_model=hub_id(dargs.student.teacher),
         model_name=repo_id.split("/")[-1],
         eval_results=mlm_eval_results(metrics, dataset_name))
     context = {
@@ -171,5 +210,6 @@ def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n
         "baselines": [{**b, "ci": interval_texts(b["masked_lm"].get("intervals", {}))}
                       for b in metrics.get("baselines") or []] or None,
         "r": metrics["masked_lm"], "ci": interval_texts(metrics["masked_lm"].get("intervals", {})),
+        "frameworks": framework_versions(), "evaluations": evaluations(out),
         "eval_ci": {name: interval_texts(e.get("intervals", {})) for name, e in (metrics.get("eval_sets") or {}).items()}}
     ModelCard.from_template(card_data, template_path=str(MLM_TEMPLATE), m=metrics, **context).save(out / "README.md")

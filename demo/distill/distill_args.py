@@ -196,6 +196,8 @@ class PublishArguments:
     push_to_hub: Optional[str] = reporting(None, "publish the output to this Hub repo id")
     hub_private: bool = reporting(False, "create the Hub repo as private")
     dry_run: bool = reporting(False, "with --push-to-hub: list the upload, send nothing")
+    export_onnx: bool = reporting(False, "also write the student as ONNX, fp32 and dynamic int8, under onnx/ in "
+                                         "the output (published with it)")
 
 
 GROUPS = (StudentArguments, LossArguments, TransferArguments, AugmentArguments, TestSetArguments, PublishArguments)

@@ -53,3 +53,17 @@ def command_line(step: str, argv: list[str]) -> str:
 
 def write_json(path: Path, data: dict) -> None:
     path.write_text(json_text(data) + "\n", encoding="utf-8")
+
+
+ONNX_DIR = "onnx"  # the layout Transformers.js and optimum repos use: onnx/model.onnx, onnx/model_quantized.onnx
+
+
+def write_onnx(out: Path, task: str) -> list[Path]:
+    """The saved student as ONNX, fp32 and dynamic int8 (the app's int8 path), under out/onnx/ so that it
+    is published with the model. task: "classify" or "fill_mask"."""
+    from demo.models.onnx_variants import export_fp32, quantize_int8
+
+    fp32, int8 = out / ONNX_DIR / "model.onnx", out / ONNX_DIR / "model_quantized.onnx"
+    export_fp32(out, task, fp32)
+    quantize_int8(fp32, int8)
+    return [fp32, int8]

@@ -64,6 +64,9 @@ class Step:
         """(repo id, private, dry run) where the run is to be published."""
         return None
 
+    def export(self, out: Path) -> None:
+        """Further formats of the saved model, written beside it (the distill step's --export-onnx)."""
+
 
 class FinetuneStep(Step):
     """`finetune`: a teacher from an encoder (--model, the data flags, the training flags)."""
@@ -89,6 +92,13 @@ class DistillStep(Step):
         p = self.dargs.publish
         return (p.push_to_hub, p.hub_private, p.dry_run) if p.push_to_hub else None
 
+    def export(self, out: Path) -> None:
+        if self.dargs.publish.export_onnx:
+            from demo.distill.outputs import write_onnx
+
+            print(f"exporting the student to ONNX (fp32 and dynamic int8) in {out / 'onnx'}", flush=True)
+            write_onnx(out, "fill_mask" if self.data_args.objective == "mlm" else "classify")
+
 
 def run_step(step: Step) -> dict:
     """Train, save and report one step; returns metrics.json's content (empty on other processes)."""
@@ -111,6 +121,7 @@ def run_step(step: Step) -> dict:
     if not main:
         return {}
     step.save(out)
+    step.export(out)
     metrics = {**step.measure(accelerator, out, result), **run_record(step, accelerator, result)}
     write_json(out / "metrics.json", metrics)
     copy_training_code(out)
