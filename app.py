@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from demo.core.progress import quiet_library_bars
 from demo.core.scratch import remove_all as remove_scratch_dirs
@@ -21,6 +22,7 @@ from demo.data.files import (
     MAX_FILE_BYTES,  # the upload cap: the reader's own file limit
 )
 from demo.models.config import DEVICES, ConfigError, load_config
+from demo.serving.training_jobs import TrainingLimits
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless told otherwise; a Space sets GRADIO_SERVER_NAME=0.0.0.0
 DEFAULT_PORT = 7860  # Gradio's usual port; GRADIO_SERVER_PORT overrides it, --port overrides both
@@ -40,9 +42,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--allow-custom-models", action="store_true",
                         help="let page visitors load any Hub id or directory as teacher/student (off: config only)")
+    training = parser.add_argument_group("distilling from the page (the 'Distil a student' tab and /distill_* API)")
+    training.add_argument("--allow-training", action="store_true", default=None,
+                          help="allow it on a public address too (on by default only on 127.0.0.1 without --share; "
+                               "$ALLOW_TRAINING=1 does the same)")
+    limits = TrainingLimits()
+    training.add_argument("--train-max-rows", type=int, default=limits.max_rows, help="training rows per job")
+    training.add_argument("--train-max-steps", type=int, default=limits.max_steps, help="optimiser steps per job")
+    training.add_argument("--train-max-upload-mb", type=float, default=limits.max_upload_mb, help="upload size")
+    training.add_argument("--train-max-minutes", type=float, default=limits.max_minutes,
+                          help="wall time per job, then it is stopped")
     parser.add_argument("--mcp", action="store_true", default=None,
                         help="also serve the tasks as MCP tools at /gradio_api/mcp/ (default: $MCP_SERVER=1 turns it on)")
     return parser.parse_args(argv)
+
+
+def training_allowed(flag: bool | None, host: str, share: bool) -> bool:
+    """On by default where only this machine can reach the app; a public bind needs the operator's yes."""
+    if flag or os.environ.get("ALLOW_TRAINING", "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    return host in ("127.0.0.1", "localhost", "::1") and not share
+
+
+def training_service(args: argparse.Namespace, registry, host: str):
+    """The page's job runner: job folders in the app's scratch area (deleted at exit with the rest)."""
+    from demo.core.scratch import scratch_dir
+    from demo.serving.train_service import TrainingService
+    from demo.serving.training_jobs import JobRunner
+
+    limits = TrainingLimits(max_rows=args.train_max_rows, max_steps=args.train_max_steps,
+                            max_upload_mb=args.train_max_upload_mb, max_minutes=args.train_max_minutes)
+    if min(limits.max_rows, limits.max_steps) < 1 or min(limits.max_upload_mb, limits.max_minutes) <= 0:
+        raise ConfigError("the --train-max-* caps must be positive.")
+    runner = JobRunner(Path(scratch_dir("training-jobs-")), limits)
+    return TrainingService(registry, runner, enabled=training_allowed(args.allow_training, host, args.share))
 
 
 def mcp_wanted(flag: bool | None) -> bool:
@@ -67,13 +100,16 @@ def serve(argv: list[str] | None = None):
         from demo.serving import page as ui
 
         registry = PairRegistry(config)
+        host = args.host or os.environ.get("GRADIO_SERVER_NAME") or DEFAULT_HOST
+        training = training_service(args, registry, host)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     registry.start()
-    host = args.host or os.environ.get("GRADIO_SERVER_NAME") or DEFAULT_HOST
     port = args.port or int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT))
-    page = ui.build(registry, allow_custom_models=args.allow_custom_models, space_id=os.environ.get("SPACE_ID"))
+    page = ui.build(registry, allow_custom_models=args.allow_custom_models, space_id=os.environ.get("SPACE_ID"),
+                    training=training)
+    page.training_service = training  # its runner's jobs end with the app (stop_on_signals, tests)
     page.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)
     for task, reason in config.task_errors.items():
         logging.getLogger("app").warning("task %s disabled: %s", task, reason)
@@ -99,6 +135,9 @@ def stop_on_signals(page, grace_seconds: float = 3.0) -> None:
 
     def handler(signum, _frame):
         print(f"received {signal.Signals(signum).name}, shutting down", file=sys.stderr, flush=True)
+        training = getattr(page, "training_service", None)
+        if training is not None:
+            training.runner.close()  # training children stop with the app, their folders go
         closer = threading.Thread(target=page.close, daemon=True)
         closer.start()
         closer.join(grace_seconds)

@@ -288,5 +288,8 @@ class InProcessApp:
         try:
             self.wait_until_loaded()
         finally:
+            training = getattr(self.page, "training_service", None)
+            if training is not None:
+                training.runner.close()
             self.page.close()
         logging.getLogger().removeHandler(self._handler)

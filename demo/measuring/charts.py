@@ -61,13 +61,20 @@ def latency_chart(history: Sequence[Mapping], variants: Sequence[str] = ("teache
         for q, dash in ((50, "dash"), (95, "dot")):
             traces.append(dict(type="scatter", x=x[-len(clean):], y=running_percentiles(clean, q), mode="lines",
                                name=f"{variant} p{q}", line=dict(color=color, dash=dash, width=1)))
+    busy = [row for row in history if row.get("training")]
+    if busy:  # the CPU was shared with a distillation job: these timings are not the models' own
+        traces.append(dict(type="scatter", x=[row["request"] for row in busy], y=[row["teacher_ms"] for row in busy],
+                           mode="markers", name="measured while training", marker=dict(symbol="x", size=11,
+                                                                                        color="#d62728")))
     title = "Latency per request (tokenise + forward + post-process)"
     annotations = []
     if history:
         t50 = percentile([r["teacher_ms"] for r in history], 50)
         s50 = percentile([r["student_ms"] for r in history], 50)
+        speedup = live_speedup(history)
         title += (f"<br><sup>{len(history)} requests · p50 teacher {t50:.1f} ms, student {s50:.1f} ms · "
-                 f"speedup {live_speedup(history):.2f}×</sup>")
+                  + (f"speedup {speedup:.2f}×" if speedup is not None else "speedup: wait for a request without "
+                     "training") + (f" · {len(busy)} measured while training" if busy else "") + "</sup>")
     else:
         annotations.append(dict(text="Run a request to start the chart", showarrow=False, x=0.5, y=0.5,
                                 xref="paper", yref="paper", font=dict(size=14, color="#888")))

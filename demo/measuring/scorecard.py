@@ -23,8 +23,15 @@ PAPER_TEXT = {"params_saved": "40% fewer parameters", "speedup": "60% faster", "
 STATE_ICONS = {"met": "✅", "not met": "❌", "not yet known": "❓"}
 
 
+def quiet(history: Sequence[Mapping]) -> list[Mapping]:
+    """The requests measured with the CPU to themselves (none marked "training")."""
+    return [row for row in history if not row.get("training")]
+
+
 def live_speedup(history: Sequence[Mapping]) -> float | None:
-    """Teacher p50 / student p50 over this session's requests: the latency chart's subtitle figure."""
+    """Teacher p50 / student p50 over this session's requests: the latency chart's subtitle figure.
+    Requests measured while a distillation job trained (the CPU shared) are left out."""
+    history = quiet(history)
     if not history:
         return None
     t50 = percentile([r["teacher_ms"] for r in history], 50)
@@ -110,9 +117,10 @@ def scorecard(sizes: Mapping[str, Mapping[str, SizeReport | None]], history: Map
     for task, by_variant in sizes.items():
         rows_of_task = list(history.get(task) or [])
         agreements = [bool(r["agree"]) for r in rows_of_task if "agree" in r]
-        teacher_ms, student_ms = [r["teacher_ms"] for r in rows_of_task], [r["student_ms"] for r in rows_of_task]
+        timed = quiet(rows_of_task)  # not the requests measured while a training job shared the CPU
+        teacher_ms, student_ms = [r["teacher_ms"] for r in timed], [r["student_ms"] for r in timed]
         speedup = (stats.median_speedup(teacher_ms, student_ms, resamples=stats.LIVE_RESAMPLES)
-                   if rows_of_task else None)
+                   if timed else None)
         result = evaluated.get(task) or {}
         retention = result.get("retention")
         rows.append(ScoreRow(task=task, params_saved=params_saved(by_variant), speedup=speedup,

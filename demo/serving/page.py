@@ -18,7 +18,8 @@ from demo.measuring.scorecard import scorecard
 from demo.models.config import LABELLED_TASKS, PAIR, TASKS, ConfigError, model_spec
 from demo.models.registry import PairRegistry
 from demo.models.tasks import EXAMPLE_TEXT
-from demo.serving import api, bench_tab, distill_tab, evaluate_tab
+from demo.serving import api, bench_tab, distill_tab, evaluate_tab, train_tab
+from demo.serving.train_service import TrainingService
 from demo.serving.views import label_value, status_markdown, verdict_markdown
 
 HISTORY_LIMIT = 500  # requests kept per session and task for the latency chart; bounds memory
@@ -39,14 +40,18 @@ PLACEHOLDERS = {
 
 
 # ---- handlers ------------------------------------------------------------------------------------
-def compare_text(registry: PairRegistry, task: str, text: str, rows: list) -> list:
-    """One request: both answers, the verdict, this session's latency chart and the size chart."""
+def compare_text(registry: PairRegistry, task: str, text: str, rows: list, training: bool = False) -> list:
+    """One request: both answers, the verdict, this session's latency chart and the size chart.
+
+    training: a distillation job shared the CPU while this was measured (marked on the chart, and left
+    out of the scorecard's live speedup)."""
     try:
         result = registry.run(task, text)
     except UserError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
     row = {"request": (rows[-1]["request"] + 1) if rows else 1, "agree": result.agree,
-           **{f"{variant}_ms": r.latency_ms for variant, r in result.results().items()}}
+           **{f"{variant}_ms": r.latency_ms for variant, r in result.results().items()},
+           **({"training": True} if training else {})}
     rows = [*rows, row][-HISTORY_LIMIT:]
     variants = registry.config.pairs[task].variants
     outputs = [result.summary(), *[label_value(result, variant) for variant in variants]]
@@ -163,9 +168,11 @@ def task_panel(registry: PairRegistry, task: str, allow_custom_models: bool) -> 
 
 
 # ---- wiring --------------------------------------------------------------------------------------
-def wire_task_panel(panel: TaskPanel, registry: PairRegistry, task: str, timer: gr.Timer) -> None:
+def wire_task_panel(panel: TaskPanel, registry: PairRegistry, task: str, timer: gr.Timer,
+                    training: TrainingService | None = None) -> None:
     outputs = panel.outputs(task)
-    run = lambda text, rows: compare_text(registry, task, text, rows)  # noqa: E731
+    busy = training.runner.training if training is not None else (lambda: False)
+    run = lambda text, rows: compare_text(registry, task, text, rows, training=busy())  # noqa: E731
     # The page's own event (answers, charts, this session's history) is undocumented: callable, e.g. by the
     # tests, but neither in the API page nor an MCP tool; the API's /{task} (serving/api.py) returns the summary.
     panel.events = [panel.compare.click(run, inputs=[panel.text, panel.history], outputs=outputs,
@@ -194,19 +201,23 @@ def wire_scorecard(registry: PairRegistry, panels: list[TaskPanel], evaluations:
     gr.Button(visible=False).click(api.not_a_tool(card), inputs=inputs, outputs=outputs, api_name="scorecard")
 
 
-def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: str | None = None) -> gr.Blocks:
-    """The whole page: one tab per configured task, then Evaluate, Benchmark and Distillation.
-
-    space_id: the Hugging Face Space this page runs as ($SPACE_ID), for links to its own files."""
-    config = registry.config
-    with gr.Blocks(title="Teacher vs student: what distillation buys") as page:
-        gr.Markdown(
-            "# Teacher vs student: what distillation buys\n"
+def header_markdown(registry: PairRegistry) -> str:
+    return ("# Teacher vs student: what distillation buys\n"
             "A BERT **teacher** and its distilled **student** answer the same text. Compare their answers, "
             "their latency on this machine and their size. Latency = tokenisation + forward pass + "
             f"post-processing, one model at a time. Device: **{registry.device}**, dtype "
-            f"**{str(registry.dtype).replace('torch.', '')}**. Config: `{html.escape(config.source)}`."
-        )
+            f"**{str(registry.dtype).replace('torch.', '')}**. Config: `{html.escape(registry.config.source)}`.")
+
+
+def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: str | None = None,
+          training: TrainingService | None = None) -> gr.Blocks:
+    """The whole page: one tab per configured task, then Evaluate, Benchmark, Distillation and Distil a student.
+
+    space_id: the Hugging Face Space this page runs as ($SPACE_ID), for links to its own files.
+    training: distillation jobs from the page (None: no such tab)."""
+    config = registry.config
+    with gr.Blocks(title="Teacher vs student: what distillation buys") as page:
+        gr.Markdown(header_markdown(registry))
         scorecard_box = gr.Markdown(session_scorecard(registry, [[] for _ in config.tasks], {})[0],
                                     elem_id="scorecard")
         scorecard_json = gr.JSON(visible=False)
@@ -222,7 +233,7 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
                 elif task in config.pairs:
                     with gr.Tab(TASKS[task], id=task):
                         panel = task_panel(registry, task, allow_custom_models)
-                    wire_task_panel(panel, registry, task, timer)
+                    wire_task_panel(panel, registry, task, timer, training)
                     panels.append(panel)
             evaluation = None
             if any(t in config.pairs for t in LABELLED_TASKS):
@@ -232,6 +243,9 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
                 bench_tab.build_tab(registry)
             with gr.Tab("Distillation", id="distillation"):
                 distill_tab.build_tab(config.distillation, space_id)
+            if training is not None:
+                with gr.Tab("Distil a student", id="train"):
+                    train_tab.build_tab(training)
 
         wire_scorecard(registry, panels, evaluation or [], evaluated, [scorecard_box, scorecard_json])
         api.register(registry)

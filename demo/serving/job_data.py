@@ -1,0 +1,145 @@
+"""A visitor's upload turned into the files of one distillation job, or one clear refusal.
+
+Everything the CLI would refuse later (no text or label column, labels the teacher does not know, one
+class only, a text file for a classifier) is refused here, before a process starts, so the visitor
+reads it at once; the files written are what `python -m demo.distill distill` reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from demo.core.errors import UserError
+from demo.data.files import (
+    LABELLED_SUFFIXES,
+    DataError,
+    file_format,
+    read_labelled,
+    read_texts,
+)
+from demo.measuring.evaluation import label_index
+from demo.models.loading import LoadedModel
+
+VALIDATION_SHARE = 0.1  # of the visitor's rows, held out to score the student (at least MIN_VALIDATION)
+MIN_VALIDATION, MAX_VALIDATION = 20, 872  # rows; 872 is SST-2's validation set, enough to read 1 point
+MIN_ROWS = 40  # fewer cannot fill a validation set and a training set
+
+
+class JobDataError(UserError, ValueError):
+    """An upload a job cannot learn from; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """What the job's command line points at, and what the panel reports before it starts."""
+
+    train: Path
+    validation: Path | None
+    transfer: Path | None
+    rows: int  # training rows written (after the cap)
+    validation_rows: int
+    sampled_from: int  # rows in the upload
+    objective: str  # "classification" or "mlm"
+
+
+def _write_rows(path: Path, rows: list[tuple[str, object]]) -> None:
+    try:
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "label"])
+            writer.writerows(rows)
+    except OSError as exc:
+        raise JobDataError(_disk_message(exc)) from None
+
+
+def _disk_message(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "the server's disk is full, so the job's files could not be written; nothing was started."
+    return f"the job's files could not be written ({exc.strerror or exc}); nothing was started."
+
+
+def _check_suffix(path: str, objective: str) -> None:
+    kind = file_format(Path(path))
+    if objective == "mlm" and kind != "txt":
+        raise JobDataError("fill-mask distillation learns from plain text: upload a .txt file, one text per line "
+                           "(a labelled file is for the sentiment and emotion tasks).")
+    if objective == "classification" and Path(path).suffix.lower() not in LABELLED_SUFFIXES:
+        raise JobDataError("a classifier is distilled from labelled rows: upload a CSV, TSV or JSON file with a text "
+                           "and a label column (a .txt file is for fill-mask).")
+
+
+def split(n: int, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Seeded random (train, validation) row indices."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    n_val = min(MAX_VALIDATION, max(MIN_VALIDATION, round(n * VALIDATION_SHARE)))
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def prepare_classification(teacher: LoadedModel, upload: str, max_rows: int, folder: Path,
+                           max_bytes: int) -> tuple[Path, Path, int, int, int]:
+    """train.csv and validation.csv with the teacher's class ids as labels; (paths, rows, val rows, total)."""
+    data = read_labelled(upload, max_bytes=max_bytes)
+    mapping = label_index(teacher, data.labels)  # unknown labels: one sentence naming the teacher's
+    if len(set(mapping[label] for label in data.labels)) < 2:
+        raise JobDataError(f"every row of the file has the label {data.labels[0]!r}: a student cannot learn to "
+                           "tell classes apart from one class; add rows of the other classes.")
+    if len(data) < MIN_ROWS:
+        raise JobDataError(f"the file has {len(data)} rows; give at least {MIN_ROWS} (some are held out to score "
+                           "the student).")
+    train_idx, val_idx = split(len(data))
+    train_idx = sorted(random.Random(1).sample(train_idx, max_rows)) if len(train_idx) > max_rows else train_idx
+    train, validation = folder / "train.csv", folder / "validation.csv"
+    _write_rows(train, [(data.texts[i], mapping[data.labels[i]]) for i in train_idx])
+    _write_rows(validation, [(data.texts[i], mapping[data.labels[i]]) for i in val_idx])
+    return train, validation, len(train_idx), len(val_idx), len(data)
+
+
+def prepare_texts(upload: str, max_rows: int, folder: Path, max_bytes: int) -> tuple[Path, int, int]:
+    """texts.txt for a fill-mask job (the CLI holds a slice out itself)."""
+    data = read_texts(upload, max_bytes=max_bytes)
+    texts = [" ".join(t.split()) for t in data.texts]
+    if len(texts) < MIN_ROWS:
+        raise JobDataError(f"the file has {len(texts)} texts; give at least {MIN_ROWS}.")
+    kept = random.Random(1).sample(texts, max_rows) if len(texts) > max_rows else texts
+    path = folder / "texts.txt"
+    try:
+        path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise JobDataError(_disk_message(exc)) from None
+    return path, len(kept), len(texts)
+
+
+def prepare(teacher: LoadedModel, objective: str, upload: str | None, transfer: str | None, max_rows: int,
+            folder: Path, max_bytes: int) -> JobFiles:
+    """The job's input files in folder; a JobDataError (or DataError) for anything it could not learn from."""
+    if not upload:
+        raise JobDataError("upload a file to distil from first.")
+    for path in (upload, transfer):
+        if path and Path(path).is_file() and Path(path).stat().st_size > max_bytes:
+            raise JobDataError(f"{Path(path).name} is {Path(path).stat().st_size / 1e6:.1f} MB; this app takes files "
+                               f"up to {max_bytes / 1e6:.0f} MB for training (its operator sets the cap).")
+    _check_suffix(upload, objective)
+    if objective == "mlm":
+        train, rows, total = prepare_texts(upload, max_rows, folder, max_bytes)
+        validation, val_rows = None, 0
+    else:
+        train, validation, rows, val_rows, total = prepare_classification(teacher, upload, max_rows, folder,
+                                                                          max_bytes)
+    transfer_path = None
+    if transfer:
+        texts = read_texts(transfer, max_bytes=max_bytes)
+        transfer_path = folder / "transfer.txt"
+        try:
+            transfer_path.write_text("\n".join(" ".join(t.split()) for t in texts.texts[:max_rows * 5]) + "\n",
+                                     encoding="utf-8")
+        except OSError as exc:
+            raise JobDataError(_disk_message(exc)) from None
+    return JobFiles(train, validation, transfer_path, rows, val_rows, total, objective)
+
+
+__all__ = ["DataError", "JobDataError", "JobFiles", "prepare"]

@@ -1,0 +1,182 @@
+"""What the "Distil a student" tab and its API do, without Gradio: estimate, start, watch, cancel, adopt
+the student in its task's tab, zip it, publish it. The layout and wiring live in train_tab.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import shutil
+import time
+from dataclasses import dataclass
+
+import torch
+
+from demo.core.errors import UserError
+from demo.models.config import LABELLED_TASKS, ModelSpec, TaskPair
+from demo.models.registry import PairRegistry, TaskUnavailable
+from demo.serving import job_data
+from demo.serving.training_jobs import (
+    Job,
+    JobError,
+    JobRunner,
+    TrainingLimits,
+    distill_argv,
+)
+
+BATCH_SIZE = 32  # the CLI's default training batch
+TIMING_TOKENS = 64  # tokens per text in the step-time measurement (SST-2 sentences are shorter)
+ZIP_SKIPS = ("checkpoint", "baselines", "heldout_texts.txt")
+
+
+@dataclass
+class StepTime:
+    """One measured training step of the task's loaded student (forward, backward), per encoder layer."""
+
+    seconds_per_layer: float
+    teacher_seconds_per_text: float
+
+
+class TrainingService:
+    def __init__(self, registry: PairRegistry, runner: JobRunner, enabled: bool):
+        self.registry, self.runner, self.enabled = registry, runner, enabled
+        self.limits: TrainingLimits = runner.limits
+        self.original: dict[str, TaskPair] = {}  # task -> its configured pair, while a job's student is shown
+        self._step_times: dict[str, StepTime] = {}
+
+    # ---- before starting ----------------------------------------------------------------------------
+    def objective(self, task: str) -> str:
+        return "classification" if task in LABELLED_TASKS else "mlm"
+
+    def pair(self, task: str):
+        if task not in self.registry.config.pairs:
+            raise JobError(f"task {task!r} is not served by this app; pick one of "
+                           f"{', '.join(self.registry.config.tasks)}.")
+        try:
+            return self.registry.pair(task)
+        except TaskUnavailable as exc:
+            raise JobError(f"{exc} A student is distilled from the task's loaded teacher.") from None
+
+    def step_time(self, task: str) -> StepTime:
+        """Measured once per task on the loaded models: one training step of the student, one teacher pass."""
+        if task not in self._step_times:
+            teacher, student = self.pair(task)
+            model = student.model
+            texts = ["the film was a gripping portrait of a family " * 8] * BATCH_SIZE
+            enc = student.tokenizer(texts, truncation=True, max_length=TIMING_TOKENS, padding=True,
+                                    return_tensors="pt")
+            inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+            start = time.perf_counter()
+            with torch.enable_grad():
+                out = model(**inputs).logits.float().sum()
+                out.backward()
+            model.zero_grad(set_to_none=True)
+            step = time.perf_counter() - start
+            layers = getattr(model.config, "n_layers", None) or getattr(model.config, "num_hidden_layers", 6)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                teacher.model(**{k: v for k, v in teacher.tokenizer(texts[:8], truncation=True,
+                                 max_length=TIMING_TOKENS, padding=True, return_tensors="pt").items()})
+            self._step_times[task] = StepTime(step / layers, (time.perf_counter() - start) / 8)
+        return self._step_times[task]
+
+    def planned_steps(self, rows: int, epochs: int) -> int:
+        return min(self.limits.max_steps, math.ceil(rows / BATCH_SIZE) * max(1, epochs))
+
+    def estimate(self, task: str, rows: int, epochs: int, layers: int, baselines: bool) -> str:
+        """The estimate shown before Start: measured step time x planned steps (+ the teacher's pass)."""
+        rows = max(1, min(int(rows or self.limits.max_rows), self.limits.max_rows))
+        steps = self.planned_steps(rows, int(epochs or 1))
+        timing = self.step_time(task)
+        # the job runs while the app serves, at lower priority: count its step as measured here, plus evaluations
+        seconds = steps * timing.seconds_per_layer * max(1, layers) + rows * timing.teacher_seconds_per_text * 2
+        if baselines:
+            seconds *= 2  # the hard-label student trains as long again (layer dropping costs one evaluation)
+        return (f"About **{seconds / 60:.1f} min** for {steps:,} steps of {BATCH_SIZE} rows (a step of this "
+                f"{layers}-layer student measured here: {timing.seconds_per_layer * layers * 1000:.0f} ms), plus the "
+                f"teacher's pass over {rows:,} rows{' and the baselines' if baselines else ''}. Caps: "
+                f"{self.limits.max_rows:,} rows, {self.limits.max_steps:,} steps, {self.limits.max_minutes:g} min.")
+
+    # ---- a job --------------------------------------------------------------------------------------
+    def start(self, session: str, task: str, upload: str | None, transfer: str | None, layers, rows, epochs,
+              baselines: bool) -> Job:
+        if not self.enabled:
+            raise JobError("training is off in this app (a public address); its operator can start it with "
+                           "--allow-training, or run the CLI command shown in this tab.")
+        teacher, _ = self.pair(task)
+        self.runner.check_free()
+        rows = int(rows or self.limits.max_rows)
+        if not 1 <= rows <= self.limits.max_rows:
+            raise JobError(f"rows: give 1 to {self.limits.max_rows:,} (this app's cap).")
+        teacher_layers = getattr(teacher.model.config, "num_hidden_layers", 12)
+        layers = int(layers or 3)
+        if not 1 <= layers < teacher_layers:
+            raise JobError(f"student layers: give 1 to {teacher_layers - 1} (the teacher has {teacher_layers}).")
+        if not 1 <= int(epochs or 0) <= 20:
+            raise JobError("epochs: give 1 to 20.")
+        job_id, folder = self.runner.new_folder()
+        try:
+            files = job_data.prepare(teacher, self.objective(task), upload, transfer, rows, folder,
+                                     self.limits.max_upload_bytes)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        argv = distill_argv(teacher.spec.model, files, layers, int(epochs), bool(baselines), self.limits,
+                            folder / "student")
+        notes = [f"{files.rows:,} training rows" + (f" (sampled from {files.sampled_from:,})"
+                                                    if files.sampled_from > files.rows + files.validation_rows else "")
+                 + (f", {files.validation_rows:,} held out to score the student" if files.validation_rows else "")]
+        return self.runner.start(job_id, folder, session, task, argv, notes)
+
+    def status(self, job_id: str) -> dict:
+        return self.runner.job(job_id).status()
+
+    def cancel(self, job_id: str, session: str) -> dict:
+        return self.runner.cancel(job_id, session).status()
+
+    # ---- the result ---------------------------------------------------------------------------------
+    def adopt(self, job: Job) -> str:
+        """Show the job's student in its task's tab beside the teacher (the configured one kept to switch back)."""
+        pair = self.registry.config.pairs[job.task]
+        self.original.setdefault(job.task, pair)
+        student = ModelSpec(str(job.output), labels=self.original[job.task].teacher.labels)
+        self.registry.set_pair(job.task, pair.teacher, student)
+        return f"The {job.task} tab now runs this student beside its teacher (`{job.output.name}` of job {job.id})."
+
+    def restore(self, task: str) -> str:
+        original = self.original.pop(task, None)
+        if original is None:
+            raise JobError(f"the {task} tab already shows its configured student.")
+        self.registry.set_pair(task, original.teacher, original.student)
+        return f"The {task} tab is back to its configured student, `{original.student.model}`."
+
+    def archive(self, job_id: str) -> str:
+        """The student as a zip: model, tokenizer, card, metrics, training code (no checkpoints or held-out text)."""
+        job = self.runner.job(job_id)
+        if job.state != "done":
+            raise JobError("the job has not finished; its student can be downloaded once it is done.")
+        staging = job.folder / "download" / f"student-{job.id}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        shutil.copytree(job.output, staging, ignore=lambda _d, names: [n for n in names if n.startswith(ZIP_SKIPS)])
+        return shutil.make_archive(str(staging), "zip", staging.parent, staging.name)
+
+    def publish(self, job_id: str, repo_id: str, token: str | None, dry_run: bool) -> str:
+        """The CLI's push path (demo.distill.hub.publish) with the visitor's token; its output, never the token."""
+        from demo.distill.hub import publish
+
+        job = self.runner.job(job_id)
+        if job.state != "done":
+            raise JobError("the job has not finished; publish its student once it is done.")
+        if not repo_id or repo_id.count("/") != 1:
+            raise JobError("give the Hub repo as you/name.")
+        if not dry_run and not (token or "").strip():
+            raise JobError("give a Hub token with write access (or tick dry run to list the upload).")
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            publish(job.output, repo_id.strip(), dry_run=dry_run, token=(token or "").strip() or None)
+        return printed.getvalue().replace(str(job.output), "student")
+
+
+__all__ = ["TrainingService", "UserError"]

@@ -1,0 +1,250 @@
+"""The "Distil a student" tab: the visitor's file, a live training curve, and the new student answering
+beside its teacher. Layout and wiring only; the work is train_service.py's, the training the CLI's.
+
+API (gradio_client; kept out of the MCP tools): /distill_start returns a job id, /distill_status its
+JSON state, /distill_cancel stops it (only from the session that started it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from demo.core.errors import UserError
+from demo.core.formatting import md_escape
+from demo.measuring.charts import training_curves
+from demo.models.config import DistillationLink
+from demo.serving.api import not_a_tool
+from demo.serving.evidence import load_evidence
+from demo.serving.train_service import TrainingService
+
+POLL_SECONDS = 1.0
+CLI_COMMAND = ("python -m demo.distill distill --teacher TEACHER --student-layers 3 --train-file TRAIN.csv "
+               "--validation-file VAL.csv --epochs 2 --output-dir STUDENT --baselines")
+
+
+def session_of(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
+
+
+def _error(exc: UserError):
+    return gr.Error(str(exc), print_exception=False)
+
+
+def status_markdown(status: dict) -> str:
+    state, step, total = status["state"], status["step"], status["total_steps"]
+    lines = [f"**Job {status['job_id']}** ({status['task']}): **{state}**"]
+    if total:
+        lines.append(f"{step:,} / {total:,} steps · {status['elapsed_s']:.0f} s elapsed"
+                     + (f" · about {status['remaining_s']:.0f} s left" if status.get("remaining_s") is not None else ""))
+    elif state == "running":
+        lines.append(f"{status['elapsed_s']:.0f} s elapsed · preparing: {md_escape(status.get('phase') or 'starting')}")
+    lines += [f"- {md_escape(n)}" for n in status.get("notes") or []]
+    if status.get("error"):
+        lines.append(f"❌ {md_escape(status['error'])}")
+    m = status.get("metrics")
+    if m and "student_accuracy" in m:
+        lines.append(f"✅ student accuracy **{m['student_accuracy']:.4f}** against the teacher's "
+                     f"{m['teacher_accuracy']:.4f} (retention **{m['retention']:.3f}**), {m['speedup']:.2f}× faster, "
+                     f"{m['student_params']:,} parameters against {m['teacher_params']:,}.")
+    return "\n\n".join(lines)
+
+
+@dataclass
+class TrainPanel:
+    """The tab's components, for wiring."""
+
+    job: gr.State
+    task: gr.Dropdown
+    layers: gr.Slider
+    rows: gr.Number
+    epochs: gr.Number
+    baselines: gr.Checkbox
+    upload: gr.File
+    transfer: gr.File
+    estimate: gr.Markdown
+    start: gr.Button
+    cancel: gr.Button
+    status: gr.Markdown
+    curves: gr.Plot
+    result: gr.Group
+    adopted: gr.Markdown
+    restore: gr.Button
+    download: gr.File
+    evidence: gr.Markdown
+    repo: gr.Textbox
+    token: gr.Textbox
+    dry_run: gr.Checkbox
+    publish: gr.Button
+    published: gr.Markdown
+    timer: gr.Timer
+
+
+def build_tab(service: TrainingService) -> None:
+    gr.Markdown("Distil your own student from a task's teacher, here: upload labelled rows (CSV, TSV or JSON with a "
+                "text and a label column; for fill-mask a .txt file, one text per line), pick the student's size "
+                "and a budget, and watch it learn. It runs the project's own `python -m demo.distill distill` in a "
+                "separate process; when it is done, the new student answers in the task's tab beside its teacher.")
+    if not service.enabled:
+        gr.Markdown("Training is **off** in this app: it is served on a public address. Its operator can turn it "
+                    "on with `python app.py --allow-training` (or `ALLOW_TRAINING=1`). The same from a shell:\n\n"
+                    f"```bash\n{CLI_COMMAND}\n```", elem_id="train-off")
+        return
+    panel = layout(service)
+    wire(panel, TrainHandlers(service))
+
+
+def layout(service: TrainingService) -> TrainPanel:
+    tasks = service.registry.config.tasks
+    job = gr.State(None)  # this session's job id
+    with gr.Row():
+        task = gr.Dropdown(tasks, value=tasks[0] if tasks else None, label="Task (its teacher is the one loaded)",
+                           elem_id="train-task")
+        layers = gr.Slider(1, 11, value=3, step=1, label="Student layers", elem_id="train-layers")
+        rows = gr.Number(min(4000, service.limits.max_rows), precision=0, label="Rows to learn from (at most)",
+                         elem_id="train-rows")
+        epochs = gr.Number(2, precision=0, label="Epochs", elem_id="train-epochs")
+        baselines = gr.Checkbox(False, label="Also train the baselines (hard labels alone, layer dropping)",
+                                elem_id="train-baselines")
+    with gr.Row():
+        upload = gr.File(label="Labelled file (or .txt for fill-mask)", type="filepath", elem_id="train-file")
+        transfer = gr.File(label="Optional: unlabelled text of your domain (.txt), learnt from the teacher's answers",
+                           type="filepath", elem_id="train-transfer")
+    estimate = gr.Markdown(elem_id="train-estimate")
+    with gr.Row():
+        start = gr.Button("Start distilling", variant="primary", elem_id="train-start")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
+    status = gr.Markdown(elem_id="train-status")
+    curves = gr.Plot(label="Training curves (live)", elem_id="train-curves")
+    with gr.Group(visible=False) as result:
+        adopted = gr.Markdown(elem_id="train-adopted")
+        restore = gr.Button("Switch the task back to its configured student", size="sm", elem_id="train-restore")
+        download = gr.File(label="The student (model, tokenizer, card, metrics, training code)",
+                           elem_id="train-download")
+        evidence = gr.Markdown(elem_id="train-evidence")
+        with gr.Accordion("Publish to the Hub", open=False):
+            repo = gr.Textbox(label="Repo id (you/name)", elem_id="train-repo")
+            token = gr.Textbox(label="Hub token with write access (used once, never stored or shown)",
+                               type="password", elem_id="train-token")
+            dry_run = gr.Checkbox(True, label="Dry run: list the upload, send nothing", elem_id="train-dry-run")
+            publish = gr.Button("Publish", size="sm", elem_id="train-publish")
+            published = gr.Markdown(elem_id="train-published")
+    timer = gr.Timer(POLL_SECONDS, active=False)
+    return TrainPanel(job, task, layers, rows, epochs, baselines, upload, transfer, estimate, start, cancel, status,
+                      curves, result, adopted, restore, download, evidence, repo, token, dry_run, publish, published,
+                      timer)
+
+
+class TrainHandlers:
+    """The tab's event handlers: each calls the service and turns a UserError into the page's message."""
+
+    def __init__(self, service: TrainingService):
+        self.service = service
+
+    def estimate(self, task_name, n_rows, n_epochs, n_layers, with_baselines):
+        try:
+            return self.service.estimate(task_name, n_rows, n_epochs, int(n_layers), bool(with_baselines))
+        except UserError as exc:
+            return f"⚠️ {md_escape(str(exc))}"
+
+    def launch(self, task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines,
+               request: gr.Request):
+        try:
+            return self.service.start(session_of(request), task_name, path, transfer_path, n_layers, n_rows,
+                                      n_epochs, with_baselines)
+        except UserError as exc:
+            raise _error(exc) from None
+
+    def start(self, task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, request: gr.Request):
+        started = self.launch(task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, request)
+        return started.id, status_markdown(started.status()), None, gr.Timer(active=True), gr.update(visible=False)
+
+    def tick(self, job_id):
+        """The poll: status and curves while it runs; when done, the student adopted, zipped and shown."""
+        idle = [gr.skip()] * 4
+        if not job_id:
+            return gr.skip(), gr.skip(), gr.Timer(active=False), *idle
+        try:
+            current = self.service.runner.job(job_id)
+        except UserError as exc:
+            return f"⚠️ {md_escape(str(exc))}", gr.skip(), gr.Timer(active=False), *idle
+        info, history = current.status(), current.history()
+        chart = training_curves(history) if history else gr.skip()
+        if info["state"] in ("queued", "running"):
+            return status_markdown(info), chart, gr.skip(), *idle
+        if info["state"] != "done":
+            return status_markdown(info), gr.skip(), gr.Timer(active=False), *idle
+        try:
+            note, zipped = self.service.adopt(current), self.service.archive(job_id)
+        except UserError as exc:
+            note, zipped = f"⚠️ {md_escape(str(exc))}", None
+        shown, why = load_evidence(DistillationLink(output_dir=str(current.output)))
+        text = shown.recipe_markdown() if shown is not None else why
+        return status_markdown(info), chart, gr.Timer(active=False), gr.update(visible=True), note, zipped, text
+
+    def cancel(self, job_id, request: gr.Request):
+        if not job_id:
+            raise gr.Error("no job of this tab is running.", print_exception=False)
+        try:
+            return status_markdown(self.service.cancel(job_id, session_of(request))), gr.Timer(active=False)
+        except UserError as exc:
+            raise _error(exc) from None
+
+    def restore(self, task_name):
+        try:
+            return self.service.restore(task_name)
+        except UserError as exc:
+            raise _error(exc) from None
+
+    def publish(self, job_id, repo_id, hub_token, is_dry_run):
+        try:
+            return f"```\n{self.service.publish(job_id, repo_id, hub_token, bool(is_dry_run))}\n```"
+        except UserError as exc:
+            raise _error(exc) from None
+
+
+def wire(p: TrainPanel, h: TrainHandlers) -> None:
+    for field in (p.task, p.rows, p.epochs, p.layers, p.baselines):
+        field.change(h.estimate, inputs=[p.task, p.rows, p.epochs, p.layers, p.baselines], outputs=p.estimate,
+                     api_visibility="private", show_progress="hidden")
+    inputs = [p.task, p.upload, p.transfer, p.layers, p.rows, p.epochs, p.baselines]
+    p.start.click(h.start, inputs=inputs, outputs=[p.job, p.status, p.curves, p.timer, p.result],
+                  api_visibility="private")
+    p.timer.tick(h.tick, inputs=p.job, outputs=[p.status, p.curves, p.timer, p.result, p.adopted, p.download,
+                                                 p.evidence], api_visibility="private", show_progress="hidden")
+    p.cancel.click(h.cancel, inputs=p.job, outputs=[p.status, p.timer], api_visibility="private")
+    p.restore.click(h.restore, inputs=p.task, outputs=p.adopted, api_visibility="private")
+    p.publish.click(h.publish, inputs=[p.job, p.repo, p.token, p.dry_run], outputs=p.published,
+                    api_visibility="private")
+    api_file, api_transfer, api_job = gr.File(visible=False), gr.File(visible=False), gr.Textbox(visible=False)
+    wire_api(h.service, h.launch, [p.task, api_file, api_transfer, p.layers, p.rows, p.epochs, p.baselines], api_job)
+
+
+def wire_api(service: TrainingService, launch, inputs: list, api_job: gr.Textbox) -> None:
+    """/distill_start, /distill_status, /distill_cancel for gradio_client; not MCP tools (long CPU jobs)."""
+
+    def distill_start(task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines,
+                      request: gr.Request) -> str:
+        """Start distilling a student of the task's teacher; returns the job id."""
+        return launch(task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, request).id
+
+    def distill_status(job_id: str) -> dict:
+        """The job's state (queued, running, done, failed, cancelled), step, total_steps, elapsed_s,
+        remaining_s and, when done, the run's metrics.json as `metrics` (its "path" keys named "file_path")."""
+        try:
+            return service.status(job_id)
+        except UserError as exc:
+            raise _error(exc) from None
+
+    def distill_cancel(job_id: str, request: gr.Request) -> dict:
+        """Stop a job this session started and delete its files; returns its status."""
+        try:
+            return service.cancel(job_id, session_of(request))
+        except UserError as exc:
+            raise _error(exc) from None
+
+    trigger = gr.Button(visible=False)
+    trigger.click(not_a_tool(distill_start), inputs=inputs, outputs=api_job, api_name="distill_start")
+    gr.api(not_a_tool(distill_status), api_name="distill_status")
+    gr.api(not_a_tool(distill_cancel), api_name="distill_cancel")

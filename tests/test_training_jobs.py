@@ -1,0 +1,163 @@
+"""Distilling a student from the page's API (/distill_start, /distill_status, /distill_cancel) on tiny models."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from types import SimpleNamespace
+
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+
+import app as app_module
+from demo.serving import job_data
+
+from .builders import InProcessApp, call, call_when_ready, write_sentiment_tsv
+
+
+@pytest.fixture(scope="module")
+def trainer(tiny_config):
+    server = InProcessApp(tiny_config, "--train-max-upload-mb", "1").wait_until_loaded()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def rows_file(tmp_path_factory):
+    return write_sentiment_tsv(tmp_path_factory.mktemp("train") / "reviews.tsv", 300, 3)
+
+
+def start(client, path, task="sentiment", epochs=3, rows=400, layers=1):
+    return call(client, task, handle_file(str(path)), None, layers, rows, epochs, False, api_name="/distill_start")
+
+
+def wait(client, job_id, states=("done", "failed", "cancelled"), timeout=150):
+    deadline = time.monotonic() + timeout
+    while True:
+        status = call(client, job_id, api_name="/distill_status")
+        if status["state"] in states or time.monotonic() > deadline:
+            return status
+        time.sleep(0.5)
+
+
+def job_folders(server):
+    root = server.page.training_service.runner.root
+    return sorted(p.name for p in root.glob("job-*")) if root.exists() else []
+
+
+def test_a_job_distils_a_student_that_then_answers_in_its_task_tab(trainer, rows_file):
+    client = trainer.client()
+    call_when_ready(client, "warm", "/sentiment")
+    job_id = start(client, rows_file)
+    running = wait(client, job_id, states=("running",))
+    assert running["state"] == "running" and running["task"] == "sentiment"
+    during = call(client, "a good film", api_name="/page_sentiment")  # the app answers while it trains
+    assert "measured while training" in str(during[4])
+    done = wait(client, job_id)
+    assert done["state"] == "done", done
+    assert done["step"] == done["total_steps"] > 0 and done["elapsed_s"] > 0
+    metrics = done["metrics"]
+    assert metrics["student_params"] < metrics["teacher_params"] and 0 <= metrics["student_accuracy"] <= 1
+    service = trainer.page.training_service
+    service.adopt(service.runner.job(job_id))  # what the tab does when its poll sees "done"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            summary = call(client, "a good film", api_name="/sentiment")
+            if summary["student"]["model"].endswith(f"job-{job_id}/student"):
+                break
+        except AppError:  # loading the new student
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    archive = service.archive(job_id)
+    import zipfile
+
+    names = zipfile.ZipFile(archive).namelist()
+    assert any(n.endswith("model.safetensors") for n in names) and any(n.endswith("README.md") for n in names)
+    assert any("training/demo/distill" in n for n in names) and not any("checkpoint" in n for n in names)
+    assert "would upload" in service.publish(job_id, "me/tiny-student", None, dry_run=True)
+    service.restore("sentiment")
+
+
+def test_cancel_stops_the_job_removes_its_files_and_only_its_tab_can(trainer, rows_file):
+    client, other = trainer.client(), trainer.client()
+    job_id = start(client, rows_file, epochs=20)
+    wait(client, job_id, states=("running",))
+    with pytest.raises(AppError, match="already running"):
+        start(other, rows_file)
+    with pytest.raises(AppError, match="only that tab can cancel it"):
+        call(other, job_id, api_name="/distill_cancel")
+    time.sleep(1)  # in the teacher's pass or the first steps
+    began = time.monotonic()
+    assert call(client, job_id, api_name="/distill_cancel")["state"] == "cancelled"
+    assert time.monotonic() - began < 10 and f"job-{job_id}" not in job_folders(trainer)
+    assert call(client, job_id, api_name="/distill_status")["state"] == "cancelled"
+
+
+def test_a_job_killed_from_outside_fails_clearly_and_leaves_nothing(trainer, rows_file):
+    client = trainer.client()
+    job_id = start(client, rows_file, epochs=20)
+    wait(client, job_id, states=("running",))
+    os.killpg(trainer.page.training_service.runner.job(job_id).process.pid, signal.SIGKILL)
+    status = wait(client, job_id)
+    assert status["state"] == "failed" and "stopped from outside" in status["error"]
+    assert f"job-{job_id}" not in job_folders(trainer)
+
+
+@pytest.mark.parametrize("make, task, message", [
+    (None, "sentiment", "upload a file to distil from first"),
+    (lambda d: _write(d / "t.txt", "good film\nbad film\n" * 30), "sentiment", "a .txt file is for fill-mask"),
+    (lambda d: write_sentiment_tsv(d / "r.tsv", 100, 1), "fill_mask", "upload a .txt file"),
+    (lambda d: _write(d / "r.tsv", "sentence\tlabel\n" + "a good film\tneutral\n" * 60), "sentiment",
+     "labels neutral are unknown"),
+    (lambda d: _write(d / "r.tsv", "sentence\tlabel\n" + "a good film\tpositive\n" * 60), "sentiment",
+     "from one class"),
+    (lambda d: _write(d / "r.tsv", "words\tscore\n" + "a good film\t1\n" * 60), "sentiment",
+     "cannot tell which column holds the text"),
+    (lambda d: _write(d / "big.tsv", "sentence\tlabel\n" + ("a good film " * 20 + "\tpositive\n") * 5000),
+     "sentiment", "this app takes files up to 1 MB"),
+])
+def test_bad_input_is_one_sentence_and_leaves_nothing(trainer, tmp_path, make, task, message):
+    client = trainer.client()
+    before = job_folders(trainer)
+    path = make(tmp_path) if make else None
+    with pytest.raises(AppError, match=message):
+        call(client, task, handle_file(str(path)) if path else None, None, 1, 400, 2, False,
+             api_name="/distill_start")
+    assert job_folders(trainer) == before
+    assert call_when_ready(client, "still here", "/sentiment")["task"] == "sentiment"  # the app keeps serving
+
+
+def test_a_full_disk_is_said_and_nothing_starts(trainer, rows_file, monkeypatch):
+    def full(_file):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(job_data, "csv", SimpleNamespace(writer=full))  # this module's writes only
+    before = job_folders(trainer)
+    with pytest.raises(AppError, match="disk is full"):
+        start(trainer.client(), rows_file)
+    assert job_folders(trainer) == before
+
+
+def test_an_unknown_job_is_one_sentence(trainer):
+    with pytest.raises(AppError, match="no job 'nope' here"):
+        call(trainer.client(), "nope", api_name="/distill_status")
+
+
+@pytest.mark.parametrize("host, share, flag, env, allowed", [
+    ("127.0.0.1", False, None, "", True), ("0.0.0.0", False, None, "", False), ("127.0.0.1", True, None, "", False),
+    ("0.0.0.0", False, True, "", True), ("0.0.0.0", False, None, "1", True)])
+def test_training_is_on_for_loopback_only_unless_the_operator_allows_it(host, share, flag, env, allowed, monkeypatch):
+    monkeypatch.setenv("ALLOW_TRAINING", env)
+    assert app_module.training_allowed(flag, host, share) is allowed
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
