@@ -21,6 +21,7 @@ from demo.core.measure import percentile
 from demo.models.config import load_config, parse_config
 from demo.models.registry import PairRegistry, TaskUnavailable
 from demo.models.tasks import InputError, prepare_text
+from demo.serving.page import reload_task
 
 from .builders import (
     AppServer,
@@ -62,7 +63,7 @@ def test_load_16_concurrent_users(app_process, artifacts):
             start = time.perf_counter()
             try:
                 result = call(c, text, api_name=f"/{task}")
-                assert result[0]["task"] == task
+                assert result["task"] == task
                 with lock:
                     latencies.append((time.perf_counter() - start) * 1000)
             except Exception as exc:  # noqa: BLE001 - counted, then asserted on
@@ -130,7 +131,7 @@ def test_hostile_text_gets_an_answer_or_a_clear_message(client, task, artifacts)
         except InputError as exc:
             refusal = str(exc)
         try:
-            summary = call(client, text, api_name=f"/{task}")[0]
+            summary = call(client, text, api_name=f"/{task}")
         except AppError as exc:
             message = str(exc)
             if refusal is None:  # only one refusal needs the tokenizer: a mask cut off with the text's end
@@ -144,7 +145,7 @@ def test_hostile_text_gets_an_answer_or_a_clear_message(client, task, artifacts)
 
     check()
     # still serving
-    assert call(client, "the film was good", api_name="/sentiment")[0]["task"] == "sentiment"
+    assert call(client, "the film was good", api_name="/sentiment")["task"] == "sentiment"
     record_figures(artifacts, f"hostile_{task}", {"generated_inputs_so_far": GENERATED["n"]})
 
 
@@ -183,11 +184,11 @@ def test_a_failing_forward_is_reported_and_recovers_on_reload(in_process_app):
     try:
         with pytest.raises(AppError, match=r"The student failed while answering \(injected failure\)"):
             call(client, "i am happy", api_name="/classify")
-        assert call(client, "good film", api_name="/sentiment")[0]["task"] == "sentiment"  # others unaffected
+        assert call(client, "good film", api_name="/sentiment")["task"] == "sentiment"  # others unaffected
     finally:
         student.forward = original
-    call(client, api_name="/reload_classify")
-    assert call_when_ready(client, "i am happy", "/classify")[0]["task"] == "classify"
+    reload_task(registry, "classify")  # the page's Reload button (administrative: not an API endpoint)
+    assert call_when_ready(client, "i am happy", "/classify")["task"] == "classify"
 
 
 def test_out_of_memory_is_reported_with_the_cpu_option(tiny_config):
@@ -228,7 +229,7 @@ def test_one_bad_config_entry_disables_only_that_task(tiny_config, tmp_path):
     server = InProcessApp(path)
     try:
         c = server.client()
-        assert call_when_ready(c, "i feel happy", "/classify")[0]["task"] == "classify"
+        assert call_when_ready(c, "i feel happy", "/classify")["task"] == "classify"
         names = c.view_api(print_info=False, return_format="dict")["named_endpoints"]
         assert "/sentiment" not in names
         page = __import__("urllib.request").request.urlopen(server.url + "config").read().decode()
@@ -265,17 +266,23 @@ def test_binds_to_loopback_and_gradio_server_name_wins(tiny_config):
     assert DEFAULT_HOST == "127.0.0.1" and parse_args([]).share is False
 
 
-def test_custom_models_need_the_operator_flag(client, tiny_config, tmp_path):
+def test_custom_models_need_the_operator_flag_and_are_never_an_api_endpoint(client, tiny_config, tmp_path):
+    import gradio as gr
+
+    from demo.serving.page import load_custom
+
     assert not any(name.startswith("/custom_") for name in
                    client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert "Use other models" not in json.dumps(client.config)  # no such accordion without the flag
     server = InProcessApp(tiny_config, "--allow-custom-models")
     try:
         c = server.client()
         call_when_ready(c, "good", "/sentiment")
-        names = c.view_api(print_info=False, return_format="dict")["named_endpoints"]
-        assert "/custom_sentiment" in names
+        assert "Use other models" in json.dumps(c.config)  # the page offers it to visitors ...
+        endpoints = c.view_api(print_info=False, return_format="dict")
+        assert not any("custom" in name for kind in endpoints.values() for name in kind)  # ... the API never
         pairs = yaml.safe_load(Path(tiny_config).read_text())["tasks"]["classify"]
-        with pytest.raises(AppError, match="'model' must be a Hub id or a local directory"):
-            call(c, " ", pairs["student"]["model"], api_name="/custom_classify")
+        with pytest.raises(gr.Error, match="'model' must be a Hub id or a local directory"):
+            load_custom(server.registry, "classify", " ", pairs["student"]["model"])  # the page's handler
     finally:
         server.stop()
