@@ -173,3 +173,48 @@ def test_the_scorecard_follows_each_answer_in_the_page(browser, app_server, clie
             raise AssertionError(f"request {n}: the scorecard shows {card.inner_text()!r}") from exc
     page.screenshot(path=str(artifacts / "scorecard.png"), full_page=True)
     page.close()
+
+
+def test_a_visitor_distils_a_student_watches_it_learn_and_meets_it_in_the_task_tab(browser, app_server, client,
+                                                                                    tmp_path, artifacts):
+    """Upload, start, the curve grows, the student appears beside its teacher, download; and a Cancel
+    mid-run leaves no job folder."""
+    from .builders import call_when_ready, write_sentiment_tsv
+
+    call_when_ready(client, "warm", "/sentiment")
+    rows = write_sentiment_tsv(tmp_path / "reviews.tsv", 300, 5)
+    runner = app_server.page.training_service.runner
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})
+    open_page(page, app_server.url)
+    page.get_by_role("tab", name="Distil a student").click()
+    page.locator("#train-file input[type=file]").set_input_files(str(rows))
+    page.locator("#train-epochs input").fill("3")
+    page.locator("#train-layers input[type=number]").fill("1")
+    page.locator("#train-estimate").get_by_text("About").wait_for(timeout=30_000)  # from a measured step time
+    page.locator("#train-start").click()
+    page.locator("#train-status").get_by_text("running").wait_for(timeout=30_000)
+    page.locator("#train-curves .js-plotly-plot").wait_for(timeout=60_000)  # the curve, while it learns
+    page.locator("#train-adopted").get_by_text("now runs this student").wait_for(timeout=120_000)
+    assert "done" in page.locator("#train-status").inner_text()
+    page.screenshot(path=str(artifacts / "distil-done.png"), full_page=True)
+    with page.expect_download(timeout=30_000) as download:
+        page.locator("#train-download a").first.click()
+    assert download.value.suggested_filename.endswith(".zip")
+    page.get_by_role("tab", name=TAB_NAMES["sentiment"]).click()
+    page.locator("#sentiment-status").get_by_text("job-").wait_for(timeout=60_000)  # the new student, by its teacher
+    page.locator("#sentiment-text textarea").fill("the acting was great")
+    page.locator("#sentiment-run").click()
+    page.locator("#sentiment-verdict").get_by_text("speedup").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Distil a student").click()
+    page.locator("#train-restore").click()
+    page.locator("#train-adopted").get_by_text("back to its configured student").wait_for(timeout=30_000)
+    # A second job, cancelled while it runs: nothing of it stays.
+    page.locator("#train-epochs input").fill("20")
+    page.locator("#train-start").click()
+    page.locator("#train-status").get_by_text("running").wait_for(timeout=30_000)
+    page.locator("#train-cancel").click()
+    page.locator("#train-status").get_by_text("cancelled").wait_for(timeout=30_000)
+    cancelled = [job for job in runner.jobs.values() if job.state == "cancelled"]
+    assert cancelled and not any(job.folder.exists() for job in cancelled)  # nothing of it stays
+    page.screenshot(path=str(artifacts / "distil-cancelled.png"), full_page=True)
+    page.close()

@@ -245,7 +245,7 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
                 distill_tab.build_tab(config.distillation, space_id)
             if training is not None:
                 with gr.Tab("Distil a student", id="train"):
-                    train_tab.build_tab(training)
+                    train_tab.build_tab(training, timer)
 
         wire_scorecard(registry, panels, evaluation or [], evaluated, [scorecard_box, scorecard_json])
         api.register(registry)

@@ -81,7 +81,9 @@ class TrainPanel:
     timer: gr.Timer
 
 
-def build_tab(service: TrainingService) -> None:
+def build_tab(service: TrainingService, page_timer: gr.Timer) -> None:
+    """page_timer: the page's status poll, woken when a job's student is adopted (the task tab's status
+    line then names it)."""
     gr.Markdown("Distil your own student from a task's teacher, here: upload labelled rows (CSV, TSV or JSON with a "
                 "text and a label column; for fill-mask a .txt file, one text per line), pick the student's size "
                 "and a budget, and watch it learn. It runs the project's own `python -m demo.distill distill` in a "
@@ -92,7 +94,7 @@ def build_tab(service: TrainingService) -> None:
                     f"```bash\n{CLI_COMMAND}\n```", elem_id="train-off")
         return
     panel = layout(service)
-    wire(panel, TrainHandlers(service))
+    wire(panel, TrainHandlers(service), page_timer)
 
 
 def layout(service: TrainingService) -> TrainPanel:
@@ -142,9 +144,9 @@ class TrainHandlers:
     def __init__(self, service: TrainingService):
         self.service = service
 
-    def estimate(self, task_name, n_rows, n_epochs, n_layers, with_baselines):
+    def estimate(self, task_name, n_rows, n_epochs, n_layers, with_baselines, path):
         try:
-            return self.service.estimate(task_name, n_rows, n_epochs, int(n_layers), bool(with_baselines))
+            return self.service.estimate(task_name, n_rows, n_epochs, int(n_layers), bool(with_baselines), path)
         except UserError as exc:
             return f"⚠️ {md_escape(str(exc))}"
 
@@ -162,7 +164,7 @@ class TrainHandlers:
 
     def tick(self, job_id):
         """The poll: status and curves while it runs; when done, the student adopted, zipped and shown."""
-        idle = [gr.skip()] * 4
+        idle = [gr.skip()] * 5
         if not job_id:
             return gr.skip(), gr.skip(), gr.Timer(active=False), *idle
         try:
@@ -181,7 +183,8 @@ class TrainHandlers:
             note, zipped = f"⚠️ {md_escape(str(exc))}", None
         shown, why = load_evidence(DistillationLink(output_dir=str(current.output)))
         text = shown.recipe_markdown() if shown is not None else why
-        return status_markdown(info), chart, gr.Timer(active=False), gr.update(visible=True), note, zipped, text
+        return (status_markdown(info), chart, gr.Timer(active=False), gr.update(visible=True), note, zipped, text,
+                gr.Timer(active=True))
 
     def cancel(self, job_id, request: gr.Request):
         if not job_id:
@@ -204,15 +207,16 @@ class TrainHandlers:
             raise _error(exc) from None
 
 
-def wire(p: TrainPanel, h: TrainHandlers) -> None:
-    for field in (p.task, p.rows, p.epochs, p.layers, p.baselines):
-        field.change(h.estimate, inputs=[p.task, p.rows, p.epochs, p.layers, p.baselines], outputs=p.estimate,
+def wire(p: TrainPanel, h: TrainHandlers, page_timer: gr.Timer) -> None:
+    for field in (p.task, p.rows, p.epochs, p.layers, p.baselines, p.upload):
+        field.change(h.estimate, inputs=[p.task, p.rows, p.epochs, p.layers, p.baselines, p.upload], outputs=p.estimate,
                      api_visibility="private", show_progress="hidden")
     inputs = [p.task, p.upload, p.transfer, p.layers, p.rows, p.epochs, p.baselines]
     p.start.click(h.start, inputs=inputs, outputs=[p.job, p.status, p.curves, p.timer, p.result],
                   api_visibility="private")
     p.timer.tick(h.tick, inputs=p.job, outputs=[p.status, p.curves, p.timer, p.result, p.adopted, p.download,
-                                                 p.evidence], api_visibility="private", show_progress="hidden")
+                                                 p.evidence, page_timer], api_visibility="private",
+                 show_progress="hidden")
     p.cancel.click(h.cancel, inputs=p.job, outputs=[p.status, p.timer], api_visibility="private")
     p.restore.click(h.restore, inputs=p.task, outputs=p.adopted, api_visibility="private")
     p.publish.click(h.publish, inputs=[p.job, p.repo, p.token, p.dry_run], outputs=p.published,
