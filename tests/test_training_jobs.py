@@ -161,3 +161,29 @@ def test_training_is_on_for_loopback_only_unless_the_operator_allows_it(host, sh
 def _write(path, text):
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_the_training_process_ends_with_the_app(tiny_config, rows_file, tmp_path, how):
+    """Stopped (SIGTERM) or killed outright (SIGKILL: no handler runs), the app takes its job with it."""
+    import psutil
+
+    from .builders import AppServer
+
+    server = AppServer(tiny_config, tmp_path / "app.log")
+    try:
+        server.wait_until_served()
+        client = server.client()
+        call_when_ready(client, "warm", "/sentiment", timeout=90)
+        job_id = start(client, rows_file, epochs=20)
+        wait(client, job_id, states=("running",))
+        children = psutil.Process(server.proc.pid).children(recursive=True)
+        training = [c for c in children if "demo.distill" in " ".join(c.cmdline())]
+        assert len(training) == 1
+        server.proc.send_signal(how)
+        server.proc.wait(15)
+        gone, alive = psutil.wait_procs(training, timeout=15)
+        assert not alive, f"the training process outlived the app ({how.name})"
+    finally:
+        if server.proc.poll() is None:
+            server.stop()
