@@ -187,3 +187,14 @@ def test_the_training_process_ends_with_the_app(tiny_config, rows_file, tmp_path
     finally:
         if server.proc.poll() is None:
             server.stop()
+
+
+def test_the_estimate_comes_from_a_measured_step_and_the_files_rows(trainer, rows_file):
+    service = trainer.wait_until_loaded().page.training_service
+    text = service.estimate("sentiment", 4000, 2, 3, False, str(rows_file))
+    steps = service.planned_steps(round(300 * 0.9), 2)  # the file's 300 rows, a tenth held out
+    assert f"for {steps:,} steps" in text and "measured here" in text
+    assert service.step_time("sentiment").seconds_per_layer > 0
+    with_baselines = service.estimate("sentiment", 4000, 2, 3, True, str(rows_file))
+    minutes = lambda t: float(t.split("**")[1].split()[0])  # noqa: E731
+    assert minutes(with_baselines) >= minutes(text)

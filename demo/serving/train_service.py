@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from demo.core.errors import UserError
+from demo.core.measure import INFERENCE_LOCK
 from demo.models.config import LABELLED_TASKS, ModelSpec, TaskPair
+from demo.models.inputs import model_inputs
 from demo.models.registry import PairRegistry, TaskUnavailable
 from demo.serving import job_data
 from demo.serving.training_jobs import (
@@ -66,19 +68,21 @@ class TrainingService:
             texts = ["the film was a gripping portrait of a family " * 8] * BATCH_SIZE
             enc = student.tokenizer(texts, truncation=True, max_length=TIMING_TOKENS, padding=True,
                                     return_tensors="pt")
-            inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-            start = time.perf_counter()
-            with torch.enable_grad():
-                out = model(**inputs).logits.float().sum()
-                out.backward()
-            model.zero_grad(set_to_none=True)
-            step = time.perf_counter() - start
+            inputs = model_inputs(model, enc, student.device)
+            with INFERENCE_LOCK:  # timed alone, as the benchmark times (requests wait a fraction of a second)
+                start = time.perf_counter()
+                with torch.enable_grad():
+                    model(**inputs).logits.float().sum().backward()
+                model.zero_grad(set_to_none=True)
+                step = time.perf_counter() - start
             layers = getattr(model.config, "n_layers", None) or getattr(model.config, "num_hidden_layers", 6)
-            start = time.perf_counter()
-            with torch.inference_mode():
-                teacher.model(**{k: v for k, v in teacher.tokenizer(texts[:8], truncation=True,
-                                 max_length=TIMING_TOKENS, padding=True, return_tensors="pt").items()})
-            self._step_times[task] = StepTime(step / layers, (time.perf_counter() - start) / 8)
+            batch = teacher.tokenizer(texts[:8], truncation=True, max_length=TIMING_TOKENS, padding=True,
+                                      return_tensors="pt")
+            with INFERENCE_LOCK, torch.inference_mode():
+                start = time.perf_counter()
+                teacher.model(**model_inputs(teacher.model, batch, teacher.device))
+                teacher_seconds = (time.perf_counter() - start) / 8
+            self._step_times[task] = StepTime(step / layers, teacher_seconds)
         return self._step_times[task]
 
     def planned_steps(self, rows: int, epochs: int) -> int:

@@ -201,7 +201,9 @@ class JobRunner:
                 job.error = self._failure(job, code)
         if job.state != "done":  # a failed or cancelled job leaves nothing behind; its status keeps the reason
             shutil.rmtree(job.folder, ignore_errors=True)
-        threading.Timer(self.limits.keep_minutes * 60, self.forget, args=(job.id,)).start()
+        expiry = threading.Timer(self.limits.keep_minutes * 60, self.forget, args=(job.id,))
+        expiry.daemon = True  # never holds the app open at exit (the scratch area goes then anyway)
+        expiry.start()
 
     @staticmethod
     def _failure(job: Job, code: int | None) -> str:
