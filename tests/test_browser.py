@@ -208,6 +208,7 @@ def test_a_visitor_distils_a_student_watches_it_learn_and_meets_it_in_the_task_t
     page.get_by_role("tab", name="Distil a student").click()
     page.locator("#train-restore").click()
     page.locator("#train-adopted").get_by_text("back to its configured student").wait_for(timeout=30_000)
+    app_server.wait_until_loaded()  # the configured student is loading again; a job needs the loaded pair
     # A second job, cancelled while it runs: nothing of it stays.
     page.locator("#train-epochs input").fill("20")
     page.locator("#train-start").click()

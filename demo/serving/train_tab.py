@@ -13,7 +13,7 @@ import gradio as gr
 
 from demo.core.errors import UserError
 from demo.core.formatting import md_escape
-from demo.measuring.charts import training_curves
+from demo.measuring.charts import recipe_comparison_chart, training_curves
 from demo.models.config import DistillationLink
 from demo.serving.api import not_a_tool
 from demo.serving.evidence import load_evidence
@@ -73,6 +73,8 @@ class TrainPanel:
     restore: gr.Button
     download: gr.File
     evidence: gr.Markdown
+    comparison: gr.Plot
+    card: gr.Markdown
     repo: gr.Textbox
     token: gr.Textbox
     dry_run: gr.Checkbox
@@ -125,6 +127,9 @@ def layout(service: TrainingService) -> TrainPanel:
         download = gr.File(label="The student (model, tokenizer, card, metrics, training code)",
                            elem_id="train-download")
         evidence = gr.Markdown(elem_id="train-evidence")
+        comparison = gr.Plot(label="Teacher, this student and its baselines", elem_id="train-comparison")
+        with gr.Accordion("The student's model card", open=False):
+            card = gr.Markdown(elem_id="train-card")
         with gr.Accordion("Publish to the Hub", open=False):
             repo = gr.Textbox(label="Repo id (you/name)", elem_id="train-repo")
             token = gr.Textbox(label="Hub token with write access (used once, never stored or shown)",
@@ -134,8 +139,8 @@ def layout(service: TrainingService) -> TrainPanel:
             published = gr.Markdown(elem_id="train-published")
     timer = gr.Timer(POLL_SECONDS, active=False)
     return TrainPanel(job, task, layers, rows, epochs, baselines, upload, transfer, estimate, start, cancel, status,
-                      curves, result, adopted, restore, download, evidence, repo, token, dry_run, publish, published,
-                      timer)
+                      curves, result, adopted, restore, download, evidence, comparison, card, repo, token, dry_run,
+                      publish, published, timer)
 
 
 class TrainHandlers:
@@ -164,7 +169,7 @@ class TrainHandlers:
 
     def tick(self, job_id):
         """The poll: status and curves while it runs; when done, the student adopted, zipped and shown."""
-        idle = [gr.skip()] * 5
+        idle = [gr.skip()] * 7
         if not job_id:
             return gr.skip(), gr.skip(), gr.Timer(active=False), *idle
         try:
@@ -181,10 +186,17 @@ class TrainHandlers:
             note, zipped = self.service.adopt(current), self.service.archive(job_id)
         except UserError as exc:
             note, zipped = f"⚠️ {md_escape(str(exc))}", None
-        shown, why = load_evidence(DistillationLink(output_dir=str(current.output)))
-        text = shown.recipe_markdown() if shown is not None else why
-        return (status_markdown(info), chart, gr.Timer(active=False), gr.update(visible=True), note, zipped, text,
-                gr.Timer(active=True))
+        return (status_markdown(info), chart, gr.Timer(active=False), gr.update(visible=True), note, zipped,
+                *self.evidence(current), gr.Timer(active=True))
+
+    @staticmethod
+    def evidence(job) -> tuple:
+        """The finished run as the Distillation tab shows a configured one: recipe, recipes compared, card."""
+        link = DistillationLink(output_dir=str(job.output))
+        shown, why = load_evidence(link)
+        if shown is None:
+            return why, None, ""
+        return shown.recipe_markdown(), recipe_comparison_chart(shown.figures), link.card_text() or ""
 
     def cancel(self, job_id, request: gr.Request):
         if not job_id:
@@ -215,7 +227,7 @@ def wire(p: TrainPanel, h: TrainHandlers, page_timer: gr.Timer) -> None:
     p.start.click(h.start, inputs=inputs, outputs=[p.job, p.status, p.curves, p.timer, p.result],
                   api_visibility="private")
     p.timer.tick(h.tick, inputs=p.job, outputs=[p.status, p.curves, p.timer, p.result, p.adopted, p.download,
-                                                 p.evidence, page_timer], api_visibility="private",
+                                                 p.evidence, p.comparison, p.card, page_timer], api_visibility="private",
                  show_progress="hidden")
     p.cancel.click(h.cancel, inputs=p.job, outputs=[p.status, p.timer], api_visibility="private")
     p.restore.click(h.restore, inputs=p.task, outputs=p.adopted, api_visibility="private")
