@@ -21,6 +21,10 @@ def scratch_dir(prefix: str) -> str:
 
 
 @atexit.register
-def remove_all() -> None:
-    while _DIRS:
-        shutil.rmtree(_DIRS.pop(), ignore_errors=True)
+def remove_all(prefix: str = "") -> None:
+    """Delete the folders (those of one kind, given their prefix): at exit, all of them."""
+    import os
+
+    for path in [p for p in _DIRS if os.path.basename(p).startswith(prefix)]:
+        _DIRS.remove(path)
+        shutil.rmtree(path, ignore_errors=True)
