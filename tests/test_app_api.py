@@ -47,7 +47,9 @@ def test_fill_mask_gives_top5_completion_and_overlap(client):
     s = result[0]
     assert 0.0 <= s["top5_overlap"] <= 1.0
     for variant, label_output, completed_output in (("teacher", 1, 3), ("student", 2, 4)):
-        label = result[label_output]
+        titled = result[label_output]  # the answer, titled with the model that gave it
+        assert titled["label"].startswith(f"{variant.capitalize()} · ") and titled["label"].endswith(variant)
+        label = titled["value"]
         assert len(label["confidences"]) == 5
         top_token = s[variant]["prediction"]["label"]
         assert label["label"] == top_token

@@ -54,13 +54,22 @@ def compare_text(registry: PairRegistry, task: str, text: str, rows: list, train
            **({"training": True} if training else {})}
     rows = [*rows, row][-HISTORY_LIMIT:]
     variants = registry.config.pairs[task].variants
-    outputs = [result.summary(), *[label_value(result, variant) for variant in variants]]
+    # Each answer titled with the model that gave it: a job's student may have replaced the configured one.
+    outputs = [result.summary(), *[gr.Label(label_value(result, variant), label=answer_title(variant, result))
+                                   for variant in variants]]
     if task == "fill_mask":
         hide = result.random_weights
         outputs += [None if hide else result.teacher.prediction.completed,
                     None if hide else result.student.prediction.completed]
     # The size chart changes when models load, not per request: the status refresh redraws it.
     return [*outputs, verdict_markdown(result), latency_chart(rows, variants), gr.skip(), rows]
+
+
+def answer_title(variant: str, result) -> str:
+    answered = result.results().get(variant)
+    if variant not in PAIR:
+        return "Student · ONNX Runtime, dynamic int8 (CPU)"
+    return f"{variant.capitalize()} · {answered.model if answered is not None else ''}"
 
 
 def reload_task(registry: PairRegistry, task: str, device: str | None = None):

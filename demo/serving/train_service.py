@@ -15,6 +15,7 @@ import torch
 
 from demo.core.errors import UserError
 from demo.core.measure import INFERENCE_LOCK
+from demo.data.files import TEXT_COLUMNS, obvious_column, read_rows
 from demo.models.config import LABELLED_TASKS, ModelSpec, TaskPair
 from demo.models.inputs import model_inputs
 from demo.models.registry import PairRegistry, TaskUnavailable
@@ -28,7 +29,9 @@ from demo.serving.training_jobs import (
 )
 
 BATCH_SIZE = 32  # the CLI's default training batch
-TIMING_TOKENS = 64  # tokens per text in the step-time measurement (SST-2 sentences are shorter)
+MAX_TOKENS = 128  # the CLI's default --max-seq-length
+DEFAULT_TEXT = "the film is a gripping portrait of a family coming apart under pressure"
+START_SECONDS = 15  # a new Python process importing torch and transformers, saving, the card: measured ~10-20 s
 ZIP_SKIPS = ("checkpoint", "baselines", "heldout_texts.txt")
 
 
@@ -45,7 +48,7 @@ class TrainingService:
         self.registry, self.runner, self.enabled = registry, runner, enabled
         self.limits: TrainingLimits = runner.limits
         self.original: dict[str, TaskPair] = {}  # task -> its configured pair, while a job's student is shown
-        self._step_times: dict[str, StepTime] = {}
+        self._step_times: dict[tuple, StepTime] = {}
 
     # ---- before starting ----------------------------------------------------------------------------
     def objective(self, task: str) -> str:
@@ -60,50 +63,55 @@ class TrainingService:
         except TaskUnavailable as exc:
             raise JobError(f"{exc} A student is distilled from the task's loaded teacher.") from None
 
-    def step_time(self, task: str) -> StepTime:
-        """Measured once per task on the loaded models: one training step of the student, one teacher pass."""
-        if task not in self._step_times:
-            teacher, student = self.pair(task)
+    def step_time(self, task: str, texts: list[str] | None = None) -> StepTime:
+        """Measured on the loaded models, on the visitor's own texts when there are some (their length
+        decides the cost): one training step of the student (after one untimed), the teacher on a batch."""
+        texts = (texts or [DEFAULT_TEXT])[:BATCH_SIZE]
+        texts = (texts * BATCH_SIZE)[:BATCH_SIZE]
+        teacher, student = self.pair(task)
+        enc = student.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
+        key = (task, int(enc["input_ids"].shape[1]) // 8)  # one measurement per task and length band
+        if key not in self._step_times:
             model = student.model
-            texts = ["the film was a gripping portrait of a family " * 8] * BATCH_SIZE
-            enc = student.tokenizer(texts, truncation=True, max_length=TIMING_TOKENS, padding=True,
-                                    return_tensors="pt")
             inputs = model_inputs(model, enc, student.device)
             with INFERENCE_LOCK:  # timed alone, as the benchmark times (requests wait a fraction of a second)
-                start = time.perf_counter()
-                with torch.enable_grad():
-                    model(**inputs).logits.float().sum().backward()
-                model.zero_grad(set_to_none=True)
-                step = time.perf_counter() - start
+                for _ in range(2):  # the first step pays for allocations; the second is the one counted
+                    start = time.perf_counter()
+                    with torch.enable_grad():
+                        model(**inputs).logits.float().sum().backward()
+                    model.zero_grad(set_to_none=True)
+                    step = time.perf_counter() - start
             layers = getattr(model.config, "n_layers", None) or getattr(model.config, "num_hidden_layers", 6)
-            batch = teacher.tokenizer(texts[:8], truncation=True, max_length=TIMING_TOKENS, padding=True,
-                                      return_tensors="pt")
+            batch = teacher.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
             with INFERENCE_LOCK, torch.inference_mode():
                 start = time.perf_counter()
                 teacher.model(**model_inputs(teacher.model, batch, teacher.device))
-                teacher_seconds = (time.perf_counter() - start) / 8
-            self._step_times[task] = StepTime(step / layers, teacher_seconds)
-        return self._step_times[task]
+                teacher_seconds = (time.perf_counter() - start) / len(texts)
+            self._step_times[key] = StepTime(step / layers, teacher_seconds)
+        return self._step_times[key]
 
     def planned_steps(self, rows: int, epochs: int) -> int:
         return min(self.limits.max_steps, math.ceil(rows / BATCH_SIZE) * max(1, epochs))
 
     def estimate(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, upload: str | None = None) -> str:
-        """The estimate shown before Start: measured step time x planned steps (+ the teacher's pass)."""
+        """The estimate shown before Start: a step measured here x planned steps, the teacher's pass, start-up."""
         rows = max(1, min(int(rows or self.limits.max_rows), self.limits.max_rows))
-        if upload:  # the file's own rows, once one is chosen (9 in 10 train, 1 in 10 scores the student)
+        texts = None
+        if upload:  # the file's own rows and texts (9 in 10 train, 1 in 10 scores the student)
             try:
-                from demo.data.files import read_rows
-
-                rows = min(rows, max(1, round(len(read_rows(upload, self.limits.max_upload_bytes)[1]) * 0.9)))
+                columns, found = read_rows(upload, self.limits.max_upload_bytes)
+                rows = min(rows, max(1, round(len(found) * 0.9)))
+                column = obvious_column(columns, TEXT_COLUMNS) or columns[0]
+                texts = [str(r.get(column) or "") for r in found[:BATCH_SIZE]] or None
             except UserError:
                 pass  # said when Start reads it
         steps = self.planned_steps(rows, int(epochs or 1))
-        timing = self.step_time(task)
-        # the job runs while the app serves, at lower priority: count its step as measured here, plus evaluations
-        seconds = steps * timing.seconds_per_layer * max(1, layers) + rows * timing.teacher_seconds_per_text * 2
+        timing = self.step_time(task, texts)
+        # training, then the teacher's pass over the rows plus scoring both models on the held-out tenth
+        seconds = steps * timing.seconds_per_layer * max(1, layers) + rows * timing.teacher_seconds_per_text * 1.3
         if baselines:
             seconds *= 2  # the hard-label student trains as long again (layer dropping costs one evaluation)
+        seconds += START_SECONDS
         return (f"About **{seconds / 60:.1f} min** for {steps:,} steps of {BATCH_SIZE} rows (a step of this "
                 f"{layers}-layer student measured here: {timing.seconds_per_layer * layers * 1000:.0f} ms), plus the "
                 f"teacher's pass over {rows:,} rows{' and the baselines' if baselines else ''}. Caps: "
