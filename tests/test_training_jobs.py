@@ -198,3 +198,14 @@ def test_the_estimate_comes_from_a_measured_step_and_the_files_rows(trainer, row
     with_baselines = service.estimate("sentiment", 4000, 2, 3, True, str(rows_file))
     minutes = lambda t: float(t.split("**")[1].split()[0])  # noqa: E731
     assert minutes(with_baselines) >= minutes(text)
+
+
+def test_a_fill_mask_job_distils_from_plain_text(trainer, texts_file):
+    client = trainer.client()
+    call_when_ready(client, "the [MASK] film", "/fill_mask")
+    job_id = call(client, "fill_mask", handle_file(str(texts_file)), None, 1, 400, 1, False,
+                  api_name="/distill_start")
+    done = wait(client, job_id)
+    assert done["state"] == "done", done["error"]
+    assert "masked_lm" in done["metrics"] and done["metrics"]["objective"] == "mlm"
+    assert "--objective mlm" in " ".join(trainer.page.training_service.runner.job(job_id).argv)
