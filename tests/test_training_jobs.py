@@ -209,3 +209,28 @@ def test_a_fill_mask_job_distils_from_plain_text(trainer, texts_file):
     assert done["state"] == "done", done["error"]
     assert "masked_lm" in done["metrics"] and done["metrics"]["objective"] == "mlm"
     assert "--objective mlm" in " ".join(trainer.page.training_service.runner.job(job_id).argv)
+
+
+def test_on_a_public_address_the_tab_shows_the_command_and_there_is_no_training_api(tiny_config):
+    server = InProcessApp(tiny_config, "--host", "0.0.0.0")
+    try:
+        client = server.client()
+        assert "Training is **off**" in str(client.config) and "python -m demo.distill distill" in str(client.config)
+        endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert not any(name.startswith("/distill_") for name in endpoints)
+    finally:
+        server.stop()
+
+
+def test_a_benchmark_cancel_stops_only_its_own_sessions_sweep():
+    import threading
+
+    from demo.serving import bench_tab
+
+    mine, theirs = threading.Event(), threading.Event()
+    bench_tab.RUNNING.update({"mine": mine, "theirs": theirs})
+    try:
+        bench_tab.cancel_sweep(SimpleNamespace(session_hash="mine"))
+        assert mine.is_set() and not theirs.is_set()
+    finally:
+        bench_tab.RUNNING.pop("mine", None), bench_tab.RUNNING.pop("theirs", None)
