@@ -22,7 +22,7 @@ from demo.data.files import (
     MAX_FILE_BYTES,  # the upload cap: the reader's own file limit
 )
 from demo.models.config import DEVICES, ConfigError, load_config
-from demo.serving.training_jobs import TrainingLimits
+from demo.serving.training.jobs import TrainingLimits
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless told otherwise; a Space sets GRADIO_SERVER_NAME=0.0.0.0
 DEFAULT_PORT = 7860  # Gradio's usual port; GRADIO_SERVER_PORT overrides it, --port overrides both
@@ -67,8 +67,8 @@ def training_allowed(flag: bool | None, host: str, share: bool) -> bool:
 def training_service(args: argparse.Namespace, registry, host: str):
     """The page's job runner: job folders in the app's scratch area (deleted at exit with the rest)."""
     from demo.core.scratch import scratch_dir
-    from demo.serving.train_service import TrainingService
-    from demo.serving.training_jobs import JobRunner
+    from demo.serving.training.jobs import JobRunner
+    from demo.serving.training.service import TrainingService
 
     limits = TrainingLimits(max_rows=args.train_max_rows, max_steps=args.train_max_steps,
                             max_upload_mb=args.train_max_upload_mb, max_minutes=args.train_max_minutes)

@@ -13,7 +13,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 import app as app_module
-from demo.serving import job_data
+from demo.serving.training import uploads
 
 from .builders import InProcessApp, call, call_when_ready, write_sentiment_tsv
 
@@ -138,7 +138,7 @@ def test_a_full_disk_is_said_and_nothing_starts(trainer, rows_file, monkeypatch)
     def full(_file):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(job_data, "csv", SimpleNamespace(writer=full))  # this module's writes only
+    monkeypatch.setattr(uploads, "csv", SimpleNamespace(writer=full))  # this module's writes only
     before = job_folders(trainer)
     with pytest.raises(AppError, match="disk is full"):
         start(trainer.client(), rows_file)

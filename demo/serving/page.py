@@ -19,7 +19,7 @@ from demo.models.config import LABELLED_TASKS, PAIR, TASKS, ConfigError, model_s
 from demo.models.registry import PairRegistry
 from demo.models.tasks import EXAMPLE_TEXT
 from demo.serving import api, bench_tab, distill_tab, evaluate_tab, train_tab
-from demo.serving.train_service import TrainingService
+from demo.serving.training.service import TrainingService
 from demo.serving.views import label_value, status_markdown, verdict_markdown
 
 HISTORY_LIMIT = 500  # requests kept per session and task for the latency chart; bounds memory

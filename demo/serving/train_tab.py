@@ -1,5 +1,5 @@
 """The "Distil a student" tab: the visitor's file, a live training curve, and the new student answering
-beside its teacher. Layout and wiring only; the work is train_service.py's, the training the CLI's.
+beside its teacher. Layout and wiring only; the work is training/service.py's, the training the CLI's.
 
 API (gradio_client; kept out of the MCP tools): /distill_start returns a job id, /distill_status its
 JSON state, /distill_cancel stops it (only from the session that started it).
@@ -17,7 +17,7 @@ from demo.measuring.charts import recipe_comparison_chart, training_curves
 from demo.models.config import DistillationLink
 from demo.serving.api import not_a_tool
 from demo.serving.evidence import load_evidence
-from demo.serving.train_service import TrainingService
+from demo.serving.training.service import TrainingService
 
 POLL_SECONDS = 1.0
 CLI_COMMAND = ("python -m demo.distill distill --teacher TEACHER --student-layers 3 --train-file TRAIN.csv "

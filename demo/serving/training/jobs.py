@@ -27,7 +27,7 @@ from demo.core.errors import UserError
 STATES = ("queued", "running", "done", "failed", "cancelled")
 TOTAL_STEPS = re.compile(r"([\d,]+) steps \(")  # the CLI's first line: "... 250 steps (2.0 epochs of 125 steps)"
 PROGRESS = re.compile(r"(\d[\d,]*)/(\d[\d,]*) steps")
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]  # demo/serving/training/jobs.py -> the checkout (where `-m demo` runs)
 
 
 class JobError(UserError, RuntimeError):

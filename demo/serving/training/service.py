@@ -19,8 +19,8 @@ from demo.data.files import TEXT_COLUMNS, obvious_column, read_rows
 from demo.models.config import LABELLED_TASKS, ModelSpec, TaskPair
 from demo.models.inputs import model_inputs
 from demo.models.registry import PairRegistry, TaskUnavailable
-from demo.serving import job_data
-from demo.serving.training_jobs import (
+from demo.serving.training import uploads
+from demo.serving.training.jobs import (
     Job,
     JobError,
     JobRunner,
@@ -136,7 +136,7 @@ class TrainingService:
             raise JobError("epochs: give 1 to 20.")
         job_id, folder = self.runner.new_folder()
         try:
-            files = job_data.prepare(teacher, self.objective(task), upload, transfer, rows, folder,
+            files = uploads.prepare(teacher, self.objective(task), upload, transfer, rows, folder,
                                      self.limits.max_upload_bytes)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
