@@ -57,9 +57,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def env_flag(name: str) -> bool:
+    """A yes/no setting from the environment (a Space's variables): 1, true, yes or on."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def training_allowed(flag: bool | None, host: str, share: bool) -> bool:
     """On by default where only this machine can reach the app; a public bind needs the operator's yes."""
-    if flag or os.environ.get("ALLOW_TRAINING", "").strip().lower() in ("1", "true", "yes", "on"):
+    if flag or env_flag("ALLOW_TRAINING"):
         return True
     return host in ("127.0.0.1", "localhost", "::1") and not share
 
@@ -82,7 +87,7 @@ def mcp_wanted(flag: bool | None) -> bool:
     """--mcp, else MCP_SERVER=1 (a Space sets it in its variables): agents then call the tasks as tools."""
     if flag is not None:
         return flag
-    return os.environ.get("MCP_SERVER", "").strip().lower() in ("1", "true", "yes", "on")
+    return env_flag("MCP_SERVER")
 
 
 def serve(argv: list[str] | None = None):

@@ -17,6 +17,7 @@ import torch
 
 from demo.core.formatting import human_bytes, human_count
 from demo.core.measure import interleaved_timing
+from demo.measuring.environment import cpu_name
 from demo.measuring.eval_report import disagreements_sorted, report_scorecard
 from demo.measuring.evaluation import EvalContext, EvalReport, predict_batch
 from demo.measuring.scorecard import PAPER, PAPER_TEXT
@@ -164,15 +165,6 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;
          "text-align:left;vertical-align:top}th{background:#f7f7f7}.note{color:#555;font-size:.9em}"
          "pre{white-space:pre-wrap;background:#f7f7f7;padding:.6em}"
          "@media print{body{margin:0;max-width:none}h2{page-break-after:avoid}table{page-break-inside:avoid}}")
-
-
-def cpu_name() -> str:
-    """The processor's model name (timings differ by CPU: say which one they came from)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def command_line(argv: list[str]) -> str:

@@ -21,6 +21,15 @@ def physical_cores() -> int:
     return psutil.cpu_count(logical=False) or torch.get_num_threads()
 
 
+def cpu_name() -> str:
+    """The processor's model name (timings differ by CPU: say which one they came from)."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def _version(package: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -34,13 +43,7 @@ def environment(threads: int, device: torch.device) -> dict:
     import onnxruntime
     import transformers
 
-    cpu = platform.processor() or ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"threads": threads, "cpu": cpu, "physical_cores": physical_cores(), "device": str(device),
+    return {"threads": threads, "cpu": cpu_name(), "physical_cores": physical_cores(), "device": str(device),
             "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
             "python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__,

@@ -4,11 +4,10 @@ the student in its task's tab, zip it, publish it. The layout and wiring live in
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +31,6 @@ BATCH_SIZE = 32  # the CLI's default training batch
 MAX_TOKENS = 128  # the CLI's default --max-seq-length
 DEFAULT_TEXT = "the film is a gripping portrait of a family coming apart under pressure"
 START_SECONDS = 15  # a new Python process importing torch and transformers, saving, the card: measured ~10-20 s
-ZIP_SKIPS = ("checkpoint", "baselines", "heldout_texts.txt")
 
 
 @dataclass
@@ -175,11 +173,15 @@ class TrainingService:
         job = self.runner.job(job_id)
         if job.state != "done":
             raise JobError("the job has not finished; its student can be downloaded once it is done.")
-        staging = job.folder / "download" / f"student-{job.id}"
-        if staging.exists():
-            shutil.rmtree(staging)
-        shutil.copytree(job.output, staging, ignore=lambda _d, names: [n for n in names if n.startswith(ZIP_SKIPS)])
-        return shutil.make_archive(str(staging), "zip", staging.parent, staging.name)
+        from demo.distill.hub import planned_upload
+
+        name = f"student-{job.id}"
+        archive = job.folder / "download" / f"{name}.zip"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:  # what a Hub upload would hold
+            for local, remote in planned_upload(job.output, name):
+                zipped.write(local, remote)
+        return str(archive)
 
     def publish(self, job_id: str, repo_id: str, token: str | None, dry_run: bool) -> str:
         """The CLI's push path (demo.distill.hub.publish) with the visitor's token; its output, never the token."""
@@ -192,10 +194,9 @@ class TrainingService:
             raise JobError("give the Hub repo as you/name.")
         if not dry_run and not (token or "").strip():
             raise JobError("give a Hub token with write access (or tick dry run to list the upload).")
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
-            publish(job.output, repo_id.strip(), dry_run=dry_run, token=(token or "").strip() or None)
-        return printed.getvalue().replace(str(job.output), "student")
+        repo_id = repo_id.strip()
+        plan = publish(job.output, repo_id, dry_run=dry_run, token=(token or "").strip() or None)
+        files = "\n".join(f"  {remote}" for _, remote in plan)
+        return (f"{'dry run: would upload' if dry_run else 'published'} {len(plan)} files to "
+                f"https://huggingface.co/{repo_id}:\n{files}")
 
-
-__all__ = ["TrainingService", "UserError"]

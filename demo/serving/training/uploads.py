@@ -16,7 +16,6 @@ from pathlib import Path
 from demo.core.errors import UserError
 from demo.data.files import (
     LABELLED_SUFFIXES,
-    DataError,
     file_format,
     read_labelled,
     read_texts,
@@ -141,5 +140,3 @@ def prepare(teacher: LoadedModel, objective: str, upload: str | None, transfer: 
             raise JobDataError(_disk_message(exc)) from None
     return JobFiles(train, validation, transfer_path, rows, val_rows, total, objective)
 
-
-__all__ = ["DataError", "JobDataError", "JobFiles", "prepare"]
