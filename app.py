@@ -17,11 +17,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from demo.core.progress import quiet_library_bars
+from demo.core.scratch import DEFAULT_BUDGET_BYTES
 from demo.core.scratch import remove_all as remove_scratch_dirs
+from demo.core.scratch import remove_stale as remove_stale_scratch
+from demo.core.scratch import set_budget as set_scratch_budget
 from demo.data.files import (
     MAX_FILE_BYTES,  # the upload cap: the reader's own file limit
 )
 from demo.models.config import DEVICES, ConfigError, load_config
+from demo.models.session_students import DEFAULT_LIMIT as DEFAULT_VISITOR_STUDENTS
+from demo.models.session_students import spec_for
 from demo.serving.training.jobs import TrainingLimits
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless told otherwise; a Space sets GRADIO_SERVER_NAME=0.0.0.0
@@ -52,8 +57,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     training.add_argument("--train-max-upload-mb", type=float, default=limits.max_upload_mb, help="upload size")
     training.add_argument("--train-max-minutes", type=float, default=limits.max_minutes,
                           help="wall time per job, then it is stopped")
+    parser.add_argument("--student", action="append", default=[], metavar="TASK=DIR",
+                        help="make a student the app's own for every visitor (a job's download, unzipped, or any "
+                             "directory), in place of the config's; may be given once per task")
+    parser.add_argument("--max-visitor-students", type=int, default=DEFAULT_VISITOR_STUDENTS,
+                        help="visitors whose own distilled student the app holds in memory at once (one each; the "
+                             "oldest is released first; 0: none)")
+    parser.add_argument("--scratch-max-mb", type=float, default=DEFAULT_BUDGET_BYTES / 1e6,
+                        help="reports offered for download (evaluations, benchmarks) kept up to this size in all; "
+                             "the oldest go first, and any after an hour")
     parser.add_argument("--mcp", action="store_true", default=None,
-                        help="also serve the tasks as MCP tools at /gradio_api/mcp/ (default: $MCP_SERVER=1 turns it on)")
+                        help="also serve the tasks as MCP tools at /gradio_api/mcp/ (default: gradio's "
+                             "$GRADIO_MCP_SERVER=true, or $MCP_SERVER=1, turns it on)")
     return parser.parse_args(argv)
 
 
@@ -70,24 +85,46 @@ def training_allowed(flag: bool | None, host: str, share: bool) -> bool:
 
 
 def training_service(args: argparse.Namespace, registry, host: str):
-    """The page's job runner: job folders in the app's scratch area (deleted at exit with the rest)."""
+    """The page's job runner: job folders in the app's scratch area (deleted at exit with the rest, and
+    by the next app to start if this one is killed); each visitor's student held by SessionStudents."""
     from demo.core.scratch import scratch_dir
+    from demo.models.session_students import SessionStudents
     from demo.serving.training.jobs import JobRunner
     from demo.serving.training.service import TrainingService
+    from demo.serving.training.uploads import MIN_ROWS
 
     limits = TrainingLimits(max_rows=args.train_max_rows, max_steps=args.train_max_steps,
                             max_upload_mb=args.train_max_upload_mb, max_minutes=args.train_max_minutes)
-    if min(limits.max_rows, limits.max_steps) < 1 or min(limits.max_upload_mb, limits.max_minutes) <= 0:
-        raise ConfigError("the --train-max-* caps must be positive.")
+    if limits.max_rows < MIN_ROWS or limits.max_steps < 1 or min(limits.max_upload_mb, limits.max_minutes) <= 0:
+        raise ConfigError(f"the --train-max-* caps must be positive (--train-max-rows at least {MIN_ROWS}).")
+    if args.max_visitor_students < 0 or args.scratch_max_mb <= 0:
+        raise ConfigError("--max-visitor-students must be 0 or more and --scratch-max-mb positive.")
     runner = JobRunner(Path(scratch_dir("training-jobs-")), limits)
-    return TrainingService(registry, runner, enabled=training_allowed(args.allow_training, host, args.share))
+    return TrainingService(registry, runner, enabled=training_allowed(args.allow_training, host, args.share),
+                           students=SessionStudents(registry, args.max_visitor_students))
 
 
-def mcp_wanted(flag: bool | None) -> bool:
-    """--mcp, else MCP_SERVER=1 (a Space sets it in its variables): agents then call the tasks as tools."""
+def mcp_wanted(flag: bool | None) -> bool | None:
+    """--mcp, else MCP_SERVER=1 (a Space sets it in its variables): agents then call the tasks as tools.
+    None leaves it to gradio, which reads its own documented GRADIO_MCP_SERVER."""
     if flag is not None:
         return flag
-    return env_flag("MCP_SERVER")
+    return True if env_flag("MCP_SERVER") else None
+
+
+def with_operator_students(config, students: list[str]):
+    """--student TASK=DIR: the directory becomes the task's student for every visitor (the teacher's
+    class names kept: a job's student was trained on the teacher's class ids)."""
+    for entry in students:
+        task, _, path = entry.partition("=")
+        if task not in config.pairs or not path:
+            raise ConfigError(f"--student {entry!r}: give TASK=DIR with a configured task "
+                              f"({', '.join(config.tasks)}) and the student's directory.")
+        if not Path(path).expanduser().is_dir():
+            raise ConfigError(f"--student {entry!r}: {path} is not a directory.")
+        pair = config.pairs[task]
+        config = replace(config, pairs={**config.pairs, task: replace(pair, student=spec_for(path, pair.teacher))})
+    return config
 
 
 def serve(argv: list[str] | None = None):
@@ -101,6 +138,7 @@ def serve(argv: list[str] | None = None):
             config = replace(config, device=args.device)
         if args.fp16:
             config = replace(config, fp16=True)
+        config = with_operator_students(config, args.student)
         from demo.models.registry import PairRegistry
         from demo.serving import page as ui
 
@@ -110,6 +148,9 @@ def serve(argv: list[str] | None = None):
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for stale in remove_stale_scratch():  # left by an app that was killed; a live app's are kept
+        logging.getLogger("app").info("removed %s, left by an app process that is no longer running", stale)
+    set_scratch_budget(int(args.scratch_max_mb * 1e6))
     registry.start()
     port = args.port or int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT))
     page = ui.build(registry, allow_custom_models=args.allow_custom_models, space_id=os.environ.get("SPACE_ID"),

@@ -203,7 +203,7 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
     import yaml
 
     from demo.core.scratch import remove_all
-    from demo.serving.page import use_random_weights
+    from demo.serving.task_tab import TaskHandlers
 
     from .builders import InProcessApp
 
@@ -226,7 +226,7 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
         assert "student-onnx-int8" in call(c, "i feel happy", api_name="/page_classify")[4]  # the page's verdict
         with pytest.raises(AppError, match="failed to load"):
             call(c, "good", api_name="/sentiment")
-        use_random_weights(app.registry, "sentiment")  # the page's button (not an API endpoint: administrative)
+        TaskHandlers(app.registry, None, "sentiment").random_weights()  # the page's button (not an API endpoint: administrative)
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -21,7 +21,7 @@ from demo.core.measure import percentile
 from demo.models.config import load_config, parse_config
 from demo.models.registry import PairRegistry, TaskUnavailable
 from demo.models.tasks import InputError, prepare_text
-from demo.serving.page import reload_task
+from demo.serving.task_tab import TaskHandlers
 
 from .builders import (
     AppServer,
@@ -187,7 +187,7 @@ def test_a_failing_forward_is_reported_and_recovers_on_reload(in_process_app):
         assert call(client, "good film", api_name="/sentiment")["task"] == "sentiment"  # others unaffected
     finally:
         student.forward = original
-    reload_task(registry, "classify")  # the page's Reload button (administrative: not an API endpoint)
+    TaskHandlers(registry, None, "classify").reload()  # the page's Reload button (administrative: not an API endpoint)
     assert call_when_ready(client, "i am happy", "/classify")["task"] == "classify"
 
 
@@ -269,7 +269,7 @@ def test_binds_to_loopback_and_gradio_server_name_wins(tiny_config):
 def test_custom_models_need_the_operator_flag_and_are_never_an_api_endpoint(client, tiny_config, tmp_path):
     import gradio as gr
 
-    from demo.serving.page import load_custom
+    from demo.serving.task_tab import TaskHandlers
 
     assert not any(name.startswith("/custom_") for name in
                    client.view_api(print_info=False, return_format="dict")["named_endpoints"])
@@ -283,6 +283,6 @@ def test_custom_models_need_the_operator_flag_and_are_never_an_api_endpoint(clie
         assert not any("custom" in name for kind in endpoints.values() for name in kind)  # ... the API never
         pairs = yaml.safe_load(Path(tiny_config).read_text())["tasks"]["classify"]
         with pytest.raises(gr.Error, match="'model' must be a Hub id or a local directory"):
-            load_custom(server.registry, "classify", " ", pairs["student"]["model"])  # the page's handler
+            TaskHandlers(server.registry, None, "classify").custom(" ", pairs["student"]["model"])  # the page's handler
     finally:
         server.stop()

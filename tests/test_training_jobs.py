@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
+import zipfile
 import signal
 import time
 from types import SimpleNamespace
@@ -50,41 +52,40 @@ def job_folders(server):
     return sorted(p.name for p in root.glob("job-*")) if root.exists() else []
 
 
-def test_a_job_distils_a_student_that_then_answers_in_its_task_tab(trainer, rows_file):
-    client = trainer.client()
-    call_when_ready(client, "warm", "/sentiment")
-    job_id = start(client, rows_file)
-    running = wait(client, job_id, states=("running",))
+def test_a_job_distils_a_student_that_answers_only_for_the_session_that_adopts_it(trainer, rows_file):
+    """Two visitors (two gradio_client sessions): A distils and adopts; A's requests are answered by A's
+    student, B's by the configured one; B can neither cancel nor adopt A's job."""
+    a, b = trainer.client(), trainer.client()
+    configured = call_when_ready(b, "warm", "/sentiment")["student"]["model"]
+    job_id = start(a, rows_file)
+    running = wait(a, job_id, states=("running",))
     assert running["state"] == "running" and running["task"] == "sentiment"
-    during = call(client, "a good film", api_name="/page_sentiment")  # the app answers while it trains
+    during = call(a, "a good film", api_name="/page_sentiment")  # the app answers while it trains
     assert "measured while training" in str(during[4])
-    done = wait(client, job_id)
+    with pytest.raises(AppError, match="a student can be adopted once its job is done"):
+        call(a, job_id, api_name="/distill_adopt")
+    done = wait(a, job_id)
     assert done["state"] == "done", done["error"]
-    assert done["step"] == done["total_steps"] > 0 and done["elapsed_s"] > 0
+    assert done["step"] == done["total_steps"] > 0 and done["elapsed_s"] > 0 and done["phase"] == "done"
     metrics = done["metrics"]
     assert metrics["student_params"] < metrics["teacher_params"] and 0 <= metrics["student_accuracy"] <= 1
+    assert str(trainer.page.training_service.runner.root) not in json.dumps(done)  # no server paths
+    for action in ("/distill_adopt", "/distill_cancel"):
+        with pytest.raises(AppError, match="only that tab can"):
+            call(b, job_id, api_name=action)
+    assert "now runs this student" in call(a, job_id, api_name="/distill_adopt")
+    assert call(a, "a good film", api_name="/sentiment")["student"]["model"] == f"student of job {job_id}"
+    assert call(b, "a good film", api_name="/sentiment")["student"]["model"] == configured
+    assert call(a, job_id, api_name="/distill_status")["adopted"] is True
     service = trainer.page.training_service
-    service.adopt(service.runner.job(job_id))  # what the tab does when its poll sees "done"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            summary = call(client, "a good film", api_name="/sentiment")
-            if summary["student"]["model"].endswith(f"job-{job_id}/student"):
-                break
-        except AppError:  # loading the new student
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
-    archive = service.archive(job_id)
-    import zipfile
-
-    names = zipfile.ZipFile(archive).namelist()
+    names = zipfile.ZipFile(service.archive(job_id, a.session_hash)).namelist()
     assert any(n.endswith("model.safetensors") for n in names) and any(n.endswith("README.md") for n in names)
     assert any(n.endswith("training/demo/distill/checkpoints.py") for n in names)  # all the training code ...
     folders = {part for n in names for part in n.split("/")[:-1]}
     assert not any(f.startswith("checkpoint-") or f in ("checkpoints", "baselines") for f in folders)  # ... no state
-    assert "would upload" in service.publish(job_id, "me/tiny-student", None, dry_run=True)
-    service.restore("sentiment")
+    assert "would upload" in service.publish(job_id, a.session_hash, "me/tiny-student", None, dry_run=True)
+    service.restore("sentiment", a.session_hash)
+    assert call(a, "a good film", api_name="/sentiment")["student"]["model"] == configured
 
 
 def test_cancel_stops_the_job_removes_its_files_and_only_its_tab_can(trainer, rows_file):
@@ -147,9 +148,13 @@ def test_a_full_disk_is_said_and_nothing_starts(trainer, rows_file, monkeypatch)
     assert job_folders(trainer) == before
 
 
-def test_an_unknown_job_is_one_sentence(trainer):
-    with pytest.raises(AppError, match="no job 'nope' here"):
-        call(trainer.client(), "nope", api_name="/distill_status")
+def test_an_unknown_job_is_one_sentence_that_echoes_nothing_unread(trainer):
+    with pytest.raises(AppError, match="no job 0123456789ab here"):
+        call(trainer.client(), "0123456789ab", api_name="/distill_status")
+    for bad in ("nope", "x" * 100_000):
+        with pytest.raises(AppError, match="that is not a job id") as refused:
+            call(trainer.client(), bad, api_name="/distill_status")
+        assert len(str(refused.value)) < 200
 
 
 @pytest.mark.parametrize("host, share, flag, env, allowed", [

@@ -8,6 +8,7 @@ and show that one line; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from typing import Callable
 
@@ -38,3 +39,19 @@ def exit_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
             return EXIT_USER_ERROR
 
     return wrapper
+
+
+def whole_number(value, what: str, low: int, high: int) -> int:
+    """A count as an API caller may send it (3, 3.0, "3"), or one sentence: never 2.5 rows, never a
+    silent default for 0 or nothing."""
+    if isinstance(value, bool) or value is None or value == "":
+        raise UsageError(f"{what}: give a whole number from {low:,} to {high:,}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what}: give a whole number from {low:,} to {high:,} (got {str(value)[:40]!r}).") from None
+    if not math.isfinite(number) or number != int(number):
+        raise UsageError(f"{what}: give a whole number from {low:,} to {high:,} (got {str(value)[:40]}).")
+    if not low <= int(number) <= high:
+        raise UsageError(f"{what}: give a whole number from {low:,} to {high:,} (got {int(number):,}).")
+    return int(number)

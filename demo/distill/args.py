@@ -16,6 +16,7 @@ from typing import Literal, Optional
 from transformers import HfArgumentParser
 
 from demo.core.errors import UsageError
+from demo.distill.budget import steps_per_epoch
 from demo.models.inputs import length_problem
 
 OBJECTIVES = ("classification", "mlm")
@@ -23,6 +24,11 @@ OBJECTIVES = ("classification", "mlm")
 # text raw) and learnt faster at 3e-4 than at 1e-4 or 6e-4 (docs/distillation.md).
 DISTILL_LEARNING_RATE = {"classification": 1e-4, "mlm": 3e-4}
 REPORTING = "reporting"  # field metadata: the flag changes where or how a run reports, not what it trains
+
+
+def default_of(settings: type, name: str):
+    """A flag's default as its dataclass declares it (the app reads the CLI's defaults, never copies them)."""
+    return next(f.default for f in fields(settings) if f.name == name)
 
 
 def reporting(default, help: str, **extra):
@@ -169,6 +175,9 @@ class TrainArguments:
         "help": "stop after this many optimiser steps, whatever --epochs and --min-steps say (0: off); for "
                 "large text corpora"})
     logging_steps: int = reporting(50, "a history.jsonl line every N optimiser steps")
+    status_file: Optional[str] = reporting(None, "keep this JSON file up to date with the run's plan and progress "
+                                                 "(phase, step, total steps, epochs) for a program that watches the "
+                                                 "run; see demo/distill/run_status.py")
     report_to: str = reporting("none", "accelerate trackers besides history.jsonl: none, tensorboard, wandb, ... "
                                        "(comma-separated)")
 
@@ -195,13 +204,13 @@ class TrainArguments:
     def total_steps(self, n_rows: int) -> int:
         """The budget in optimiser steps: --epochs passes (at least --min-steps when --epochs was left at
         its default), at most --max-steps."""
-        per_epoch = -(-n_rows // (self.batch_size * self.gradient_accumulation_steps))
+        per_epoch = steps_per_epoch(n_rows, self.batch_size, self.gradient_accumulation_steps)
         total = self.epochs * per_epoch if self.epochs_given else max(self.epochs * per_epoch, self.min_steps)
         return min(total, self.max_steps) if self.max_steps else total
 
     def budget_note(self, n_rows: int) -> str:
         """What the budget is, said where a default changed it (the --min-steps floor, --max-steps)."""
-        per_epoch = -(-n_rows // (self.batch_size * self.gradient_accumulation_steps))
+        per_epoch = steps_per_epoch(n_rows, self.batch_size, self.gradient_accumulation_steps)
         total = self.total_steps(n_rows)
         note = f"{total:,} steps ({total / per_epoch:.1f} epochs of {per_epoch:,} steps)"
         if total > self.epochs * per_epoch:

@@ -25,7 +25,9 @@ from transformers import get_linear_schedule_with_warmup
 
 from demo.core.formatting import json_text
 from demo.core.progress import ProgressLine
+from demo.distill import run_status
 from demo.distill.args import TrainArguments
+from demo.distill.budget import Plan
 from demo.distill.batches import (
     Examples,
     LengthGroupedBatches,
@@ -92,31 +94,6 @@ class LoopState:
     best_epoch: int = -1
 
 
-@dataclass(frozen=True)
-class Plan:
-    """How many optimiser steps and passes a budget takes, and which passes are evaluated."""
-
-    batches_per_epoch: int
-    steps_per_epoch: int
-    total_steps: int
-    epochs: int
-    eval_every: int
-
-    @classmethod
-    def of(cls, n_rows: int, batch_size: int, accumulation: int, epochs: int, total_steps: int | None,
-           max_evaluations: int) -> "Plan":
-        batches = -(-n_rows // batch_size)
-        per_epoch = max(1, math.ceil(batches / accumulation))
-        total = max(1, total_steps if total_steps is not None else per_epoch * epochs)
-        epochs = max(1, math.ceil(total / per_epoch))
-        # Every epoch for the first ten (small data peaks early), then spaced so that at most
-        # max_evaluations happen in all: a long budget on few rows must not skip its best epoch.
-        return cls(batches, per_epoch, total, epochs, max(1, math.ceil((epochs - 10) / max(1, max_evaluations - 10))))
-
-    def evaluates(self, epoch_done: int) -> bool:
-        return epoch_done <= 10 or (epoch_done - 10) % self.eval_every == 0 or epoch_done == self.epochs
-
-
 def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: LossFn, accelerator,
         targs: TrainArguments, *, validation: Examples,
         predictor: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m, score: Scorer = classification_accuracy,
@@ -137,6 +114,8 @@ def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: Los
                    max_evaluations)
     loop = _Loop(model, train, validation, loss_fn, accelerator, targs, plan, run=run, desc=desc, predictor=predictor,
                  score=score)
+    if accelerator.is_main_process:
+        run_status.current().fit_started(desc, plan.total_steps, plan.epochs, plan.steps_per_epoch, loop.state.step)
     start = time.perf_counter()
     for epoch in range(loop.state.epoch, plan.epochs):
         loop.train_epoch(epoch)
@@ -231,6 +210,8 @@ class _Loop:
                 if not accelerator.sync_gradients:
                     continue  # gradients accumulate: no optimiser step yet
                 state.step += 1
+                if accelerator.is_main_process:
+                    run_status.current().step(self.desc, state.step)
                 mean_loss = state.epoch_sums["loss"] / state.epoch_batches
                 progress(math.ceil(state.batches_in_epoch / accumulation), epoch_steps,
                          ", ".join([f"loss {mean_loss:.4f}", *(f"{k} {v:.3f}" for k, v in parts.items())]))

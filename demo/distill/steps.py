@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from demo.core.errors import UsageError, UserError
+from demo.distill import run_status
 from demo.distill.accel import make_accelerator
 from demo.distill.args import TrainArguments, settings_dict
 from demo.distill.checkpoints import RunFiles
@@ -101,9 +102,26 @@ class DistillStep(Step):
 
 
 def run_step(step: Step) -> dict:
-    """Train, save and report one step; returns metrics.json's content (empty on other processes)."""
+    """Train, save and report one step; returns metrics.json's content (empty on other processes).
+    With --status-file the run's phase and progress are kept there as data (run_status.py)."""
+    status = run_status.open_status(step.targs.status_file)
+    try:
+        metrics = _run_step(step, status)
+    except UserError as exc:
+        status.failed(str(exc))
+        raise
+    except BaseException as exc:
+        status.failed(f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+        raise
+    status.phase("done")
+    return metrics
+
+
+def _run_step(step: Step, status: run_status.RunStatus) -> dict:
     targs = step.targs
     accelerator = start(targs)
+    if not accelerator.is_main_process:
+        status.path = None  # one writer: the main process
     set_seed(targs.seed)
     step.prepare(accelerator)
     out = open_output_dir(accelerator, targs)
@@ -111,15 +129,18 @@ def run_step(step: Step) -> dict:
     if accelerator.log_with:
         accelerator.init_trackers(f"distill-demo-{step.name}", config={
             k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in fingerprint.items()})
+    status.phase("preparing", "the teacher's answers on the training text")  # "training" from the first step
     result = step.train(accelerator, RunFiles(
         out=out, fingerprint=fingerprint, checkpoint_steps=targs.checkpoint_steps,
         keep_checkpoints=targs.keep_checkpoints, logging_steps=targs.logging_steps,
         resume_from=targs.resume_from_checkpoint))
+    status.phase("baselines")
     step.train_baselines(accelerator, result)
     main = accelerator.is_main_process
     accelerator.end_training()
     if not main:
         return {}
+    status.phase("measuring")
     step.save(out)
     step.export(out)
     metrics = {**step.measure(accelerator, out, result), **run_record(step, accelerator, result)}

@@ -48,6 +48,7 @@ class ScoreRow:
     agreement: Estimate | None  # share of them where both gave the same answer
     retention: Estimate | None  # student / teacher accuracy on the last labelled file evaluated
     retention_data: str | None = None
+    retention_student: str | None = None  # the student the retention was measured on (it may have changed since)
 
     def state(self, claim: str) -> str | None:
         """met, not met or not yet known; None where nothing was measured."""
@@ -62,7 +63,8 @@ class ScoreRow:
 
         return {"task": self.task, "params_saved": self.params_saved, "speedup": plain(self.speedup),
                 "requests": self.requests, "agreement": plain(self.agreement), "retention": plain(self.retention),
-                "retention_data": self.retention_data, "state": {c: self.state(c) for c in PAPER}}
+                "retention_data": self.retention_data, "retention_student": self.retention_student,
+                "state": {c: self.state(c) for c in PAPER}}
 
 
 @dataclass
@@ -105,14 +107,16 @@ class Scorecard:
     def _retention(self, r: ScoreRow) -> str:
         if r.retention is None:
             return "– (evaluate a file)"
+        student = f", student {code(r.retention_student)}" if r.retention_student else ""
         return self._cell(r, "retention", f"{r.retention.text(3)} on {code(r.retention_data or '')} "
-                                          f"(n = {r.retention.n:,})")
+                                          f"(n = {r.retention.n:,}{student})")
 
 
 def scorecard(sizes: Mapping[str, Mapping[str, SizeReport | None]], history: Mapping[str, Sequence[Mapping]],
               evaluated: Mapping[str, Mapping]) -> Scorecard:
     """sizes: task -> {variant: SizeReport}; history: task -> this session's request rows (with
-    teacher_ms, student_ms, agree); evaluated: task -> {"retention": Estimate.to_dict(), "data": name}."""
+    teacher_ms, student_ms, agree); evaluated: task -> {"retention": Estimate.to_dict(), "data": name,
+    "models": {variant: model}} (the models: where the page knows which student it was measured on)."""
     rows = []
     for task, by_variant in sizes.items():
         rows_of_task = list(history.get(task) or [])
@@ -127,7 +131,8 @@ def scorecard(sizes: Mapping[str, Mapping[str, SizeReport | None]], history: Map
                              requests=len(rows_of_task),
                              agreement=stats.proportion(sum(agreements), len(agreements)) if agreements else None,
                              retention=Estimate(**retention) if isinstance(retention, dict) else None,
-                             retention_data=result.get("data")))
+                             retention_data=result.get("data"),
+                             retention_student=(result.get("models") or {}).get("student")))
     return Scorecard(rows)
 
 

@@ -61,10 +61,11 @@ class LoadedModel:
     runtime: str = "pytorch"  # or "onnxruntime"
     dtype_name: str | None = None  # set where the module has no torch parameters (ONNX)
     random_weights: bool = False  # architecture-only: built from a config, answers mean nothing
+    display_name: str | None = None  # what visitors read instead of a server path (a visitor's own student)
 
     @property
     def name(self) -> str:
-        return self.spec.model
+        return self.display_name or self.spec.model
 
     @property
     def dtype(self) -> str:

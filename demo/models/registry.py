@@ -193,6 +193,10 @@ class PairRegistry:
             self._status[(task, variant)] = replace(self._status[(task, variant)], **changes)
 
     # ---- queries -------------------------------------------------------------------------
+    def device_of(self, task: str) -> torch.device:
+        """Where the task's models run (a task can be moved to the CPU on its own)."""
+        return self._task_device.get(task, self.device)
+
     def status(self, task: str) -> list[ModelStatus]:
         with self._lock:
             return [self._status[(task, variant)] for variant in self.config.pairs[task].variants]
@@ -219,20 +223,23 @@ class PairRegistry:
         with self._lock:
             return self._models[(task, "teacher")], self._models[(task, "student")]
 
-    def run(self, task: str, text: str) -> Comparison:
-        """Compare teacher and student on a text, alternating which one runs first per task."""
-        teacher, student = self.pair(task)
+    def run(self, task: str, text: str, student: LoadedModel | None = None) -> Comparison:
+        """Compare teacher and student on a text, alternating which one runs first per task.
+
+        student: one visitor's own student in place of the configured one (the configured student's
+        int8 column is then left out: it is not this student's)."""
+        teacher, configured = self.pair(task)
         with self._lock:
             first = self._teacher_first[task]
             self._teacher_first[task] = not first
         extra = {}
-        for variant in self.config.pairs[task].variants[len(PAIR):]:
+        for variant in self.config.pairs[task].variants[len(PAIR):] if student is None else ():
             with self._lock:
                 model = self._models.get((task, variant))
             if model is not None:
                 extra[variant] = model
         try:
-            return compare(task, text, teacher, student, teacher_first=first, extra=extra)
+            return compare(task, text, teacher, student or configured, teacher_first=first, extra=extra)
         except ModelFailure as exc:
             if is_out_of_memory(exc.__cause__):
                 log.warning("out of GPU memory in %s %s", task, exc.variant)

@@ -9,12 +9,14 @@ out of the tool list, and administrative events (reload, random weights, custom 
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import gradio as gr
 
-from demo.core.errors import UserError
 from demo.models.registry import PairRegistry
+from demo.models.session_students import PairView, SessionStudents
+from demo.serving.edge import session_of, user_errors
 
 WHAT = {
     "sentiment": ("Sentiment (negative or positive) of an English text",
@@ -33,14 +35,13 @@ FILL_MASK_RETURNS = (" For fill_mask also `top5_overlap` (share of the teacher's
                      "also ranks in its five) and each model's `completed` sentence.")
 
 
-def task_endpoint(registry: PairRegistry, task: str) -> Callable[[str], dict]:
-    """The task's API function, named after the task (its tool name) and documented for an agent."""
+def task_endpoint(registry: PairRegistry, task: str, students: SessionStudents | None = None) -> Callable[..., dict]:
+    """The task's API function, named after the task (its tool name) and documented for an agent. A caller
+    that adopted its own student (/distill_adopt) is answered by it; everyone else by the configured pair."""
 
-    def endpoint(text: str) -> dict:
-        try:
-            return registry.run(task, text).summary()
-        except UserError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+    @user_errors
+    def endpoint(text: str, request: gr.Request) -> dict:
+        return PairView(registry, students, session_of(request)).run(task, text).summary()
 
     what, argument = WHAT[task]
     endpoint.__name__ = endpoint.__qualname__ = task
@@ -51,14 +52,20 @@ def task_endpoint(registry: PairRegistry, task: str) -> Callable[[str], dict]:
     return endpoint
 
 
-def register(registry: PairRegistry) -> None:
+def register(registry: PairRegistry, students: SessionStudents | None = None) -> None:
     """One API endpoint per configured task, /sentiment, /fill_mask, /classify; call inside the Blocks."""
     for task in registry.config.pairs:
-        gr.api(task_endpoint(registry, task), api_name=task)
+        gr.api(task_endpoint(registry, task, students), api_name=task)
 
 
 def not_a_tool(fn: Callable) -> Callable:
     """Keep a documented endpoint out of the MCP tool list (gradio lists only functions whose `_mcp_type`,
-    when set, is "tool"): long CPU jobs and file uploads are for people and scripts, not agents."""
-    fn._mcp_type = "endpoint"
-    return fn
+    when set, is "tool"): long CPU jobs and file uploads are for people and scripts, not agents. A wrapper
+    carries the mark, so a bound method (a tab's handler) can be given too."""
+
+    @functools.wraps(fn)
+    def endpoint(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    endpoint._mcp_type = "endpoint"
+    return endpoint

@@ -6,8 +6,8 @@ import threading
 
 import gradio as gr
 
-from demo.core.errors import UserError
-from demo.core.scratch import scratch_dir
+from demo.core.errors import UserError, whole_number
+from demo.core.scratch import enforce_budget, scratch_dir
 from demo.measuring.bench_report import write_outputs
 from demo.measuring.charts import bench_figures
 from demo.measuring.sweep import (
@@ -21,13 +21,11 @@ from demo.measuring.sweep import (
 from demo.models.config import VARIANTS
 from demo.models.registry import PairRegistry
 from demo.serving.api import not_a_tool
+from demo.serving.edge import handlers, session_of
 
 SWEEP_LOCK = threading.Lock()  # one sweep at a time: two would time each other's CPU contention
+MAX_REPEATS = 1000  # timed repeats per shape: bounds how long one visitor holds the models
 RUNNING: dict[str, threading.Event] = {}  # the running sweep's stop flag, by the session that started it
-
-
-def session_of(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "local"
 
 
 def cancel_sweep(request: gr.Request | None = None) -> None:
@@ -38,30 +36,38 @@ def cancel_sweep(request: gr.Request | None = None) -> None:
 
 
 # ---- handlers ------------------------------------------------------------------------------------
-def run_sweep(registry: PairRegistry, task: str, variants: list[str] | None, batch_sizes: str, seq_lens: str,
-              repeats, architecture_only: bool, progress=gr.Progress(), session: str = "local"):
-    try:
+@handlers
+class BenchHandlers:
+    def __init__(self, registry: PairRegistry):
+        self.registry = registry
+
+    def run(self, task: str, variants: list[str] | None, batch_sizes: str, seq_lens: str, repeats,
+            architecture_only: bool, request: gr.Request, progress=gr.Progress()):
+        """The CLI's sweep on the configured pair (app-wide, one at a time); cancel stops only this session's."""
         settings = BenchSettings(tasks=[task] if task else [], variants=list(variants or []),
                                  batch_sizes=parse_int_list(batch_sizes, "batch sizes"),
                                  seq_lens=parse_int_list(seq_lens, "sequence lengths"),
-                                 repeats=int(repeats or MIN_REPEATS), architecture_only=bool(architecture_only))
-        settings.check_tasks(registry.config)
-    except UserError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
-    if not SWEEP_LOCK.acquire(blocking=False):
-        raise gr.Error("another benchmark is running; try again when it has finished.", print_exception=False)
-    stop = RUNNING[session] = threading.Event()
-    try:
-        result = sweep(registry.config, settings, cache=registry.cache,
-                       progress=lambda done, total, what: progress((done, total), desc=what), stop=stop.is_set)
-    except UserError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
-    finally:
-        RUNNING.pop(session, None)
-        SWEEP_LOCK.release()
-    paths = write_outputs(result, scratch_dir("bench-"))
-    figures = bench_figures(result.records)
-    return result.to_dict(), result.markdown(), figures[0] if figures else None, [str(p) for p in paths.values()]
+                                 repeats=whole_number(repeats or MIN_REPEATS, "timed repeats", 1, MAX_REPEATS),
+                                 architecture_only=bool(architecture_only))
+        settings.check_tasks(self.registry.config)
+        if not SWEEP_LOCK.acquire(blocking=False):
+            raise UserError("another benchmark is running; try again when it has finished.")
+        session = session_of(request)
+        stop = RUNNING[session] = threading.Event()
+        try:
+            result = sweep(self.registry.config, settings, cache=self.registry.cache,
+                           progress=lambda done, total, what: progress((done, total), desc=what), stop=stop.is_set)
+        finally:
+            RUNNING.pop(session, None)
+            SWEEP_LOCK.release()
+        out = scratch_dir("bench-")
+        paths = write_outputs(result, out)
+        enforce_budget(keep=out)
+        figures = bench_figures(result.records)
+        return result.to_dict(), result.markdown(), figures[0] if figures else None, [str(p) for p in paths.values()]
+
+    def cancel(self, request: gr.Request) -> None:
+        cancel_sweep(request)
 
 
 # ---- layout and wiring ---------------------------------------------------------------------------
@@ -90,12 +96,8 @@ def build_tab(registry: PairRegistry) -> None:
     files = gr.File(label="bench.json, bench.md, bench.html", file_count="multiple", interactive=False)
     summary = gr.JSON(label="Records (bench.json)", open=False)
 
-    def on_run(task_name, chosen, batches_text, seqs_text, n_repeats, arch_only, request: gr.Request,
-               progress=gr.Progress()):
-        return run_sweep(registry, task_name, chosen, batches_text, seqs_text, n_repeats, arch_only, progress,
-                         session=session_of(request))
-
-    run.click(not_a_tool(on_run), inputs=[task, variants, batch_sizes, seq_lens, repeats, architecture_only],
+    h = BenchHandlers(registry)
+    run.click(not_a_tool(h.run), inputs=[task, variants, batch_sizes, seq_lens, repeats, architecture_only],
               outputs=[summary, table, chart, files], api_name="benchmark", concurrency_id="benchmark",
               concurrency_limit=1)
-    cancel.click(not_a_tool(cancel_sweep), api_name="cancel_benchmark", queue=False)
+    cancel.click(not_a_tool(h.cancel), api_name="cancel_benchmark", queue=False)

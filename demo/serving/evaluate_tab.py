@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from demo.core.errors import UserError
+from demo.core.errors import whole_number
 from demo.core.formatting import md_escape
-from demo.core.scratch import scratch_dir
+from demo.core.scratch import enforce_budget, remove_upload, scratch_dir
 from demo.data.files import (
     LABEL_COLUMNS,
     LABELLED_SUFFIXES,
@@ -35,7 +35,9 @@ from demo.measuring.evaluation import (
 )
 from demo.models.config import LABELLED_TASKS
 from demo.models.registry import PairRegistry
+from demo.models.session_students import PairView, SessionStudents
 from demo.serving.api import not_a_tool
+from demo.serving.edge import handlers, session_of
 
 
 # ---- handlers ------------------------------------------------------------------------------------
@@ -54,59 +56,93 @@ def columns_of(path: str | None):
             gr.update(choices=columns, value=obvious_column(columns, LABEL_COLUMNS)), note)
 
 
-def remove_upload(path: str | None) -> None:
-    """Uploads are read once, in place, then deleted: nothing of the user's data stays on the server."""
-    if path and Path(path).is_file() and Path(path).resolve().is_relative_to(Path(tempfile.gettempdir()).resolve()):
-        Path(path).unlink(missing_ok=True)
-
-
-def evaluate(registry: PairRegistry, path: str | None, task: str, text_column: str | None,
-             label_column: str | None, max_rows, progress=gr.Progress(), price_per_hour: float | None = None,
-             decision: bool = False):
-    """The CLI's settings, reader and evaluation; the report (and with decision, the decision page) written
-    where the page can offer it."""
-    try:
-        if not path:
-            raise DataError("upload a labelled file first.")
-        if decision and (price_per_hour is None or price_per_hour < 0):
-            raise DataError("give the price of an hour of this machine (0 or more) for the decision report.")
-        settings = EvalSettings(task=task or "", max_rows=int(max_rows) if max_rows else None)
-        data = read_eval_file(path, text_column or None, label_column or None, settings)
-        progress((0, len(data)), desc="evaluating", unit="examples")
-        report, ctx = evaluate_task(registry, data, settings,
-                                    progress=lambda done, total: progress((done, total), unit="examples"))
-    except UserError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
-    finally:
-        remove_upload(path)
-    ctx.data_name = Path(path).name
-    paths = write_reports(report, ctx, scratch_dir("evaluation-"))
-    if decision:
-        teacher, student = registry.pair(settings.task)
-        progress((0, 2), desc="timing batch 1 and 32")
-        throughput = measure_throughput(teacher, student, data.texts, settings.max_length)
-        paths["decision.html"] = paths["report.md"].with_name("decision.html")
-        paths["decision.html"].write_text(decision_html(report, ctx, throughput, float(price_per_hour),
-                                                        "the Evaluate tab of the app (python app.py)"),
-                                          encoding="utf-8")
-    return (report_json(report, ctx), summary_markdown(report, ctx), confusion_figure(report),
-            explorer_rows(report), [str(p) for p in paths.values()], None)
-
-
-# ---- layout and wiring ---------------------------------------------------------------------------
-def remember(figures: dict | None, evaluated: dict) -> dict:
-    """This session's latest evaluation per task, for the scorecard."""
+def remember(figures: dict | None, evaluated: dict, models: dict[str, str]) -> dict:
+    """This session's latest evaluation per task, with the models it was measured on, for the scorecard."""
     if not figures:
         return evaluated
     return {**(evaluated or {}), figures["task"]: {"retention": figures["intervals"]["retention"],
-                                                   "data": figures["data"]}}
+                                                   "data": figures["data"],
+                                                   "models": models}}
 
 
-def file_inputs(tasks: list[str]):
-    """The file, which pair, its columns and how many rows: the same for both buttons."""
+@handlers
+class EvaluateHandlers:
+    """The CLI's settings, reader and evaluation, on the pair this visitor sees (their own student too)."""
+
+    def __init__(self, registry: PairRegistry, students: SessionStudents | None):
+        self.registry, self.students = registry, students
+
+    def evaluate(self, path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows,
+                 evaluated: dict, request: gr.Request, progress=gr.Progress()):
+        return self._run(path, task, text_column, label_column, max_rows, evaluated, request, progress)
+
+    def decide(self, path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows,
+               price_per_hour: float | None, evaluated: dict, request: gr.Request, progress=gr.Progress()):
+        if price_per_hour is None or price_per_hour < 0:
+            remove_upload(path)
+            raise DataError("give the price of an hour of this machine (0 or more) for the decision report.")
+        return self._run(path, task, text_column, label_column, max_rows, evaluated, request, progress,
+                         float(price_per_hour))
+
+    def _run(self, path, task, text_column, label_column, max_rows, evaluated, request, progress,
+             price_per_hour: float | None = None):
+        view = PairView(self.registry, self.students, session_of(request))
+        try:
+            if not path:
+                raise DataError("upload a labelled file first.")
+            limit = whole_number(max_rows or 0, f"max rows (0: all, up to {MAX_ROWS:,})", 0, MAX_ROWS)
+            settings = EvalSettings(task=task or "", max_rows=limit or None)
+            data = read_eval_file(path, text_column or None, label_column or None, settings)
+            progress((0, len(data)), desc="evaluating", unit="examples")
+            report, ctx = evaluate_task(view, data, settings,
+                                        progress=lambda done, total: progress((done, total), unit="examples"))
+        finally:
+            remove_upload(path)
+        ctx.data_name = Path(path).name
+        out = scratch_dir("evaluation-")
+        paths = write_reports(report, ctx, out)
+        if price_per_hour is not None:
+            teacher, student = view.pair(settings.task)
+            progress((0, 2), desc="timing batch 1 and 32")
+            throughput = measure_throughput(teacher, student, data.texts, settings.max_length)
+            paths["decision.html"] = paths["report.md"].with_name("decision.html")
+            paths["decision.html"].write_text(decision_html(report, ctx, throughput, price_per_hour,
+                                                            "the Evaluate tab of the app (python app.py)"),
+                                              encoding="utf-8")
+        enforce_budget(keep=out)  # older reports go once the download folders pass the budget
+        figures = report_json(report, ctx)
+        return (figures, summary_markdown(report, ctx), confusion_figure(report), explorer_rows(report),
+                [str(p) for p in paths.values()], None, remember(figures, evaluated, view.models(settings.task)))
+
+
+# ---- layout and wiring ---------------------------------------------------------------------------
+@dataclass
+class EvaluatePanel:
+    upload: gr.File
+    task: gr.Dropdown
+    text_column: gr.Dropdown
+    label_column: gr.Dropdown
+    max_rows: gr.Number
+    file_note: gr.Markdown
+    run: gr.Button
+    decide: gr.Button
+    price: gr.Number
+    stop: gr.Button
+    summary: gr.Markdown
+    confusion: gr.Plot
+    explorer: gr.Dataframe
+    downloads: gr.File
+    figures: gr.JSON
+
+
+def layout(tasks: list[str]) -> EvaluatePanel:
+    gr.Markdown("Measure both models on **your labelled data**: accuracy, macro-F1, agreement, confusion "
+                "matrices, speed, and every example where they disagree, each figure with its 95% interval. CSV, "
+                "TSV, JSON, JSON lines or parquet; labels are matched to the models' label names (or class "
+                "numbers), case-insensitively. The decision report is one page for those who must decide. "
+                "Where you adopted your own student, it is the one measured.")
     with gr.Row():
-        upload = gr.File(label="Labelled file", file_types=list(LABELLED_SUFFIXES),
-                         type="filepath",
+        upload = gr.File(label="Labelled file", file_types=list(LABELLED_SUFFIXES), type="filepath",
                          elem_id="evaluate-file")
         with gr.Column():
             task = gr.Dropdown(tasks, value=tasks[0] if tasks else None, label="Task (which pair)",
@@ -114,19 +150,8 @@ def file_inputs(tasks: list[str]):
             text_column = gr.Dropdown([], label="Text column", allow_custom_value=True, elem_id="evaluate-text-column")
             label_column = gr.Dropdown([], label="Label column", allow_custom_value=True,
                                        elem_id="evaluate-label-column")
-            max_rows = gr.Number(value=0, precision=0, minimum=0, label=f"Max rows (0: all, up to {MAX_ROWS:,})")
-    return upload, task, text_column, label_column, max_rows
-
-
-def build_tab(registry: PairRegistry, evaluated: gr.State | None = None):
-    """Adds the Evaluate tab's components and events to the enclosing Blocks; returns the events that end
-    an evaluation (the scorecard follows them)."""
-    tasks = [t for t in LABELLED_TASKS if t in registry.config.pairs]
-    gr.Markdown("Measure both models on **your labelled data**: accuracy, macro-F1, agreement, confusion "
-                "matrices, speed, and every example where they disagree, each figure with its 95% interval. CSV, "
-                "TSV, JSON, JSON lines or parquet; labels are matched to the models' label names (or class "
-                "numbers), case-insensitively. The decision report is one page for those who must decide.")
-    upload, task, text_column, label_column, max_rows = file_inputs(tasks)
+            max_rows = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_ROWS,
+                                 label=f"Max rows (0: all, up to {MAX_ROWS:,})")
     file_note = gr.Markdown(elem_id="evaluate-file-note")
     with gr.Row():
         run = gr.Button("Evaluate", variant="primary", elem_id="evaluate-run")
@@ -141,23 +166,24 @@ def build_tab(registry: PairRegistry, evaluated: gr.State | None = None):
     downloads = gr.File(label="Report (Markdown, HTML, JSON) and per-example predictions (CSV)", file_count="multiple",
                         interactive=False, elem_id="evaluate-downloads")
     figures = gr.JSON(label="Figures (report.json)", open=False)
+    return EvaluatePanel(upload, task, text_column, label_column, max_rows, file_note, run, decide, price, stop,
+                         summary, confusion, explorer, downloads, figures)
 
-    def on_evaluate(path, task_name, text_col, label_col, rows_limit, seen=None, progress=gr.Progress()):
-        outputs = evaluate(registry, path, task_name, text_col, label_col, rows_limit, progress)
-        return (*outputs, remember(outputs[0], seen or {})) if evaluated is not None else outputs
 
-    def on_decide(path, task_name, text_col, label_col, rows_limit, price_per_hour, seen=None,
-                  progress=gr.Progress()):
-        outputs = evaluate(registry, path, task_name, text_col, label_col, rows_limit, progress, price_per_hour,
-                           decision=True)
-        return (*outputs, remember(outputs[0], seen or {})) if evaluated is not None else outputs
-
-    upload.change(columns_of, inputs=upload, outputs=[text_column, label_column, file_note], api_visibility="private")
-    state = [evaluated] if evaluated is not None else []  # this session's evaluations, for the scorecard
-    event = run.click(not_a_tool(on_evaluate), inputs=[upload, task, text_column, label_column, max_rows, *state],
-                      outputs=[figures, summary, confusion, explorer, downloads, upload, *state], api_name="evaluate")
-    decided = decide.click(not_a_tool(on_decide), inputs=[upload, task, text_column, label_column, max_rows, price, *state],
-                           outputs=[figures, summary, confusion, explorer, downloads, upload, *state],
-                           api_name="decision_report")
-    stop.click(None, cancels=[event, decided])
+def wire(p: EvaluatePanel, h: EvaluateHandlers, evaluated: gr.State) -> list:
+    """Returns the events that end an evaluation (the scorecard follows them)."""
+    p.upload.change(columns_of, inputs=p.upload, outputs=[p.text_column, p.label_column, p.file_note],
+                    api_visibility="private")
+    outputs = [p.figures, p.summary, p.confusion, p.explorer, p.downloads, p.upload, evaluated]
+    fields = [p.upload, p.task, p.text_column, p.label_column, p.max_rows]
+    event = p.run.click(not_a_tool(h.evaluate), inputs=[*fields, evaluated], outputs=outputs, api_name="evaluate")
+    decided = p.decide.click(not_a_tool(h.decide), inputs=[*fields, p.price, evaluated], outputs=outputs,
+                             api_name="decision_report")
+    p.stop.click(None, cancels=[event, decided])
     return [event, decided]
+
+
+def build_tab(registry: PairRegistry, students: SessionStudents | None, evaluated: gr.State) -> list:
+    """Adds the Evaluate tab to the enclosing Blocks; returns the events that end an evaluation."""
+    panel = layout([t for t in LABELLED_TASKS if t in registry.config.pairs])
+    return wire(panel, EvaluateHandlers(registry, students), evaluated)

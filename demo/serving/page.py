@@ -1,213 +1,70 @@
-"""The Gradio page: handlers, layout and event wiring only (as gradio's own demos are laid out).
-
-Handlers call the registry and the pure functions of views and charts; nothing here loads or
-runs a model itself.
+"""The Gradio page: the header, the scorecard, one tab per task, then Evaluate, Benchmark, Distillation
+and Distil a student. Each tab is its own module of one shape (handlers, layout, wiring); this module
+lays them out and wires what spans them: the scorecard and the status poll, both per visitor.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
 import gradio as gr
 
-from demo.core.errors import UserError
 from demo.core.formatting import md_escape
-from demo.measuring.charts import latency_chart, size_chart
+from demo.measuring.charts import size_chart
 from demo.measuring.scorecard import scorecard
-from demo.models.config import LABELLED_TASKS, PAIR, TASKS, ConfigError, model_spec
+from demo.models.config import LABELLED_TASKS, TASKS
 from demo.models.registry import PairRegistry
-from demo.models.tasks import EXAMPLE_TEXT
-from demo.serving import api, bench_tab, distill_tab, evaluate_tab, train_tab
+from demo.models.session_students import PairView, SessionStudents
+from demo.serving import api, bench_tab, distill_tab, evaluate_tab, task_tab, train_tab
+from demo.serving.edge import handlers, session_of
 from demo.serving.training.service import TrainingService
-from demo.serving.views import label_value, status_markdown, verdict_markdown
+from demo.serving.views import evaluated_for, series_rows, status_markdown
 
-HISTORY_LIMIT = 500  # requests kept per session and task for the latency chart; bounds memory
 STATUS_POLL_SECONDS = 1.0  # how often the page refreshes loading progress until every model settles
-EXAMPLES = {
-    "sentiment": [EXAMPLE_TEXT["sentiment"], "The plot was dull and the acting even worse.",
-                  "Not bad at all, though the ending dragged."],
-    "fill_mask": [EXAMPLE_TEXT["fill_mask"], "The doctor asked the nurse to bring her [MASK].",
-                  "I drink a cup of <mask> every morning."],
-    "classify": [EXAMPLE_TEXT["classify"], "I feel so alone since she left.",
-                 "Why does nobody ever listen to me? This is infuriating."],
-}
-PLACEHOLDERS = {
-    "sentiment": "Type a sentence, e.g. a film review…",
-    "fill_mask": "Type a sentence with one [MASK] (or <mask>) where a word is missing…",
-    "classify": "Type a sentence that expresses a feeling…",
-}
+CACHE_SWEEP = (600, 3600)  # gradio's copies of files sent to visitors: checked every 10 min, deleted after 1 h
 
 
-# ---- handlers ------------------------------------------------------------------------------------
-def compare_text(registry: PairRegistry, task: str, text: str, rows: list, training: bool = False) -> list:
-    """One request: both answers, the verdict, this session's latency chart and the size chart.
-
-    training: a distillation job shared the CPU while this was measured (marked on the chart, and left
-    out of the scorecard's live speedup)."""
-    try:
-        result = registry.run(task, text)
-    except UserError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
-    row = {"request": (rows[-1]["request"] + 1) if rows else 1, "agree": result.agree,
-           **{f"{variant}_ms": r.latency_ms for variant, r in result.results().items()},
-           **({"training": True} if training else {})}
-    rows = [*rows, row][-HISTORY_LIMIT:]
-    variants = registry.config.pairs[task].variants
-    # Each answer titled with the model that gave it: a job's student may have replaced the configured one.
-    outputs = [result.summary(), *[gr.Label(label_value(result, variant), label=answer_title(variant, result))
-                                   for variant in variants]]
-    if task == "fill_mask":
-        hide = result.random_weights
-        outputs += [None if hide else result.teacher.prediction.completed,
-                    None if hide else result.student.prediction.completed]
-    # The size chart changes when models load, not per request: the status refresh redraws it.
-    return [*outputs, verdict_markdown(result), latency_chart(rows, variants), gr.skip(), rows]
-
-
-def answer_title(variant: str, result) -> str:
-    answered = result.results().get(variant)
-    if variant not in PAIR:
-        return "Student · ONNX Runtime, dynamic int8 (CPU)"
-    return f"{variant.capitalize()} · {answered.model if answered is not None else ''}"
-
-
-def reload_task(registry: PairRegistry, task: str, device: str | None = None):
-    registry.reload(task, device=device)
-    return status_markdown(registry.status(task)), gr.Timer(active=True)
-
-
-def use_random_weights(registry: PairRegistry, task: str):
-    if not any(st.state == "failed" for st in registry.status(task) if st.variant in PAIR):
-        raise gr.Error("Both models loaded: random weights are only a fallback for models that cannot be "
-                       "loaded.", print_exception=False)
-    registry.load_random(task)
-    return status_markdown(registry.status(task)), gr.Timer(active=True)
-
-
-def load_custom(registry: PairRegistry, task: str, teacher_id: str, student_id: str):
-    try:
-        specs = [model_spec({"model": m}, variant) for m, variant in ((teacher_id, "teacher"), (student_id, "student"))]
-    except ConfigError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
-    registry.set_pair(task, *specs)
-    return (status_markdown(registry.status(task)), gr.Timer(active=True),
-            gr.update(label=f"Teacher · {specs[0].model}"), gr.update(label=f"Student · {specs[1].model}"))
-
-
-def session_scorecard(registry: PairRegistry, histories: list[list], evaluated: dict) -> tuple[str, dict]:
-    """The scorecard of this visitor's session: its requests per task and the files it evaluated."""
-    tasks = registry.config.tasks
-    card = scorecard({t: {s.variant: s.size for s in registry.status(t)} for t in tasks},
-                     dict(zip(tasks, histories)), evaluated or {})
+def session_scorecard(view: PairView, histories: dict, evaluated: dict) -> tuple[str, dict]:
+    """The scorecard of one visitor: the requests and evaluations measured on the models they see now
+    (a student they adopted starts from nothing: the previous one's evidence is not its own)."""
+    tasks = view.config.tasks
+    models = {t: view.models(t) for t in tasks}
+    card = scorecard({t: {s.variant: s.size for s in view.status(t)} for t in tasks},
+                     {t: series_rows(histories.get(t), models[t]) for t in tasks},
+                     evaluated_for(evaluated, models))
     return card.markdown(), card.to_dict()
 
 
-def refresh_statuses(registry: PairRegistry) -> list:
-    """The page's poll while models load: every task's status and size chart, and whether to keep polling."""
-    tasks = registry.config.tasks
-    return [*(status_markdown(registry.status(t)) for t in tasks),
-            *(size_chart({s.variant: s.size for s in registry.status(t)}) for t in tasks),
-            gr.Timer(active=not registry.all_settled())]
+@handlers
+class PageHandlers:
+    """What spans the tabs: the status poll and the scorecard, each through the visitor's PairView."""
+
+    def __init__(self, registry: PairRegistry, students: SessionStudents | None):
+        self.registry, self.students = registry, students
+
+    def view(self, request: gr.Request | None) -> PairView:
+        return PairView(self.registry, self.students, session_of(request))
+
+    def refresh(self, request: gr.Request) -> list:
+        """Every task's status and size chart as this visitor sees them, and whether to keep polling."""
+        view, tasks = self.view(request), self.registry.config.tasks
+        return [*(status_markdown(view.status(t)) for t in tasks),
+                *(size_chart({s.variant: s.size for s in view.status(t)}) for t in tasks),
+                gr.Timer(active=not self.registry.all_settled())]
+
+    def scorecard(self, sentiment: dict, fill_mask: dict, classify: dict, evaluated: dict, request: gr.Request):
+        histories = {"sentiment": sentiment, "fill_mask": fill_mask, "classify": classify}
+        return session_scorecard(self.view(request), histories, evaluated)
 
 
-# ---- layout --------------------------------------------------------------------------------------
-@dataclass
-class TaskPanel:
-    """The components of one task's tab, for wiring."""
-
-    status: gr.Markdown
-    reload: gr.Button
-    cpu: gr.Button
-    random: gr.Button
-    text: gr.Textbox
-    compare: gr.Button
-    answers: dict
-    completions: dict
-    verdict: gr.Markdown
-    latency: gr.Plot
-    size: gr.Plot
-    summary: gr.JSON
-    history: gr.State
-    custom: dict | None = None
-    swap: gr.Button | None = None
-    events: list | None = None  # Compare and Enter: the scorecard follows them
-
-    def outputs(self, task: str) -> list:
-        outputs = [self.summary, *self.answers.values()]
-        if task == "fill_mask":
-            outputs += [self.completions["teacher"], self.completions["student"]]
-        return [*outputs, self.verdict, self.latency, self.size, self.history]
-
-
-def task_panel(registry: PairRegistry, task: str, allow_custom_models: bool) -> TaskPanel:
-    pair = registry.config.pairs[task]
-    status = gr.Markdown(status_markdown(registry.status(task)), elem_id=f"{task}-status")
-    with gr.Row():
-        reload = gr.Button("Reload models", size="sm", elem_id=f"{task}-reload")
-        cpu = gr.Button("Run this task on CPU", size="sm", visible=registry.device.type != "cpu", elem_id=f"{task}-cpu")
-        random = gr.Button("Weights unavailable? Measure the architectures with random weights", size="sm",
-                           elem_id=f"{task}-random")
-    text = gr.Textbox(label="Text", lines=2, placeholder=PLACEHOLDERS[task], elem_id=f"{task}-text")
-    compare = gr.Button("Compare", variant="primary", elem_id=f"{task}-run")
-    gr.Examples(EXAMPLES[task], inputs=text)
-    answers, completions = {}, {}
-    with gr.Row():
-        for variant in pair.variants:
-            with gr.Column():
-                title = (f"{variant.capitalize()} · {pair.spec(variant).model}" if variant in PAIR else
-                    "Student · ONNX Runtime, dynamic int8 (CPU)")
-                answers[variant] = gr.Label(num_top_classes=5, label=title, elem_id=f"{task}-{variant}-answer")
-                if task == "fill_mask" and variant in PAIR:
-                    completions[variant] = gr.Textbox(label=f"{variant.capitalize()}'s completed sentence",
-                                                      interactive=False, elem_id=f"{task}-{variant}-completed")
-    verdict = gr.Markdown(elem_id=f"{task}-verdict")
-    with gr.Row():
-        latency = gr.Plot(latency_chart([]), label="Latency, this session", elem_id=f"{task}-latency")
-        size = gr.Plot(size_chart({}), label="Size", elem_id=f"{task}-size")
-    panel = TaskPanel(status, reload, cpu, random, text, compare, answers, completions, verdict, latency, size,
-                      summary=gr.JSON(label="Summary (the API's answer)", open=False), history=gr.State([]))
-    if allow_custom_models:
-        with gr.Accordion("Use other models (allowed by --allow-custom-models)", open=False):
-            panel.custom = {variant: gr.Textbox(pair.spec(variant).model,
-                                                label=f"{variant.capitalize()}: Hub id or directory")
-                            for variant in PAIR}
-            panel.swap = gr.Button("Load these models", size="sm")
-    return panel
-
-
-# ---- wiring --------------------------------------------------------------------------------------
-def wire_task_panel(panel: TaskPanel, registry: PairRegistry, task: str, timer: gr.Timer,
-                    training: TrainingService | None = None) -> None:
-    outputs = panel.outputs(task)
-    busy = training.runner.training if training is not None else (lambda: False)
-    run = lambda text, rows: compare_text(registry, task, text, rows, training=busy())  # noqa: E731
-    # The page's own event (answers, charts, this session's history) is undocumented: callable, e.g. by the
-    # tests, but neither in the API page nor an MCP tool; the API's /{task} (serving/api.py) returns the summary.
-    panel.events = [panel.compare.click(run, inputs=[panel.text, panel.history], outputs=outputs,
-                                        api_name=f"page_{task}", api_visibility="undocumented"),
-                    panel.text.submit(run, inputs=[panel.text, panel.history], outputs=outputs,
-                                      api_visibility="private")]
-    status_outputs = [panel.status, timer]
-    # Administrative: a visitor's click, never an API call or an agent's tool.
-    panel.reload.click(lambda: reload_task(registry, task), outputs=status_outputs, api_visibility="private")
-    panel.random.click(lambda: use_random_weights(registry, task), outputs=status_outputs, api_visibility="private")
-    panel.cpu.click(lambda: reload_task(registry, task, "cpu"), outputs=status_outputs, api_visibility="private")
-    if panel.swap is not None:
-        panel.swap.click(lambda teacher, student: load_custom(registry, task, teacher, student),
-                         inputs=[panel.custom["teacher"], panel.custom["student"]],
-                         outputs=[*status_outputs, panel.answers["teacher"], panel.answers["student"]],
-                         api_visibility="private")
-
-
-def wire_scorecard(registry: PairRegistry, panels: list[TaskPanel], evaluations: list, evaluated: gr.State,
+def wire_scorecard(h: PageHandlers, histories: dict[str, gr.State], events: list, evaluated: gr.State,
                    outputs: list) -> None:
     """The scorecard follows every answer and every evaluation of this session."""
-    inputs = [*(p.history for p in panels), evaluated]
-    card = lambda *states: session_scorecard(registry, list(states[:-1]), states[-1])  # noqa: E731
-    for event in [*(e for p in panels for e in p.events), *evaluations]:
-        event.then(card, inputs=inputs, outputs=outputs, api_visibility="private", queue=False)
-    gr.Button(visible=False).click(api.not_a_tool(card), inputs=inputs, outputs=outputs, api_name="scorecard")
+    inputs = [*(histories[t] for t in TASKS), evaluated]
+    # first, so that it keeps the name /scorecard (gradio names the private events after the function too)
+    gr.Button(visible=False).click(api.not_a_tool(h.scorecard), inputs=inputs, outputs=outputs, api_name="scorecard")
+    for event in events:
+        event.then(h.scorecard, inputs=inputs, outputs=outputs, api_visibility="private", queue=False)
 
 
 def header_markdown(registry: PairRegistry) -> str:
@@ -218,36 +75,44 @@ def header_markdown(registry: PairRegistry) -> str:
             f"**{str(registry.dtype).replace('torch.', '')}**. Config: `{html.escape(registry.config.source)}`.")
 
 
+def task_tabs(registry: PairRegistry, students, allow_custom_models: bool, timer, training) -> dict:
+    """One tab per task: task -> its panel (tasks whose config entry was refused get a tab saying why)."""
+    config, panels = registry.config, {}
+    busy = training.runner.training if training is not None else (lambda: False)
+    for task in TASKS:
+        if task in config.task_errors:
+            with gr.Tab(TASKS[task], id=task):
+                gr.Markdown(f"❌ **This task's entry in the config was refused**: "
+                            f"{md_escape(config.task_errors[task])} Fix the file and restart the app.")
+        elif task in config.pairs:
+            with gr.Tab(TASKS[task], id=task):
+                panels[task] = task_tab.layout(registry, task, allow_custom_models)
+            task_tab.wire(panels[task], task_tab.TaskHandlers(registry, students, task, busy), timer)
+    return panels
+
+
 def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: str | None = None,
-          training: TrainingService | None = None) -> gr.Blocks:
-    """The whole page: one tab per configured task, then Evaluate, Benchmark, Distillation and Distil a student.
+          training: TrainingService | None = None, students: SessionStudents | None = None) -> gr.Blocks:
+    """The whole page.
 
     space_id: the Hugging Face Space this page runs as ($SPACE_ID), for links to its own files.
-    training: distillation jobs from the page (None: no such tab)."""
+    training: distillation jobs from the page (None: no such tab); students: each visitor's own students
+    (the training service's, when it has one)."""
     config = registry.config
-    with gr.Blocks(title="Teacher vs student: what distillation buys") as page:
+    students = training.students if training is not None else students
+    h = PageHandlers(registry, students)
+    with gr.Blocks(title="Teacher vs student: what distillation buys", delete_cache=CACHE_SWEEP) as page:
         gr.Markdown(header_markdown(registry))
-        scorecard_box = gr.Markdown(session_scorecard(registry, [[] for _ in config.tasks], {})[0],
-                                    elem_id="scorecard")
+        scorecard_box = gr.Markdown(session_scorecard(PairView(registry, None, ""), {}, {})[0], elem_id="scorecard")
         scorecard_json = gr.JSON(visible=False)
-        evaluated = gr.State({})  # task -> the last labelled file evaluated in this session
-        panels = []
+        evaluated = gr.State({})  # task -> the last labelled file evaluated in this session, and on which models
         timer = gr.Timer(STATUS_POLL_SECONDS)
         with gr.Tabs():
-            for task in TASKS:
-                if task in config.task_errors:
-                    with gr.Tab(TASKS[task], id=task):
-                        gr.Markdown(f"❌ **This task's entry in the config was refused**: "
-                                    f"{md_escape(config.task_errors[task])} Fix the file and restart the app.")
-                elif task in config.pairs:
-                    with gr.Tab(TASKS[task], id=task):
-                        panel = task_panel(registry, task, allow_custom_models)
-                    wire_task_panel(panel, registry, task, timer, training)
-                    panels.append(panel)
-            evaluation = None
+            panels = task_tabs(registry, students, allow_custom_models, timer, training)
+            evaluations = []
             if any(t in config.pairs for t in LABELLED_TASKS):
                 with gr.Tab("Evaluate", id="evaluate"):
-                    evaluation = evaluate_tab.build_tab(registry, evaluated)
+                    evaluations = evaluate_tab.build_tab(registry, students, evaluated)
             with gr.Tab("Benchmark", id="benchmark"):
                 bench_tab.build_tab(registry)
             with gr.Tab("Distillation", id="distillation"):
@@ -255,11 +120,11 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
             if training is not None:
                 with gr.Tab("Distil a student", id="train"):
                     train_tab.build_tab(training, timer)
-
-        wire_scorecard(registry, panels, evaluation or [], evaluated, [scorecard_box, scorecard_json])
-        api.register(registry)
-        targets = [*(p.status for p in panels), *(p.size for p in panels), timer]
-        refresh = lambda: refresh_statuses(registry)  # noqa: E731
-        timer.tick(refresh, outputs=targets, api_visibility="private", queue=False, show_progress="hidden")
-        page.load(refresh, outputs=targets, api_visibility="private", queue=False)
+        histories = {t: panels[t].history if t in panels else gr.State({}) for t in TASKS}
+        wire_scorecard(h, histories, [*(e for p in panels.values() for e in p.events), *evaluations], evaluated,
+                       [scorecard_box, scorecard_json])
+        api.register(registry, students)
+        targets = [*(p.status for p in panels.values()), *(p.size for p in panels.values()), timer]
+        timer.tick(h.refresh, outputs=targets, api_visibility="private", queue=False, show_progress="hidden")
+        page.load(h.refresh, outputs=targets, api_visibility="private", queue=False)
     return page

@@ -11,25 +11,19 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from demo.core.errors import UserError
+from demo.core.errors import UserError, whole_number
 from demo.core.formatting import md_escape
 from demo.measuring.charts import recipe_comparison_chart, training_curves
 from demo.models.config import DistillationLink
 from demo.serving.api import not_a_tool
+from demo.serving.edge import handlers, session_of, user_errors
 from demo.serving.evidence import load_evidence
-from demo.serving.training.service import TrainingService
+from demo.serving.training.service import MAX_EPOCHS, TrainingService
+from demo.serving.training.uploads import MIN_ROWS
 
 POLL_SECONDS = 1.0
 CLI_COMMAND = ("python -m demo.distill distill --teacher TEACHER --student-layers 3 --train-file TRAIN.csv "
                "--validation-file VAL.csv --epochs 2 --output-dir STUDENT --baselines")
-
-
-def session_of(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "local"
-
-
-def _error(exc: UserError):
-    return gr.Error(str(exc), print_exception=False)
 
 
 def status_markdown(status: dict) -> str:
@@ -96,7 +90,7 @@ def build_tab(service: TrainingService, page_timer: gr.Timer) -> None:
                     f"```bash\n{CLI_COMMAND}\n```", elem_id="train-off")
         return
     panel = layout(service)
-    wire(panel, TrainHandlers(service), page_timer)
+    wire(panel, TrainHandlers(service, panel, page_timer))
 
 
 def layout(service: TrainingService) -> TrainPanel:
@@ -106,9 +100,9 @@ def layout(service: TrainingService) -> TrainPanel:
         task = gr.Dropdown(tasks, value=tasks[0] if tasks else None, label="Task (its teacher is the one loaded)",
                            elem_id="train-task")
         layers = gr.Slider(1, 11, value=3, step=1, label="Student layers", elem_id="train-layers")
-        rows = gr.Number(min(4000, service.limits.max_rows), precision=0, label="Rows to learn from (at most)",
-                         elem_id="train-rows")
-        epochs = gr.Number(2, precision=0, label="Epochs", elem_id="train-epochs")
+        rows = gr.Number(min(4000, service.limits.max_rows), precision=0, minimum=MIN_ROWS,
+                         maximum=service.limits.max_rows, label="Rows to learn from (at most)", elem_id="train-rows")
+        epochs = gr.Number(2, precision=0, minimum=1, maximum=MAX_EPOCHS, label="Epochs", elem_id="train-epochs")
         baselines = gr.Checkbox(False, label="Also train the baselines (hard labels alone, layer dropping)",
                                 elem_id="train-baselines")
     with gr.Row():
@@ -123,7 +117,7 @@ def layout(service: TrainingService) -> TrainPanel:
     curves = gr.Plot(label="Training curves (live)", elem_id="train-curves")
     with gr.Group(visible=False) as result:
         adopted = gr.Markdown(elem_id="train-adopted")
-        restore = gr.Button("Switch the task back to its configured student", size="sm", elem_id="train-restore")
+        restore = gr.Button("Switch my task tab back to its configured student", size="sm", elem_id="train-restore")
         download = gr.File(label="The student (model, tokenizer, card, metrics, training code)",
                            elem_id="train-download")
         evidence = gr.Markdown(elem_id="train-evidence")
@@ -138,56 +132,58 @@ def layout(service: TrainingService) -> TrainPanel:
             publish = gr.Button("Publish", size="sm", elem_id="train-publish")
             published = gr.Markdown(elem_id="train-published")
     timer = gr.Timer(POLL_SECONDS, active=False)
-    return TrainPanel(job, task, layers, rows, epochs, baselines, upload, transfer, estimate, start, cancel, status,
-                      curves, result, adopted, restore, download, evidence, comparison, card, repo, token, dry_run,
-                      publish, published, timer)
+    return TrainPanel(job=job, task=task, layers=layers, rows=rows, epochs=epochs, baselines=baselines,
+                      upload=upload, transfer=transfer, estimate=estimate, start=start, cancel=cancel, status=status,
+                      curves=curves, result=result, adopted=adopted, restore=restore, download=download,
+                      evidence=evidence, comparison=comparison, card=card, repo=repo, token=token, dry_run=dry_run,
+                      publish=publish, published=published, timer=timer)
 
 
+@handlers
 class TrainHandlers:
-    """The tab's event handlers: each calls the service and turns a UserError into the page's message."""
+    """The tab's event handlers, each through the service with the visitor's session."""
 
-    def __init__(self, service: TrainingService):
-        self.service = service
+    def __init__(self, service: TrainingService, panel: TrainPanel, page_timer: gr.Timer):
+        self.service, self.p, self.page_timer = service, panel, page_timer
 
     def estimate(self, task_name, n_rows, n_epochs, n_layers, with_baselines, path):
         try:
-            return self.service.estimate(task_name, n_rows, n_epochs, int(n_layers), bool(with_baselines), path)
+            rows = whole_number(n_rows, "rows", MIN_ROWS, self.service.limits.max_rows)
+            epochs, layers = whole_number(n_epochs, "epochs", 1, MAX_EPOCHS), whole_number(n_layers, "layers", 1, 48)
+            return self.service.estimate(task_name, rows, epochs, layers, bool(with_baselines), path)
         except UserError as exc:
             return f"⚠️ {md_escape(str(exc))}"
 
-    def launch(self, task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines,
-               request: gr.Request):
-        try:
-            return self.service.start(session_of(request), task_name, path, transfer_path, n_layers, n_rows,
-                                      n_epochs, with_baselines)
-        except UserError as exc:
-            raise _error(exc) from None
-
     def start(self, task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, request: gr.Request):
-        started = self.launch(task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, request)
+        started = self.service.start(session_of(request), task_name, path, transfer_path, n_layers, n_rows, n_epochs,
+                                     with_baselines)
         return started.id, status_markdown(started.status()), None, gr.Timer(active=True), gr.update(visible=False)
 
-    def tick(self, job_id):
-        """The poll: status and curves while it runs; when done, the student adopted, zipped and shown."""
-        idle = [gr.skip()] * 7
+    def tick(self, job_id, request: gr.Request) -> dict:
+        """The poll: status and curves while it runs; when done, the student adopted for this visitor,
+        zipped and shown beside its evidence."""
+        p = self.p
         if not job_id:
-            return gr.skip(), gr.skip(), gr.Timer(active=False), *idle
+            return {p.timer: gr.Timer(active=False)}
         try:
             current = self.service.runner.job(job_id)
         except UserError as exc:
-            return f"⚠️ {md_escape(str(exc))}", gr.skip(), gr.Timer(active=False), *idle
+            return {p.status: f"⚠️ {md_escape(str(exc))}", p.timer: gr.Timer(active=False)}
         info, history = current.status(), current.history()
-        chart = training_curves(history) if history else gr.skip()
+        shown = {p.status: status_markdown(info), **({p.curves: training_curves(history)} if history else {})}
         if info["state"] in ("queued", "running"):
-            return status_markdown(info), chart, gr.skip(), *idle
+            return shown
         if info["state"] != "done":
-            return status_markdown(info), gr.skip(), gr.Timer(active=False), *idle
+            return {**shown, p.timer: gr.Timer(active=False)}
+        session = session_of(request)
         try:
-            note, zipped = self.service.adopt(current), self.service.archive(job_id)
+            note, zipped = self.service.adopt(job_id, session), self.service.archive(job_id, session)
         except UserError as exc:
             note, zipped = f"⚠️ {md_escape(str(exc))}", None
-        return (status_markdown(info), chart, gr.Timer(active=False), gr.update(visible=True), note, zipped,
-                *self.evidence(current), gr.Timer(active=True))
+        recipe, chart, card = self.evidence(current)
+        return {**shown, p.timer: gr.Timer(active=False), p.result: gr.update(visible=True), p.adopted: note,
+                p.download: zipped, p.evidence: recipe, p.comparison: chart, p.card: card,
+                self.page_timer: gr.Timer(active=True)}
 
     @staticmethod
     def evidence(job) -> tuple:
@@ -200,26 +196,17 @@ class TrainHandlers:
 
     def cancel(self, job_id, request: gr.Request):
         if not job_id:
-            raise gr.Error("no job of this tab is running.", print_exception=False)
-        try:
-            return status_markdown(self.service.cancel(job_id, session_of(request))), gr.Timer(active=False)
-        except UserError as exc:
-            raise _error(exc) from None
+            raise UserError("no job of this tab is running.")
+        return status_markdown(self.service.cancel(job_id, session_of(request))), gr.Timer(active=False)
 
-    def restore(self, task_name):
-        try:
-            return self.service.restore(task_name)
-        except UserError as exc:
-            raise _error(exc) from None
+    def restore(self, task_name, request: gr.Request):
+        return self.service.restore(task_name, session_of(request)), gr.Timer(active=True)
 
-    def publish(self, job_id, repo_id, hub_token, is_dry_run):
-        try:
-            return f"```\n{self.service.publish(job_id, repo_id, hub_token, bool(is_dry_run))}\n```"
-        except UserError as exc:
-            raise _error(exc) from None
+    def publish(self, job_id, repo_id, hub_token, is_dry_run, request: gr.Request):
+        return f"```\n{self.service.publish(job_id, session_of(request), repo_id, hub_token, bool(is_dry_run))}\n```"
 
 
-def wire(p: TrainPanel, h: TrainHandlers, page_timer: gr.Timer) -> None:
+def wire(p: TrainPanel, h: TrainHandlers) -> None:
     for field in (p.task, p.rows, p.epochs, p.layers, p.baselines, p.upload):
         field.change(h.estimate, inputs=[p.task, p.rows, p.epochs, p.layers, p.baselines, p.upload], outputs=p.estimate,
                      api_visibility="private", show_progress="hidden")
@@ -227,40 +214,46 @@ def wire(p: TrainPanel, h: TrainHandlers, page_timer: gr.Timer) -> None:
     p.start.click(h.start, inputs=inputs, outputs=[p.job, p.status, p.curves, p.timer, p.result],
                   api_visibility="private")
     p.timer.tick(h.tick, inputs=p.job, outputs=[p.status, p.curves, p.timer, p.result, p.adopted, p.download,
-                                                 p.evidence, p.comparison, p.card, page_timer], api_visibility="private",
-                 show_progress="hidden")
+                                                 p.evidence, p.comparison, p.card, h.page_timer],
+                 api_visibility="private", show_progress="hidden")
     p.cancel.click(h.cancel, inputs=p.job, outputs=[p.status, p.timer], api_visibility="private")
-    p.restore.click(h.restore, inputs=p.task, outputs=p.adopted, api_visibility="private")
+    p.restore.click(h.restore, inputs=p.task, outputs=[p.adopted, h.page_timer], api_visibility="private")
     p.publish.click(h.publish, inputs=[p.job, p.repo, p.token, p.dry_run], outputs=p.published,
                     api_visibility="private")
     api_file, api_transfer, api_job = gr.File(visible=False), gr.File(visible=False), gr.Textbox(visible=False)
-    wire_api(h.service, h.launch, [p.task, api_file, api_transfer, p.layers, p.rows, p.epochs, p.baselines], api_job)
+    wire_api(h.service, [p.task, api_file, api_transfer, p.layers, p.rows, p.epochs, p.baselines], api_job)
 
 
-def wire_api(service: TrainingService, launch, inputs: list, api_job: gr.Textbox) -> None:
-    """/distill_start, /distill_status, /distill_cancel for gradio_client; not MCP tools (long CPU jobs)."""
+def wire_api(service: TrainingService, inputs: list, api_job: gr.Textbox) -> None:
+    """/distill_start, /distill_status, /distill_cancel, /distill_adopt for gradio_client; not MCP tools
+    (long CPU jobs). Every cap and check is the page's: the service applies them."""
 
+    @user_errors
     def distill_start(task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines,
                       request: gr.Request) -> str:
         """Start distilling a student of the task's teacher; returns the job id."""
-        return launch(task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, request).id
+        return service.start(session_of(request), task_name, path, transfer_path, n_layers, n_rows, n_epochs,
+                             with_baselines).id
 
+    @user_errors
     def distill_status(job_id: str) -> dict:
         """The job's state (queued, running, done, failed, cancelled), step, total_steps, elapsed_s,
-        remaining_s and, when done, the run's metrics.json as `metrics` (its "path" keys named "file_path")."""
-        try:
-            return service.status(job_id)
-        except UserError as exc:
-            raise _error(exc) from None
+        remaining_s, phase, adopted and, when done, the run's metrics.json as `metrics` (no server paths;
+        its "path" keys named "file_path")."""
+        return service.status(job_id)
 
+    @user_errors
     def distill_cancel(job_id: str, request: gr.Request) -> dict:
         """Stop a job this session started and delete its files; returns its status."""
-        try:
-            return service.cancel(job_id, session_of(request))
-        except UserError as exc:
-            raise _error(exc) from None
+        return service.cancel(job_id, session_of(request))
+
+    @user_errors
+    def distill_adopt(job_id: str, request: gr.Request) -> str:
+        """Make a finished job's student answer this session's requests (the task endpoint, the page's tab)
+        beside the teacher; only the session that started the job can adopt it. Returns what changed."""
+        return service.adopt(job_id, session_of(request))
 
     trigger = gr.Button(visible=False)
     trigger.click(not_a_tool(distill_start), inputs=inputs, outputs=api_job, api_name="distill_start")
-    gr.api(not_a_tool(distill_status), api_name="distill_status")
-    gr.api(not_a_tool(distill_cancel), api_name="distill_cancel")
+    for endpoint in (distill_status, distill_cancel, distill_adopt):
+        gr.api(not_a_tool(endpoint), api_name=endpoint.__name__)

@@ -61,3 +61,27 @@ def label_value(c: Comparison, variant: str) -> dict[str, float] | None:
     if c.random_weights or result is None:
         return None
     return {lab: float(score) for lab, score in result.prediction.top}
+
+
+# ---- this session's evidence, keyed by the models it was measured on ----------------------------
+def series_rows(history: dict | None, models: dict[str, str]) -> list[dict]:
+    """The requests of history measured on exactly these models; [] once either model changed (a new
+    student starts a new series: its timings and agreements are not the previous one's)."""
+    history = history or {}
+    return list(history.get("rows") or []) if history.get("models") == models else []
+
+
+def add_request(history: dict | None, models: dict[str, str], c: Comparison, training: bool, limit: int) -> dict:
+    """history with one more request; a new series when the models changed. Rows look like
+    {"request": 3, "agree": True, "teacher_ms": 12.1, "student_ms": 5.2[, "training": True]}."""
+    rows = series_rows(history, models)
+    row = {"request": (rows[-1]["request"] + 1) if rows else 1, "agree": c.agree,
+           **{f"{variant}_ms": r.latency_ms for variant, r in c.results().items()},
+           **({"training": True} if training else {})}
+    return {"models": dict(models), "rows": [*rows, row][-limit:]}
+
+
+def evaluated_for(evaluated: dict | None, models_by_task: dict[str, dict[str, str]]) -> dict:
+    """The evaluations of this session that belong to the models each task shows now."""
+    return {task: result for task, result in (evaluated or {}).items()
+            if result.get("models") == models_by_task.get(task)}

@@ -1,33 +1,28 @@
-"""Distillation jobs started from the page: the project's own `python -m demo.distill distill` in a child
-process, one at a time for the whole app.
-
-A child process, not a thread: a crash or an out-of-memory in training ends the job, not the app, and
-the command is the CLI's (one code path). The child is niced (the app's requests come first), dies with
-the app (PR_SET_PDEATHSIG), and is stopped at the wall-time cap. Its progress is read from what the CLI
-writes anyway: history.jsonl and its progress lines.
+"""Distillation jobs started from the page: the training child (child.py) one at a time for the whole
+app, watched through the data it writes (run.json and history.jsonl), stopped at the wall-time cap,
+cancelled only by the session that started it, its folder deleted when it fails, is cancelled or
+expires.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
+import signal
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from demo.core.errors import UserError
+from demo.distill.run_status import read_status
+from demo.serving.training.child import STATUS_FILE, Spawner, scrub, stop_group
 
-STATES = ("queued", "running", "done", "failed", "cancelled")
-TOTAL_STEPS = re.compile(r"([\d,]+) steps \(")  # the CLI's first line: "... 250 steps (2.0 epochs of 125 steps)"
-PROGRESS = re.compile(r"(\d[\d,]*)/(\d[\d,]*) steps")
-REPO_ROOT = Path(__file__).resolve().parents[3]  # demo/serving/training/jobs.py -> the checkout (where `-m demo` runs)
+JOB_ID = re.compile(r"[0-9a-f]{12}")  # what new_folder() makes; anything else is refused unread
 
 
 class JobError(UserError, RuntimeError):
@@ -62,6 +57,7 @@ class Job:
     process: subprocess.Popen | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    adopted: bool = False  # its student answers in the starting session's tabs
 
     @property
     def output(self) -> Path:
@@ -71,14 +67,15 @@ class Job:
     def log(self) -> Path:
         return self.folder / "job.log"
 
+    def run_status(self) -> dict:
+        """The CLI's run.json (its --status-file): phase, fits, error; {} before its first write."""
+        return read_status(self.folder / STATUS_FILE) or {}
+
     def progress(self) -> tuple[int, int | None]:
-        """(steps done, total steps) from the history and the CLI's progress lines."""
-        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.is_file() else ""
-        total = TOTAL_STEPS.search(text)
-        total_steps = int(total.group(1).replace(",", "")) if total else None
-        done = [int(m.group(1).replace(",", "")) for m in PROGRESS.finditer(text)]
-        steps = [row.get("step", 0) for row in self.history()]
-        return max(done + steps + [0]), total_steps
+        """(steps done, total steps) of the run's own student (baselines train after it)."""
+        run = self.run_status()
+        main = (run.get("fits") or {}).get(run.get("main_fit") or "")
+        return (main["step"], main["total_steps"]) if main else (0, None)
 
     def history(self) -> list[dict]:
         path = self.output / "history.jsonl"
@@ -93,6 +90,7 @@ class Job:
         return rows
 
     def status(self) -> dict:
+        """What /distill_status answers: plain data, no server paths."""
         step, total = self.progress()
         elapsed = (self.ended or time.monotonic()) - self.started
         remaining = None
@@ -100,48 +98,32 @@ class Job:
             remaining = round(elapsed / step * max(total - step, 0), 1)
         out = {"job_id": self.id, "task": self.task, "state": self.state, "step": step, "total_steps": total,
                "elapsed_s": round(elapsed, 1), "remaining_s": remaining, "error": self.error, "notes": self.notes,
-               "phase": self.phase()}
+               "phase": self.phase(), "adopted": self.adopted}
         metrics = self.output / "metrics.json"
         if self.state == "done" and metrics.is_file():
-            out["metrics"] = without_path_keys(json.loads(metrics.read_text(encoding="utf-8")))
-        return out
+            out["metrics"] = json.loads(metrics.read_text(encoding="utf-8"))
+        return scrub(out, self.folder)
 
     def phase(self) -> str:
-        """The CLI's last line, e.g. the teacher's soft-target pass before the first step."""
-        if not self.log.is_file():
-            return ""
-        lines = [line.strip() for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines()
-                 if line.strip()]
-        return lines[-1][:200] if lines else ""
-
-
-def without_path_keys(data):
-    """metrics.json with each "path" key named "file_path": gradio takes any object with a "path" string for a
-    file to send, and refuses to serve one from outside its folders (a 403 for the client)."""
-    if isinstance(data, dict):
-        return {("file_path" if k == "path" else k): without_path_keys(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [without_path_keys(v) for v in data]
-    return data
-
-
-def _die_with_parent() -> None:  # runs in the child before exec (Linux): end when the app ends
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    os.nice(10)
+        """Where the run stands, from its run.json: e.g. "preparing: the teacher's answers ..."."""
+        run = self.run_status()
+        phase, fit = run.get("phase") or "", run.get("fit")
+        if phase == "baselines" and fit and fit != run.get("main_fit"):
+            f = run["fits"][fit]
+            return f"baselines: {fit}, step {f['step']:,} of {f['total_steps']:,}"
+        return f"{phase}: {run['detail']}" if run.get("detail") else phase
 
 
 class JobRunner:
     """One job at a time for the whole app; jobs keyed by id, cancellable only by the session that started them."""
 
-    def __init__(self, root: Path, limits: TrainingLimits = TrainingLimits()):
-        self.root, self.limits = Path(root), limits
+    def __init__(self, root: Path, limits: TrainingLimits = TrainingLimits(),
+                 on_forget: Callable[[Job], None] | None = None):
+        """on_forget(job): called when a finished job's folder goes (e.g. to release its adopted student)."""
+        self.root, self.limits, self.on_forget = Path(root), limits, on_forget
         self.jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self._spawner = Spawner()
 
     def active(self) -> Job | None:
         with self._lock:
@@ -174,10 +156,7 @@ class JobRunner:
                                "again when it has finished.")
             job = Job(id=job_id, session=session, task=task, folder=folder, argv=argv, notes=list(notes or []))
             self.jobs[job_id] = job
-            with job.log.open("w", encoding="utf-8") as log:
-                job.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-                                               env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                               preexec_fn=_die_with_parent, start_new_session=True)
+            job.process = self._spawner.popen(argv, job.log)
             job.state = "running"
         threading.Thread(target=self._watch, args=(job,), name=f"job-{job_id}", daemon=True).start()
         return job
@@ -207,8 +186,10 @@ class JobRunner:
 
     @staticmethod
     def _failure(job: Job, code: int | None) -> str:
+        said = job.run_status().get("error")
         lines = job.log.read_text(encoding="utf-8", errors="replace").splitlines() if job.log.is_file() else []
-        said = next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")), None)
+        # before the CLI opened its status file (a refused flag), its one "error: " line says why
+        said = said or next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")), None)
         if said:
             return said
         if code is not None and code < 0:
@@ -216,29 +197,29 @@ class JobRunner:
         last = next((line for line in reversed(lines) if line.strip()), "no output")
         return f"training failed (exit code {code}): {last[:300]}"
 
-    def _stop(self, job: Job) -> None:
-        if job.process is None or job.process.poll() is not None:
-            return
-        try:
-            os.killpg(job.process.pid, signal.SIGTERM)
-            job.process.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(job.process.pid, signal.SIGKILL)
-            job.process.wait(5)
-        except ProcessLookupError:
-            pass
+    @staticmethod
+    def _stop(job: Job) -> None:
+        stop_group(job.process)
 
     def job(self, job_id: str) -> Job:
-        found = self.jobs.get((job_id or "").strip())
+        job_id = job_id.strip() if isinstance(job_id, str) else ""
+        if not JOB_ID.fullmatch(job_id):
+            raise JobError("that is not a job id (12 letters and digits, as /distill_start returned).")
+        found = self.jobs.get(job_id)
         if found is None:
-            raise JobError(f"no job {job_id!r} here (finished jobs are forgotten after "
+            raise JobError(f"no job {job_id} here (finished jobs are forgotten after "
                            f"{self.limits.keep_minutes:g} minutes); start a new one.")
         return found
 
-    def cancel(self, job_id: str, session: str) -> Job:
+    def owned(self, job_id: str, session: str, action: str) -> Job:
+        """The job, if session started it; else one sentence."""
         job = self.job(job_id)
         if job.session != session:
-            raise JobError("this job was started from another browser tab; only that tab can cancel it.")
+            raise JobError(f"this job was started from another browser tab; only that tab can {action} it.")
+        return job
+
+    def cancel(self, job_id: str, session: str) -> Job:
+        job = self.owned(job_id, session, "cancel")
         if job.state in ("queued", "running"):
             job.state = "cancelled"
             self._stop(job)
@@ -250,27 +231,11 @@ class JobRunner:
         job = self.jobs.pop(job_id, None)
         if job is not None and job.state not in ("queued", "running"):
             shutil.rmtree(job.folder, ignore_errors=True)
+            if self.on_forget is not None:
+                self.on_forget(job)
 
     def close(self) -> None:
         """At exit: stop every job and delete every folder."""
         for job in list(self.jobs.values()):
             self._stop(job)
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def distill_argv(teacher: str, files, student_layers: int, epochs: int, baselines: bool, limits: TrainingLimits,
-                 output: Path) -> list[str]:
-    """The CLI command of a job, as a user would type it (sys.executable for `python`)."""
-    argv = [sys.executable, "-m", "demo.distill", "distill", "--teacher", teacher,
-            "--student-layers", str(student_layers), "--train-file", str(files.train),
-            "--epochs", str(epochs), "--min-steps", "0", "--max-steps", str(limits.max_steps), "--logging-steps", "5",
-            "--output-dir", str(output)]
-    if files.objective == "mlm":
-        argv += ["--objective", "mlm"]
-    else:
-        argv += ["--validation-file", str(files.validation), "--text-column", "text", "--label-column", "label"]
-    if files.transfer is not None:
-        argv += ["--transfer-file", str(files.transfer)]
-    if baselines:
-        argv.append("--baselines")
-    return argv

@@ -4,7 +4,6 @@ the student in its task's tab, zip it, publish it. The layout and wiring live in
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 import zipfile
@@ -12,23 +11,23 @@ from dataclasses import dataclass
 
 import torch
 
-from demo.core.errors import UserError
+from demo.core.errors import UserError, whole_number
 from demo.core.measure import INFERENCE_LOCK
+from demo.core.scratch import remove_upload
 from demo.data.files import TEXT_COLUMNS, obvious_column, read_rows
-from demo.models.config import LABELLED_TASKS, ModelSpec, TaskPair
+from demo.distill.args import DataArguments, default_of
+from demo.distill.budget import steps_per_epoch
+from demo.models.config import LABELLED_TASKS
 from demo.models.inputs import model_inputs
 from demo.models.registry import PairRegistry, TaskUnavailable
+from demo.models.session_students import SessionStudents, spec_for
 from demo.serving.training import uploads
-from demo.serving.training.jobs import (
-    Job,
-    JobError,
-    JobRunner,
-    TrainingLimits,
-    distill_argv,
-)
+from demo.serving.training.child import TRAIN_BATCH, distill_argv
+from demo.serving.training.jobs import Job, JobError, JobRunner, TrainingLimits
 
-BATCH_SIZE = 32  # the CLI's default training batch
-MAX_TOKENS = 128  # the CLI's default --max-seq-length
+BATCH_SIZE = TRAIN_BATCH  # the CLI's default training batch, read from its settings
+MAX_TOKENS = default_of(DataArguments, "max_seq_length")  # the CLI's default --max-seq-length
+MAX_EPOCHS = 20
 DEFAULT_TEXT = "the film is a gripping portrait of a family coming apart under pressure"
 START_SECONDS = 15  # a new Python process importing torch and transformers, saving, the card: measured ~10-20 s
 
@@ -42,11 +41,14 @@ class StepTime:
 
 
 class TrainingService:
-    def __init__(self, registry: PairRegistry, runner: JobRunner, enabled: bool):
+    def __init__(self, registry: PairRegistry, runner: JobRunner, enabled: bool,
+                 students: SessionStudents | None = None):
+        """students: where a finished job's student answers for the session that trained it."""
         self.registry, self.runner, self.enabled = registry, runner, enabled
+        self.students = students if students is not None else SessionStudents(registry)
         self.limits: TrainingLimits = runner.limits
-        self.original: dict[str, TaskPair] = {}  # task -> its configured pair, while a job's student is shown
         self._step_times: dict[tuple, StepTime] = {}
+        runner.on_forget = self.forgotten
 
     # ---- before starting ----------------------------------------------------------------------------
     def objective(self, task: str) -> str:
@@ -89,7 +91,7 @@ class TrainingService:
         return self._step_times[key]
 
     def planned_steps(self, rows: int, epochs: int) -> int:
-        return min(self.limits.max_steps, math.ceil(rows / BATCH_SIZE) * max(1, epochs))
+        return min(self.limits.max_steps, steps_per_epoch(rows, BATCH_SIZE) * max(1, epochs))
 
     def estimate(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, upload: str | None = None) -> str:
         """The estimate shown before Start: a step measured here x planned steps, the teacher's pass, start-up."""
@@ -118,20 +120,24 @@ class TrainingService:
     # ---- a job --------------------------------------------------------------------------------------
     def start(self, session: str, task: str, upload: str | None, transfer: str | None, layers, rows, epochs,
               baselines: bool) -> Job:
+        """Check every setting, turn the upload into the job's files, start the child; the visitor's
+        uploads are deleted once read, whether the job starts or not."""
+        try:
+            return self._start(session, task, upload, transfer, layers, rows, epochs, baselines)
+        finally:
+            remove_upload(upload)
+            remove_upload(transfer)
+
+    def _start(self, session, task, upload, transfer, layers, rows, epochs, baselines) -> Job:
         if not self.enabled:
             raise JobError("training is off in this app (a public address); its operator can start it with "
                            "--allow-training, or run the CLI command shown in this tab.")
         teacher, _ = self.pair(task)
-        self.runner.check_free()
-        rows = int(rows or self.limits.max_rows)
-        if not 1 <= rows <= self.limits.max_rows:
-            raise JobError(f"rows: give 1 to {self.limits.max_rows:,} (this app's cap).")
+        rows = whole_number(rows, "rows to learn from", uploads.MIN_ROWS, self.limits.max_rows)
         teacher_layers = getattr(teacher.model.config, "num_hidden_layers", 12)
-        layers = int(layers or 3)
-        if not 1 <= layers < teacher_layers:
-            raise JobError(f"student layers: give 1 to {teacher_layers - 1} (the teacher has {teacher_layers}).")
-        if not 1 <= int(epochs or 0) <= 20:
-            raise JobError("epochs: give 1 to 20.")
+        layers = whole_number(layers, f"student layers (the teacher has {teacher_layers})", 1, teacher_layers - 1)
+        epochs = whole_number(epochs, "epochs", 1, MAX_EPOCHS)
+        self.runner.check_free()
         job_id, folder = self.runner.new_folder()
         try:
             files = uploads.prepare(teacher, self.objective(task), upload, transfer, rows, folder,
@@ -139,8 +145,7 @@ class TrainingService:
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        argv = distill_argv(teacher.spec.model, files, layers, int(epochs), bool(baselines), self.limits,
-                            folder / "student")
+        argv = distill_argv(teacher.spec.model, files, layers, epochs, bool(baselines), self.limits.max_steps, folder)
         notes = [f"{files.rows:,} training rows" + (f" (sampled from {files.sampled_from:,})"
                                                     if files.sampled_from > files.rows + files.validation_rows else "")
                  + (f", {files.validation_rows:,} held out to score the student" if files.validation_rows else "")]
@@ -153,24 +158,35 @@ class TrainingService:
         return self.runner.cancel(job_id, session).status()
 
     # ---- the result ---------------------------------------------------------------------------------
-    def adopt(self, job: Job) -> str:
-        """Show the job's student in its task's tab beside the teacher (the configured one kept to switch back)."""
-        pair = self.registry.config.pairs[job.task]
-        self.original.setdefault(job.task, pair)
-        student = ModelSpec(str(job.output), labels=self.original[job.task].teacher.labels)
-        self.registry.set_pair(job.task, pair.teacher, student)
-        return f"The {job.task} tab now runs this student beside its teacher (`{job.output.name}` of job {job.id})."
+    def adopt(self, job_id: str, session: str) -> str:
+        """The job's student answers in this session's task tab beside the teacher; other visitors keep the
+        configured pair. Only the session that started the job can adopt it, once it is done."""
+        job = self.runner.owned(job_id, session, "adopt")
+        if job.state != "done":
+            raise JobError(f"the job is {job.state}" + (f" ({job.error})" if job.error else "")
+                           + "; a student can be adopted once its job is done.")
+        teacher, _ = self.pair(job.task)
+        own = self.students.of(session, job.task)
+        if own is None or own.source != f"job {job.id}":  # adopting twice loads nothing again
+            self.students.adopt(session, job.task, spec_for(str(job.output), teacher.spec), source=f"job {job.id}")
+        job.adopted = True
+        return (f"Your {job.task} tab now runs this student beside its teacher (job {job.id}); other visitors "
+                "still see the configured student.")
 
-    def restore(self, task: str) -> str:
-        original = self.original.pop(task, None)
-        if original is None:
-            raise JobError(f"the {task} tab already shows its configured student.")
-        self.registry.set_pair(task, original.teacher, original.student)
-        return f"The {task} tab is back to its configured student, `{original.student.model}`."
+    def restore(self, task: str, session: str) -> str:
+        gone = self.students.release(session)
+        if gone is None or gone.task != task:
+            raise JobError(f"your {task} tab already shows its configured student.")
+        return f"Your {task} tab is back to its configured student, `{self.registry.config.pairs[task].student.model}`."
 
-    def archive(self, job_id: str) -> str:
+    def forgotten(self, job: Job) -> None:
+        """A finished job's folder expired: the student it made is released too."""
+        self.students.release_source(f"job {job.id}", f"your student of job {job.id} expired with its folder "
+                                     f"after {self.limits.keep_minutes:g} minutes; the configured student answers.")
+
+    def archive(self, job_id: str, session: str) -> str:
         """The student as a zip: model, tokenizer, card, metrics, training code (no checkpoints or held-out text)."""
-        job = self.runner.job(job_id)
+        job = self.runner.owned(job_id, session, "download")
         if job.state != "done":
             raise JobError("the job has not finished; its student can be downloaded once it is done.")
         from demo.distill.hub import planned_upload
@@ -183,11 +199,11 @@ class TrainingService:
                 zipped.write(local, remote)
         return str(archive)
 
-    def publish(self, job_id: str, repo_id: str, token: str | None, dry_run: bool) -> str:
+    def publish(self, job_id: str, session: str, repo_id: str, token: str | None, dry_run: bool) -> str:
         """The CLI's push path (demo.distill.hub.publish) with the visitor's token; its output, never the token."""
         from demo.distill.hub import publish
 
-        job = self.runner.job(job_id)
+        job = self.runner.owned(job_id, session, "publish")
         if job.state != "done":
             raise JobError("the job has not finished; publish its student once it is done.")
         if not repo_id or repo_id.count("/") != 1:

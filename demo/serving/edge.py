@@ -1,0 +1,56 @@
+"""The page's edge, written once: who is asking (their gradio session) and how a mistake of theirs is
+said (a UserError becomes the page's error message, the twin of the CLIs' exit_on_user_error).
+
+Every tab has one shape: a Handlers class (the work, through the service or registry), layout()
+returning a dataclass of named components, and wire(panel, handlers) connecting them; every handler a
+visitor or API caller reaches goes through @user_errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Callable
+
+import gradio as gr
+
+from demo.core.errors import UserError
+
+LOCAL_SESSION = "local"  # a call without a gradio session (a test calling a handler directly)
+
+
+def session_of(request: gr.Request | None) -> str:
+    """The visitor's gradio session: a browser tab, or one gradio_client Client."""
+    return getattr(request, "session_hash", None) or LOCAL_SESSION
+
+
+def user_errors(fn: Callable) -> Callable:
+    """A UserError raised by fn becomes one sentence on the page (and for an API caller), no traceback.
+    The signature is kept (functools.wraps), so gradio still sees fn's parameters, gr.Request and
+    gr.Progress included."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except UserError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+
+        return stream
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    return call
+
+
+def handlers(cls: type) -> type:
+    """Wrap every public method of a Handlers class with user_errors (one line instead of one per method)."""
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(member):
+            setattr(cls, name, user_errors(member))
+    return cls
