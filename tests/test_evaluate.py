@@ -269,4 +269,5 @@ def test_the_scorecard_shows_the_figures_of_the_charts_and_the_report(app_server
     assert in_report["retention"]["value"] == pytest.approx(figures["retention"])
     assert in_report["speedup"]["value"] == pytest.approx(figures["speedup"])
     assert in_report["params_saved"] == row["params_saved"]
-    assert f"{figures['retention']:.3f} [" in markdown and "on `hand.csv` (n = 12)" in markdown
+    assert f"{figures['retention']:.3f} [" in markdown and "on `hand.csv` (n = 12, student `" in markdown
+    assert row["retention_student"] == call(session, "x", api_name="/classify")["student"]["model"]  # which student
