@@ -121,9 +121,3 @@ def enforce_budget(keep: str | Path | None = None) -> list[str]:
             deleted.append(path)
     return deleted
 
-
-def remove_upload(path: str | None) -> None:
-    """A visitor's upload, deleted once read (accepted or refused): nothing of their data stays on the
-    server. Only files in the temp directory (gradio's upload cache) are touched, never a local path."""
-    if path and Path(path).is_file() and Path(path).resolve().is_relative_to(Path(tempfile.gettempdir()).resolve()):
-        Path(path).unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from pathlib import Path
 from typing import Callable
 
 import gradio as gr
@@ -22,6 +23,15 @@ LOCAL_SESSION = "local"  # a call without a gradio session (a test calling a han
 def session_of(request: gr.Request | None) -> str:
     """The visitor's gradio session: a browser tab, or one gradio_client Client."""
     return getattr(request, "session_hash", None) or LOCAL_SESSION
+
+
+def remove_upload(path: str | None) -> None:
+    """A visitor's upload, deleted once read (accepted or refused): nothing of their data stays on the
+    server. Only files in gradio's upload folder are touched, never a path of the server's own."""
+    from gradio.utils import get_upload_folder
+
+    if path and Path(path).is_file() and Path(path).resolve().is_relative_to(Path(get_upload_folder()).resolve()):
+        Path(path).unlink(missing_ok=True)
 
 
 def user_errors(fn: Callable) -> Callable:

@@ -9,7 +9,7 @@ import gradio as gr
 
 from demo.core.errors import whole_number
 from demo.core.formatting import md_escape
-from demo.core.scratch import enforce_budget, remove_upload, scratch_dir
+from demo.core.scratch import enforce_budget, scratch_dir
 from demo.data.files import (
     LABEL_COLUMNS,
     LABELLED_SUFFIXES,
@@ -37,7 +37,7 @@ from demo.models.config import LABELLED_TASKS
 from demo.models.registry import PairRegistry
 from demo.models.session_students import PairView, SessionStudents
 from demo.serving.api import not_a_tool
-from demo.serving.edge import handlers, session_of
+from demo.serving.edge import handlers, remove_upload, session_of
 
 
 # ---- handlers ------------------------------------------------------------------------------------
@@ -150,13 +150,12 @@ def layout(tasks: list[str]) -> EvaluatePanel:
             text_column = gr.Dropdown([], label="Text column", allow_custom_value=True, elem_id="evaluate-text-column")
             label_column = gr.Dropdown([], label="Label column", allow_custom_value=True,
                                        elem_id="evaluate-label-column")
-            max_rows = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_ROWS,
-                                 label=f"Max rows (0: all, up to {MAX_ROWS:,})")
+            max_rows = gr.Number(value=0, label=f"Max rows (0: all, up to {MAX_ROWS:,})")  # bounds: checked by _run
     file_note = gr.Markdown(elem_id="evaluate-file-note")
     with gr.Row():
         run = gr.Button("Evaluate", variant="primary", elem_id="evaluate-run")
         decide = gr.Button("Evaluate and write the decision report", elem_id="evaluate-decision")
-        price = gr.Number(value=None, minimum=0, label="Price of an hour of this machine (for the decision report)",
+        price = gr.Number(value=None, label="Price of an hour of this machine (for the decision report)",
                           elem_id="evaluate-price")
         stop = gr.Button("Cancel", variant="stop")
     summary = gr.Markdown(elem_id="evaluate-summary")

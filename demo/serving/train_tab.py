@@ -100,9 +100,10 @@ def layout(service: TrainingService) -> TrainPanel:
         task = gr.Dropdown(tasks, value=tasks[0] if tasks else None, label="Task (its teacher is the one loaded)",
                            elem_id="train-task")
         layers = gr.Slider(1, 11, value=3, step=1, label="Student layers", elem_id="train-layers")
-        rows = gr.Number(min(4000, service.limits.max_rows), precision=0, minimum=MIN_ROWS,
-                         maximum=service.limits.max_rows, label="Rows to learn from (at most)", elem_id="train-rows")
-        epochs = gr.Number(2, precision=0, minimum=1, maximum=MAX_EPOCHS, label="Epochs", elem_id="train-epochs")
+        # no minimum/maximum here: the service checks them (a refusal in gradio would keep the upload)
+        rows = gr.Number(min(4000, service.limits.max_rows), precision=0,
+                         label=f"Rows to learn from ({MIN_ROWS} to {service.limits.max_rows:,})", elem_id="train-rows")
+        epochs = gr.Number(2, precision=0, label=f"Epochs (1 to {MAX_EPOCHS})", elem_id="train-epochs")
         baselines = gr.Checkbox(False, label="Also train the baselines (hard labels alone, layer dropping)",
                                 elem_id="train-baselines")
     with gr.Row():
@@ -220,8 +221,11 @@ def wire(p: TrainPanel, h: TrainHandlers) -> None:
     p.restore.click(h.restore, inputs=p.task, outputs=[p.adopted, h.page_timer], api_visibility="private")
     p.publish.click(h.publish, inputs=[p.job, p.repo, p.token, p.dry_run], outputs=p.published,
                     api_visibility="private")
+    # The API's own inputs: files without the page's widgets, numbers without the slider's bounds (the service
+    # checks every bound and says it in a sentence, and deletes the upload on refusal too)
     api_file, api_transfer, api_job = gr.File(visible=False), gr.File(visible=False), gr.Textbox(visible=False)
-    wire_api(h.service, [p.task, api_file, api_transfer, p.layers, p.rows, p.epochs, p.baselines], api_job)
+    api_layers, api_rows, api_epochs = (gr.Number(visible=False) for _ in range(3))
+    wire_api(h.service, [p.task, api_file, api_transfer, api_layers, api_rows, api_epochs, p.baselines], api_job)
 
 
 def wire_api(service: TrainingService, inputs: list, api_job: gr.Textbox) -> None:

@@ -13,7 +13,6 @@ import torch
 
 from demo.core.errors import UserError, whole_number
 from demo.core.measure import INFERENCE_LOCK
-from demo.core.scratch import remove_upload
 from demo.data.files import TEXT_COLUMNS, obvious_column, read_rows
 from demo.distill.args import DataArguments, default_of
 from demo.distill.budget import steps_per_epoch
@@ -21,6 +20,7 @@ from demo.models.config import LABELLED_TASKS
 from demo.models.inputs import model_inputs
 from demo.models.registry import PairRegistry, TaskUnavailable
 from demo.models.session_students import SessionStudents, spec_for
+from demo.serving.edge import remove_upload
 from demo.serving.training import uploads
 from demo.serving.training.child import TRAIN_BATCH, distill_argv
 from demo.serving.training.jobs import Job, JobError, JobRunner, TrainingLimits
