@@ -54,3 +54,20 @@ def test_the_hub_token_is_never_printed(tmp_path):
     assert proc.returncode == 0 and "would upload 2 files" in proc.stdout
     assert token not in proc.stdout + proc.stderr
 
+
+
+def test_predictions_csv_never_hands_a_spreadsheet_a_formula(tiny_config, tmp_path):
+    """Texts from anyone's upload go into predictions.csv: a cell that a spreadsheet would run (=, +, -, @)
+    is written with a leading quote; the HTML and Markdown reports escape on their own."""
+    import csv
+
+    from demo.evaluate import main as evaluate_main
+
+    texts = ["=HYPERLINK(\"http://x\",\"click\")", "+1+2", "-2+3", "@SUM(A1)", "a plain good film"]
+    data = tmp_path / "hostile.tsv"
+    data.write_text("sentence\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(texts)), encoding="utf-8")
+    assert evaluate_main(["--config", str(tiny_config), "--task", "sentiment", "--file", str(data),
+                          "--out", str(tmp_path / "out")]) == 0
+    with (tmp_path / "out" / "predictions.csv").open(encoding="utf-8", newline="") as f:
+        written = [row["text"] for row in csv.DictReader(f)]
+    assert written == [f"'{t}" for t in texts[:4]] + [texts[4]]

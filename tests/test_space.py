@@ -35,6 +35,47 @@ def test_the_space_header_parses_and_preloads_exactly_the_configured_models():
     assert all(d.count("/") == 1 for d in meta["datasets"])  # Hub dataset ids, never local folder names
 
 
+def requirement_closure(names: list[str]) -> dict[str, str | None]:
+    """Every installed distribution that requirements.txt pulls in: name -> its Requires-Python."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+
+    seen: dict[str, str | None] = {}
+    todo = list(names)
+    while todo:
+        req = Requirement(todo.pop())
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue  # an extra's or another platform's need
+        key = req.name.lower().replace("_", "-")
+        if key in seen:
+            continue
+        try:
+            dist = md.distribution(req.name)
+        except md.PackageNotFoundError:
+            continue  # not installed here: nothing to read (CI installs every one requirements.txt names)
+        seen[key] = dist.metadata.get("Requires-Python")
+        todo += [r for r in dist.requires or [] if "extra ==" not in r]
+    return seen
+
+
+def test_the_spaces_python_can_install_every_requirement():
+    """README's python_version against the Requires-Python of everything requirements.txt installs: the
+    Space's default (3.10) could install no transformers 5."""
+    import platform
+
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    python = Version(str(header()["python_version"]))
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    closure = requirement_closure([line for line in lines if line and not line.startswith("-")])
+    assert {"transformers", "gradio", "torch"} <= set(closure)
+    refused = {name: spec for name, spec in closure.items() if spec and python not in SpecifierSet(spec)}
+    assert not refused, f"python_version {python} cannot install: {refused}"
+    assert python.release[:2] == Version(platform.python_version()).release[:2]  # the Python the tests ran on
+
+
 def _mcp(url: str, text: str) -> tuple[list, dict]:
     from mcp import ClientSession
     from mcp.client.streamable_http import streamablehttp_client
@@ -58,8 +99,11 @@ def comparable(summary: dict) -> dict:
             for key, value in summary.items() if key != "speedup"}
 
 
-def test_an_mcp_client_sees_the_three_tasks_and_gets_the_apis_answer(tiny_config):
-    app = InProcessApp(tiny_config, "--mcp").wait_until_loaded()
+@pytest.mark.parametrize("flags, env", [(("--mcp",), {}), ((), {"GRADIO_MCP_SERVER": "true"})],
+                         ids=["--mcp", "GRADIO_MCP_SERVER"])
+def test_an_mcp_client_sees_the_three_tasks_and_gets_the_apis_answer(tiny_config, flags, env):
+    """`python app.py --mcp`, or gradio's own documented switch GRADIO_MCP_SERVER=true."""
+    app = InProcessApp(tiny_config, *flags, env=env).wait_until_loaded()
     try:
         text = "the film was good"
         api_answer = call_when_ready(app.client(), text, "/sentiment")

@@ -200,3 +200,23 @@ def test_the_disk_stays_bounded(tiny_config, tmp_path):
     finally:
         scratch.set_budget(scratch.DEFAULT_BUDGET_BYTES)
         server.stop()
+
+
+def test_two_visitors_adopting_at_once_each_get_their_own(app):
+    """Two sessions adopt at the same moment: each holds its own student, neither sees the other's."""
+    from demo.models.session_students import SessionStudents, spec_for
+
+    students = SessionStudents(app.registry, limit=4)
+    teacher = app.registry.config.pairs["sentiment"].teacher
+    student_dir = app.registry.config.pairs["sentiment"].student.model
+    workers = [threading.Thread(target=students.adopt, args=(session, "sentiment", spec_for(student_dir, teacher),
+                                                              f"job {session}")) for session in ("s1", "s2")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert students.count() == 2
+    assert students.of("s1", "sentiment").model == "student of job s1"
+    assert students.of("s2", "sentiment").model == "student of job s2"
+    assert students.of("s1", "sentiment").loaded is not students.of("s2", "sentiment").loaded
+    assert students.view("s3").run("sentiment", "good").student.model == student_dir  # a third: the configured one

@@ -51,12 +51,22 @@ def report_json(report: EvalReport, ctx: EvalContext) -> dict:
     return data
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that begins so as a formula
+
+
+def spreadsheet_safe(value):
+    """A text cell a spreadsheet will show, not run (OWASP's CSV injection advice: a leading quote)."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def predictions_csv(report: EvalReport) -> str:
+    """Every row's answers; the texts (the uploader's, anyone's) neutralised against formula injection."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=PREDICTION_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in report.rows:
-        writer.writerow({**row, "agree": row["teacher_prediction"] == row["student_prediction"]})
+        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()}
+                        | {"agree": row["teacher_prediction"] == row["student_prediction"]})
     return buffer.getvalue()
 
 
