@@ -175,17 +175,30 @@ def test_the_scorecard_follows_each_answer_in_the_page(browser, app_server, clie
     page.close()
 
 
-def test_a_visitor_distils_a_student_watches_it_learn_and_meets_it_in_the_task_tab(browser, app_server, client,
-                                                                                    tmp_path, artifacts):
-    """Upload, start, the curve grows, the student appears beside its teacher, download; and a Cancel
-    mid-run leaves no job folder."""
+def ask(page, task: str, text: str, requests: int) -> None:
+    """One Compare in a task tab, waited for until its latency chart counts `requests` in its series."""
+    page.get_by_role("tab", name=TAB_NAMES[task]).click()
+    page.locator(f"#{task}-text textarea").fill(text)
+    page.locator(f"#{task}-run").click()
+    page.locator(f"#{task}-latency").get_by_text(f"{requests} requests").first.wait_for(timeout=60_000)
+
+
+def test_a_visitor_distils_a_student_that_only_they_meet_in_the_task_tab(browser, app_server, client, tmp_path,
+                                                                         artifacts):
+    """Upload, start, the curve grows, the student appears beside its teacher for this visitor only (a second
+    visitor keeps the configured student, their own series and scorecard), download; the first visitor's
+    latency series restarts at the new student; a Cancel mid-run leaves no job folder."""
     from .builders import call_when_ready, write_sentiment_tsv
 
     call_when_ready(client, "warm", "/sentiment")
     rows = write_sentiment_tsv(tmp_path / "reviews.tsv", 300, 5)
     runner = app_server.page.training_service.runner
     page = browser.new_page(viewport={"width": 1400, "height": 2000})
+    other = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()  # a second visitor
     open_page(page, app_server.url)
+    open_page(other, app_server.url)
+    ask(page, "sentiment", "the acting was great", 1)
+    ask(other, "sentiment", "a dull film", 1)
     page.get_by_role("tab", name="Distil a student").click()
     page.locator("#train-file input[type=file]").set_input_files(str(rows))
     page.locator("#train-epochs input").fill("3")
@@ -201,15 +214,25 @@ def test_a_visitor_distils_a_student_watches_it_learn_and_meets_it_in_the_task_t
         page.locator("#train-download a").first.click()
     assert download.value.suggested_filename.endswith(".zip")
     page.get_by_role("tab", name=TAB_NAMES["sentiment"]).click()
-    page.locator("#sentiment-status").get_by_text("job-").wait_for(timeout=60_000)  # the new student, by its teacher
-    page.locator("#sentiment-text textarea").fill("the acting was great")
+    page.locator("#sentiment-status").get_by_text("student of job").wait_for(timeout=60_000)  # by its teacher
+    page.locator("#sentiment-text textarea").fill("the acting was great, again")
     page.locator("#sentiment-run").click()
+    page.locator("#sentiment-student-answer").get_by_text("student of job").wait_for(timeout=60_000)
     page.locator("#sentiment-verdict").get_by_text("speedup").wait_for(timeout=60_000)
+    assert "1 requests" in page.locator("#sentiment-latency").inner_text()  # a new series: 1 request, not 2
+    page.screenshot(path=str(artifacts / "distil-result-own-tab.png"), full_page=True)
+    # the second visitor: the configured student, their own series (now 2), their own scorecard
+    ask(other, "sentiment", "a dull film again", 2)
+    assert "student of job" not in other.locator("#sentiment-status").inner_text()
+    assert "student of job" not in other.locator("#sentiment-student-answer").inner_text()
+    other.locator("#scorecard").get_by_text("over 2 requests").first.wait_for(timeout=30_000)
+    other.screenshot(path=str(artifacts / "second-visitor.png"), full_page=True)
     page.get_by_role("tab", name="Distil a student").click()
     page.locator("#train-restore").click()
     page.locator("#train-adopted").get_by_text("back to its configured student").wait_for(timeout=30_000)
-    app_server.wait_until_loaded()  # the configured student is loading again; a job needs the loaded pair
-    # A second job, cancelled while it runs: nothing of it stays.
+    # A second job, cancelled while it runs: nothing of it stays. The first upload was deleted once read.
+    assert page.locator("#train-file input[type=file]").count() == 1  # the field is empty again
+    page.locator("#train-file input[type=file]").set_input_files(str(rows))
     page.locator("#train-epochs input").fill("20")
     page.locator("#train-start").click()
     page.locator("#train-status").get_by_text("running").wait_for(timeout=30_000)
@@ -219,3 +242,4 @@ def test_a_visitor_distils_a_student_watches_it_learn_and_meets_it_in_the_task_t
     assert cancelled and not any(job.folder.exists() for job in cancelled)  # nothing of it stays
     page.screenshot(path=str(artifacts / "distil-cancelled.png"), full_page=True)
     page.close()
+    other.context.close()

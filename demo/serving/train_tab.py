@@ -158,7 +158,9 @@ class TrainHandlers:
     def start(self, task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, request: gr.Request):
         started = self.service.start(session_of(request), task_name, path, transfer_path, n_layers, n_rows, n_epochs,
                                      with_baselines)
-        return started.id, status_markdown(started.status()), None, gr.Timer(active=True), gr.update(visible=False)
+        # the uploads were read into the job's files and deleted: the file fields are emptied to say so
+        return (started.id, status_markdown(started.status()), None, gr.Timer(active=True), gr.update(visible=False),
+                None, None)
 
     def tick(self, job_id, request: gr.Request) -> dict:
         """The poll: status and curves while it runs; when done, the student adopted for this visitor,
@@ -212,7 +214,7 @@ def wire(p: TrainPanel, h: TrainHandlers) -> None:
         field.change(h.estimate, inputs=[p.task, p.rows, p.epochs, p.layers, p.baselines, p.upload], outputs=p.estimate,
                      api_visibility="private", show_progress="hidden")
     inputs = [p.task, p.upload, p.transfer, p.layers, p.rows, p.epochs, p.baselines]
-    p.start.click(h.start, inputs=inputs, outputs=[p.job, p.status, p.curves, p.timer, p.result],
+    p.start.click(h.start, inputs=inputs, outputs=[p.job, p.status, p.curves, p.timer, p.result, p.upload, p.transfer],
                   api_visibility="private")
     p.timer.tick(h.tick, inputs=p.job, outputs=[p.status, p.curves, p.timer, p.result, p.adopted, p.download,
                                                  p.evidence, p.comparison, p.card, h.page_timer],
