@@ -220,3 +220,14 @@ def test_two_visitors_adopting_at_once_each_get_their_own(app):
     assert students.of("s2", "sentiment").model == "student of job s2"
     assert students.of("s1", "sentiment").loaded is not students.of("s2", "sentiment").loaded
     assert students.view("s3").run("sentiment", "good").student.model == student_dir  # a third: the configured one
+
+
+@pytest.mark.parametrize("args, endpoint, message", [
+    ((123,), "/sentiment", "Expected text, got int"),
+    ((5,), "/distill_status", "that is not a job id"),
+    (("sentiment", ["teacher"], "1", "8", "many", False), "/benchmark", r"timed repeats: give a whole number .*'many'"),
+])
+def test_a_wrongly_typed_argument_is_answered_with_a_sentence(app, args, endpoint, message):
+    with pytest.raises(AppError, match=message) as refused:
+        call(app.client(), *args, api_name=endpoint)
+    assert "upstream Gradio app has raised an exception" not in str(refused.value)

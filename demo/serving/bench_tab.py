@@ -86,7 +86,7 @@ def build_tab(registry: PairRegistry) -> None:
                                  elem_id="bench-batch-sizes")
         seq_lens = gr.Textbox(",".join(map(str, QUICK_SEQ_LENS)), label="Sequence lengths (tokens)",
                               elem_id="bench-seq-lens")
-        repeats = gr.Number(MIN_REPEATS, precision=0, label=f"Timed repeats (at least {MIN_REPEATS})")
+        repeats = gr.Number(MIN_REPEATS, label=f"Timed repeats (at least {MIN_REPEATS})")  # checked by the handler
         architecture_only = gr.Checkbox(False, label="Architecture only (random weights)")
     with gr.Row():
         run = gr.Button("Run benchmark", variant="primary", elem_id="bench-run")
