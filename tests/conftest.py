@@ -13,10 +13,9 @@ import pytest
 import torch
 from transformers import BertForMaskedLM, BertTokenizerFast
 
+from .apps import AppServer, InProcessApp
 from .builders import (
     WORDS,
-    AppServer,
-    InProcessApp,
     bert_config,
     make_config,
     make_encoder,
@@ -112,7 +111,9 @@ def bare_encoder_dir(tmp_path_factory) -> Path:
 
 def distill(out: Path, *argv: str) -> Path:
     """`python -m demo.distill ARGV --output-dir OUT`, run in this process; OUT when it succeeded."""
-    from demo.distill.cli import main  # imported here: after the cache folder above is set
+    from demo.distill.cli import (
+        main,  # imported here: after the cache folder above is set
+    )
 
     assert main([*argv, "--output-dir", str(out), "--overwrite-output-dir"]) == 0
     return out

@@ -7,7 +7,7 @@ import json
 import pytest
 from gradio_client.exceptions import AppError
 
-from .builders import call, call_when_ready
+from .apps import call, call_when_ready
 
 TEXTS = {"sentiment": "the film was good", "fill_mask": "paris is the [MASK] of france .",
          "classify": "i feel so happy today"}

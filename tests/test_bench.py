@@ -18,7 +18,7 @@ from demo.models.config import OPENVINO_INT8, ModelSpec, load_config
 from demo.models.loading import load_model
 from demo.models.tasks import predict
 
-from .builders import call, call_when_ready
+from .apps import call, call_when_ready
 
 RECORD_KEYS = {"task", "variant", "model", "batch_size", "seq_len", "p50_ms", "p95_ms", "min_ms", "throughput",
                "params", "disk_bytes", "memory_bytes", "device", "dtype", "model_p50_ms", "model_p95_ms"}
@@ -205,7 +205,7 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
     from demo.core.scratch import remove_all
     from demo.serving.task_tab import TaskHandlers
 
-    from .builders import InProcessApp
+    from .apps import InProcessApp
 
     raw = yaml.safe_load(open(tiny_config))
     raw["tasks"]["classify"]["onnx"] = True

@@ -40,7 +40,7 @@ def open_page(page, url: str) -> None:
 
 
 def test_each_task_shows_both_answers_and_the_latency_chart(browser, app_server, client, artifacts):
-    from .builders import call_when_ready
+    from .apps import call_when_ready
 
     call_when_ready(client, "warm", "/sentiment")  # models loaded before the browser starts typing
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
@@ -67,7 +67,7 @@ def test_each_task_shows_both_answers_and_the_latency_chart(browser, app_server,
 
 
 def test_bad_input_shows_a_message_in_the_page(browser, app_server, client):
-    from .builders import call_when_ready
+    from .apps import call_when_ready
 
     call_when_ready(client, "warm", "/sentiment")
     page = browser.new_page()
@@ -83,7 +83,7 @@ PAYLOADS = ['<img src=x onerror=alert(1)> [MASK]', '<script>alert("x")</script> 
 
 
 def test_hostile_text_is_shown_literally_and_never_runs(browser, app_server, client, tmp_path, artifacts):
-    from .builders import call_when_ready
+    from .apps import call_when_ready
 
     call_when_ready(client, "warm", "/sentiment")
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
@@ -123,7 +123,8 @@ def test_the_distillation_tab_draws_every_chart_of_a_run(browser, tiny_config, t
 
     from demo.distill.cli import main as distill_main
 
-    from .builders import AppServer, write_sentiment_tsv, write_teacher
+    from .apps import AppServer
+    from .builders import write_sentiment_tsv, write_teacher
 
     train, val = write_sentiment_tsv(tmp_path / "train.tsv", 96, 0), write_sentiment_tsv(tmp_path / "val.tsv", 40, 1)
     run = tmp_path / "student"
@@ -152,7 +153,7 @@ def test_the_distillation_tab_draws_every_chart_of_a_run(browser, tiny_config, t
 
 @pytest.mark.slow  # the API test of the scorecard runs in the default tier
 def test_the_scorecard_follows_each_answer_in_the_page(browser, app_server, client, artifacts):
-    from .builders import call_when_ready
+    from .apps import call_when_ready
 
     call_when_ready(client, "warm", "/sentiment")
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
@@ -188,7 +189,8 @@ def test_a_visitor_distils_a_student_that_only_they_meet_in_the_task_tab(browser
     """Upload, start, the curve grows, the student appears beside its teacher for this visitor only (a second
     visitor keeps the configured student, their own series and scorecard), download; the first visitor's
     latency series restarts at the new student; a Cancel mid-run leaves no job folder."""
-    from .builders import call_when_ready, write_sentiment_tsv
+    from .apps import call_when_ready
+    from .builders import write_sentiment_tsv
 
     call_when_ready(client, "warm", "/sentiment")
     rows = write_sentiment_tsv(tmp_path / "reviews.tsv", 300, 5)
@@ -227,11 +229,17 @@ def test_a_visitor_distils_a_student_that_only_they_meet_in_the_task_tab(browser
     assert "student of job" not in other.locator("#sentiment-student-answer").inner_text()
     other.locator("#scorecard").get_by_text("over 2 requests").first.wait_for(timeout=30_000)
     other.screenshot(path=str(artifacts / "second-visitor.png"), full_page=True)
+    other.context.close()
     page.get_by_role("tab", name="Distil a student").click()
     page.locator("#train-restore").click()
     page.locator("#train-adopted").get_by_text("back to its configured student").wait_for(timeout=30_000)
-    # A second job, cancelled while it runs: nothing of it stays. The first upload was deleted once read.
-    assert page.locator("#train-file input[type=file]").count() == 1  # the field is empty again
+    cancel_a_second_job(page, rows, runner, artifacts)
+
+
+def cancel_a_second_job(page, rows, runner, artifacts) -> None:
+    """A second job, cancelled while it runs: nothing of it stays. The first upload was deleted once read,
+    so the file field is empty again and the file is given anew."""
+    assert page.locator("#train-file input[type=file]").count() == 1
     page.locator("#train-file input[type=file]").set_input_files(str(rows))
     page.locator("#train-epochs input").fill("20")
     page.locator("#train-start").click()
@@ -242,4 +250,3 @@ def test_a_visitor_distils_a_student_that_only_they_meet_in_the_task_tab(browser
     assert cancelled and not any(job.folder.exists() for job in cancelled)  # nothing of it stays
     page.screenshot(path=str(artifacts / "distil-cancelled.png"), full_page=True)
     page.close()
-    other.context.close()

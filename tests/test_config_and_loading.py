@@ -16,7 +16,8 @@ from demo.models.config import ConfigError, ModelSpec, load_config, parse_config
 from demo.models.loading import LoadError, ModelCache, load_model, weight_files
 from demo.models.registry import PairRegistry, TaskUnavailable
 
-from .builders import ROOT, InProcessApp, call_when_ready, make_pair
+from .apps import InProcessApp, call_when_ready
+from .builders import ROOT, make_pair
 
 CPU = torch.device("cpu")
 

@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 from demo.distill import accel
 from demo.distill.cli import main
 
-from .builders import ROOT, free_port, make_encoder, write_sentiment_tsv, write_teacher
+from .apps import free_port
+from .builders import ROOT, make_encoder, write_sentiment_tsv, write_teacher
 
 
 @pytest.fixture(scope="module")

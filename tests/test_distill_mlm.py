@@ -18,7 +18,7 @@ from transformers import (
 from demo.distill.cli import main
 from demo.evaluate import main as evaluate_main
 
-from .builders import InProcessApp, call_when_ready
+from .apps import InProcessApp, call_when_ready
 
 
 def test_the_cli_aligns_every_layer_when_asked(mlm_teacher, texts_file, tmp_path):
@@ -221,7 +221,8 @@ def test_general_distillation_runs_on_two_processes(mlm_teacher, texts_file, tmp
     import subprocess
     import sys
 
-    from .builders import ROOT, free_port
+    from .apps import free_port
+    from .builders import ROOT
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     out = tmp_path / "two"

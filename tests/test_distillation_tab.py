@@ -18,7 +18,8 @@ from demo.measuring.charts import (
 )
 from demo.serving.evidence import Evidence, EvidenceError
 
-from .builders import ROOT, InProcessApp, write_sentiment_tsv, write_teacher
+from .apps import InProcessApp
+from .builders import ROOT, write_sentiment_tsv, write_teacher
 
 
 def page_components(url: str) -> dict[str, dict]:

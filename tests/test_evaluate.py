@@ -17,7 +17,8 @@ from scipy.stats import binomtest
 from demo.evaluate import main as evaluate_main
 from demo.measuring.eval_report import spreadsheet_safe
 
-from .builders import ROOT, TEXTS, call, call_when_ready, direct_predictions
+from .apps import call, call_when_ready
+from .builders import ROOT, TEXTS, direct_predictions
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,8 @@ from demo.models.registry import PairRegistry, TaskUnavailable
 from demo.models.tasks import InputError, prepare_text
 from demo.serving.task_tab import TaskHandlers
 
-from .builders import (
-    AppServer,
-    InProcessApp,
-    call,
-    call_when_ready,
-    free_port,
-    make_pair,
-)
+from .apps import AppServer, InProcessApp, call, call_when_ready, free_port
+from .builders import make_pair
 
 MIXED = [("sentiment", "the film was good"), ("fill_mask", "paris is the [MASK] of france"),
          ("classify", "i feel so happy today"), ("sentiment", "a dull and bad plot"),

@@ -14,10 +14,7 @@ import torch
 from demo.models.config import ModelSpec
 from demo.models.loading import LoadError, load_model
 
-from .builders import (
-    ROOT,
-    make_pair,
-)
+from .builders import ROOT, make_pair
 
 
 class Payload:

@@ -16,7 +16,8 @@ import psutil
 
 from demo.core import scratch
 
-from .builders import AppServer, call, call_when_ready, write_sentiment_tsv
+from .apps import AppServer, call, call_when_ready
+from .builders import write_sentiment_tsv
 
 
 def fake_root(temp: Path, pid: int, started: float | None, name: str = "x") -> Path:

@@ -11,7 +11,8 @@ from huggingface_hub.repocard import metadata_load
 
 from demo.models.config import load_config
 
-from .builders import ROOT, InProcessApp, call_when_ready
+from .apps import InProcessApp, call_when_ready
+from .builders import ROOT
 
 HARDWARE = {"cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large"}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import errno
 import json
 import os
-import zipfile
 import signal
 import time
+import zipfile
 from types import SimpleNamespace
 
 import pytest
@@ -17,16 +17,13 @@ from gradio_client.exceptions import AppError
 import app as app_module
 from demo.serving.training import uploads
 
-from .builders import InProcessApp, call, call_when_ready, write_sentiment_tsv
+from .apps import InProcessApp, call, call_when_ready, served
+from .builders import write_sentiment_tsv
 
 
 @pytest.fixture(scope="module")
 def trainer(tiny_config):
-    server = InProcessApp(tiny_config, "--train-max-upload-mb", "1").wait_until_loaded()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from served(tiny_config, "--train-max-upload-mb", "1")
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +172,7 @@ def test_the_training_process_ends_with_the_app(tiny_config, rows_file, tmp_path
     """Stopped (SIGTERM) or killed outright (SIGKILL: no handler runs), the app takes its job with it."""
     import psutil
 
-    from .builders import AppServer
+    from .apps import AppServer
 
     server = AppServer(tiny_config, tmp_path / "app.log")
     try:

@@ -13,19 +13,16 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
-from .builders import InProcessApp, call, call_when_ready, write_sentiment_tsv
+from .apps import InProcessApp, call, call_when_ready, served
+from .builders import write_sentiment_tsv
 
 POOL_IDLE_S = 10  # anyio retires a worker thread idle this long (gradio runs handlers on them)
 
 
 @pytest.fixture(scope="module")
 def app(tiny_config):
-    server = InProcessApp(tiny_config, "--train-max-steps", "100000", "--train-max-minutes", "3",
-                          "--max-visitor-students", "1").wait_until_loaded()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from served(tiny_config, "--train-max-steps", "100000", "--train-max-minutes", "3",
+                      "--max-visitor-students", "1")
 
 
 @pytest.fixture(scope="module")
