@@ -70,6 +70,7 @@ def test_a_job_outlives_the_thread_that_started_it(app, long_file):
     service.cancel(job.id, session)
 
 
+@pytest.mark.slow  # 20 s by its nature; the test above checks the same root cause in the default tier
 def test_a_job_survives_requests_coming_and_going_past_the_pools_idle_timeout(app, long_file):
     a, b = app.client(), app.client()
     call_when_ready(b, "warm", "/sentiment")
