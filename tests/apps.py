@@ -32,7 +32,7 @@ class AppServer:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False",
                "HF_HUB_OFFLINE": "1", **(env or {})}
         env.pop("GRADIO_SERVER_NAME", None)
-        self._log = open(log_path, "w")
+        self._log = open(log_path, "w")  # noqa: SIM115 - the app's log for as long as it runs; closed by stop()
         self.proc = subprocess.Popen([sys.executable, "app.py", "--config", str(config), "--port",
                                       str(self.port), *extra], cwd=ROOT, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -121,7 +121,7 @@ class InProcessApp:
             raise RuntimeError(f"app.serve refused the config: exit code {served}")
         self.page, self.registry = served
 
-    def wait_until_loaded(self, timeout: float = 120) -> "InProcessApp":
+    def wait_until_loaded(self, timeout: float = 120) -> InProcessApp:
         """Until every model has loaded or failed (the page answers before: it says what is loading)."""
         deadline = time.monotonic() + timeout
         while not self.registry.all_settled():

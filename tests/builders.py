@@ -106,7 +106,7 @@ def write_sentiment_tsv(path: Path, n: int, seed: int) -> Path:
     lines = ["sentence\tlabel"]
     for _ in range(n):
         label = rng.random() < 0.5
-        words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
+        words = [*rng.sample(FILLER, 4), rng.choice(POSITIVE if label else NEGATIVE)]
         rng.shuffle(words)
         lines.append(f"{' '.join(words)}\t{'positive' if label else 'negative'}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -61,7 +61,8 @@ def test_imports_run_one_way_and_never_in_a_circle():
         visit(name, [])
 
 
-@pytest.mark.parametrize("path", sorted([*(ROOT / "demo").rglob("*.py"), ROOT / "app.py", *(ROOT / "tests").glob("*.py")]),
+@pytest.mark.parametrize("path", sorted([*(ROOT / "demo").rglob("*.py"), ROOT / "app.py",
+                                         *(ROOT / "tests").glob("*.py")]),
                          ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_modules_and_functions_stay_small(path):
     lines = path.read_text().splitlines()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,11 +39,12 @@ def test_sweep_writes_all_three_files_with_the_promised_fields(bench_out):
     records = data["records"]
     assert len(records) == 2 * 4 * 2 * 2  # tasks x variants x batch sizes x sequence lengths
     for record in records:
-        assert RECORD_KEYS <= set(record)
+        assert set(record) >= RECORD_KEYS
         assert record["min_ms"] <= record["p50_ms"] <= record["p95_ms"]
         assert record["throughput"] == pytest.approx(record["batch_size"] / (record["p50_ms"] / 1000))
     assert {r["variant"] for r in records} == {"teacher", "student", "student-onnx-fp32", "student-onnx-int8"}
-    teacher_p50 = {(r["task"], r["batch_size"], r["seq_len"]): r["p50_ms"] for r in records if r["variant"] == "teacher"}
+    teacher_p50 = {(r["task"], r["batch_size"], r["seq_len"]): r["p50_ms"]
+                   for r in records if r["variant"] == "teacher"}
     for r in records:  # every speedup over the teacher with its 95% interval, from the same interleaved rounds
         if r["variant"] != "teacher":
             speedup = teacher_p50[(r["task"], r["batch_size"], r["seq_len"])] / r["p50_ms"]
@@ -111,7 +113,7 @@ def test_int8_keeps_the_outlier_prone_matmuls_in_fp32(tiny_config, tmp_path, mon
         first_ffn_out = [n for n in nodes if onnx_variants.FIRST_FFN_OUTPUT.search(n)]
         assert len(first_ffn_out) == 1 and nodes[first_ffn_out[0]] == "MatMul"  # left in fp32
         assert any(t == "MatMulInteger" for t in nodes.values())  # the rest is int8
-        attention = [n for n in nodes if n.endswith("attention/MatMul") or n.endswith("self/MatMul")]
+        attention = [n for n in nodes if n.endswith(("attention/MatMul", "self/MatMul"))]
         assert attention and all(nodes[n] == "MatMul" for n in attention)  # activation x activation: fp32
 
 
@@ -207,7 +209,7 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
 
     from .apps import InProcessApp
 
-    raw = yaml.safe_load(open(tiny_config))
+    raw = yaml.safe_load(Path(tiny_config).read_text())
     raw["tasks"]["classify"]["onnx"] = True
     raw["tasks"]["sentiment"]["teacher"]["model"] = str(tmp_path / "gone")
     path = tmp_path / "pairs.yaml"
@@ -226,7 +228,8 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
         assert "student-onnx-int8" in call(c, "i feel happy", api_name="/page_classify")[4]  # the page's verdict
         with pytest.raises(AppError, match="failed to load"):
             call(c, "good", api_name="/sentiment")
-        TaskHandlers(app.registry, None, "sentiment").random_weights()  # the page's button (not an API endpoint: administrative)
+        # the page's button (not an API endpoint: administrative)
+        TaskHandlers(app.registry, None, "sentiment").random_weights()
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -256,7 +259,8 @@ def test_variants_are_timed_round_robin_so_drift_hits_them_alike():
 
 def test_progress_counts_measurements_up_to_the_total(tiny_config):
     seen = []
-    sweep(load_config(tiny_config), BenchSettings(tasks=["classify"], variants=["teacher", "student"], batch_sizes=[1, 2],
+    sweep(load_config(tiny_config), BenchSettings(tasks=["classify"], variants=["teacher", "student"],
+                                                  batch_sizes=[1, 2],
                                                   seq_lens=[8], repeats=20, warmup=0, threads=1),
           progress=lambda done, total, what: seen.append((done, total, what)))
     assert [(d, t) for d, t, _ in seen] == [(0, 4), (2, 4), (4, 4)]  # before each point, then finished

@@ -101,7 +101,8 @@ def test_hostile_text_is_shown_literally_and_never_runs(browser, app_server, cli
         assert completed.input_value().startswith(payload.split("[MASK]")[0])  # literally, tags and all
     # The Evaluate tab's explorer shows uploaded text too.
     data = tmp_path / "xss.csv"
-    data.write_text('text,label\n"<img src=x onerror=alert(2)>",positive\n"<script>alert(3)</script>",negative\n')  # the default task: sentiment
+    # the default task: sentiment
+    data.write_text('text,label\n"<img src=x onerror=alert(2)>",positive\n"<script>alert(3)</script>",negative\n')
     page.get_by_role("tab", name="Evaluate").click()
     page.locator("#evaluate-file input[type=file]").set_input_files(str(data))
     page.wait_for_timeout(1500)
@@ -170,7 +171,7 @@ def test_the_scorecard_follows_each_answer_in_the_page(browser, app_server, clie
         try:
             # the speedup cell counts this session's requests, and says what they decide
             card.get_by_text(f"over {n} requests").first.wait_for(timeout=30_000)
-        except Exception as exc:  # noqa: BLE001 - say what the page showed instead
+        except Exception as exc:
             raise AssertionError(f"request {n}: the scorecard shows {card.inner_text()!r}") from exc
     page.screenshot(path=str(artifacts / "scorecard.png"), full_page=True)
     page.close()

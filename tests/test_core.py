@@ -109,7 +109,8 @@ def test_compare_orders_the_models_as_asked(models, monkeypatch):
 
     calls = []
     real = cmp.run_variant
-    monkeypatch.setattr(cmp, "run_variant", lambda variant, loaded, text: calls.append(variant) or real(variant, loaded, text))
+    monkeypatch.setattr(cmp, "run_variant",
+                        lambda variant, loaded, text: calls.append(variant) or real(variant, loaded, text))
     pair = models["classify"]
     result = compare("classify", "i feel happy", pair["teacher"], pair["student"], teacher_first=False)
     assert calls == ["student", "teacher"] and not result.teacher_first
@@ -142,14 +143,14 @@ def test_progress_without_a_terminal_prints_whole_lines_per_tenth():
 
     log = io.StringIO()
     with ProgressLine("evaluated", unit="examples", stream=log, tty=False, min_seconds=0) as progress:
-        for done in range(0, 101):
+        for done in range(101):
             progress(done, 100, "ok")
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and len(lines) == 10  # 10%, 20%, ... 100%
     assert lines[0] == "evaluated: 10/100 examples (10%), ok" and lines[-1].startswith("evaluated: 100/100")
     quiet = io.StringIO()
     with ProgressLine("quick", stream=quiet, tty=False) as progress:  # done long before the first interval
-        for done in range(0, 11):
+        for done in range(11):
             progress(done, 10)
     assert quiet.getvalue() == ""
 

@@ -86,7 +86,7 @@ def test_parquet_files_read_through_datasets(tmp_path):
     assert data.texts == ["good film", "bad film"] and data.labels == ["1", "0"]
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"PAR1 not really")
-    with pytest.raises(DataError, match="broken.parquet: not a readable parquet file"):
+    with pytest.raises(DataError, match=r"broken\.parquet: not a readable parquet file"):
         read_labelled(broken)
 
 

@@ -24,7 +24,8 @@ from demo.distill.hub import PublishError, publish
 def teacher_dir(encoder_dir, data, tmp_path_factory):
     out = tmp_path_factory.mktemp("teacher")
     rc = main(["finetune", "--model", str(encoder_dir), "--train-file", str(data["train"]), "--validation-file",
-               str(data["validation"]), "--epochs", "4", "--min-steps", "0", "--batch-size", "16", "--learning-rate", "3e-3",
+               str(data["validation"]), "--epochs", "4", "--min-steps", "0", "--batch-size", "16",
+               "--learning-rate", "3e-3",
                "--output-dir", str(out), "--overwrite-output-dir"])
     assert rc == 0
     return out
@@ -47,14 +48,15 @@ def distilled(teacher_dir, data, tmp_path_factory):
 
     @functools.wraps(original)  # keeps the signature: the CLI reads it to choose inputs
     def spy(self, *args, **kwargs):
-        calls.append(set(k for k, v in kwargs.items() if v is not None))
+        calls.append({k for k, v in kwargs.items() if v is not None})
         return original(self, *args, **kwargs)
 
     BertForSequenceClassification.forward = spy
     try:
         rc = main(["distill", "--teacher", str(teacher_dir), "--student-layers", "2", "--train-file",
                    str(data["train"]), "--validation-file", str(data["validation"]), "--epochs", "3",
-                   "--min-steps", "0", "--batch-size", "16", "--learning-rate", "3e-3", "--alpha-cos", "0.5", "--cos-layers", "all",
+                   "--min-steps", "0", "--batch-size", "16", "--learning-rate", "3e-3", "--alpha-cos", "0.5",
+                   "--cos-layers", "all",
                    "--baselines", "--export-onnx", "--output-dir", str(out), "--overwrite-output-dir"])
     finally:
         BertForSequenceClassification.forward = original
@@ -176,7 +178,7 @@ def test_publish_creates_the_repo_and_uploads_in_one_commit(distilled):
 def test_failed_upload_keeps_the_output_and_says_how_to_retry(distilled):
     out, _ = distilled
     before = sorted(p.name for p in out.iterdir())
-    with pytest.raises(PublishError, match="is intact; retry with: python -m demo.distill push"):
+    with pytest.raises(PublishError, match=r"is intact; retry with: python -m demo\.distill push"):
         publish(out, "me/tiny-distilled", api=FakeHub(fail=True))
     assert sorted(p.name for p in out.iterdir()) == before
 

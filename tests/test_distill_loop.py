@@ -116,7 +116,7 @@ def test_distillation_writes_history_with_each_loss_term(loop_data, tmp_path):
     assert main(["distill", "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(loop_data["train"]),
                  "--validation-file", str(loop_data["validation"]), "--epochs", "1", "--min-steps", "0", "--batch-size",
                  "16", "--logging-steps", "6", "--alpha-cos", "0.5", "--output-dir", str(out)]) == 0
-    logged = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()][0]
+    logged = next(json.loads(line) for line in (out / "history.jsonl").read_text().splitlines())
     assert {"train_loss", "train_kl", "train_ce", "train_cos"} <= set(logged), logged
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_processes"] == 1 and metrics["mixed_precision"] == "no"

@@ -33,7 +33,7 @@ from .builders import FILLER, NEGATIVE, POSITIVE, bert_config, save, write_senti
 
 def write_texts(path: Path, n: int, seed: int) -> Path:
     rng = random.Random(seed)
-    lines = [" ".join(rng.sample(FILLER, 5) + [rng.choice(POSITIVE + NEGATIVE)]) for _ in range(n)]
+    lines = [" ".join([*rng.sample(FILLER, 5), rng.choice(POSITIVE + NEGATIVE)]) for _ in range(n)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -99,7 +99,7 @@ def test_charts_are_drawn_from_the_runs_own_figures(tiny_run):
 
 
 def test_a_directory_that_is_not_a_run_is_explained(tmp_path):
-    with pytest.raises(EvidenceError, match="holds no metrics.json"):
+    with pytest.raises(EvidenceError, match=r"holds no metrics\.json"):
         Evidence.from_dir(tmp_path)
     (tmp_path / "metrics.json").write_text(json.dumps({"accuracy": 0.9}))
     with pytest.raises(EvidenceError, match="finetune output shows no student"):

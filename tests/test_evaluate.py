@@ -52,7 +52,8 @@ def test_against_compares_a_second_student_row_by_row(tiny_config, hand_checked,
                           teacher_dir, "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     against, own = report["against"]["paired"], report["paired"]
-    assert (against["a"], against["b"]) == ("the student", teacher_dir) and (own["a"], own["b"]) == ("student", "teacher")
+    assert (against["a"], against["b"]) == ("the student", teacher_dir)
+    assert (own["a"], own["b"]) == ("student", "teacher")
     assert (against["a_right_b_wrong"], against["b_right_a_wrong"]) == (own["a_right_b_wrong"], own["b_right_a_wrong"])
     assert against["mcnemar_p"] == own["mcnemar_p"]
     assert report["against"]["accuracy"]["value"] == pytest.approx(report["teacher_accuracy"])
@@ -65,7 +66,7 @@ def test_against_compares_a_second_student_row_by_row(tiny_config, hand_checked,
 
 
 def test_the_decision_report_answers_the_question_on_one_page(tiny_config, hand_checked, tmp_path, capsys):
-    path, expected = hand_checked
+    path, _expected = hand_checked
     out = tmp_path / "decision"
     argv = ["--config", str(tiny_config), "--task", "classify", "--file", str(path), "--decision",
             "--price-per-hour", "0.5", "--out", str(out)]
@@ -123,7 +124,8 @@ def test_tab_gives_the_cli_figures_and_lists_exactly_the_disagreements(client, t
     figures, summary, _plot, explorer, downloads, cleared = call(
         client, handle_file(str(path)), "classify", "text", "label", None, api_name="/evaluate")
     out = tmp_path / "cli"
-    assert evaluate_main(["--config", str(tiny_config), "--task", "classify", "--file", str(path), "--out", str(out)]) == 0
+    assert evaluate_main(["--config", str(tiny_config), "--task", "classify", "--file", str(path),
+                          "--out", str(out)]) == 0
     cli = json.loads((out / "report.json").read_text())
     for key in ("teacher_accuracy", "student_accuracy", "retention", "agreement", "teacher_macro_f1",
                 "student_macro_f1", "n_examples"):
@@ -147,7 +149,8 @@ def test_the_tab_writes_the_decision_report_and_refuses_without_a_price(client, 
     outputs = call(client, handle_file(str(upload)), "classify", "text", "label", None, 0.25,
                    api_name="/decision_report")
     downloads = {Path(p).name: p for p in outputs[4]}
-    assert "decision.html" in downloads and "cost per million at $0.25/h" in Path(downloads["decision.html"]).read_text()
+    assert "decision.html" in downloads
+    assert "cost per million at $0.25/h" in Path(downloads["decision.html"]).read_text()
     upload.write_bytes(path.read_bytes())
     with pytest.raises(AppError, match="price of an hour of this machine"):
         call(client, handle_file(str(upload)), "classify", "text", "label", None, None, api_name="/decision_report")

@@ -77,7 +77,8 @@ def test_load_16_concurrent_users(app_process, artifacts):
     record_figures(artifacts, "load", {"users": users, "requests": users * per_user, "answered": len(latencies),
                             "refused_busy": len(busy), "errors": len(errors), "wall_s": round(wall, 2),
                             "throughput_rps": round(len(latencies) / wall, 1),
-                            "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1)})
+                            "p50_ms": round(percentile(latencies, 50), 1),
+                            "p95_ms": round(percentile(latencies, 95), 1)})
 
 
 @pytest.mark.slow
@@ -194,7 +195,7 @@ def test_out_of_memory_is_reported_with_the_cpu_option(tiny_config):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     teacher.forward = oom
-    with pytest.raises(TaskUnavailable, match="ran out of GPU memory.*Run this task on CPU"):
+    with pytest.raises(TaskUnavailable, match=r"ran out of GPU memory.*Run this task on CPU"):
         registry.run("classify", "i am happy")
 
 

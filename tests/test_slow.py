@@ -27,7 +27,8 @@ def minilm():
 def test_real_pipeline_and_evaluator_agree_to_the_third_decimal(minilm, tmp_path):
     teacher, student = tmp_path / "teacher", tmp_path / "student"
     common = ["--train-file", str(SST2 / "train.tsv"), "--validation-file", str(SST2 / "validation.tsv"),
-              "--max-train-samples", "400", "--max-eval-samples", "200", "--epochs", "1", "--min-steps", "0", "--learning-rate", "1e-4"]
+              "--max-train-samples", "400", "--max-eval-samples", "200", "--epochs", "1", "--min-steps", "0",
+              "--learning-rate", "1e-4"]
     assert distill_main(["finetune", "--model", str(minilm), "--label-names", "negative,positive", *common,
                          "--output-dir", str(teacher)]) == 0
     assert distill_main(["distill", "--teacher", str(teacher), "--student-layers", "3", *common,

@@ -82,14 +82,13 @@ def _mcp(url: str, text: str) -> tuple[list, dict]:
     from mcp.client.streamable_http import streamablehttp_client
 
     async def talk():
-        async with streamablehttp_client(url) as (read, write, _):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                tools = (await session.list_tools()).tools
-                answer = await session.call_tool("sentiment", {"text": text})
-                assert not answer.isError, answer.content
-                # gradio's MCP server writes a dict result as Python literal text (str(dict)), not JSON
-                return tools, ast.literal_eval(answer.content[0].text)
+        async with streamablehttp_client(url) as (read, write, _), ClientSession(read, write) as session:
+            await session.initialize()
+            tools = (await session.list_tools()).tools
+            answer = await session.call_tool("sentiment", {"text": text})
+            assert not answer.isError, answer.content
+            # gradio's MCP server writes a dict result as Python literal text (str(dict)), not JSON
+            return tools, ast.literal_eval(answer.content[0].text)
 
     return asyncio.run(asyncio.wait_for(talk(), 60))
 

@@ -132,7 +132,7 @@ def test_each_model_gets_the_inputs_it_accepts(teacher_model):
     assert set(model_inputs(student, batch, torch.device("cpu"))) == {"input_ids", "attention_mask"}
 
 
-# ---- losses with transfer text, hidden states and attention --------------------------------------------------------------------------------------
+# ---- losses with transfer text, hidden states and attention ----------------------------------------------
 def test_rows_without_a_label_get_no_hard_loss():
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.5], [-1.0, 3.0]], requires_grad=True)
     labels = torch.tensor([0, IGNORE_INDEX, IGNORE_INDEX])

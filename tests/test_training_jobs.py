@@ -186,7 +186,7 @@ def test_the_training_process_ends_with_the_app(tiny_config, rows_file, tmp_path
         assert len(training) == 1
         server.proc.send_signal(how)
         server.proc.wait(15)
-        gone, alive = psutil.wait_procs(training, timeout=15)
+        _gone, alive = psutil.wait_procs(training, timeout=15)
         assert not alive, f"the training process outlived the app ({how.name})"
     finally:
         if server.proc.poll() is None:
@@ -200,7 +200,7 @@ def test_the_estimate_comes_from_a_measured_step_and_the_files_rows(trainer, row
     assert f"for {steps:,} steps" in text and "measured here" in text
     assert service.step_time("sentiment").seconds_per_layer > 0
     with_baselines = service.estimate("sentiment", 4000, 2, 3, True, str(rows_file))
-    minutes = lambda t: float(t.split("**")[1].split()[0])  # noqa: E731
+    minutes = lambda t: float(t.split("**")[1].split()[0])
     assert minutes(with_baselines) >= minutes(text)
 
 

@@ -87,7 +87,8 @@ def test_a_job_survives_requests_coming_and_going_past_the_pools_idle_timeout(ap
 
 
 @pytest.mark.parametrize("rows, layers, epochs, message", [
-    (0, 1, 2, r"rows to learn from: give a whole number from 40"), (1, 1, 2, "got 1"), (2.5, 1, 2, "rows to learn from: give a whole number"),
+    (0, 1, 2, r"rows to learn from: give a whole number from 40"), (1, 1, 2, "got 1"),
+    (2.5, 1, 2, "rows to learn from: give a whole number"),
     (4001, 1, 2, "to 4,000"), (100, 0, 2, "student layers"), (100, 1, 21, "epochs: give a whole number from 1 to 20"),
     (100, "three", 2, "got 'three'")])
 def test_every_cap_holds_for_an_api_caller(app, long_file, rows, layers, epochs, message):

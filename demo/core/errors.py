@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 EXIT_USER_ERROR = 2  # the same for every CLI, and what argparse itself uses for a bad flag
 EXIT_INTERRUPTED = 130  # Ctrl-C, after what was finished has been written

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import torch
 
@@ -68,7 +69,7 @@ class LatencyStats:
     samples_ms: tuple = field(default=(), repr=False, compare=False)  # in timing order: paired with other calls'
 
     @classmethod
-    def of(cls, samples_ms: Sequence[float]) -> "LatencyStats":
+    def of(cls, samples_ms: Sequence[float]) -> LatencyStats:
         if not samples_ms:
             return cls(0, math.nan, math.nan, math.nan, math.nan)
         return cls(len(samples_ms), percentile(samples_ms, 50), percentile(samples_ms, 95),

@@ -50,7 +50,7 @@ class ProgressLine:
                   file=self.stream, flush=True)
             self._last_step, self._last_time, self._printed = step, now, True
 
-    def __enter__(self) -> "ProgressLine":
+    def __enter__(self) -> ProgressLine:
         return self
 
     def __exit__(self, *exc) -> None:

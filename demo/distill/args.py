@@ -11,7 +11,7 @@ import argparse
 import copy
 from dataclasses import dataclass, field, fields, is_dataclass
 from types import MappingProxyType
-from typing import Literal, Optional
+from typing import Literal
 
 from transformers import HfArgumentParser
 
@@ -86,22 +86,22 @@ class DataArguments:
     objective: Literal["classification", "mlm"] = field(default="classification", metadata={
         "help": "classification: labelled rows (a classifier teacher, a classifier student); mlm: raw text and "
                 "the masked-LM objective (general distillation, DistilBERT's; a fill-mask model)"})
-    train_file: Optional[list[str]] = field(default=None, metadata={
+    train_file: list[str] | None = field(default=None, metadata={
         "action": "append", "help": "CSV/TSV/JSON(L) training file (with --objective mlm: .txt or a text "
                                     "column, may be given several times)"})
-    validation_file: Optional[str] = field(default=None, metadata={
+    validation_file: str | None = field(default=None, metadata={
         "help": "CSV/TSV/JSON(L) validation file (with --objective mlm: optional, else a held-out slice)"})
     validation_split_percentage: float = field(default=5.0, metadata={
         "help": "--objective mlm without --validation-file: percent of the texts held out for evaluation, chosen "
                 "by a hash of each text, so every run and step holds out the same texts"})
-    dataset: Optional[str] = field(default=None, metadata={"help": "Hub dataset name instead of files, e.g. glue"})
-    dataset_config: Optional[str] = field(default=None, metadata={"help": "Hub dataset configuration, e.g. sst2"})
-    text_column: Optional[str] = field(default=None, metadata={"help": "text column (guessed when obvious)"})
-    label_column: Optional[str] = field(default=None, metadata={"help": "label column (guessed when obvious)"})
-    label_names: Optional[str] = field(default=None, metadata={
+    dataset: str | None = field(default=None, metadata={"help": "Hub dataset name instead of files, e.g. glue"})
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration, e.g. sst2"})
+    text_column: str | None = field(default=None, metadata={"help": "text column (guessed when obvious)"})
+    label_column: str | None = field(default=None, metadata={"help": "label column (guessed when obvious)"})
+    label_names: str | None = field(default=None, metadata={
         "help": "comma-separated class names for integer labels, in class order (e.g. negative,positive)"})
-    max_train_samples: Optional[int] = field(default=None, metadata={"help": "train on a seeded random subset"})
-    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "evaluate on the first N rows"})
+    max_train_samples: int | None = field(default=None, metadata={"help": "train on a seeded random subset"})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "evaluate on the first N rows"})
     max_seq_length: int = field(default=128, metadata={"help": "tokens per text; longer texts are cut"})
     quoting: Literal["auto", "none", "csv"] = field(default="auto", metadata={
         "help": "how CSV/TSV fields are quoted: auto (detect), none (GLUE-style TSV, bare quotes are text) "
@@ -169,13 +169,13 @@ class TrainArguments:
     checkpoint_steps: int = reporting(0, "save model, optimiser, scheduler, RNG and data position every N optimiser "
                                          "steps (0: off)")
     keep_checkpoints: int = reporting(2, "newest checkpoints kept (0: all)")
-    resume_from_checkpoint: Optional[str] = reporting(None, "continue a stopped run: a checkpoint directory, or "
+    resume_from_checkpoint: str | None = reporting(None, "continue a stopped run: a checkpoint directory, or "
                                                       "'latest' (in --output-dir/checkpoints)")
     max_steps: int = field(default=0, metadata={
         "help": "stop after this many optimiser steps, whatever --epochs and --min-steps say (0: off); for "
                 "large text corpora"})
     logging_steps: int = reporting(50, "a history.jsonl line every N optimiser steps")
-    status_file: Optional[str] = reporting(None, "keep this JSON file up to date with the run's plan and progress "
+    status_file: str | None = reporting(None, "keep this JSON file up to date with the run's plan and progress "
                                                  "(phase, step, total steps, epochs) for a program that watches the "
                                                  "run; see demo/distill/run_status.py")
     report_to: str = reporting("none", "accelerate trackers besides history.jsonl: none, tensorboard, wandb, ... "
@@ -239,11 +239,11 @@ class DistillTrainArguments(TrainArguments):
 
     epochs: int = field(default=3, metadata={
         "help": "passes over the training data; left at its default, raised to reach --min-steps"})
-    learning_rate: Optional[float] = field(default=None, metadata={
+    learning_rate: float | None = field(default=None, metadata={
         "help": f"AdamW peak learning rate (default {DISTILL_LEARNING_RATE['classification']:g}, with --objective "
                 f"mlm {DISTILL_LEARNING_RATE['mlm']:g})"})
 
-    def check(self, objective: str) -> "DistillTrainArguments":
+    def check(self, objective: str) -> DistillTrainArguments:
         """Fill in the objective's learning rate."""
         if self.learning_rate is None:
             self.learning_rate = DISTILL_LEARNING_RATE[objective]

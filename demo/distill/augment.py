@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 
 import torch
 
@@ -46,7 +46,7 @@ class MaskedLM:
     model: torch.nn.Module
     tokenizer: object
     name: str
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
 def load_proposer(name: str, device: torch.device) -> MaskedLM:
@@ -119,8 +119,8 @@ def _replacements(plans: list[_Plan], mlm: MaskedLM, settings: AugmentSettings, 
                 options = [vocab[i] for i in top[row, pos].tolist()
                            if i not in banned and not vocab[i].startswith("##") and vocab[i].lower() != original]
                 if options:
-                    plan.words = (plan.words[:word_index] + [rng.choice(options[:settings.top_k])] +
-                        plan.words[word_index + 1:])
+                    chosen = rng.choice(options[:settings.top_k])
+                    plan.words = [*plan.words[:word_index], chosen, *plan.words[word_index + 1:]]
             plan.ops = ["keep" if op == "swap" else op for op in plan.ops]
 
 

@@ -25,7 +25,7 @@ class Plan:
 
     @classmethod
     def of(cls, n_rows: int, batch_size: int, accumulation: int, epochs: int, total_steps: int | None,
-           max_evaluations: int) -> "Plan":
+           max_evaluations: int) -> Plan:
         batches = steps_per_epoch(n_rows, batch_size)
         per_epoch = steps_per_epoch(n_rows, batch_size, accumulation)
         total = max(1, total_steps if total_steps is not None else per_epoch * epochs)

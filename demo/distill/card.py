@@ -20,7 +20,7 @@ def eval_results(metrics: dict, dataset_name: str, dataset_type: str) -> list[Ev
     accuracy entry per extra test set (--eval-file)."""
     common = dict(task_type="text-classification", task_name="Text Classification",
                   dataset_type=dataset_type, dataset_name=dataset_name, dataset_split="validation")
-    defined = lambda v: v is not None and math.isfinite(v)  # noqa: E731 - an undefined figure is said in the card
+    defined = lambda v: v is not None and math.isfinite(v)
     results = [
         EvalResult(metric_type="accuracy", metric_value=round(metrics["student_accuracy"], 4), **common),
         EvalResult(metric_type="f1", metric_name="macro-F1", metric_value=round(metrics["student_macro_f1"], 4),
@@ -211,5 +211,6 @@ def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n
                       for b in metrics.get("baselines") or []] or None,
         "r": metrics["masked_lm"], "ci": interval_texts(metrics["masked_lm"].get("intervals", {})),
         "frameworks": framework_versions(), "evaluations": evaluations(out),
-        "eval_ci": {name: interval_texts(e.get("intervals", {})) for name, e in (metrics.get("eval_sets") or {}).items()}}
+        "eval_ci": {name: interval_texts(e.get("intervals", {}))
+                    for name, e in (metrics.get("eval_sets") or {}).items()}}
     ModelCard.from_template(card_data, template_path=str(MLM_TEMPLATE), m=metrics, **context).save(out / "README.md")

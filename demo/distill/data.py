@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 
@@ -44,7 +44,7 @@ def assign_label_ids(train: LabelledData, validation: LabelledData, label_names:
         if bad:
             raise DataError(f"integer labels {bad} have no name among {len(names)} classes ({', '.join(names)}).")
         to_id = {str(i): i for i in range(len(names))}
-        lookup = lambda v: to_id[str(int(v))]  # noqa: E731
+        lookup = lambda v: to_id[str(int(v))]
     else:
         seen = list(dict.fromkeys(train.labels))
         names = list(label_names or teacher_names or sorted(seen, key=str.lower))
@@ -53,7 +53,7 @@ def assign_label_ids(train: LabelledData, validation: LabelledData, label_names:
         if unknown_train:
             raise DataError(f"training labels {', '.join(unknown_train)} are not among the classes "
                             f"{', '.join(names)}.")
-        lookup = lambda v: to_id.get(v.lower())  # noqa: E731
+        lookup = lambda v: to_id.get(v.lower())
     unknown_val = sorted({v for v in validation.labels if lookup(v) is None or str(v).lower() not in
                           {str(x).lower() for x in train.labels}})
     if unknown_val:
@@ -106,7 +106,8 @@ def load_hub_task_data(dataset: str, config: str | None, text_column: str | None
         part = ds[split]
         feature = part.features.get(label_column or "label")
         if feature is not None and hasattr(feature, "names"):  # ClassLabel: keep names as strings
-            part = part.map(lambda row: {"label_name": feature.names[row[label_column or "label"]]})
+            names, column = feature.names, label_column or "label"
+            part = part.map(lambda row, names=names, column=column: {"label_name": names[row[column]]})
             label_col = "label_name"
         else:
             label_col = label_column

@@ -8,7 +8,7 @@ per objective), augmentation rates from augment.AugmentSettings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 from demo.core.errors import UsageError
 from demo.distill.args import flatten_list, reporting
@@ -39,14 +39,14 @@ class StudentArguments:
 class LossArguments:
     _argument_group_name = "loss"
     temperature: float = field(default=CLS.temperature, metadata={"help": "softmax temperature of the soft targets"})
-    alpha_ce: Optional[float] = field(default=None, metadata={"help": _weight_help(
+    alpha_ce: float | None = field(default=None, metadata={"help": _weight_help(
         "weight of KL to the teacher's soft targets (with --objective mlm: over the vocabulary at masked positions)",
         "alpha_ce")})
-    alpha_hard: Optional[float] = field(default=None, metadata={"help": _weight_help(
+    alpha_hard: float | None = field(default=None, metadata={"help": _weight_help(
         "weight of cross-entropy on gold labels, labelled rows only (classification only)", "alpha_hard")})
-    alpha_mlm: Optional[float] = field(default=None, metadata={"help": (
+    alpha_mlm: float | None = field(default=None, metadata={"help": (
         f"--objective mlm: weight of the masked-LM loss on the true tokens (default {MLM.alpha_mlm:g}; 0: off)")})
-    alpha_cos: Optional[float] = field(default=None, metadata={"help": _weight_help(
+    alpha_cos: float | None = field(default=None, metadata={"help": _weight_help(
         "weight of the hidden-state cosine loss", "alpha_cos")})
     cos_layers: Literal["last", "all"] = field(default="last", metadata={
         "help": "align the last hidden state, or every kept layer with its teacher layer"})
@@ -99,21 +99,21 @@ class LossArguments:
 @dataclass
 class TransferArguments:
     _argument_group_name = "transfer text (classification)"
-    transfer_file: Optional[list[str]] = field(default=None, metadata={
+    transfer_file: list[str] | None = field(default=None, metadata={
         "action": "append", "help": "unlabelled text the student learns from the teacher's soft targets alone "
                                     "(.txt one text per line, or CSV/TSV/JSON(L) with a text column; a label "
                                     "column is ignored); may be given several times"})
-    transfer_text_column: Optional[str] = field(default=None, metadata={
+    transfer_text_column: str | None = field(default=None, metadata={
         "help": "text column of the transfer files (guessed when obvious)"})
-    max_transfer_samples: Optional[int] = field(default=None, metadata={
+    max_transfer_samples: int | None = field(default=None, metadata={
         "help": "use a seeded random sample of this many transfer texts (with --streaming: the first this many)"})
     streaming: bool = field(default=False, metadata={
         "help": "read the transfer files as a stream, for text larger than memory (needs --max-transfer-samples; "
                 "the teacher's soft targets are computed batch by batch, not cached)"})
-    transfer_cache: Optional[str] = reporting(None, "keep the teacher's soft targets on the transfer text in this "
+    transfer_cache: str | None = reporting(None, "keep the teacher's soft targets on the transfer text in this "
                                               "file (reused when it matches; refused when it was made by another "
                                               "teacher or from other text)")
-    targets_cache_dir: Optional[str] = reporting(None, "automatic cache of the teacher's soft targets (default "
+    targets_cache_dir: str | None = reporting(None, "automatic cache of the teacher's soft targets (default "
                                                  "~/.cache/distill-demo/targets; 'none' to switch off)")
 
     def __post_init__(self):
@@ -167,7 +167,7 @@ class AugmentArguments:
 @dataclass
 class TestSetArguments:
     _argument_group_name = "test sets and baselines"
-    eval_file: Optional[list[str]] = reporting(None, "NAME=FILE: an extra labelled test set (e.g. out of domain) "
+    eval_file: list[str] | None = reporting(None, "NAME=FILE: an extra labelled test set (e.g. out of domain) "
                                                "evaluated for teacher and student at the end; may be given "
                                                "several times", action="append")
     baselines: bool = reporting(False, "also measure, with the same training budget: the layer-dropped student "
@@ -193,7 +193,7 @@ class TestSetArguments:
 @dataclass
 class PublishArguments:
     _argument_group_name = "publishing"
-    push_to_hub: Optional[str] = reporting(None, "publish the output to this Hub repo id")
+    push_to_hub: str | None = reporting(None, "publish the output to this Hub repo id")
     hub_private: bool = reporting(False, "create the Hub repo as private")
     dry_run: bool = reporting(False, "with --push-to-hub: list the upload, send nothing")
     export_onnx: bool = reporting(False, "also write the student as ONNX, fp32 and dynamic int8, under onnx/ in "
@@ -214,7 +214,7 @@ class DistillArguments:
     tests: TestSetArguments
     publish: PublishArguments
 
-    def check(self, objective: str) -> "DistillArguments":
+    def check(self, objective: str) -> DistillArguments:
         """Fill in the objective's defaults and refuse what does not apply to it (the CLI calls this once
         the data arguments, which carry --objective, are parsed)."""
         if not self.student.teacher:

@@ -84,7 +84,7 @@ class ClassifierDistill(DistillStep):
         if not self.dargs.tests.baselines:
             return
         arch, seed, steps = self.dargs.student.student_arch, self.targs.seed, result.total_steps
-        none = {k: 0 for k in self.dset.counts()}
+        none = dict.fromkeys(self.dset.counts(), 0)
         set_seed(seed)
         self.baselines = [("layer dropping alone (no training)", make_student(self.teacher.model, self.layers, arch),
                            none)]

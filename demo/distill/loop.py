@@ -16,8 +16,8 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader
@@ -27,13 +27,13 @@ from demo.core.formatting import json_text
 from demo.core.progress import ProgressLine
 from demo.distill import run_status
 from demo.distill.args import TrainArguments
-from demo.distill.budget import Plan
 from demo.distill.batches import (
     Examples,
     LengthGroupedBatches,
     StreamedExamples,
     data_loader,
 )
+from demo.distill.budget import Plan
 from demo.distill.checkpoints import BEST_FILE, RunFiles, save_checkpoint
 from demo.distill.objectives import classification_accuracy
 
@@ -206,7 +206,7 @@ class _Loop:
             for batch in _rng_neutral_start(batches) if skip else batches:
                 if state.step >= plan.total_steps:
                     break
-                loss, parts = self._train_batch(batch)
+                _loss, parts = self._train_batch(batch)
                 if not accelerator.sync_gradients:
                     continue  # gradients accumulate: no optimiser step yet
                 state.step += 1

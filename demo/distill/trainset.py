@@ -62,7 +62,7 @@ class DistillSet:
         if logits is not None:
             self.logits = logits if self.logits is None else torch.cat([self.logits, logits])
 
-    def only(self, *kinds: str) -> "DistillSet":
+    def only(self, *kinds: str) -> DistillSet:
         keep = [i for i, k in enumerate(self.kinds) if k in kinds]
         return DistillSet([self.texts[i] for i in keep], [self.labels[i] for i in keep],
                           [self.kinds[i] for i in keep], None if self.logits is None else self.logits[keep],

@@ -14,7 +14,8 @@ from demo.core.formatting import human_bytes, human_count, json_text, md_escape
 from demo.core.measure import LatencyStats, SizeReport
 from demo.measuring.charts import bench_figures
 
-TABLE_HEAD = ("| task | variant | batch | seq | p50 ms | p95 ms | min ms | model p50 ms | seq/s | speedup [95%] | params "
+TABLE_HEAD = ("| task | variant | batch | seq | p50 ms | p95 ms | min ms | model p50 ms | seq/s | speedup [95%] "
+              "| params "
               "| disk | memory |")
 
 
@@ -50,7 +51,7 @@ class BenchRecord:
 
     @classmethod
     def of(cls, *, task: str, variant: str, loaded, batch_size: int, seq_len: int, end_to_end: LatencyStats,
-           model_only: LatencyStats, repeats: int, params: int, size: SizeReport, peak_rss_bytes: int) -> "BenchRecord":
+           model_only: LatencyStats, repeats: int, params: int, size: SizeReport, peak_rss_bytes: int) -> BenchRecord:
         return cls(task=task, variant=variant, model=loaded.name, batch_size=batch_size, seq_len=seq_len,
                    p50_ms=end_to_end.p50_ms, p95_ms=end_to_end.p95_ms, min_ms=end_to_end.min_ms,
                    model_p50_ms=model_only.p50_ms, model_p95_ms=model_only.p95_ms, model_min_ms=model_only.min_ms,
@@ -102,13 +103,16 @@ class BenchResult:
         env = self.environment
         ups = self.speedups()
         lines = ["# Teacher vs student: speed and size", "",
-                 f"{env.get('cpu', '')} · {env.get('threads')} threads (PyTorch, ONNX Runtime and OpenVINO alike) · device "
+                 f"{env.get('cpu', '')} · {env.get('threads')} threads (PyTorch, ONNX Runtime and OpenVINO alike) "
+                 "· device "
                  f"{env.get('device')} · torch {env.get('torch')}, transformers {env.get('transformers')}, onnxruntime "
-                 f"{env.get('onnxruntime')}, openvino {env.get('openvino') or 'not installed'} · int8 scheme {env.get('int8_scheme')} · "
+                 f"{env.get('onnxruntime')}, openvino {env.get('openvino') or 'not installed'} · int8 scheme "
+                 f"{env.get('int8_scheme')} · "
                  f"{env.get('date')}", ""]
         lines += [f"> **Note:** {md_escape(n)}" for n in self.notes if "RANDOM" in n or "ARCHITECTURE" in n][:1]
         lines += ["", "Latency is end-to-end (tokeniser + model + post-processing) unless marked *model*; "
-                  "speedup = teacher p50 / variant p50, end-to-end, same run, with its 95% interval (a paired bootstrap over the interleaved rounds).", "",
+                  "speedup = teacher p50 / variant p50, end-to-end, same run, with its 95% interval (a paired "
+                  "bootstrap over the interleaved rounds).", "",
                   TABLE_HEAD, "| --- " * 13 + "|"]
         lines += [r.markdown_row(ups.get((r.task, r.variant, r.batch_size, r.seq_len))) for r in self.records]
         if self.quality:
@@ -117,7 +121,8 @@ class BenchResult:
             for q in self.quality:
                 agree = f"{q['agreement_with_student']:.4f}"
                 if q["flagged"]:
-                    agree = f"<span style=\"color:red\">**{agree} (changes {q['changed_share']:.1%} of answers)**</span>"
+                    changed = f"changes {q['changed_share']:.1%} of answers"
+                    agree = f"<span style=\"color:red\">**{agree} ({changed})**</span>"
                 acc = f"{q['accuracy']:.4f}" if "accuracy" in q else "–"
                 lines.append(f"| {q['task']} | {q['variant']} | {q['n_examples']} | {agree} | {acc} |")
         if self.notes:

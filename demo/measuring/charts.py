@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import functools
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -152,7 +152,7 @@ def training_curves(history: Sequence[Mapping], score_name: str = "validation ac
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss terms", score_name.capitalize()))
     logged = [r for r in history if not r.get("evaluated")] or [r for r in history if r.get("evaluated")]
     terms = [k for k in dict.fromkeys(k for r in logged for k in r) if k.startswith("train_")]
-    for i, term in enumerate(terms):
+    for _i, term in enumerate(terms):
         points = [(r["step"], r[term]) for r in logged if term in r]
         fig.add_trace(go.Scatter(x=[x for x, _ in points], y=[y for _, y in points], mode="lines+markers",
                                  name=term.removeprefix("train_").replace("loss", "total"),

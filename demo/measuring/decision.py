@@ -50,7 +50,7 @@ def measure_throughput(teacher, student, texts: list[str], max_length: int) -> l
     out = []
     for batch in BATCH_SIZES:
         chunk = (texts * batch)[:batch]
-        calls = {name: (lambda m=model: predict_batch(m, chunk, max_length))
+        calls = {name: (lambda m=model, c=chunk: predict_batch(m, c, max_length))
                  for name, model in (("teacher", teacher), ("student", student))}
         stats = interleaved_timing(calls, teacher.device, REPEATS, WARMUP)
         out += [Throughput(name, batch, s.p50_ms, s.p95_ms) for name, s in stats.items()]
@@ -119,12 +119,14 @@ def decision_html(report: EvalReport, ctx: EvalContext, throughput: list[Through
         ["accuracy", e("teacher_accuracy").text(), e("student_accuracy").text()],
         ["macro-F1", e("teacher_macro_f1").text(), e("student_macro_f1").text()],
         *[[label, *(fmt(getattr(ctx.sizes[k], attr)) if ctx.sizes.get(k) else "n/a" for k in ("teacher", "student"))]
-          for label, attr, fmt in (("parameters", "params", human_count), ("weights on disk", "disk_bytes", human_bytes),
+          for label, attr, fmt in (("parameters", "params", human_count),
+                                   ("weights on disk", "disk_bytes", human_bytes),
                                    ("memory (tensors)", "memory_bytes", human_bytes))]])
     classes = _table(["class", "rows", "teacher P / R / F1", "student P / R / F1", "agreement"], [
         [c["class"], c["n"], *(" / ".join(_pct(c[m][k]) for k in ("precision", "recall", "f1"))
                                for m in ("teacher", "student")), _pct(c["agreement"])] for c in per_class(report)])
-    speed = _table(["model", "batch", "p50 ms", "p95 ms", "predictions / s", f"cost per million at ${price_per_hour:g}/h"],
+    speed = _table(["model", "batch", "p50 ms", "p95 ms", "predictions / s",
+                    f"cost per million at ${price_per_hour:g}/h"],
                    [[t.model, t.batch_size, f"{t.p50_ms:.1f}", f"{t.p95_ms:.1f}", f"{t.per_second:,.1f}",
                      f"${t.cost_per_million(price_per_hour):,.2f}"] for t in throughput])
     shown = disagreements_sorted(report)[:DISAGREEMENTS_SHOWN]

@@ -7,7 +7,7 @@ the CPU has AVX-512 VNNI, so a figure without its machine means little.
 from __future__ import annotations
 
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -49,4 +49,4 @@ def environment(threads: int, device: torch.device) -> dict:
             "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__,
             "openvino": _version("openvino"), "nncf": _version("nncf"),
             "int8_scheme": onnx_variants.quantization_scheme(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}

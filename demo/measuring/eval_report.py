@@ -1,4 +1,5 @@
-"""An evaluation (measuring.evaluation's plain data) rendered for people (Markdown, HTML) and machines (JSON, CSV). No Gradio."""
+"""An evaluation (measuring.evaluation's plain data) rendered for people (Markdown, HTML) and machines (JSON,
+CSV). No Gradio."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def report_scorecard(report: EvalReport, ctx: EvalContext) -> Scorecard:
 
 def against_figures(report: EvalReport, other: EvalReport, name: str) -> dict:
     """A second student (--against) on the same rows: its figures, and the student against it (paired)."""
-    hits = lambda r: [row["student_prediction"] == row["gold"] for row in r.rows]  # noqa: E731
+    hits = lambda r: [row["student_prediction"] == row["gold"] for row in r.rows]
     paired = stats.paired_comparison(hits(report), hits(other), "the student", name)
     return {"model": name, "accuracy": other.intervals["student_accuracy"],
             "macro_f1": other.intervals["student_macro_f1"], "retention": other.intervals["retention"],
@@ -131,7 +132,7 @@ def disagreement_lines(r: EvalReport) -> list[str]:
 def report_markdown(report: EvalReport, ctx: EvalContext) -> str:
     r = report
     sizes = ctx.sizes
-    size_row = lambda attr, fmt: " | ".join(fmt(getattr(sizes[k], attr)) if sizes.get(k) else "n/a"  # noqa: E731
+    size_row = lambda attr, fmt: " | ".join(fmt(getattr(sizes[k], attr)) if sizes.get(k) else "n/a"
                                             for k in ("teacher", "student"))
     lines = [
         f"# Teacher vs student on {code(ctx.data_name)}",

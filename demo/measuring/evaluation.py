@@ -6,9 +6,11 @@ the three always agree on a figure and refuse the same settings with the same me
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -247,12 +249,12 @@ class EvalContext:
     against: dict | None = None  # --against MODEL: its figures and the student against it on the same rows
 
     def __post_init__(self):
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        self.created = self.created or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self.created = self.created or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def evaluate_task(registry: "PairRegistry", data: LabelledData, settings: EvalSettings,
+def evaluate_task(registry: PairRegistry, data: LabelledData, settings: EvalSettings,
                   progress: Callable[[int, int], None] | None = None) -> tuple[EvalReport, EvalContext]:
     """Both models of a configured task on a labelled set; labels are checked before any inference."""
     teacher, student = registry.pair(settings.task)

@@ -69,7 +69,8 @@ class MaskedLMReport:
                     out[f"{name}_{key}"] = stats.proportion(round(getattr(scores, key) * self.n_masked),
                                                             self.n_masked).to_dict()
         if self.student is not None and self.student_hits is not None and self.teacher_hits is not None:
-            out["agreement_top1"] = stats.proportion(round(self.agreement_top1 * self.n_masked), self.n_masked).to_dict()
+            agreeing = round(self.agreement_top1 * self.n_masked)
+            out["agreement_top1"] = stats.proportion(agreeing, self.n_masked).to_dict()
             out["retention_top1"] = stats.ratio(self.student_hits.numpy(), self.teacher_hits.numpy(),
                                                 "top-1 retention").to_dict()
             out["speedup"] = stats.speedup(self.batch_seconds["teacher"], self.batch_seconds["student"]).to_dict()
@@ -186,7 +187,7 @@ def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, ma
     for m in models.values():
         m.eval()
     counts = {k: MaskedCounts() for k in models}
-    seconds = {k: 0.0 for k in models}
+    seconds = dict.fromkeys(models, 0.0)
     agree, done = 0, 0
     student_hits, teacher_hits = [], []
     batch_seconds = {k: [] for k in models}
@@ -194,9 +195,9 @@ def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, ma
         masked, labels = fixed_masks(ids, attention, rows, tokenizer, seed)
         gold = labels[labels != IGNORE_INDEX].to(device)
         top1 = {}
+        inputs = (masked.to(device), attention.to(device), labels.to(device))
         for name, model in models.items():  # interleaved per batch: both see the same machine load
-            logits, ms = timed_exclusive(lambda: masked_logits(model, masked.to(device), attention.to(device),
-                                                               labels.to(device))[0], device)
+            logits, ms = timed_exclusive(lambda m=model, i=inputs: masked_logits(m, *i)[0], device)
             seconds[name] += ms / 1000
             batch_seconds[name].append(ms / 1000)
             hit1, hit5, nll = score_logits(logits, gold)

@@ -9,8 +9,8 @@ same rows the latency chart draws) and the labelled files evaluated in this sess
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from demo.core.formatting import code, md_escape
 from demo.core.measure import SizeReport, percentile

@@ -114,7 +114,7 @@ class ServingReport:
                              f"{f.throughput_rps:.1f} | {f.p50_ms:.0f} | {f.p95_ms:.0f} |")
             lines += ["", f"**Throughput: {self.load_ratio:.2f} × the trivial app's.**"]
         lines += [f"- {note}" for note in self.notes]
-        return "\n".join(lines + [""])
+        return "\n".join([*lines, ""])
 
 
 def _text(api_name: str, i: int) -> str:
@@ -160,7 +160,7 @@ def _wait_and_warm(app_client, trivial_client, task: str, load_tasks: list[str],
             try:
                 app_client.predict(_text(f"/{name}", 0), api_name=f"/{name}")
                 break
-            except Exception:  # noqa: BLE001 - still loading
+            except Exception:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)

@@ -10,8 +10,8 @@ An estimate that cannot be computed says so ("undefined") with the reason, inste
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -33,7 +33,7 @@ class Estimate:
     why_undefined: str | None = None
 
     @classmethod
-    def undefined(cls, n: int, why: str, method: str = "") -> "Estimate":
+    def undefined(cls, n: int, why: str, method: str = "") -> Estimate:
         return cls(None, None, None, n, method, why)
 
     @property

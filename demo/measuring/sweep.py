@@ -10,9 +10,9 @@ from __future__ import annotations
 import resource
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -262,7 +262,7 @@ def measure_point(task, models: dict[str, LoadedModel], batch_size, seq_len, set
     device = next(iter(models.values())).device
     stats = interleaved_timing(calls, device, settings.repeats, settings.warmup, stop)
     records = []
-    timing = lambda variant: stats.get((variant, "e2e"), stats[(variant, "model")])  # noqa: E731
+    timing = lambda variant: stats.get((variant, "e2e"), stats[(variant, "model")])
     for variant, loaded in models.items():
         model_stats = stats[(variant, "model")]
         size = size_of_loaded(loaded)

@@ -15,7 +15,8 @@ from demo.models.tasks import (
     prepare_text,
 )
 
-UNK_NOTICE = "{share:.0%} of the {variant}'s tokens are [UNK]: it cannot represent these characters, so its answer means little."
+UNK_NOTICE = ("{share:.0%} of the {variant}'s tokens are [UNK]: it cannot represent these characters, so its answer "
+              "means little.")
 
 
 @dataclass
@@ -74,7 +75,8 @@ class Comparison:
                 "notices": list(self.notices)}
         for variant, result in self.extra.items():
             data[variant] = result.summary()
-            data[variant]["agrees_with_student"] = result.prediction.label.lower() == self.student.prediction.label.lower()
+            same = result.prediction.label.lower() == self.student.prediction.label.lower()
+            data[variant]["agrees_with_student"] = same
         if self.random_weights:
             data["random_weights"] = True
         if self.task == "fill_mask":
@@ -98,7 +100,7 @@ def run_variant(variant: str, loaded: LoadedModel, text: str) -> VariantResult:
         prediction, ms = timed(lambda: predict(loaded, text), loaded.device)
     except InputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - reported per model; the app keeps serving
+    except Exception as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ModelFailure(variant, reason) from exc
     return VariantResult(variant=variant, model=loaded.name, prediction=prediction, latency_ms=ms,

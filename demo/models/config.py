@@ -190,7 +190,8 @@ def _distillation(raw: object, source: str, base_dir: Path | None) -> Distillati
         raise ConfigError(f"{source}: 'distillation' needs hub_repo: OWNER/NAME, output_dir: DIR, or both.")
     unknown = set(raw) - {"hub_repo", "output_dir"}
     if unknown:
-        raise ConfigError(f"{source}: distillation has unknown key(s) {sorted(unknown)}; allowed: hub_repo, output_dir.")
+        raise ConfigError(f"{source}: distillation has unknown key(s) {sorted(unknown)}; allowed: hub_repo, "
+                          "output_dir.")
     output_dir = raw.get("output_dir")
     if output_dir is not None:
         path = Path(str(output_dir)).expanduser()

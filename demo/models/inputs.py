@@ -7,7 +7,7 @@ tensors move to the model's device here (the app, benchmark, evaluator and train
 from __future__ import annotations
 
 import inspect
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 

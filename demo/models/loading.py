@@ -163,8 +163,8 @@ def explain_load_error(spec: ModelSpec, exc: BaseException) -> LoadError:
             or "LocalEntryNotFound" in type(exc).__name__ or "cached files" in text):
         return LoadError(spec.model, "the Hugging Face Hub cannot be reached and the model is not in the local cache.",
                          OFFLINE_FIX)
-    if ("is not a local folder and is not a valid model identifier" in text or "RepositoryNotFound" in type(exc).__name__
-            or "404" in text):
+    if ("is not a local folder and is not a valid model identifier" in text
+            or "RepositoryNotFound" in type(exc).__name__ or "404" in text):
         return LoadError(spec.model, "no such model on the Hub (or it is private).",
                          "Check the id, or log in with `huggingface-cli login` for a private model.")
     return LoadError(spec.model, f"loading failed ({_first_line(text)}).", OFFLINE_FIX)
@@ -192,7 +192,7 @@ def load_model(spec: ModelSpec, task: str, device: torch.device, dtype: torch.dt
         tokenizer = AutoTokenizer.from_pretrained(spec.model, **common)
         with MODEL_BUILD_LOCK:
             model = MODEL_CLASSES[task].from_pretrained(spec.model, config=config, dtype=dtype, **common)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one clear sentence
+    except Exception as exc:
         raise explain_load_error(spec, exc) from exc
     if task == "fill_mask" and tokenizer.mask_token is None:
         raise LoadError(spec.model, "its tokenizer has no mask token, so it cannot fill masks.",

@@ -123,7 +123,7 @@ class MaskedCounts:
     top5: int = 0
     nll: float = 0.0
 
-    def add(self, other: "MaskedCounts") -> "MaskedCounts":
+    def add(self, other: MaskedCounts) -> MaskedCounts:
         return MaskedCounts(self.masked + other.masked, self.top1 + other.top1, self.top5 + other.top5,
                             self.nll + other.nll)
 

@@ -169,7 +169,7 @@ def onnx_file(student: LoadedModel, int8: bool, cache_root: Path | None = None) 
         if int8 and not wanted.is_file():
             log.info("quantising %s to dynamic int8 (%s)", student.name, quantization_scheme())
             quantize_int8(fp32, wanted)
-    except Exception as exc:  # noqa: BLE001 - a failed export disables this variant only
+    except Exception as exc:
         raise LoadError(student.name, f"ONNX {'int8 ' if int8 else ''}export failed "
                         f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}).",
                         "The PyTorch student still runs; check that torch.onnx can export this architecture.") from exc
@@ -184,7 +184,7 @@ def export(student: LoadedModel, int8: bool, threads: int | None = None,
     path = onnx_file(student, int8, cache_root)
     try:
         session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - a broken file disables this variant only
+    except Exception as exc:
         raise LoadError(student.name, f"ONNX Runtime could not open {path.name} ({type(exc).__name__}).",
                         "Delete the file to have it exported again.") from exc
     names = [i.name for i in session.get_inputs()]

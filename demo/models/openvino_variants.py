@@ -87,9 +87,9 @@ def export(student: LoadedModel, sentences: list[str], threads: int | None = Non
             ov.save_model(quantized, str(target))
         compiled = core.compile_model(str(target), "CPU", {"PERFORMANCE_HINT": "LATENCY",
                                                           **({"INFERENCE_NUM_THREADS": threads} if threads else {})})
-    except Exception as exc:  # noqa: BLE001 - a failed quantisation disables this variant only
-        raise LoadError(student.name, f"OpenVINO int8 failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}).",
-                        "The other variants still run.") from exc
+    except Exception as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LoadError(student.name, f"OpenVINO int8 failed ({why}).", "The other variants still run.") from exc
     names = [port.get_any_name() for port in compiled.inputs]
     output = compiled.output(0)
     model = RuntimeModel(student.model.config, names, lambda feeds: compiled(feeds)[output], runtime="openvino")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import torch
 
@@ -80,12 +80,12 @@ class PairRegistry:
             (task, variant): ModelStatus(task, variant, config.pairs[task].spec(variant).model)
             for task in config.tasks for variant in config.pairs[task].variants
         }
-        self._teacher_first: dict[str, bool] = {task: True for task in config.tasks}
+        self._teacher_first: dict[str, bool] = dict.fromkeys(config.tasks, True)
         self._task_device: dict[str, torch.device] = {}  # tasks moved off the default device
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_task(cls, config_path: str | None, task: str, device: str | None) -> "PairRegistry":
+    def for_task(cls, config_path: str | None, task: str, device: str | None) -> PairRegistry:
         """Only one task's pair from a config file, loaded now (a CLI has nothing to do until it is)."""
         config = load_config(config_path)
         if task not in config.pairs:
@@ -176,7 +176,7 @@ class PairRegistry:
             self._set(task, variant, state="failed", reason=exc.reason, fix=exc.fix,
                       seconds=time.perf_counter() - start)
             return False
-        except Exception as exc:  # noqa: BLE001 - reported as a status, traceback in the log
+        except Exception as exc:
             log.exception("%s for %s %s", failure, task, variant)
             self._set(task, variant, state="failed", reason=f"{failure}: {exc}".split("\n")[0], fix=fix,
                       seconds=time.perf_counter() - start)

@@ -7,8 +7,8 @@ with the PyTorch ones (tokeniser, masking, top-k and timing untouched).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

@@ -106,7 +106,7 @@ class SessionStudents:
         with self._lock:
             return len(self._adopted)
 
-    def view(self, session: str) -> "PairView":
+    def view(self, session: str) -> PairView:
         return PairView(self.registry, self, session)
 
 

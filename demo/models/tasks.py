@@ -122,7 +122,8 @@ WORD_PIECES = re.compile(r"\w+|[^\w\s]")
 
 
 def random_ids(loaded: LoadedModel, text: str) -> dict[str, torch.Tensor]:
-    """No tokenizer (architecture-only, offline): random ids as many as the text would have tokens (about 1.3 a word)."""
+    """No tokenizer (architecture-only, offline): random ids as many as the text would have tokens (about 1.3 a
+    word)."""
     import zlib
 
     n = max(3, min(loaded.max_length, 2 + int(1.3 * len(WORD_PIECES.findall(text)))))

@@ -10,7 +10,7 @@ out of the tool list, and administrative events (reload, random weights, custom 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import gradio as gr
 

@@ -76,7 +76,8 @@ def build_tab(registry: PairRegistry) -> None:
     gr.Markdown("Time every variant of a task at the batch sizes and sequence lengths you pick, with the same "
                 f"code as `python -m demo.bench` (warm-up, then {MIN_REPEATS}+ timed repeats, p50/p95). While a "
                 "repeat is timed, nothing else in the app runs a model. *Architecture only* uses random weights "
-                "of the real shapes: timings are real, answers are not. The ONNX and OpenVINO variants need the student too.")
+                "of the real shapes: timings are real, answers are not. The ONNX and OpenVINO variants need the "
+                "student too.")
     with gr.Row():
         task = gr.Dropdown(tasks, value=tasks[0] if tasks else None, label="Task", elem_id="bench-task")
         variants = gr.CheckboxGroup(list(VARIANTS), value=["teacher", "student"], label="Variants",

@@ -54,7 +54,7 @@ class Evidence:
     history: list[dict] = field(default_factory=list)
 
     @classmethod
-    def from_dir(cls, path: str | Path) -> "Evidence":
+    def from_dir(cls, path: str | Path) -> Evidence:
         path = Path(path)
         metrics_file = path / "metrics.json"
         if not metrics_file.is_file():
@@ -121,7 +121,8 @@ def chart_figures(metrics: dict) -> dict:
         return {**metrics, "score_name": "validation accuracy",
                 "ci": {k: _ci(ci, k) for k in ("teacher_accuracy", "student_accuracy", "retention")},
                 "baselines": [{**b, "ci": _ci(b.get("intervals"), "accuracy"),
-                               "lead": (b.get("paired") or {}).get("sentence")} for b in metrics.get("baselines") or []],
+                               "lead": (b.get("paired") or {}).get("sentence")}
+                              for b in metrics.get("baselines") or []],
                 "eval_sets": {name: {**e, "ci": _ci(e.get("intervals"), "retention")}
                               for name, e in (metrics.get("eval_sets") or {}).items()}}
     r = metrics["masked_lm"]

@@ -31,7 +31,8 @@ def status_markdown(status: dict) -> str:
     lines = [f"**Job {status['job_id']}** ({status['task']}): **{state}**"]
     if total:
         lines.append(f"{step:,} / {total:,} steps · {status['elapsed_s']:.0f} s elapsed"
-                     + (f" · about {status['remaining_s']:.0f} s left" if status.get("remaining_s") is not None else ""))
+                     + (f" · about {status['remaining_s']:.0f} s left"
+                        if status.get("remaining_s") is not None else ""))
     elif state == "running":
         lines.append(f"{status['elapsed_s']:.0f} s elapsed · preparing: {md_escape(status.get('phase') or 'starting')}")
     lines += [f"- {md_escape(n)}" for n in status.get("notes") or []]

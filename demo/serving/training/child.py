@@ -49,7 +49,7 @@ class Spawner:
             work, box, done = self._requests.get()
             try:
                 box["value"] = work()
-            except BaseException as exc:  # handed back to the caller's thread
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller's thread, which raises it
                 box["error"] = exc
             done.set()
 

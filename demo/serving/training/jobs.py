@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import signal
+import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from demo.core.errors import UserError
 from demo.distill.run_status import read_status

@@ -93,7 +93,8 @@ class TrainingService:
     def planned_steps(self, rows: int, epochs: int) -> int:
         return min(self.limits.max_steps, steps_per_epoch(rows, BATCH_SIZE) * max(1, epochs))
 
-    def estimate(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, upload: str | None = None) -> str:
+    def estimate(self, task: str, rows: int, epochs: int, layers: int, baselines: bool,
+                 upload: str | None = None) -> str:
         """The estimate shown before Start: a step measured here x planned steps, the teacher's pass, start-up."""
         rows = max(1, min(int(rows or self.limits.max_rows), self.limits.max_rows))
         texts = None

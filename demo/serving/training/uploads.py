@@ -84,7 +84,7 @@ def prepare_classification(teacher: LoadedModel, upload: str, max_rows: int, fol
     """train.csv and validation.csv with the teacher's class ids as labels; (paths, rows, val rows, total)."""
     data = read_labelled(upload, max_bytes=max_bytes)
     mapping = label_index(teacher, data.labels)  # unknown labels: one sentence naming the teacher's
-    if len(set(mapping[label] for label in data.labels)) < 2:
+    if len({mapping[label] for label in data.labels}) < 2:
         raise JobDataError(f"every row of the file has the label {data.labels[0]!r}: a student cannot learn to "
                            "tell classes apart from one class; add rows of the other classes.")
     if len(data) < MIN_ROWS:
