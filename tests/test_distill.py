@@ -99,10 +99,11 @@ def test_card_has_valid_hub_metadata(distilled):
     metrics = json.loads((out / "metrics.json").read_text())
     card = ModelCard.load(out / "README.md")
     assert card.data.pipeline_tag == "text-classification" and card.data.library_name == "transformers"
-    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
-    assert results["accuracy"] == round(metrics["student_accuracy"], 4)
-    assert results["params"] == metrics["student_params"]
-    assert "model-index" in card.content and "sanh2019distilbert" in card.content
+    # local files: no model-index (the Hub would show the figures as scores on a dataset it does not know);
+    # the figures are in the card's tables and metrics.json
+    assert card.data.eval_results is None and "model-index" not in card.content
+    assert f"{metrics['student_accuracy']:.4f}" in card.text and f"{metrics['student_params']:,}" in card.text
+    assert "sanh2019distilbert" in card.content
     assert "What distillation itself adds" in card.text and "pipeline(\"text-classification\"" in card.text
     meta = metadata_load(out / "README.md")  # what the Hub reads
     assert "datasets" not in meta and "base_model" not in meta  # local files and a local teacher: no false ids
@@ -114,6 +115,27 @@ def test_card_has_valid_hub_metadata(distilled):
     table = [line for line in card.text.splitlines() if line.startswith("| ") and line.count("|") == 5
              and line.split("|")[1].strip().isdigit()]
     assert len(evaluated) == 3 and [int(r.split("|")[1]) for r in table] == [row["epoch"] for row in evaluated]
+
+
+def test_a_card_from_a_hub_dataset_indexes_only_its_evaluation_metrics(distilled, tmp_path):
+    """--dataset nyu-mll/glue --dataset-config sst2: model-index holds accuracy and macro-F1 on that dataset,
+    its config and split; nothing else (speedup, size, retention, local test sets) is an entry."""
+    from demo.distill.card import render_card
+
+    out, _ = distilled
+    metrics = json.loads((out / "metrics.json").read_text())
+    context = {"model_name": "tiny", "repo_id": "me/tiny", "teacher": "google-bert/bert-base-uncased",
+               "teacher_url": "#", "hub_dataset": "nyu-mll/glue", "hub_dataset_config": "sst2",
+               "dataset_name": "nyu-mll/glue", "ci": {}, "args": metrics["args"], "baselines": None,
+               "frameworks": {}, "evaluations": [], "layers": metrics["layers"], "label_names": ["a", "b"]}
+    render_card(metrics, context).save(tmp_path / "README.md")
+    card = ModelCard.load(tmp_path / "README.md")  # read back as the Hub reads it
+    entries = card.data.eval_results
+    assert sorted(r.metric_type for r in entries) == ["accuracy", "f1"]
+    for r in entries:
+        assert (r.dataset_type, r.dataset_config, r.dataset_split) == ("nyu-mll/glue", "sst2", "validation")
+        assert r.task_type == "text-classification" and isinstance(r.metric_value, float)
+    assert card.data.datasets == ["nyu-mll/glue"] and card.data.base_model == "google-bert/bert-base-uncased"
 
 
 def test_base_model_is_the_teachers_hub_id_when_it_has_one(tmp_path):

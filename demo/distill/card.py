@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -15,30 +14,20 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "model_card" / "template.md"
 MLM_TEMPLATE = TEMPLATE.with_name("template_mlm.md")
 
 
-def eval_results(metrics: dict, dataset_name: str, dataset_type: str) -> list[EvalResult]:
-    """model-index entries: accuracy and F1, plus size and speed figures as named metrics; one
-    accuracy entry per extra test set (--eval-file)."""
-    common = dict(task_type="text-classification", task_name="Text Classification",
-                  dataset_type=dataset_type, dataset_name=dataset_name, dataset_split="validation")
-    defined = lambda v: v is not None and math.isfinite(v)
-    results = [
-        EvalResult(metric_type="accuracy", metric_value=round(metrics["student_accuracy"], 4), **common),
-        EvalResult(metric_type="f1", metric_name="macro-F1", metric_value=round(metrics["student_macro_f1"], 4),
-                   metric_config="macro", **common),
-        EvalResult(metric_type="params", metric_name="Parameters", metric_value=int(metrics["student_params"]),
-                   **common),
-        EvalResult(metric_type="speedup", metric_name=f"Speedup over teacher ({metrics['device']})",
-                   metric_value=round(metrics["speedup"], 3), **common),
-    ]
-    if defined(metrics["retention"]):
-        results.append(EvalResult(metric_type="retention", metric_name="Accuracy retention vs teacher",
-                                  metric_value=round(metrics["retention"], 4), **common))
-    for name, figures in (metrics.get("eval_sets") or {}).items():
-        results.append(EvalResult(metric_type="accuracy", metric_value=round(figures["student_accuracy"], 4),
-                                  task_type="text-classification", task_name="Text Classification",
-                                  dataset_type=Path(figures["file"]).parent.name or name, dataset_name=name,
-                                  dataset_split=Path(figures["file"]).stem))
-    return results
+def eval_results(metrics: dict, hub_dataset: str | None, config: str | None = None,
+                 split: str = "validation") -> list[EvalResult]:
+    """model-index entries, as the Hub reads them: evaluation metrics on a dataset the Hub knows, and only
+    those (transformers' Trainer leaves a result out when it has no Hub dataset). A run on local files has
+    none; its figures, like speedup, size, retention, other test sets and the paired leads, are in the
+    card's tables and metrics.json."""
+    if not hub_dataset:
+        return []
+    common = dict(task_type="text-classification", task_name="Text Classification", dataset_type=hub_dataset,
+                  dataset_name=f"{hub_dataset} ({config})" if config else hub_dataset, dataset_config=config,
+                  dataset_split=split)
+    return [EvalResult(metric_type="accuracy", metric_value=round(metrics["student_accuracy"], 4), **common),
+            EvalResult(metric_type="f1", metric_name="macro-F1", metric_value=round(metrics["student_macro_f1"], 4),
+                       metric_config="macro", **common)]
 
 
 def hub_url(model: str) -> str:
@@ -112,7 +101,7 @@ def render_card(metrics: dict, context: dict, template: Path = TEMPLATE) -> Mode
         base_model=hub_id(context["teacher"]),
         datasets=[context["hub_dataset"]] if context.get("hub_dataset") else None,  # local files: said in the text
         metrics=["accuracy", "f1"], model_name=context["model_name"],
-        eval_results=eval_results(metrics, context["dataset_name"], context["dataset_type"]),
+        eval_results=eval_results(metrics, context.get("hub_dataset"), context.get("hub_dataset_config")) or None,
     )
     return ModelCard.from_template(card_data, template_path=str(template), m=metrics, **context)
 
@@ -162,43 +151,23 @@ def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[in
         "baselines": [{**b, "ci": interval_texts(b.get("intervals", {})), "lead": lead_text(b.get("paired"))}
                       for b in metrics.get("baselines") or []] or None,
         "ci": interval_texts(metrics.get("intervals", {})), "dataset_name": dataset_name,
-        "dataset_type": data_args.dataset or dataset_name, "hub_dataset": data_args.dataset,
+        "hub_dataset": data_args.dataset, "hub_dataset_config": data_args.dataset_config,
         "frameworks": framework_versions(), "evaluations": evaluations(out),
     }
     render_card(metrics, context).save(out / "README.md")
-
-
-def mlm_eval_results(metrics: dict, dataset_name: str) -> list[EvalResult]:
-    """model-index entries for the figures that are defined (a teacher that guesses no token right leaves
-    the retention undefined: it is left out here and said in the card)."""
-    r = metrics["masked_lm"]
-    common = dict(task_type="fill-mask", task_name="Fill-Mask", dataset_type=dataset_name, dataset_name=dataset_name,
-                  dataset_split="held-out")
-    figures = [("accuracy", "top-1 masked-token accuracy", r["student"]["top1_accuracy"], 4, None),
-               ("accuracy", "top-5 masked-token accuracy", r["student"]["top5_accuracy"], 4, "top5"),
-               ("perplexity", "pseudo-perplexity", r["student"]["pseudo_perplexity"], 2, None),
-               ("retention", "top-1 retention vs teacher", r["retention_top1"], 4, None)]
-    results = [EvalResult(metric_type=kind, metric_name=name, metric_value=round(value, digits),
-                          metric_config=config, **common)
-               for kind, name, value, digits, config in figures if value is not None and math.isfinite(value)]
-    return [*results, EvalResult(metric_type="params", metric_name="Parameters",
-                                 metric_value=int(metrics["student_params"]), **common)]
 
 
 def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n_teacher_layers: int,
                    data_description: str) -> None:
     """The general-distilled student's card: fill-mask figures against the teacher and baselines."""
     repo_id = dargs.publish.push_to_hub or out.name
-    names = [Path(s["file"]).parent.name or Path(s["file"]).stem for s in corpus.sources]
-    dataset_name = ", ".join(dict.fromkeys(names)) or "local text"
     example = next((t for t in corpus.validation if len(t.split()) > 3), corpus.validation[0]).split()[:20]
     example[len(example) // 2] = "[MASK]"
     card_data = ModelCardData(
         language="en", license="apache-2.0", library_name="transformers", pipeline_tag="fill-mask",
         tags=["distillation", "distilbert", "knowledge-distillation", "fill-mask"],
         base_model=hub_id(dargs.student.teacher),
-        model_name=repo_id.split("/")[-1],
-        eval_results=mlm_eval_results(metrics, dataset_name))
+        model_name=repo_id.split("/")[-1])  # local text only: no model-index (see eval_results); figures in the body
     context = {
         "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": dargs.student.teacher,
         "teacher_url": hub_url(dargs.student.teacher),
