@@ -16,11 +16,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from demo.core import scratch
 from demo.core.progress import quiet_library_bars
-from demo.core.scratch import DEFAULT_BUDGET_BYTES
-from demo.core.scratch import remove_all as remove_scratch_dirs
-from demo.core.scratch import remove_stale as remove_stale_scratch
-from demo.core.scratch import set_budget as set_scratch_budget
 from demo.data.files import (
     MAX_FILE_BYTES,  # the upload cap: the reader's own file limit
 )
@@ -63,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-visitor-students", type=int, default=DEFAULT_VISITOR_STUDENTS,
                         help="visitors whose own distilled student the app holds in memory at once (one each; the "
                              "oldest is released first; 0: none)")
-    parser.add_argument("--scratch-max-mb", type=float, default=DEFAULT_BUDGET_BYTES / 1e6,
+    parser.add_argument("--scratch-max-mb", type=float, default=scratch.DEFAULT_BUDGET_BYTES / 1e6,
                         help="reports offered for download (evaluations, benchmarks) kept up to this size in all; "
                              "the oldest go first, and any after an hour")
     parser.add_argument("--mcp", action="store_true", default=None,
@@ -87,7 +84,6 @@ def training_allowed(flag: bool | None, host: str, share: bool) -> bool:
 def training_service(args: argparse.Namespace, registry, host: str):
     """The page's job runner: job folders in the app's scratch area (deleted at exit with the rest, and
     by the next app to start if this one is killed); each visitor's student held by SessionStudents."""
-    from demo.core.scratch import scratch_dir
     from demo.models.session_students import SessionStudents
     from demo.serving.training.jobs import JobRunner
     from demo.serving.training.service import TrainingService
@@ -99,7 +95,7 @@ def training_service(args: argparse.Namespace, registry, host: str):
         raise ConfigError(f"the --train-max-* caps must be positive (--train-max-rows at least {MIN_ROWS}).")
     if args.max_visitor_students < 0 or args.scratch_max_mb <= 0:
         raise ConfigError("--max-visitor-students must be 0 or more and --scratch-max-mb positive.")
-    runner = JobRunner(Path(scratch_dir("training-jobs-")), limits)
+    runner = JobRunner(Path(scratch.scratch_dir("training-jobs-")), limits)
     return TrainingService(registry, runner, enabled=training_allowed(args.allow_training, host, args.share),
                            students=SessionStudents(registry, args.max_visitor_students))
 
@@ -148,9 +144,9 @@ def serve(argv: list[str] | None = None):
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for stale in remove_stale_scratch():  # left by an app that was killed; a live app's are kept
+    for stale in scratch.remove_stale():  # left by an app that was killed; a live app's are kept
         logging.getLogger("app").info("removed %s, left by an app process that is no longer running", stale)
-    set_scratch_budget(int(args.scratch_max_mb * 1e6))
+    scratch.set_budget(int(args.scratch_max_mb * 1e6))
     registry.start()
     port = args.port or int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT))
     page = ui.build(registry, allow_custom_models=args.allow_custom_models, space_id=os.environ.get("SPACE_ID"),
@@ -187,7 +183,7 @@ def stop_on_signals(page, grace_seconds: float = 3.0) -> None:
         closer = threading.Thread(target=page.close, daemon=True)
         closer.start()
         closer.join(grace_seconds)
-        remove_scratch_dirs()  # os._exit skips atexit
+        scratch.remove_all()  # os._exit skips atexit
         os._exit(0)
 
     signal.signal(signal.SIGINT, handler)

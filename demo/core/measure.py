@@ -12,8 +12,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import torch
 
 T = TypeVar("T")
@@ -48,13 +50,8 @@ def timed_exclusive(fn: Callable[[], T], device: torch.device | str = "cpu") -> 
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default), q in [0, 100]."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    """numpy's linear-interpolated percentile, q in [0, 100]; NaN for no values (numpy would raise)."""
+    return float(np.percentile(values, q)) if len(values) else math.nan
 
 
 @dataclass(frozen=True)
@@ -121,7 +118,6 @@ def size_of(module: torch.nn.Module, weight_files: Sequence) -> SizeReport:
 
 def size_of_onnx(path) -> SizeReport:
     """Parameters and tensor bytes from an ONNX file's initializers (weights, int8 or float)."""
-    import numpy as np
     import onnx
     from onnx import numpy_helper
 
@@ -131,16 +127,11 @@ def size_of_onnx(path) -> SizeReport:
         n = int(np.prod(init.dims)) if len(init.dims) else 1
         params += n
         mem += n * numpy_helper.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
-    from pathlib import Path
-
     return SizeReport(params=params, disk_bytes=Path(path).stat().st_size, memory_bytes=mem)
 
 
 def size_of_openvino(xml_file) -> SizeReport:
     """Parameters and bytes of an OpenVINO model's constant tensors (an int8 weight counts one byte)."""
-    from pathlib import Path
-
-    import numpy as np
     import openvino as ov
 
     xml_file = Path(xml_file)

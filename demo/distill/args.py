@@ -19,7 +19,6 @@ from demo.core.errors import UsageError
 from demo.distill.budget import steps_per_epoch
 from demo.models.inputs import length_problem
 
-OBJECTIVES = ("classification", "mlm")
 # A general-distillation student starts far from where it ends (half its teacher's layers gone, the
 # text raw) and learnt faster at 3e-4 than at 1e-4 or 6e-4 (docs/distillation.md).
 DISTILL_LEARNING_RATE = {"classification": 1e-4, "mlm": 3e-4}

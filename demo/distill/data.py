@@ -96,7 +96,6 @@ def load_hub_task_data(dataset: str, config: str | None, text_column: str | None
         raise DataError(f"dataset {dataset!r} could not be loaded ({str(exc).splitlines()[0]}); without "
                         "network, pass --train-file and --validation-file instead.") from None
     import tempfile
-    from pathlib import Path
 
     tmp = Path(tempfile.mkdtemp(prefix="demo-hub-data-"))
     files = {}

@@ -16,18 +16,15 @@ class PublishError(UserError, RuntimeError):
 
 
 def planned_upload(output_dir: str | Path, repo_id: str) -> list[tuple[str, str]]:
-    """(local file, path in the repo) for everything that would be uploaded."""
-    from fnmatch import fnmatch
+    """(local file, path in the repo) for everything that would be uploaded: huggingface_hub's own filter,
+    the one upload_folder applies with the same ignore_patterns, so the list is the upload."""
+    from huggingface_hub.utils import filter_repo_objects
 
     root = Path(output_dir)
     if not (root / "README.md").is_file() or not (root / "config.json").is_file():
         raise PublishError(f"{root} is not a finished output directory (README.md or config.json missing).")
-    plan = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        if not any(fnmatch(rel, pattern) for pattern in IGNORED):
-            plan.append((str(path), f"{repo_id}/{rel}"))
-    return plan
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    return [(str(root / rel), f"{repo_id}/{rel}") for rel in filter_repo_objects(files, ignore_patterns=list(IGNORED))]
 
 
 def publish(output_dir: str | Path, repo_id: str, private: bool = False, dry_run: bool = False,

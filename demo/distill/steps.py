@@ -22,6 +22,7 @@ from demo.distill.outputs import (
     prepare_output_dir,
     run_fingerprint,
     write_json,
+    write_onnx,
 )
 from demo.models.loading import resolve_device
 
@@ -95,8 +96,6 @@ class DistillStep(Step):
 
     def export(self, out: Path) -> None:
         if self.dargs.publish.export_onnx:
-            from demo.distill.outputs import write_onnx
-
             print(f"exporting the student to ONNX (fp32 and dynamic int8) in {out / 'onnx'}", flush=True)
             write_onnx(out, "fill_mask" if self.data_args.objective == "mlm" else "classify")
 

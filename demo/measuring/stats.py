@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from demo.measuring.scoring import macro_f1_over
+
 CONFIDENCE = 0.95  # every interval the project reports
 RESAMPLES = 2000  # bootstrap resamples: enough for stable 95% percentiles, a fraction of a second on 2 cores
 LIVE_RESAMPLES = 500  # the page's scorecard, redrawn after every request: ~25 ms at 500 requests, not ~100
@@ -107,10 +109,6 @@ def bootstrap(statistic: Callable[..., float], *samples: Sequence, what: str = "
     return Estimate(float(value), low, high, n, "bootstrap")
 
 
-def _mean(a, axis=-1):
-    return np.mean(a, axis=axis)
-
-
 def _ratio_of_means(numerator, denominator, axis=-1):
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.mean(numerator, axis=axis) / np.mean(denominator, axis=axis)
@@ -131,19 +129,6 @@ def speedup(teacher_ms: Sequence[float], student_ms: Sequence[float]) -> Estimat
     return ratio(teacher_ms, student_ms, what="the speedup")
 
 
-def _macro_f1(pred, gold, axis=-1):
-    """scoring.macro_f1 over the last axis, vectorised over resamples: the unweighted mean of per-class F1
-    over the classes present in either labels or predictions of each (re)sample."""
-    classes = np.union1d(np.unique(pred), np.unique(gold))
-    p, g = pred[..., None] == classes, gold[..., None] == classes  # (..., n, C)
-    tp, fp, fn = (p & g).sum(-2), (p & ~g).sum(-2), (~p & g).sum(-2)  # (..., C)
-    denom = 2 * tp + fp + fn
-    present = denom > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(present, 2 * tp / np.maximum(denom, 1), 0.0)
-        return f1.sum(-1) / present.sum(-1)
-
-
 def _median_ratio(teacher, student, axis=-1):
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.median(teacher, axis=axis) / np.median(student, axis=axis)
@@ -158,7 +143,7 @@ def median_speedup(teacher_ms: Sequence[float], student_ms: Sequence[float],
 
 def macro_f1_estimate(predictions: Sequence[int], labels: Sequence[int]) -> Estimate:
     """Macro-F1 (as scoring.macro_f1) with a bootstrap over examples."""
-    return bootstrap(_macro_f1, predictions, labels, what="macro-F1")
+    return bootstrap(macro_f1_over, predictions, labels, what="macro-F1")
 
 
 @dataclass(frozen=True)
