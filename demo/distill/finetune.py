@@ -11,13 +11,12 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from demo.core.measure import count_parameters
 from demo.distill.batches import encode_examples
 from demo.distill.data import batches, read_corpus, read_data
-from demo.distill.general import corpus_record, fit_masked_lm, measurer, write_held_out
 from demo.distill.loop import FitResult, fit
+from demo.distill.masked_text import corpus_record, fit_masked_lm, measurer, write_held_out
 from demo.distill.objectives import cross_entropy_loss_fn, mlm_loss_fn, predict_ids
 from demo.distill.steps import FinetuneStep
 from demo.measuring.scoring import accuracy, macro_f1
-from demo.models.config import ModelSpec
-from demo.models.loading import MODEL_BUILD_LOCK, explain_load_error
+from demo.models.loading import pretrained
 from demo.models.masked_lm import DynamicMasker, load_masked_lm
 
 
@@ -28,15 +27,10 @@ class ClassifierFinetune(FinetuneStep):
     def prepare(self, accelerator) -> None:
         self.data = data = read_data(self.data_args, self.targs.seed)
         name = self.margs.model
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
-            with MODEL_BUILD_LOCK:
-                self.model = AutoModelForSequenceClassification.from_pretrained(
-                    name, num_labels=len(data.label_names), id2label=dict(enumerate(data.label_names)),
-                    label2id={n: i for i, n in enumerate(data.label_names)}, trust_remote_code=False,
-                    ignore_mismatched_sizes=True)
-        except Exception as exc:  # noqa: BLE001
-            raise explain_load_error(ModelSpec(name), exc) from None
+        self.tokenizer = pretrained(AutoTokenizer, name)
+        self.model = pretrained(AutoModelForSequenceClassification, name, num_labels=len(data.label_names),
+                                id2label=dict(enumerate(data.label_names)),
+                                label2id={n: i for i, n in enumerate(data.label_names)}, ignore_mismatched_sizes=True)
 
     def train(self, accelerator, run) -> FitResult:
         data, length = self.data, self.data_args.max_seq_length

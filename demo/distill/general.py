@@ -11,51 +11,34 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from demo.core.errors import UserError
 from demo.core.measure import count_parameters
-from demo.core.progress import ProgressLine
 from demo.data.files import read_texts
-from demo.distill.args import DataArguments, TrainArguments
-from demo.distill.batches import encode_examples
-from demo.distill.data import TextCorpus, corpus_description, read_corpus
-from demo.distill.loop import FitResult, fit, set_seed
-from demo.distill.objectives import masked_accuracy, mlm_loss_fn, triple_loss_fn
+from demo.distill.data import corpus_description, read_corpus
+from demo.distill.loop import FitResult, set_seed
+from demo.distill.masked_text import ObjectiveMismatch, corpus_record, fit_masked_lm, measurer, write_held_out
+from demo.distill.objectives import mlm_loss_fn, triple_loss_fn
 from demo.distill.steps import DistillStep
 from demo.distill.student import make_student, parse_layers, save_tokenizer
 from demo.distill.targets import weights_digest
 from demo.measuring.mlm_eval import (
-    EVAL_SEED,
     MaskedLMReport,
-    evaluate_masked_lm,
     paired_top1,
 )
 from demo.measuring.stats import Estimate
 from demo.models.config import ModelSpec
-from demo.models.inputs import IGNORE_INDEX
-from demo.models.loading import load_model
+from demo.models.loading import load_model, read_config
 from demo.models.masked_lm import (
     DynamicMasker,
-    MaskedLMAtPositions,
     is_classifier,
     load_masked_lm,
 )
 
-HELD_OUT_FILE = "heldout_texts.txt"  # the texts measured, one per line: `python -m demo.evaluate --task fill_mask`
 BASELINES_DIR = "baselines"
-
-
-class ObjectiveMismatch(UserError):
-    """A teacher that does not fit the objective (a classifier for --objective mlm, or the reverse)."""
 
 
 def load_mlm_teacher(name: str):
     """(model, tokenizer): a masked LM with its trained head; a classifier or a bare encoder is refused."""
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(name, trust_remote_code=False)
-    except Exception:  # noqa: BLE001 - load_masked_lm explains a model that cannot be read
-        config = None
+    config = read_config(name)  # None: load_masked_lm explains a model that cannot be read
     if config is not None and is_classifier(config):
         raise ObjectiveMismatch(f"{name} is a sequence classifier ({config.architectures[0]}), but --objective mlm "
                                 "distils a masked LM: distil it with --objective classification, or give a masked-LM "
@@ -66,43 +49,6 @@ def load_mlm_teacher(name: str):
                                 "vocabulary would be noise; adapt it first: python -m demo.distill finetune "
                                 f"--objective mlm --model {name} --train-file TEXT ...")
     return model, tokenizer
-
-
-def write_held_out(out: Path, texts: list[str]) -> None:
-    (out / HELD_OUT_FILE).write_text("".join(" ".join(t.split()) + "\n" for t in texts), encoding="utf-8")
-
-
-def corpus_record(corpus: TextCorpus) -> dict:
-    """What metrics.json says about the text of an --objective mlm run."""
-    return {"objective": "mlm", "n_train": len(corpus.train), "n_validation": len(corpus.validation),
-            "text_files": corpus.sources, "validation": corpus.validation_source, "heldout_file": HELD_OUT_FILE}
-
-
-def fit_masked_lm(model, tokenizer, corpus: TextCorpus, loss_fn, accelerator, data_args: DataArguments,
-                  targs: TrainArguments, desc: str, total_steps: int | None = None, run=None) -> FitResult:
-    """fit() on raw text: rows carry no label, the head runs at the masked positions only."""
-    length = data_args.max_seq_length
-    train = encode_examples(tokenizer, corpus.train, [IGNORE_INDEX] * len(corpus.train), length)
-    validation = encode_examples(tokenizer, corpus.validation, [IGNORE_INDEX] * len(corpus.validation), length)
-    return fit(MaskedLMAtPositions(model), train, loss_fn, accelerator, targs, validation=validation,
-               predictor=lambda m: m.model, score=masked_accuracy(tokenizer, EVAL_SEED), desc=desc,
-               total_steps=total_steps or targs.total_steps(len(train)), run=run)
-
-
-def measurer(teacher, tokenizer, data_args: DataArguments, targs: TrainArguments, device):
-    """measure(texts, student) on held-out text; the teacher's pseudo-perplexity (one forward per token,
-    the same for every student) is measured once per text set."""
-    known: dict[int, float] = {}
-
-    def measure(texts: list[str], student=None):
-        with ProgressLine("measuring held-out text", unit="texts") as progress:
-            report = evaluate_masked_lm(teacher, tokenizer, texts, student=student,
-                                        max_length=data_args.max_seq_length, batch_size=targs.eval_batch_size,
-                                        device=device, progress=progress, teacher_pppl=known.get(id(texts)))
-        known[id(texts)] = report.teacher.pseudo_perplexity
-        return report
-
-    return measure
 
 
 class MlmDistill(DistillStep):

@@ -23,6 +23,7 @@ from transformers import (
 )
 
 from demo.core.errors import UsageError
+from demo.models.loading import pretrained
 
 # BERT layer sub-module -> DistilBERT layer sub-module (same tensors, other names).
 BERT_TO_DISTIL_LAYER = {
@@ -192,6 +193,6 @@ def save_tokenizer(tokenizer, out: Path, arch: str) -> None:
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # "loaded from a BertTokenizer checkpoint": the point of this copy
         try:
-            DistilBertTokenizerFast.from_pretrained(tmp).save_pretrained(out)
+            pretrained(DistilBertTokenizerFast, tmp).save_pretrained(out)
         finally:
             hf_logging.set_verbosity(verbosity)

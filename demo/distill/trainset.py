@@ -37,7 +37,7 @@ from demo.distill.targets import (
 )
 from demo.measuring.evaluation import label_index
 from demo.models.config import ModelSpec
-from demo.models.loading import LoadedModel, load_model
+from demo.models.loading import LoadedModel, load_model, read_config
 
 LABELLED, AUGMENTED, TRANSFER, TRANSFER_AUGMENTED = "labelled", "augmented", "transfer", "transfer_augmented"
 SAMPLE_ROWS = 200  # augmented texts written beside the output, for a person to read
@@ -102,16 +102,11 @@ class Inputs:
 
 def refuse_masked_lm_teacher(name: str) -> None:
     """A masked LM given to classification distillation would get a random classifier head."""
-    from transformers import AutoConfig
-
-    from demo.distill.general import ObjectiveMismatch
+    from demo.distill.masked_text import ObjectiveMismatch
     from demo.models.masked_lm import is_masked_lm
 
-    try:
-        config = AutoConfig.from_pretrained(name, trust_remote_code=False)
-    except Exception:  # noqa: BLE001 - load_model explains a model that cannot be read
-        return
-    if is_masked_lm(config):
+    config = read_config(name)  # None: load_model explains a model that cannot be read
+    if config is not None and is_masked_lm(config):
         raise ObjectiveMismatch(f"{name} is a masked LM ({config.architectures[0]}), not a fine-tuned classifier: "
                                 "distil it with --objective mlm (general distillation), or fine-tune it on your "
                                 "labels first (python -m demo.distill finetune --model ...).")

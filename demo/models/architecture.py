@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoTokenizer, BertConfig, DistilBertConfig
 
 from demo.core.scratch import scratch_dir
 from demo.models.config import ModelSpec
-from demo.models.loading import MODEL_BUILD_LOCK, MODEL_CLASSES, LoadedModel
+from demo.models.loading import MODEL_BUILD_LOCK, MODEL_CLASSES, LoadedModel, LoadError, pretrained
 
 # The published shapes, for when a model's own config cannot be read (no network, empty cache).
 BUILTIN_SHAPES = {"teacher": ("BERT-base", BertConfig), "student": ("DistilBERT-base", DistilBertConfig)}
@@ -24,10 +24,9 @@ def architecture_config(spec: ModelSpec, variant: str, task: str):
     """(config, where it came from): the model's own config if readable offline, else the built-in shape."""
     local_only = not spec.is_local
     try:
-        config = AutoConfig.from_pretrained(spec.model, revision=spec.revision, trust_remote_code=False,
-                                            local_files_only=local_only)
+        config = pretrained(AutoConfig, spec.model, revision=spec.revision, local_files_only=local_only)
         source = f"config of {spec.model}"
-    except Exception:  # noqa: BLE001 - any failure: fall back to the published shape
+    except LoadError:  # not readable here: fall back to the published shape
         name, cls = BUILTIN_SHAPES[variant]
         config = cls()
         source = f"built-in {name} shape ({spec.model}'s config is not available offline)"
@@ -42,9 +41,8 @@ def architecture_config(spec: ModelSpec, variant: str, task: str):
 def offline_tokenizer(spec: ModelSpec):
     """The model's tokenizer where one can be had offline, else None (inputs become random token ids)."""
     try:
-        return AutoTokenizer.from_pretrained(spec.model, revision=spec.revision, trust_remote_code=False,
-                                             local_files_only=not spec.is_local)
-    except Exception:  # noqa: BLE001
+        return pretrained(AutoTokenizer, spec.model, revision=spec.revision, local_files_only=not spec.is_local)
+    except LoadError:
         return None
 
 

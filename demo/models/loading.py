@@ -1,4 +1,6 @@
 """The one place weights are read: from the Hub or a local directory, once per model per process.
+Every from_pretrained of the package (configs, tokenizers, models, the ONNX export's source, the
+masked LMs of augmentation and general distillation) goes through `pretrained` here.
 
 Loading is safe by default: safetensors are preferred, `.bin` files only go through torch's
 weights-only unpickler (transformers' default with torch >= 2.6), and remote code never runs.
@@ -175,25 +177,41 @@ def _first_line(text: str, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def pretrained(loader, name: str, *, revision: str | None = None, **kwargs):
+    """Every from_pretrained of the package goes through here: remote code never runs, a build holds
+    MODEL_BUILD_LOCK (transformers builds on a meta device that every thread sees), and whatever it raises
+    becomes one LoadError sentence with a fix. loader: AutoConfig, AutoTokenizer, a model class."""
+    try:
+        with MODEL_BUILD_LOCK:
+            return loader.from_pretrained(name, revision=revision, trust_remote_code=False, **kwargs)
+    except Exception as exc:
+        raise explain_load_error(ModelSpec(str(name), revision=revision), exc) from exc
+
+
+def read_config(name: str):
+    """A checkpoint's config, to tell what it is before loading it (a classifier, a masked LM); None when
+    it cannot be read (the load that follows says why)."""
+    try:
+        return pretrained(AutoConfig, name)
+    except LoadError:
+        return None
+
+
 def load_model(spec: ModelSpec, task: str, device: torch.device, dtype: torch.dtype = torch.float32,
                *, local_files_only: bool = False) -> LoadedModel:
     """Load one model for a task onto a device. Raises LoadError with a reason and a fix."""
     if task not in MODEL_CLASSES:
         raise ConfigError(f"unknown task {task!r}.")
-    common = dict(revision=spec.revision, trust_remote_code=False, local_files_only=local_files_only)
-    try:
-        config = AutoConfig.from_pretrained(spec.model, **common)
-        if spec.labels is not None and task != "fill_mask":
-            if len(spec.labels) != config.num_labels:
-                raise LoadError(spec.model, f"the config gives {len(spec.labels)} labels but the model has "
-                                f"{config.num_labels} classes.", "Give exactly one name per class, in class order.")
-            config.id2label = dict(enumerate(spec.labels))
-            config.label2id = {name: i for i, name in enumerate(spec.labels)}
-        tokenizer = AutoTokenizer.from_pretrained(spec.model, **common)
-        with MODEL_BUILD_LOCK:
-            model = MODEL_CLASSES[task].from_pretrained(spec.model, config=config, dtype=dtype, **common)
-    except Exception as exc:
-        raise explain_load_error(spec, exc) from exc
+    common = dict(revision=spec.revision, local_files_only=local_files_only)
+    config = pretrained(AutoConfig, spec.model, **common)
+    if spec.labels is not None and task != "fill_mask":
+        if len(spec.labels) != config.num_labels:
+            raise LoadError(spec.model, f"the config gives {len(spec.labels)} labels but the model has "
+                            f"{config.num_labels} classes.", "Give exactly one name per class, in class order.")
+        config.id2label = dict(enumerate(spec.labels))
+        config.label2id = {name: i for i, name in enumerate(spec.labels)}
+    tokenizer = pretrained(AutoTokenizer, spec.model, **common)
+    model = pretrained(MODEL_CLASSES[task], spec.model, config=config, dtype=dtype, **common)
     if task == "fill_mask" and tokenizer.mask_token is None:
         raise LoadError(spec.model, "its tokenizer has no mask token, so it cannot fill masks.",
                         "Use a masked-language model such as BERT or DistilBERT.")

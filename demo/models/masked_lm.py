@@ -196,18 +196,10 @@ def load_masked_lm(name: str):
     info tells, and a random head guesses random words. Raises LoadError (or NoMaskToken)."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from demo.models.config import ModelSpec
-    from demo.models.loading import MODEL_BUILD_LOCK, explain_load_error
+    from demo.models.loading import pretrained
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
-        mask_token_id(tokenizer, name)
-        with MODEL_BUILD_LOCK:
-            model, info = AutoModelForMaskedLM.from_pretrained(name, trust_remote_code=False,
-                                                               output_loading_info=True)
-    except NoMaskToken:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one clear sentence
-        raise explain_load_error(ModelSpec(name), exc) from None
+    tokenizer = pretrained(AutoTokenizer, name)
+    mask_token_id(tokenizer, name)
+    model, info = pretrained(AutoModelForMaskedLM, name, output_loading_info=True)
     head_missing = any(k.startswith(MLM_HEAD_PREFIXES) for k in info.get("missing_keys", []))
     return model, tokenizer, head_missing

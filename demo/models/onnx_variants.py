@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from demo.models.loading import MODEL_BUILD_LOCK, LoadedModel, LoadError
+from demo.models.loading import LoadedModel, LoadError, pretrained
 from demo.models.runtime_model import RuntimeModel
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ def export_fp32(source: Path, task: str, target: Path) -> None:
     from demo.models.inputs import accepted_inputs
 
     cls = AutoModelForMaskedLM if task == "fill_mask" else AutoModelForSequenceClassification
-    with MODEL_BUILD_LOCK:
-        model = cls.from_pretrained(str(source), attn_implementation="eager").eval()
+    model = pretrained(cls, str(source), attn_implementation="eager").eval()
     names = [name for name in INPUT_NAMES if name in accepted_inputs(model)]
     example = {name: torch.zeros(2, 16, dtype=torch.long) if name == "token_type_ids"
                else torch.ones(2, 16, dtype=torch.long) for name in names}
