@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
+import json
 
 import gradio
 import pytest
@@ -87,8 +87,7 @@ def _mcp(url: str, text: str) -> tuple[list, dict]:
             tools = (await session.list_tools()).tools
             answer = await session.call_tool("sentiment", {"text": text})
             assert not answer.isError, answer.content
-            # gradio's MCP server writes a dict result as Python literal text (str(dict)), not JSON
-            return tools, ast.literal_eval(answer.content[0].text)
+            return tools, json.loads(answer.content[0].text)  # JSON text, as an MCP client expects
 
     return asyncio.run(asyncio.wait_for(talk(), 60))
 

@@ -1,15 +1,17 @@
-"""The API an agent calls: one endpoint per task that returns only the JSON summary.
+"""The API: one endpoint per task that returns only its summary, and the same as an MCP tool.
 
-These are also the MCP tools (`python app.py --mcp`): gradio makes every documented endpoint a tool,
-named after its function and described by its docstring, so the names, type hints and docstrings here
-are what an agent reads. The page's own events (charts, history, scorecard) stay private; the page's
-other documented endpoints (evaluate, benchmark, scorecard) are callable with gradio_client but kept
-out of the tool list, and administrative events (reload, random weights, custom models) are private.
+gradio makes every *documented* endpoint an MCP tool (`python app.py --mcp`), named after its function
+and described by its docstring, and writes a tool's result as text with str(): a dict would reach an
+agent as Python literal text. So each task has two endpoints over one code path: `/sentiment` (and
+`/fill_mask`, `/classify`) returns the summary as an object for gradio_client, undocumented so that it is
+no tool; `/sentiment_json` returns the same summary as JSON text, documented: the MCP tool `sentiment`.
+Every other endpoint of the page (evaluate, benchmark, scorecard, the distill jobs) is undocumented
+too: callable by scripts, never a tool; administrative events (reload, random weights) are private.
 """
 
 from __future__ import annotations
 
-import functools
+import json
 from collections.abc import Callable
 
 import gradio as gr
@@ -35,37 +37,43 @@ FILL_MASK_RETURNS = (" For fill_mask also `top5_overlap` (share of the teacher's
                      "also ranks in its five) and each model's `completed` sentence.")
 
 
+def _docstring(task: str, returns: str) -> str:
+    what, argument = WHAT[task]
+    return (f"{what}, answered by a BERT teacher and by its distilled student side by side, with each model's "
+            f"latency: what distillation costs in answers and buys in speed.\n\nArgs:\n    text: {argument}\n\n"
+            f"Returns:\n    {returns}{RETURNS}{FILL_MASK_RETURNS if task == 'fill_mask' else ''}")
+
+
 def task_endpoint(registry: PairRegistry, task: str, students: SessionStudents | None = None) -> Callable[..., dict]:
-    """The task's API function, named after the task (its tool name) and documented for an agent. A caller
-    that adopted its own student (/distill_adopt) is answered by it; everyone else by the configured pair."""
+    """The task's summary for gradio_client. A caller that adopted its own student (/distill_adopt) is
+    answered by it; everyone else by the configured pair."""
 
     @user_errors
     def endpoint(text: str, request: gr.Request) -> dict:
         return PairView(registry, students, session_of(request)).run(task, text).summary()
 
-    what, argument = WHAT[task]
     endpoint.__name__ = endpoint.__qualname__ = task
-    endpoint.__doc__ = (f"{what}, answered by a BERT teacher and by its distilled student side by side, with each "
-                        f"model's latency: what distillation costs in answers and buys in speed.\n\n"
-                        f"Args:\n    text: {argument}\n\n"
-                        f"Returns:\n    {RETURNS}{FILL_MASK_RETURNS if task == 'fill_mask' else ''}")
+    endpoint.__doc__ = _docstring(task, "")
     return endpoint
+
+
+def task_tool(registry: PairRegistry, task: str, students: SessionStudents | None = None) -> Callable[..., str]:
+    """The same summary as JSON text: what an MCP client parses with json.loads."""
+    summary = task_endpoint(registry, task, students)
+
+    @gr.mcp.tool(name=task)  # the docstring describes it
+    def tool(text: str, request: gr.Request) -> str:
+        return json.dumps(summary(text, request), ensure_ascii=False)
+
+    tool.__name__ = tool.__qualname__ = task
+    tool.__doc__ = _docstring(task, "JSON text of an object. ")
+    return tool
 
 
 def register(registry: PairRegistry, students: SessionStudents | None = None) -> None:
-    """One API endpoint per configured task, /sentiment, /fill_mask, /classify; call inside the Blocks."""
+    """Per configured task: /{task} (the summary, for gradio_client) and /{task}_json (the MCP tool)."""
     for task in registry.config.pairs:
-        gr.api(task_endpoint(registry, task, students), api_name=task)
+        gr.api(task_endpoint(registry, task, students), api_name=task, api_visibility="undocumented")
+        gr.api(task_tool(registry, task, students), api_name=f"{task}_json")
 
 
-def not_a_tool(fn: Callable) -> Callable:
-    """Keep a documented endpoint out of the MCP tool list (gradio lists only functions whose `_mcp_type`,
-    when set, is "tool"): long CPU jobs and file uploads are for people and scripts, not agents. A wrapper
-    carries the mark, so a bound method (a tab's handler) can be given too."""
-
-    @functools.wraps(fn)
-    def endpoint(*args, **kwargs):
-        return fn(*args, **kwargs)
-
-    endpoint._mcp_type = "endpoint"
-    return endpoint

@@ -20,7 +20,6 @@ from demo.measuring.sweep import (
 )
 from demo.models.config import VARIANTS
 from demo.models.registry import PairRegistry
-from demo.serving.api import not_a_tool
 from demo.serving.edge import handlers, session_of
 
 SWEEP_LOCK = threading.Lock()  # one sweep at a time: two would time each other's CPU contention
@@ -98,7 +97,7 @@ def build_tab(registry: PairRegistry) -> None:
     summary = gr.JSON(label="Records (bench.json)", open=False)
 
     h = BenchHandlers(registry)
-    run.click(not_a_tool(h.run), inputs=[task, variants, batch_sizes, seq_lens, repeats, architecture_only],
+    run.click(h.run, inputs=[task, variants, batch_sizes, seq_lens, repeats, architecture_only],
               outputs=[summary, table, chart, files], api_name="benchmark", concurrency_id="benchmark",
-              concurrency_limit=1)
-    cancel.click(not_a_tool(h.cancel), api_name="cancel_benchmark", queue=False)
+              concurrency_limit=1, api_visibility="undocumented")
+    cancel.click(h.cancel, api_name="cancel_benchmark", queue=False, api_visibility="undocumented")

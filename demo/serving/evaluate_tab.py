@@ -36,7 +36,6 @@ from demo.measuring.evaluation import (
 from demo.models.config import LABELLED_TASKS
 from demo.models.registry import PairRegistry
 from demo.models.session_students import PairView, SessionStudents
-from demo.serving.api import not_a_tool
 from demo.serving.edge import handlers, remove_upload, session_of
 
 
@@ -175,9 +174,10 @@ def wire(p: EvaluatePanel, h: EvaluateHandlers, evaluated: gr.State) -> list:
                     api_visibility="private")
     outputs = [p.figures, p.summary, p.confusion, p.explorer, p.downloads, p.upload, evaluated]
     fields = [p.upload, p.task, p.text_column, p.label_column, p.max_rows]
-    event = p.run.click(not_a_tool(h.evaluate), inputs=[*fields, evaluated], outputs=outputs, api_name="evaluate")
-    decided = p.decide.click(not_a_tool(h.decide), inputs=[*fields, p.price, evaluated], outputs=outputs,
-                             api_name="decision_report")
+    event = p.run.click(h.evaluate, inputs=[*fields, evaluated], outputs=outputs, api_name="evaluate",
+                        api_visibility="undocumented")
+    decided = p.decide.click(h.decide, inputs=[*fields, p.price, evaluated], outputs=outputs,
+                             api_name="decision_report", api_visibility="undocumented")
     p.stop.click(None, cancels=[event, decided])
     return [event, decided]
 

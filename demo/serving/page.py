@@ -62,7 +62,8 @@ def wire_scorecard(h: PageHandlers, histories: dict[str, gr.State], events: list
     """The scorecard follows every answer and every evaluation of this session."""
     inputs = [*(histories[t] for t in TASKS), evaluated]
     # first, so that it keeps the name /scorecard (gradio names the private events after the function too)
-    gr.Button(visible=False).click(api.not_a_tool(h.scorecard), inputs=inputs, outputs=outputs, api_name="scorecard")
+    gr.Button(visible=False).click(h.scorecard, inputs=inputs, outputs=outputs, api_name="scorecard",
+                                   api_visibility="undocumented")
     for event in events:
         event.then(h.scorecard, inputs=inputs, outputs=outputs, api_visibility="private", queue=False)
 

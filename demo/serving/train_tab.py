@@ -15,7 +15,6 @@ from demo.core.errors import UserError, whole_number
 from demo.core.formatting import md_escape
 from demo.measuring.charts import recipe_comparison_chart, training_curves
 from demo.models.config import DistillationLink
-from demo.serving.api import not_a_tool
 from demo.serving.edge import handlers, session_of, user_errors
 from demo.serving.evidence import load_evidence
 from demo.serving.training.service import MAX_EPOCHS, TrainingService
@@ -261,6 +260,7 @@ def wire_api(service: TrainingService, inputs: list, api_job: gr.Textbox) -> Non
         return service.adopt(job_id, session_of(request))
 
     trigger = gr.Button(visible=False)
-    trigger.click(not_a_tool(distill_start), inputs=inputs, outputs=api_job, api_name="distill_start")
+    trigger.click(distill_start, inputs=inputs, outputs=api_job, api_name="distill_start",
+                  api_visibility="undocumented")
     for endpoint in (distill_status, distill_cancel, distill_adopt):
-        gr.api(not_a_tool(endpoint), api_name=endpoint.__name__)
+        gr.api(endpoint, api_name=endpoint.__name__, api_visibility="undocumented")
