@@ -15,7 +15,7 @@ from typing import Literal
 
 from transformers import HfArgumentParser
 
-from demo.core.errors import UsageError
+from demo.core.errors import UsageError, UserError
 from demo.distill.budget import steps_per_epoch
 from demo.models.inputs import length_problem
 
@@ -23,6 +23,10 @@ from demo.models.inputs import length_problem
 # text raw) and learnt faster at 3e-4 than at 1e-4 or 6e-4 (docs/distillation.md).
 DISTILL_LEARNING_RATE = {"classification": 1e-4, "mlm": 3e-4}
 REPORTING = "reporting"  # field metadata: the flag changes where or how a run reports, not what it trains
+
+
+class ObjectiveMismatch(UserError):
+    """A teacher that does not fit the objective (a classifier for --objective mlm, or the reverse)."""
 
 
 def default_of(settings: type, name: str):

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from demo.core.measure import count_parameters
 from demo.data.files import read_texts
+from demo.distill.args import ObjectiveMismatch
 from demo.distill.data import corpus_description, read_corpus
 from demo.distill.loop import FitResult, set_seed
-from demo.distill.masked_text import ObjectiveMismatch, corpus_record, fit_masked_lm, measurer, write_held_out
+from demo.distill.masked_text import corpus_record, fit_masked_lm, measurer, write_held_out
 from demo.distill.objectives import mlm_loss_fn, triple_loss_fn
 from demo.distill.steps import DistillStep
 from demo.distill.student import make_student, parse_layers, save_tokenizer

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from demo.core.errors import UserError
 from demo.core.progress import ProgressLine
 from demo.distill.args import DataArguments, TrainArguments
 from demo.distill.batches import encode_examples
@@ -19,10 +18,6 @@ from demo.models.inputs import IGNORE_INDEX
 from demo.models.masked_lm import MaskedLMAtPositions
 
 HELD_OUT_FILE = "heldout_texts.txt"  # the texts measured, one per line: `python -m demo.evaluate --task fill_mask`
-
-
-class ObjectiveMismatch(UserError):
-    """A teacher that does not fit the objective (a classifier for --objective mlm, or the reverse)."""
 
 
 def write_held_out(out: Path, texts: list[str]) -> None:

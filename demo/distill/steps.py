@@ -28,7 +28,8 @@ from demo.models.loading import resolve_device
 
 
 class Step:
-    """One training step. A subclass fills in what is its own; run_step() does the rest."""
+    """One training step. A subclass fills in what is its own; run_step() does the rest, calling these
+    hooks in the order they are written here."""
 
     name = "train"  # the command ("finetune" or "distill"): tracker project and metrics' command line
 
@@ -43,6 +44,7 @@ class Step:
         return {}
 
     def train(self, accelerator, run: RunFiles) -> FitResult:
+        """The step's own training: its rows, model and loss through loop.fit (history and checkpoints in run)."""
         raise NotImplementedError
 
     def train_baselines(self, accelerator, result: FitResult) -> None:
@@ -51,6 +53,9 @@ class Step:
     def save(self, out: Path) -> None:
         """The model and its tokenizer (main process)."""
         raise NotImplementedError
+
+    def export(self, out: Path) -> None:
+        """Further formats of the saved model, written beside it (the distill step's --export-onnx)."""
 
     def measure(self, accelerator, out: Path, result: FitResult) -> dict:
         """The step's own figures for metrics.json (main process)."""
@@ -65,9 +70,6 @@ class Step:
     def publish_to(self) -> tuple[str, bool, bool] | None:
         """(repo id, private, dry run) where the run is to be published."""
         return None
-
-    def export(self, out: Path) -> None:
-        """Further formats of the saved model, written beside it (the distill step's --export-onnx)."""
 
 
 class FinetuneStep(Step):

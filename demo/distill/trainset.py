@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from demo.data.files import LabelledData
-from demo.distill.args import DataArguments, TrainArguments
+from demo.distill.args import DataArguments, ObjectiveMismatch, TrainArguments
 from demo.distill.augment import (
     AugmentSettings,
     MaskedLM,
@@ -102,7 +102,6 @@ class Inputs:
 
 def refuse_masked_lm_teacher(name: str) -> None:
     """A masked LM given to classification distillation would get a random classifier head."""
-    from demo.distill.masked_text import ObjectiveMismatch
     from demo.models.masked_lm import is_masked_lm
 
     config = read_config(name)  # None: load_model explains a model that cannot be read
