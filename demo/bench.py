@@ -24,7 +24,8 @@ from demo.measuring.sweep import (
     parse_int_list,
     sweep,
 )
-from demo.models.config import BENCH_VARIANTS, DEVICES, VARIANTS, load_config
+from demo.models.config import DEVICES, load_config
+from demo.models.variants import BENCH_VARIANTS, VARIANTS
 
 
 def parse_args(argv):

@@ -12,10 +12,11 @@ from gradio_client.exceptions import AppError
 
 from demo.bench import main as bench_main
 from demo.core.measure import interleaved_timing
-from demo.measuring.sweep import SENTENCES, BenchSettings, sweep
+from demo.measuring.sweep import BenchSettings, sweep
 from demo.models import onnx_variants, openvino_variants
 from demo.models.architecture import build_random
-from demo.models.config import OPENVINO_INT8, ModelSpec, load_config
+from demo.models.config import ModelSpec, load_config
+from demo.models.inputs import GENERIC_SENTENCES
 from demo.models.loading import load_model
 from demo.models.tasks import predict
 
@@ -87,16 +88,16 @@ def test_the_openvino_int8_student_answers_like_the_student_and_is_timed_by_the_
     monkeypatch.setattr(onnx_variants, "CACHE_ROOT", tmp_path / "cache")
     config = load_config(tiny_config)
     student = load_model(config.pairs[task].student, task, torch.device("cpu"))
-    int8 = openvino_variants.export(student, SENTENCES, threads=1)
+    int8 = openvino_variants.export(student, GENERIC_SENTENCES, threads=1)
     assert int8.runtime == "openvino" and int8.dtype == "int8"
     texts = (["the film was [MASK]", "i feel [MASK] today"] if task == "fill_mask" else
              ["the film was good", "i hate this"])
     for text in texts:  # random tiny weights: scores are near-flat, so compare scores, not labels
         assert predict(int8, text).score == pytest.approx(predict(student, text).score, abs=5e-2)
-    settings = BenchSettings(tasks=[task], variants=["teacher", "student", OPENVINO_INT8], batch_sizes=[2],
+    settings = BenchSettings(tasks=[task], variants=["teacher", "student", "student-openvino-int8"], batch_sizes=[2],
                              seq_lens=[16], repeats=20, warmup=1, threads=1)
     result = sweep(config, settings)
-    record = next(r for r in result.records if r.variant == OPENVINO_INT8)
+    record = next(r for r in result.records if r.variant == "student-openvino-int8")
     assert record.runtime == "openvino" and record.dtype == "int8" and record.p50_ms > 0 and record.params > 0
 
 
@@ -182,7 +183,8 @@ def test_benchmark_tab_through_the_api(client):
 
 def test_the_cli_and_the_tab_refuse_the_same_settings_alike(client, tiny_config, tmp_path, capsys):
     # One settings dataclass behind both: the same rule, the same message, nothing measured.
-    message = "the ONNX and OpenVINO variants are compared with the fp32 student: add the student variant."
+    message = ("the int8 and exported variants are compared with the fp32 model they are made from: add the student "
+               "variant.")
     assert bench_main(["--config", str(tiny_config), "--tasks", "classify", "--variants", "teacher,student-onnx-int8",
                        "--out", str(tmp_path / "cli")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {message}"
@@ -210,7 +212,7 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
     from .apps import InProcessApp
 
     raw = yaml.safe_load(Path(tiny_config).read_text())
-    raw["tasks"]["classify"]["onnx"] = True
+    raw["tasks"]["classify"]["int8"] = True
     raw["tasks"]["sentiment"]["teacher"]["model"] = str(tmp_path / "gone")
     path = tmp_path / "pairs.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -218,14 +220,16 @@ def test_app_shows_the_onnx_column_and_the_random_weights_fallback(tiny_config, 
     try:
         c = app.client()
         deadline = time.monotonic() + 90
-        while True:  # the ONNX column joins once its export is done; the task answers before that
+        while True:  # the int8 column joins once its exports are done and timed; the task answers before that
             summary = call_when_ready(c, "i feel happy", "/classify", timeout=90)
-            if "student-onnx-int8" in summary or time.monotonic() > deadline:
+            if "student-int8" in summary or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        onnx = summary["student-onnx-int8"]
-        assert onnx["dtype"] == "int8" and onnx["latency_ms"] > 0 and isinstance(onnx["agrees_with_student"], bool)
-        assert "student-onnx-int8" in call(c, "i feel happy", api_name="/page_classify")[4]  # the page's verdict
+        int8 = summary["student-int8"]
+        assert int8["dtype"] == "int8" and int8["latency_ms"] > 0 and isinstance(int8["agrees_with_student"], bool)
+        assert "student-int8" in call(c, "i feel happy", api_name="/page_classify")[4]  # the page's verdict
+        status = "".join(s.reason for s in app.registry.status("classify") if s.variant == "student-int8")
+        assert "the fastest here" in status and "ms" in status  # which backend, and both timings
         with pytest.raises(AppError, match="failed to load"):
             call(c, "good", api_name="/sentiment")
         # the page's button (not an API endpoint: administrative)

@@ -13,9 +13,8 @@ from plotly.subplots import make_subplots
 from demo.core.formatting import human_bytes, human_count
 from demo.core.measure import SizeReport, percentile
 from demo.measuring.scorecard import live_speedup
+from demo.models.variants import color as variant_color
 
-COLORS = {"teacher": "#1f77b4", "student": "#ff7f0e", "student-onnx-int8": "#2ca02c",
-          "student-onnx-fp32": "#9467bd", "student-openvino-int8": "#8c564b"}
 LAYOUT = dict(template="plotly_white", height=400, margin=dict(l=50, r=20, t=70, b=40),
               legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
 
@@ -54,7 +53,7 @@ def latency_chart(history: Sequence[Mapping], variants: Sequence[str] = ("teache
         ys = [row.get(f"{variant}_ms") for row in history]
         if not any(y is not None for y in ys):
             continue
-        color = COLORS.get(variant, "#444")
+        color = variant_color(variant)
         traces.append(dict(type="scatter", x=x, y=ys, mode="lines+markers", name=f"{variant} (ms)",
                            line=dict(color=color, width=1.5), marker=dict(size=6)))
         clean = [y for y in ys if y is not None]
@@ -103,7 +102,7 @@ def size_chart(sizes: Mapping[str, SizeReport | None]) -> go.Figure:
         variants = list(known)
         values = [getattr(known[r], attr) for r in variants]
         fig.add_trace(go.Bar(x=variants, y=values, text=[fmt(v) for v in values], textposition="auto",
-                             marker_color=[COLORS.get(r, "#444") for r in variants], showlegend=False,
+                             marker_color=[variant_color(r) for r in variants], showlegend=False,
                              hovertemplate="%{x}: %{text}<extra></extra>"), row=1, col=col)
     if not known:
         fig.add_annotation(text="Sizes appear once the models have loaded", showarrow=False, x=0.5, y=0.5,
@@ -126,7 +125,7 @@ def bench_figures(records: Sequence) -> list[go.Figure]:
                                                             f"p50 vs sequence length (batch {batch_ref})",
                                                             "weights on disk (MB)"))
         for variant in dict.fromkeys(r.variant for r in rows):
-            color = COLORS.get(variant, "#444")
+            color = variant_color(variant)
             mine = [r for r in rows if r.variant == variant]
             by_batch = sorted((r.batch_size, r.p50_ms) for r in mine if r.seq_len == seq_ref)
             by_seq = sorted((r.seq_len, r.p50_ms) for r in mine if r.batch_size == batch_ref)
@@ -159,7 +158,7 @@ def training_curves(history: Sequence[Mapping], score_name: str = "validation ac
                                  line=dict(width=2 if term == "train_loss" else 1)), row=1, col=1)
     evaluated = [r for r in history if r.get("evaluated") and "validation_accuracy" in r]
     fig.add_trace(go.Scatter(x=[r["step"] for r in evaluated], y=[r["validation_accuracy"] for r in evaluated],
-                             mode="lines+markers", name=score_name, line=dict(color=COLORS["student"])),
+                             mode="lines+markers", name=score_name, line=dict(color=variant_color("student"))),
                   row=1, col=2)
     # One step axis for both panels: a one-epoch run's single score sits at its step on the loss curve's
     # scale, not alone on an axis of its own.
@@ -195,7 +194,7 @@ def recipe_comparison_chart(metrics: Mapping) -> go.Figure:
     names = ["teacher", "distilled student"] + [b["name"] for b in baselines]
     values = [metrics.get("teacher_accuracy"), metrics.get("student_accuracy")] + [b["accuracy"] for b in baselines]
     intervals = [ci.get("teacher_accuracy"), ci.get("student_accuracy")] + [b.get("ci") for b in baselines]
-    colors = [COLORS["teacher"], COLORS["student"]] + ["#999"] * len(baselines)
+    colors = [variant_color("teacher"), variant_color("student")] + ["#999"] * len(baselines)
     fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=colors,
                            error_x=error_bars(values, intervals),
                            text=[_with_interval(v, c, 3) for v, c in zip(values, intervals)], textposition="inside",
@@ -217,7 +216,7 @@ def retention_chart(metrics: Mapping) -> go.Figure:
     sets.update({name: (f.get("retention"), f.get("ci")) for name, f in (metrics.get("eval_sets") or {}).items()})
     names = list(sets)
     values = [sets[n][0] for n in names]
-    fig = go.Figure(go.Bar(x=names, y=values, marker_color=COLORS["student"],
+    fig = go.Figure(go.Bar(x=names, y=values, marker_color=variant_color("student"),
                            error_y=error_bars(values, [sets[n][1] for n in names]),
                            text=[_with_interval(sets[n][0], sets[n][1], 3) for n in names], textposition="inside"))
     fig.add_hline(y=0.97, line_dash="dot", line_color="#888", annotation_text="DistilBERT: 0.97")
@@ -237,6 +236,7 @@ def run_size_speed_chart(metrics: Mapping) -> go.Figure:
     for col, (key, fmt) in enumerate((("params", human_count), ("total_ms", lambda v: f"{v:,.0f} ms")), start=1):
         values = [metrics[f"teacher_{key}"], metrics[f"student_{key}"]]
         fig.add_trace(go.Bar(x=["teacher", "student"], y=values, text=[fmt(v) for v in values], textposition="auto",
-                             marker_color=[COLORS["teacher"], COLORS["student"]], showlegend=False), row=1, col=col)
+                             marker_color=[variant_color("teacher"), variant_color("student")], showlegend=False),
+                      row=1, col=col)
     fig.update_layout(title="Size and speed of the run's pair", **{k: v for k, v in LAYOUT.items() if k != "legend"})
     return fig

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import platform
 from datetime import UTC, datetime
-from pathlib import Path
 
 import torch
 
+from demo.core.machine import cpu_name
 from demo.models import onnx_variants
 
 
@@ -19,15 +19,6 @@ def physical_cores() -> int:
     import psutil
 
     return psutil.cpu_count(logical=False) or torch.get_num_threads()
-
-
-def cpu_name() -> str:
-    """The processor's model name (timings differ by CPU: say which one they came from)."""
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def _version(package: str) -> str | None:

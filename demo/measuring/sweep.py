@@ -22,17 +22,10 @@ from demo.measuring import stats as speed_stats
 from demo.measuring.bench_report import BenchRecord, BenchResult
 from demo.measuring.environment import environment, physical_cores
 from demo.measuring.variant_quality import variant_agreement
-from demo.models import onnx_variants, openvino_variants
+from demo.models import variants as variant_table
 from demo.models.architecture import build_random
-from demo.models.config import (
-    BENCH_VARIANTS,
-    OPENVINO_INT8,
-    PAIR,
-    VARIANTS,
-    AppConfig,
-    ConfigError,
-)
-from demo.models.inputs import model_inputs
+from demo.models.config import PAIR, AppConfig, ConfigError
+from demo.models.inputs import GENERIC_SENTENCES, model_inputs
 from demo.models.loading import LoadedModel, LoadError, resolve_device
 from demo.models.registry import PairRegistry, TaskUnavailable
 
@@ -45,19 +38,6 @@ DEFAULT_WARMUP = 3  # untimed repeats first: allocator, thread pool and kernel s
 MAX_BATCH_SIZE = 256  # sequences per timed call; larger batches only measure memory pressure
 MAX_SEQ_LEN = 512  # BERT's position limit; a model with a lower one skips the longer lengths
 QUALITY_FLAG = 0.01  # a variant that changes more than 1% of the fp32 student's answers is flagged
-# Real sentences, repeated and cut to the requested length (uncased English, varied vocabulary).
-SENTENCES = [
-    "the film is a gripping portrait of a family coming apart under pressure",
-    "i was bored from the opening scene and the ending made it even worse",
-    "a warm and funny story that never stoops to easy sentiment",
-    "the acting is wooden and the plot makes no sense at all",
-    "she felt a sudden surge of joy when the letter finally arrived",
-    "he could not hide how angry the long delay had made him",
-    "the quiet streets of the old city were covered in fresh snow",
-    "our team shipped the new release two weeks ahead of schedule",
-]
-
-
 def parse_int_list(text: str, what: str) -> list[int]:
     """ "1, 8,32" -> [1, 8, 32]; the one parser for the CLI's flags and the tab's text fields."""
     try:
@@ -71,7 +51,7 @@ class BenchSettings:
     """What to measure, checked on creation (the CLI's flags and the tab's fields both become one)."""
 
     tasks: list[str]
-    variants: list[str] = field(default_factory=lambda: list(BENCH_VARIANTS))
+    variants: list[str] = field(default_factory=lambda: list(variant_table.BENCH_VARIANTS))
     batch_sizes: list[int] = field(default_factory=lambda: list(BATCH_SIZES))
     seq_lens: list[int] = field(default_factory=lambda: list(SEQ_LENS))
     repeats: int = MIN_REPEATS
@@ -87,13 +67,16 @@ class BenchSettings:
     def __post_init__(self):
         if not self.tasks:
             raise ConfigError("pick at least one task.")
-        unknown = [v for v in self.variants if v not in VARIANTS]
+        names = variant_table.VARIANTS
+        unknown = [v for v in self.variants if v not in names]
         if not self.variants or unknown:
-            raise ConfigError(f"variants: pick one or more of {', '.join(VARIANTS)}"
+            raise ConfigError(f"variants: pick one or more of {', '.join(names)}"
                               + (f" ({', '.join(unknown)} is not one)." if unknown else "."))
-        if any(v.startswith("student-") for v in self.variants) and "student" not in self.variants:
-            raise ConfigError("the ONNX and OpenVINO variants are compared with the fp32 student: add the student "
-                              "variant.")
+        sources = {variant_table.variant(v).source for v in self.variants if variant_table.derived(v)}
+        missing = sorted(sources - set(self.variants))
+        if missing:
+            raise ConfigError(f"the int8 and exported variants are compared with the fp32 model they are made from: "
+                              f"add the {' and '.join(missing)} variant.")
         for name, values, upper in (("batch sizes", self.batch_sizes, MAX_BATCH_SIZE),
                                     ("sequence lengths", self.seq_lens, MAX_SEQ_LEN)):
             if not values or min(values) < 1 or max(values) > upper:
@@ -103,7 +86,7 @@ class BenchSettings:
         if self.warmup < 0 or self.threads < 0 or (self.eval_max_rows is not None and self.eval_max_rows < 1):
             raise ConfigError("warm-up and threads must be 0 or more, eval max rows at least 1.")
         # Variants in their fixed order, whatever order they were given in.
-        object.__setattr__(self, "variants", [v for v in VARIANTS if v in self.variants])
+        object.__setattr__(self, "variants", [v for v in names if v in self.variants])
 
     def check_tasks(self, config: AppConfig) -> None:
         unknown = [t for t in self.tasks if t not in config.pairs]
@@ -118,7 +101,7 @@ def bench_texts(seq_len: int, batch_size: int, mask_token: str | None) -> list[s
         words = []
         k = i
         while len(words) < seq_len + 8:
-            words += SENTENCES[k % len(SENTENCES)].split()
+            words += GENERIC_SENTENCES[k % len(GENERIC_SENTENCES)].split()
             k += 1
         if mask_token:
             words[min(3, max(0, seq_len // 2 - 2))] = mask_token  # inside the first seq_len tokens
@@ -173,21 +156,20 @@ def load_variants(config: AppConfig, task: str, settings: BenchSettings, device:
         except TaskUnavailable as exc:
             notes.append(f"{task}: skipped: {exc} (or run with --architecture-only to measure the shapes)")
             return {}
-    for variant in settings.variants:
-        if not variant.startswith("student-"):
+    for name in settings.variants:
+        if not variant_table.derived(name):
             continue
-        if device.type != "cpu":
-            notes.append(f"{task} {variant}: skipped on {device.type}: int8 and this tool's ONNX and OpenVINO "
+        if device.type != "cpu" and variant_table.variant(name).cpu_only:
+            notes.append(f"{task} {name}: skipped on {device.type}: int8 and this tool's ONNX and OpenVINO "
                          "variants are CPU techniques.")
             continue
         try:
-            if variant == OPENVINO_INT8:
-                models[variant] = openvino_variants.export(models["student"], SENTENCES, threads=settings.threads)
-            else:
-                models[variant] = onnx_variants.export(models["student"], int8=variant.endswith("int8"),
-                                                       threads=settings.threads)
+            models[name] = variant_table.build(name, models, settings.threads)
         except LoadError as exc:
-            notes.append(f"{task} {variant}: {exc.reason} {exc.fix}")
+            notes.append(f"{task} {name}: not measured: {exc.reason} {exc.fix}")
+            continue
+        if models[name].note:
+            notes.append(f"{task} {name}: {models[name].note}")
     return {v: m for v, m in models.items() if v in settings.variants}
 
 
@@ -213,7 +195,7 @@ def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, i
     try:
         for task in settings.tasks:
             models = load_variants(config, task, settings, device, workdir, result.notes, cache)
-            student_params = count_parameters(models["student"].model) if "student" in models else None
+            source_params = {v: count_parameters(models[v].model) for v in PAIR if v in models}
             if eval_data is not None and models:
                 result.quality += variant_agreement(task, models, eval_data, result.notes, QUALITY_FLAG)
             for batch_size in settings.batch_sizes:
@@ -230,7 +212,7 @@ def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, i
                         progress(done, total, f"{task} batch {batch_size} × {seq_len} tokens")
                     if point:
                         result.records += measure_point(task, point, batch_size, seq_len, settings,
-                                                        student_params, stop)
+                                                        source_params, stop)
                     done += len(settings.variants)
         if progress:
             progress(done, total, "done")
@@ -244,7 +226,7 @@ def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, i
 
 
 def measure_point(task, models: dict[str, LoadedModel], batch_size, seq_len, settings: BenchSettings,
-                  student_params, stop) -> list[BenchRecord]:
+                  source_params: dict[str, int], stop) -> list[BenchRecord]:
     """One record per variant at one (batch size, sequence length), all variants timed interleaved."""
     calls = {}
     for variant, loaded in models.items():
@@ -266,7 +248,9 @@ def measure_point(task, models: dict[str, LoadedModel], batch_size, seq_len, set
     for variant, loaded in models.items():
         model_stats = stats[(variant, "model")]
         size = size_of_loaded(loaded)
-        params = student_params if variant.startswith("student-onnx") and student_params else size.params
+        source = variant_table.variant(variant).source
+        # an exported or int8 graph has its fp32 model's architecture: the same parameters, stored otherwise
+        params = source_params.get(source, size.params) if variant_table.derived(variant) else size.params
         records.append(BenchRecord.of(
             task=task, variant=variant, loaded=loaded, batch_size=batch_size, seq_len=seq_len,
             end_to_end=stats.get((variant, "e2e"), model_stats), model_only=model_stats, repeats=settings.repeats,

@@ -1,11 +1,13 @@
-"""What acceleration costs in answers: each variant (ONNX fp32, dynamic int8, OpenVINO int8) against the fp32 student on
-a labelled file, for the benchmark's table."""
+"""What acceleration costs in answers: each variant (ONNX fp32, int8 on either backend) against the fp32 model it
+was made from (the student, or the teacher for teacher-int8) on a labelled file, for the benchmark's table."""
 
 from __future__ import annotations
 
 from demo.data.files import LabelledData
 from demo.measuring.evaluation import LabelMismatch, label_index, predict_batch
 from demo.models.loading import LoadedModel
+from demo.models.variants import derived
+from demo.models.variants import variant as variant_of
 
 
 def variant_agreement(task: str, models: dict[str, LoadedModel], data: LabelledData, notes: list[str],
@@ -27,9 +29,11 @@ def variant_agreement(task: str, models: dict[str, LoadedModel], data: LabelledD
         preds[variant] = [loaded.id2label[i] for i in ids]
     out = []
     for variant, labels in preds.items():
-        agree = sum(a.lower() == b.lower() for a, b in zip(labels, preds["student"])) / len(labels)
+        source = variant_of(variant).source if derived(variant) else "student"
+        reference = preds.get(source, preds["student"])
+        agree = sum(a.lower() == b.lower() for a, b in zip(labels, reference)) / len(labels)
         row = {"task": task, "variant": variant, "n_examples": len(labels), "agreement_with_student": agree,
-               "changed_share": 1 - agree, "flagged": variant.startswith("student-") and (1 - agree) > flag_share}
+               "changed_share": 1 - agree, "flagged": derived(variant) and (1 - agree) > flag_share}
         try:
             gold_map = label_index(models[variant], data.labels)
             names = models[variant].id2label

@@ -64,6 +64,7 @@ class LoadedModel:
     dtype_name: str | None = None  # set where the module has no torch parameters (ONNX)
     random_weights: bool = False  # architecture-only: built from a config, answers mean nothing
     display_name: str | None = None  # what visitors read instead of a server path (a visitor's own student)
+    note: str | None = None  # how it was made, for status lines and reports (e.g. which int8 backend and why)
 
     @property
     def name(self) -> str:

@@ -18,7 +18,7 @@ from demo.core.errors import UserError
 from demo.core.measure import SizeReport, size_of_loaded
 from demo.models.compare import Comparison, ModelFailure, compare, warm_up
 from demo.models.config import (
-    ONNX_INT8,
+    APP_INT8,
     PAIR,
     TASKS,
     AppConfig,
@@ -110,7 +110,7 @@ class PairRegistry:
         for variant in PAIR:
             self._load_pretrained(task, variant)
         if self.config.pairs[task].onnx:
-            self._load_onnx(task)
+            self._load_int8(task)
 
     def load_random(self, task: str, wait: bool = False) -> None:
         """Offline fallback: the task's architectures with random weights (latency and size only)."""
@@ -142,20 +142,21 @@ class PairRegistry:
         self._load_variant(task, variant, lambda: (self.cache.get(spec, task, device, dtype), ""),
                            failure="its first (warm-up) pass failed", fix="Check that the checkpoint matches the task.")
 
-    def _load_onnx(self, task: str) -> None:
-        from demo.models import onnx_variants
+    def _load_int8(self, task: str) -> None:
+        """The third column: the student as int8 on this machine's fastest backend (models/variants.py)."""
+        from demo.models import variants
 
         with self._lock:
             student = self._models.get((task, "student"))
         if student is None:
-            self._set(task, ONNX_INT8, state="failed", reason="the fp32 student did not load.", fix="Fix it first.")
+            self._set(task, APP_INT8, state="failed", reason="the fp32 student did not load.", fix="Fix it first.")
         elif student.device.type != "cpu":
-            self._set(task, ONNX_INT8, state="failed", reason=f"dynamic int8 is a CPU technique; the app runs on "
+            self._set(task, APP_INT8, state="failed", reason=f"int8 is a CPU technique here; the app runs on "
                       f"{student.device.type}.", fix="Run with --device cpu to compare it.")
         else:
-            self._load_variant(task, ONNX_INT8, lambda: (onnx_variants.export(student, int8=True,
-                                                                              threads=torch.get_num_threads()), ""),
-                               failure="the ONNX export failed", fix="The PyTorch student still runs.")
+            self._load_variant(task, APP_INT8, lambda: (built := variants.build(
+                APP_INT8, {"student": student}, torch.get_num_threads()), built.note or ""),
+                               failure="the int8 export failed", fix="The PyTorch student still runs.")
 
     def _load_variant(self, task: str, variant: str, build: Callable[[], tuple[LoadedModel, str]], *,
                       failure: str, fix: str) -> bool:

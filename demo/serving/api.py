@@ -28,11 +28,11 @@ WHAT = {
     "classify": ("The emotion (sadness, joy, love, anger, fear or surprise) of an English text",
                  "An English sentence that expresses a feeling, e.g. 'I can't stop smiling today.'"),
 }
-RETURNS = ("A JSON object: `task`, `text`; for `teacher` and `student` (and `student-onnx-int8` where the app "
-           "runs it) the `model` id, its `prediction` (`label`, `score` from 0 to 1), `latency_ms` on this "
-           "server, `device` and `dtype`; `agree` (true when both models give the same label), `speedup` "
-           "(teacher latency / student latency for this one request) and `notices` (e.g. that the text was "
-           "cut to the models' length limit).")
+RETURNS = ("A JSON object: `task`, `text`; for `teacher` and `student` (and `student-int8` where the app runs "
+           "it: the student as int8 on this machine's fastest backend) the `model` id, its `prediction` (`label`, "
+           "`score` from 0 to 1), `latency_ms` on this server, `device` and `dtype`; `agree` (true when both models "
+           "give the same label), `speedup` (teacher latency / student latency for this one request) and "
+           "`notices` (e.g. that the text was cut to the models' length limit).")
 FILL_MASK_RETURNS = (" For fill_mask also `top5_overlap` (share of the teacher's five best words the student "
                      "also ranks in its five) and each model's `completed` sentence.")
 

@@ -18,8 +18,8 @@ from demo.measuring.sweep import (
     parse_int_list,
     sweep,
 )
-from demo.models.config import VARIANTS
 from demo.models.registry import PairRegistry
+from demo.models.variants import VARIANTS
 from demo.serving.edge import handlers, session_of
 
 SWEEP_LOCK = threading.Lock()  # one sweep at a time: two would time each other's CPU contention

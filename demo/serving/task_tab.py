@@ -17,12 +17,12 @@ from demo.models.config import PAIR, ConfigError, model_spec
 from demo.models.registry import PairRegistry, TaskUnavailable
 from demo.models.session_students import PairView, SessionStudents
 from demo.models.tasks import EXAMPLE_TEXT
+from demo.models.variants import title as variant_title
 from demo.serving.edge import handlers, session_of
 from demo.serving.views import add_request, label_value, status_markdown, verdict_markdown
 
 HISTORY_LIMIT = 500  # requests kept per session and task for the latency chart; bounds memory
 RELOAD_COOLDOWN_S = 30.0  # a task's models are read again at most this often, whoever asks
-INT8_TITLE = "Student · ONNX Runtime, dynamic int8 (CPU)"
 EXAMPLES = {
     "sentiment": [EXAMPLE_TEXT["sentiment"], "The plot was dull and the acting even worse.",
                   "Not bad at all, though the ending dragged."],
@@ -81,8 +81,10 @@ class TaskHandlers:
         outputs = [result.summary()]
         for variant in self.registry.config.pairs[task].variants:
             answered = result.results().get(variant)
-            title = (f"{variant.capitalize()} · {answered.model if answered else models.get(variant, '')}"
-                     if variant in PAIR else INT8_TITLE + ("" if answered else " · not run for your own student"))
+            if variant in PAIR:
+                title = f"{variant.capitalize()} · {answered.model if answered else models.get(variant, '')}"
+            else:
+                title = variant_title(variant) + ("" if answered else " · not run for your own student")
             outputs.append(gr.Label(label_value(result, variant), label=title))
         if task == "fill_mask":
             hide = result.random_weights
@@ -166,7 +168,8 @@ def layout(registry: PairRegistry, task: str, allow_custom_models: bool) -> Task
     with gr.Row():
         for variant in pair.variants:
             with gr.Column():
-                title = f"{variant.capitalize()} · {pair.spec(variant).model}" if variant in PAIR else INT8_TITLE
+                title = (f"{variant.capitalize()} · {pair.spec(variant).model}" if variant in PAIR
+                         else variant_title(variant))
                 answers[variant] = gr.Label(num_top_classes=5, label=title, elem_id=f"{task}-{variant}-answer")
                 if task == "fill_mask" and variant in PAIR:
                     completions[variant] = gr.Textbox(label=f"{variant.capitalize()}'s completed sentence",

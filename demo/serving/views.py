@@ -22,8 +22,8 @@ def status_markdown(statuses: list[ModelStatus]) -> str:
         if s.state == "ready":
             size = f" · {human_count(s.size.params)} parameters" if s.size else ""
             head += f"ready on **{s.device}** ({s.dtype}){size} · loaded in {s.seconds:.1f} s"
-            if s.reason:  # e.g. the random-weights fallback
-                head += f" · ⚠️ **{md_escape(s.reason)}**"
+            if s.reason:  # the random-weights fallback (a warning), or how the model was made
+                head += (f" · ⚠️ **{md_escape(s.reason)}**" if "RANDOM" in s.reason else f" · {md_escape(s.reason)}")
         elif s.state == "failed":
             head += f"**failed to load**: {md_escape(s.reason)} {md_escape(s.fix)}"
         else:
