@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from demo.models.config import PAIR
+from demo.models.config import APP_INT8, PAIR
 from demo.models.loading import LoadedModel
 
 Builder = Callable[[LoadedModel, int], LoadedModel]  # (the fp32 model it is made from, threads) -> the variant
@@ -62,10 +62,12 @@ TABLE: dict[str, Variant] = {v.name: v for v in (
             _fastest_int8, cpu_only=True),
     Variant("teacher-int8", "Teacher · int8 (this machine's fastest backend)", "#7f7f7f", "fastest int8", "teacher",
             _fastest_int8, cpu_only=True),
+    Variant("teacher-onnx-int8", "Teacher · ONNX Runtime dynamic int8", "#bcbd22", "onnxruntime", "teacher",
+            _onnx(True), cpu_only=True),
 )}
 VARIANTS = tuple(TABLE)
 BENCH_VARIANTS = tuple(v.name for v in TABLE.values() if v.in_bench_default)
-APP_INT8 = "student-int8"  # the app's optional third column (a pair's `int8: true`, or `onnx: true` as before)
+assert APP_INT8 in TABLE  # the app's optional third column (config.py names it)
 
 
 def variant(name: str) -> Variant:
