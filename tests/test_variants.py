@@ -47,9 +47,9 @@ def test_the_choice_is_measured_once_per_cpu_and_model_and_picks_the_faster_fait
     assert len(saved) == 1 and first.runtime in next(iter(saved.values()))["p50_ms"]
     assert int8_choice.fastest(student, 1).note == first.note  # read back, not measured again
     slow_but_faithful = {"p50_ms": {"onnxruntime": 5.0, "openvino": 2.0},
-                         "agreement": {"onnxruntime": 1.0, "openvino": 0.5}}
+                         "shift": {"onnxruntime": 0.01, "openvino": 0.3}}
     assert int8_choice.pick(slow_but_faithful) == "onnxruntime"  # a broken quantisation is never chosen
-    assert int8_choice.pick({**slow_but_faithful, "agreement": {"onnxruntime": 1.0, "openvino": 1.0}}) == "openvino"
+    assert int8_choice.pick({**slow_but_faithful, "shift": {"onnxruntime": 0.01, "openvino": 0.02}}) == "openvino"
 
 
 def test_a_variant_is_one_row_of_the_table():

@@ -3,8 +3,11 @@ chosen by measuring both on first use. Which one wins depends on the CPU (on a 2
 VNNI OpenVINO was 8.7x the fp32 teacher against ONNX Runtime's 5.4x; on an AVX2-only one the order
 flipped), so the choice is measured, cached per CPU and model, and said with both timings.
 
-A backend whose answers on generic sentences differ from the fp32 model's on more than 1 in 20 is not
-chosen however fast it is (a broken quantisation); the benchmark measures agreement on a labelled file.
+A backend whose probabilities on generic sentences move away from the fp32 model's (a mean total-variation
+distance over MAX_SHIFT: a broken quantisation) is not chosen however fast it is. Argmax agreement on such
+text says little: mixed generic sentences sit near a classifier's boundary, where 0.875 of the answers
+agreed for both backends of a student that keeps 0.99 of its answers on SST-2. The benchmark measures
+agreement on a labelled file.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ log = logging.getLogger(__name__)
 CHOICES_FILE = "int8-choice.json"  # beside the ONNX cache: one entry per (CPU, model)
 TIMING_SHAPE = (8, 128)  # sequences x tokens per timed call: the benchmark's headline shape
 REPEATS, WARMUP = 10, 2  # interleaved rounds: enough to rank two backends, a few seconds on 2 cores
-MIN_AGREEMENT = 0.95  # share of generic-sentence answers equal to the fp32 model's; below: never chosen
+MAX_SHIFT = 0.05  # mean total-variation distance from the fp32 probabilities; above: never chosen
 
 
 def _choices_path() -> Path:
@@ -78,32 +81,32 @@ def _inputs(model: LoadedModel, texts: list[str], length: int) -> dict[str, torc
     return model_inputs(model.model, enc, model.device)
 
 
-def _answers(model: LoadedModel, inputs: dict) -> torch.Tensor:
+def _probabilities(model: LoadedModel, inputs: dict) -> torch.Tensor:
     with torch.inference_mode():
-        logits = model.model(**inputs).logits
-    return logits.argmax(-1)
+        return model.model(**inputs).logits.float().softmax(-1)
 
 
 def measure(source: LoadedModel, candidates: dict[str, LoadedModel]) -> dict:
-    """Each backend's p50 ms at TIMING_SHAPE (interleaved rounds) and its agreement with the fp32 model."""
+    """Each backend's p50 ms at TIMING_SHAPE (interleaved rounds) and how far its probabilities move from the
+    fp32 model's (mean total-variation distance)."""
     batch, length = TIMING_SHAPE
     timed = {name: _inputs(m, _texts(source, batch, length), length) for name, m in candidates.items()}
     calls = {name: (lambda m=m, x=timed[name]: m.model(**x).logits) for name, m in candidates.items()}
     with torch.inference_mode():
         stats = interleaved_timing(calls, torch.device("cpu"), REPEATS, WARMUP)
     checked = _texts(source, 32, 24)
-    reference = _answers(source, _inputs(source, checked, 32))
-    agreement = {name: float((_answers(m, _inputs(m, checked, 32)) == reference).float().mean())
-                 for name, m in candidates.items()}
-    return {"p50_ms": {name: round(s.p50_ms, 2) for name, s in stats.items()}, "agreement": agreement,
+    reference = _probabilities(source, _inputs(source, checked, 32))
+    shift = {name: round(float((_probabilities(m, _inputs(m, checked, 32)) - reference).abs().sum(-1).mean() / 2), 4)
+             for name, m in candidates.items()}
+    return {"p50_ms": {name: round(s.p50_ms, 2) for name, s in stats.items()}, "shift": shift,
             "shape": f"batch {batch} x {length} tokens", "cpu": cpu_name()}
 
 
 def pick(measured: dict) -> str:
-    """The fastest backend among those that keep MIN_AGREEMENT of the fp32 answers (else the most faithful)."""
-    faithful = [b for b, a in measured["agreement"].items() if a >= MIN_AGREEMENT]
+    """The fastest backend among those within MAX_SHIFT of the fp32 probabilities (else the most faithful)."""
+    faithful = [b for b, s in measured["shift"].items() if s <= MAX_SHIFT]
     if not faithful:
-        return max(measured["agreement"], key=measured["agreement"].get)
+        return min(measured["shift"], key=measured["shift"].get)
     return min(faithful, key=lambda b: measured["p50_ms"][b])
 
 
@@ -120,7 +123,7 @@ def fastest(source: LoadedModel, threads: int) -> LoadedModel:
     path, key = _choices_path(), _key(source)
     known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     measured = known.get(key)
-    if measured is None or set(measured["p50_ms"]) != set(candidates):
+    if measured is None or "shift" not in measured or set(measured["p50_ms"]) != set(candidates):
         measured = measure(source, candidates)
         if not source.random_weights:  # architecture-only weights are new every run: nothing to reuse
             known[key] = measured
