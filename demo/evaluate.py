@@ -24,6 +24,7 @@ from demo.measuring.evaluation import (
     EvalSettings,
 )
 from demo.measuring.fill_mask_report import evaluate_fill_mask
+from demo.measuring.frontier_run import DEFAULT_MARGIN, evaluate_frontier
 from demo.measuring.labelled_run import evaluate_labelled
 from demo.models.config import (
     DEVICES,
@@ -59,8 +60,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "teacher here?' (verdict with intervals, per-class figures, throughput and cost at batch 1 "
                         "and 32, size; prints to PDF)")
     p.add_argument("--price-per-hour", type=float, default=None, metavar="P",
-                   help="with --decision: what an hour of this machine costs (any currency), for the cost per million "
-                        "predictions")
+                   help="with --decision or --frontier: what an hour of this machine costs (any currency), for the "
+                        "cost per million predictions")
+    frontier = p.add_argument_group("which variant to ship (labelled tasks)")
+    frontier.add_argument("--frontier", action="store_true",
+                          help="measure every variant (teacher and student, fp32 and int8 on this machine's fastest "
+                               "backend, and each --student) on the file -> frontier.json and frontier.html, with the "
+                               "recommended one: the cheapest within --margin of the teacher")
+    frontier.add_argument("--student", action="append", default=[], metavar="DIR",
+                          help="with --frontier: another student of the same labels (e.g. runs with 2 and 4 layers); "
+                               "may be given several times")
+    frontier.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                          help="with --frontier: points of accuracy a variant may lose against the teacher (the lower "
+                               "bound of its paired 95%% interval), 0 to 100")
     return p.parse_args(argv)
 
 
@@ -74,8 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = EvalSettings(task=args.task, batch_size=args.batch_size, max_length=args.max_length,
                             max_rows=args.max_rows, unbatched_baseline=args.unbatched_baseline, quoting=args.quoting)
     if args.task == "fill_mask":
+        if args.frontier:
+            raise UsageError("--frontier covers the labelled tasks (sentiment, classify).")
         return evaluate_fill_mask(args, settings)
-    return evaluate_labelled(args, settings)
+    lead = evaluate_frontier(args, settings).recommendation() if args.frontier else None
+    if args.frontier and not args.decision:
+        return 0
+    return evaluate_labelled(args, settings, lead)  # with --frontier --decision: the page leads with its answer
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ class BenchResult:
         lines += [r.markdown_row(ups.get((r.task, r.variant, r.batch_size, r.seq_len))) for r in self.records]
         if self.quality:
             lines += ["", "## Cost of acceleration in answers", "",
-                      "| task | variant | examples | agreement with fp32 student | accuracy |", "| --- " * 5 + "|"]
+                      "| task | variant | examples | agreement with its fp32 model | accuracy |", "| --- " * 5 + "|"]
             for q in self.quality:
                 agree = f"{q['agreement_with_student']:.4f}"
                 if q["flagged"]:

@@ -27,6 +27,8 @@ from demo.models.onnx_variants import quantization_scheme
 BATCH_SIZES = (1, 32)  # one request at a time, and a throughput batch
 REPEATS, WARMUP = 20, 3  # timed rounds per batch size after warm-up (each round times both models in turn)
 DISAGREEMENTS_SHOWN = 12
+WHETHER = {"params_saved": "has 40% fewer parameters", "speedup": "is 60% faster",
+           "retention": "keeps 97% of the score"}
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,9 @@ def verdict(report: EvalReport, ctx: EvalContext) -> tuple[str, list[str]]:
         head = "Yes, on this data and this hardware: the student keeps the teacher's score, is faster and smaller."
     elif "not met" in states.values():
         missed = [PAPER_TEXT[c] for c in PAPER if states[c] == "not met"]
-        undecided = [PAPER_TEXT[c] for c in PAPER if states[c] in ("not yet known", None)]
-        head = (f"Not against DistilBERT's claims: the student misses {' and '.join(missed)} here"
-                + (f"; {' and '.join(undecided)} is not yet known." if undecided else "."))
+        undecided = [WHETHER[c] for c in PAPER if states[c] in ("not yet known", None)]
+        head = (f"Not against DistilBERT's claims: the student falls short of {' and '.join(missed)} here"
+                + (f"; whether it {' or '.join(undecided)} is not yet known." if undecided else "."))
     else:
         head = ("Not yet known: the intervals straddle the claims. Evaluate more rows (the intervals narrow as "
                 "the square root of their number) before deciding.")
@@ -111,7 +113,8 @@ def _table(head: list[str], rows: list[list]) -> str:
 
 
 def decision_html(report: EvalReport, ctx: EvalContext, throughput: list[Throughput], price_per_hour: float,
-                  command: str) -> str:
+                  command: str, lead: str | None = None) -> str:
+    """lead: the frontier's recommendation (`--frontier`), said first: which variant to ship, in plain words."""
     head, claims = verdict(report, ctx)
     e = report.estimate
     figures = _table(["", "teacher", "student"], [
@@ -135,7 +138,9 @@ def decision_html(report: EvalReport, ctx: EvalContext, throughput: list[Through
          f"{r['student_prediction']} ({r['student_confidence']:.2f})"] for r in shown])
     env = (f"Python {platform.python_version()}, torch {torch.__version__}, device {report.device}, {cpu_name()} "
            f"({quantization_scheme()} instructions, {torch.get_num_threads()} threads); created {ctx.created}.")
-    body = [f"<h1>Can the student replace the teacher on {html.escape(ctx.data_name)}?</h1>",
+    body = [*([f"<p class='verdict'>{html.escape(lead)}</p>", "<p class='note'>Every variant, fp32 and int8, "
+               "with its interval and cost: frontier.html beside this page.</p>"] if lead else []),
+            f"<h1>Can the student replace the teacher on {html.escape(ctx.data_name)}?</h1>",
             f"<p class='verdict'>{html.escape(head)}</p>",
             "<ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in claims) + "</ul>",
             f"<p class='note'>{report.n_examples:,} labelled rows, task {html.escape(ctx.task)}. Brackets are 95% "

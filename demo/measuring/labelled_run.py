@@ -26,7 +26,8 @@ from demo.models.loading import load_model
 from demo.models.registry import PairRegistry
 
 
-def evaluate_labelled(args, settings: EvalSettings) -> int:
+def evaluate_labelled(args, settings: EvalSettings, lead: str | None = None) -> int:
+    """lead: the frontier's recommendation, which the decision page then says first."""
     data = read_eval_file(args.file, args.text_column, args.label_column, settings)
     registry = PairRegistry.for_task(args.config, args.task, args.device)
     teacher, student = registry.pair(args.task)
@@ -46,7 +47,7 @@ def evaluate_labelled(args, settings: EvalSettings) -> int:
             throughput = measure_throughput(teacher, student, data.texts, settings.max_length)
         paths["decision.html"] = paths["report.md"].with_name("decision.html")
         paths["decision.html"].write_text(decision_html(report, ctx, throughput, args.price_per_hour,
-                                                        command_line(args.argv)), encoding="utf-8")
+                                                        command_line(args.argv), lead), encoding="utf-8")
         print(verdict(report, ctx)[0])
     e = report.estimate
     print(f"{report.n_examples:,} examples (95% intervals): teacher accuracy {e('teacher_accuracy').text()}, student "
