@@ -48,7 +48,7 @@ def test_a_margin_outside_0_to_100_is_one_sentence(tiny_config, tmp_path, capsys
     data = write_sentiment_tsv(tmp_path / "rows.tsv", 20, 1)
     assert evaluate_main(["--config", str(tiny_config), "--task", "sentiment", "--file", str(data), "--out",
                           str(tmp_path / "o"), "--frontier", "--margin", margin]) == 2
-    assert "--margin" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    assert "margin" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_the_recommendation_is_the_cheapest_within_the_margin():
@@ -72,3 +72,18 @@ def test_with_decision_the_page_leads_with_the_recommendation(tiny_config, tmp_p
     recommendation = json.loads((out / "frontier.json").read_text())["recommendation"]
     page = (out / "decision.html").read_text()
     assert page.index(recommendation.split(":")[0]) < page.index("<h1>")  # said first, before the question
+
+
+def test_the_evaluate_tab_offers_the_frontier(client, tmp_path):
+    from gradio_client import handle_file
+
+    from .apps import call, call_when_ready
+
+    call_when_ready(client, "warm", "/sentiment")
+    data = write_sentiment_tsv(tmp_path / "rows.tsv", 40, 5)
+    recommendation, chart, files, _ = call(client, handle_file(str(data)), "sentiment", "sentence", "label", 0, 100,
+                                           0.5, api_name="/frontier", timeout=180)
+    assert recommendation.startswith("### Ship") and chart is not None
+    assert sorted(p.rsplit("/", 1)[-1] for p in files) == ["frontier.html", "frontier.json"]
+    with pytest.raises(Exception, match="margin -3: give the points"):
+        call(client, handle_file(str(data)), "sentiment", "sentence", "label", 0, -3, 0.5, api_name="/frontier")

@@ -140,9 +140,8 @@ def recommend(points: list[Point], margin_points: float) -> str | None:
     return max(ok, key=lambda p: p.per_second_batch32).name
 
 
-def frontier_html(frontier: Frontier) -> str:
-    """The page: the recommendation, a chart of accuracy (95% interval) against latency with the front
-    marked, and the table."""
+def frontier_figure(frontier: Frontier):
+    """Accuracy (95% interval) against latency at batch 1, the Pareto front dotted, the recommendation a star."""
     import plotly.graph_objects as go
 
     from demo.models.variants import color
@@ -163,6 +162,12 @@ def frontier_html(frontier: Frontier) -> str:
     fig.update_layout(title=f"Accuracy against latency on {html.escape(frontier.file)} (batch 1; the front "
                             "outlined, the recommendation a star)", xaxis_title="p50 ms, batch 1",
                       yaxis_title="accuracy (95% interval)", template="plotly_white", height=520)
+    return fig
+
+
+def frontier_html(frontier: Frontier) -> str:
+    """The page: the recommendation, the chart, and the table."""
+    fig = frontier_figure(frontier)
     rows = "".join(
         f"<tr><td>{html.escape(p.name)}{' ★' if p.name == frontier.recommended else ''}</td><td>{p.runtime}</td>"
         f"<td>{stats.Estimate(**p.accuracy).text(4)}</td><td>{html.escape(p.vs_teacher['sentence'])}</td>"

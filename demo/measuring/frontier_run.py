@@ -22,7 +22,7 @@ DEFAULT_MARGIN = 1.0  # points of accuracy a cheaper variant may lose against th
 
 def check_margin(margin: float) -> float:
     if not 0 <= margin <= 100:
-        raise UsageError(f"--margin {margin:g}: give the points of accuracy you accept to lose, from 0 to 100 "
+        raise UsageError(f"margin {margin:g}: give the points of accuracy you accept to lose, from 0 to 100 "
                          "(e.g. 1.0).")
     return margin
 

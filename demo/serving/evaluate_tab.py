@@ -31,8 +31,11 @@ from demo.measuring.evaluation import (
     MAX_ROWS,
     EvalSettings,
     evaluate_task,
+    label_index,
     read_eval_file,
 )
+from demo.measuring.frontier import frontier_figure, measure_frontier, write_frontier
+from demo.measuring.frontier_run import DEFAULT_MARGIN, check_margin, frontier_models
 from demo.models.config import LABELLED_TASKS
 from demo.models.registry import PairRegistry
 from demo.models.session_students import PairView, SessionStudents
@@ -83,6 +86,37 @@ class EvaluateHandlers:
         return self._run(path, task, text_column, label_column, max_rows, evaluated, request, progress,
                          float(price_per_hour))
 
+    def frontier(self, path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows,
+                 margin, price_per_hour: float | None, request: gr.Request, progress=gr.Progress()):
+        """Which variant to ship: every variant of the pair this visitor sees, fp32 and int8, on the file."""
+        import torch
+
+        view = PairView(self.registry, self.students, session_of(request))
+        try:
+            if not path:
+                raise DataError("upload a labelled file first.")
+            margin = check_margin(float(margin if margin not in (None, "") else DEFAULT_MARGIN))
+            if price_per_hour is not None and price_per_hour < 0:
+                raise DataError("the price of an hour must be 0 or more (or empty: ranked by throughput).")
+            limit = whole_number(max_rows or 0, f"max rows (0: all, up to {MAX_ROWS:,})", 0, MAX_ROWS)
+            settings = EvalSettings(task=task or "", max_rows=limit or None)
+            data = read_eval_file(path, text_column or None, label_column or None, settings)
+            teacher, student = view.pair(settings.task)
+            label_index(teacher, data.labels)
+            progress((0, 2), desc="building the int8 variants")
+            models, skipped = frontier_models(teacher, student, [], data.labels, torch.get_num_threads())
+            progress((1, 2), desc=f"measuring {len(models)} variants")
+            frontier = measure_frontier(models, data.texts, data.labels, task=settings.task, file=Path(path).name,
+                                        margin_points=margin, price_per_hour=price_per_hour,
+                                        max_length=settings.max_length, not_measured=skipped)
+        finally:
+            remove_upload(path)
+        out = scratch_dir("evaluation-")
+        paths = write_frontier(frontier, out)
+        enforce_budget(keep=out)
+        return (f"### {md_escape(frontier.recommendation())}", frontier_figure(frontier),
+                [str(p) for p in paths.values()], None)
+
     def _run(self, path, task, text_column, label_column, max_rows, evaluated, request, progress,
              price_per_hour: float | None = None):
         view = PairView(self.registry, self.students, session_of(request))
@@ -127,6 +161,10 @@ class EvaluatePanel:
     decide: gr.Button
     price: gr.Number
     stop: gr.Button
+    ship: gr.Button
+    margin: gr.Number
+    recommendation: gr.Markdown
+    frontier_chart: gr.Plot
     summary: gr.Markdown
     confusion: gr.Plot
     explorer: gr.Dataframe
@@ -157,6 +195,12 @@ def layout(tasks: list[str]) -> EvaluatePanel:
         price = gr.Number(value=None, label="Price of an hour of this machine (for the decision report)",
                           elem_id="evaluate-price")
         stop = gr.Button("Cancel", variant="stop")
+    with gr.Row():
+        ship = gr.Button("Which variant to ship? (teacher and student, fp32 and int8)", elem_id="evaluate-frontier")
+        margin = gr.Number(value=DEFAULT_MARGIN, label="Accuracy points you accept to lose against the teacher",
+                           elem_id="evaluate-margin")
+    recommendation = gr.Markdown(elem_id="evaluate-recommendation")
+    frontier_chart = gr.Plot(label="Accuracy against latency: every variant", elem_id="evaluate-frontier-chart")
     summary = gr.Markdown(elem_id="evaluate-summary")
     confusion = gr.Plot(label="Confusion matrices", elem_id="evaluate-confusion")
     explorer = gr.Dataframe(headers=EXPLORER_COLUMNS, label="Disagreements (click a header to sort)",
@@ -165,7 +209,7 @@ def layout(tasks: list[str]) -> EvaluatePanel:
                         interactive=False, elem_id="evaluate-downloads")
     figures = gr.JSON(label="Figures (report.json)", open=False)
     return EvaluatePanel(upload, task, text_column, label_column, max_rows, file_note, run, decide, price, stop,
-                         summary, confusion, explorer, downloads, figures)
+                         ship, margin, recommendation, frontier_chart, summary, confusion, explorer, downloads, figures)
 
 
 def wire(p: EvaluatePanel, h: EvaluateHandlers, evaluated: gr.State) -> list:
@@ -178,7 +222,10 @@ def wire(p: EvaluatePanel, h: EvaluateHandlers, evaluated: gr.State) -> list:
                         api_visibility="undocumented")
     decided = p.decide.click(h.decide, inputs=[*fields, p.price, evaluated], outputs=outputs,
                              api_name="decision_report", api_visibility="undocumented")
-    p.stop.click(None, cancels=[event, decided])
+    shipped = p.ship.click(h.frontier, inputs=[*fields, p.margin, p.price],
+                           outputs=[p.recommendation, p.frontier_chart, p.downloads, p.upload], api_name="frontier",
+                           api_visibility="undocumented")
+    p.stop.click(None, cancels=[event, decided, shipped])
     return [event, decided]
 
 
