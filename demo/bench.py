@@ -34,8 +34,8 @@ def parse_args(argv):
     p.add_argument("--config", default=None, help="pairs YAML (default: pairs.yaml)")
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all configured)")
     p.add_argument("--variants", default=",".join(BENCH_VARIANTS),
-                   help=f"comma-separated, from {', '.join(VARIANTS)} (student-openvino-int8 needs "
-                        "requirements-openvino.txt)")
+                   help=f"comma-separated, from {', '.join(VARIANTS)} (the *-int8 ones: the faster int8 backend of "
+                        "this machine, measured on first use)")
     p.add_argument("--batch-sizes", default=",".join(map(str, BATCH_SIZES)), help="comma-separated sequences per call")
     p.add_argument("--seq-lens", default=",".join(map(str, SEQ_LENS)), help="comma-separated tokens per sequence")
     p.add_argument("--repeats", type=int, default=MIN_REPEATS, help=f"timed repeats per measurement (>= {MIN_REPEATS})")

@@ -5,7 +5,8 @@ Built with openvino and nncf directly, the two libraries optimum-intel drives (i
 nncf.quantize with the transformer model type, as here): optimum-intel itself requires torchvision, and
 PyPI's torchvision cannot load beside the CPU build of torch this project pins, which breaks
 `import transformers.BertForMaskedLM` ("operator torchvision::nms does not exist"). Both libraries are
-optional (requirements-openvino.txt); without them the variant is skipped with a note.
+in requirements.txt; where they cannot be had (another platform), the variant is skipped with a note and the
+fastest-int8 choice falls back on ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def available() -> str | None:
         import nncf  # noqa: F401
         import openvino  # noqa: F401
     except ImportError:
-        return "openvino and nncf are not installed (pip install -r requirements-openvino.txt)."
+        return "openvino and nncf are not installed (pip install -r requirements.txt)."
     return None
 
 

@@ -45,7 +45,6 @@ class Variant:
     source: str  # whose weights: "teacher" or "student"
     build: Builder | None = None  # None: the loaded fp32 model itself
     cpu_only: bool = False  # int8 and these runtimes are CPU techniques
-    needs: str | None = None  # why it may be missing here (an optional install), for its note
     in_bench_default: bool = False  # timed by `python -m demo.bench` unless --variants says otherwise
 
 
@@ -57,7 +56,7 @@ TABLE: dict[str, Variant] = {v.name: v for v in (
     Variant("student-onnx-int8", "Student · ONNX Runtime dynamic int8", "#2ca02c", "onnxruntime", "student",
             _onnx(True), cpu_only=True, in_bench_default=True),
     Variant("student-openvino-int8", "Student · OpenVINO static int8", "#8c564b", "openvino", "student", _openvino,
-            cpu_only=True, needs="requirements-openvino.txt"),
+            cpu_only=True),
     Variant("student-int8", "Student · int8 (this machine's fastest backend)", "#17becf", "fastest int8", "student",
             _fastest_int8, cpu_only=True),
     Variant("teacher-int8", "Teacher · int8 (this machine's fastest backend)", "#7f7f7f", "fastest int8", "teacher",
