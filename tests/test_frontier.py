@@ -13,16 +13,25 @@ from demo.models import onnx_variants
 from .builders import write_sentiment_tsv
 
 
-@pytest.fixture()
-def frontier_run(tiny_config, tmp_path, monkeypatch):
-    monkeypatch.setattr(onnx_variants, "CACHE_ROOT", tmp_path / "cache")
+@pytest.fixture(scope="module", autouse=True)
+def export_cache(tmp_path_factory):
+    """One ONNX/OpenVINO cache for the module: each tiny model is exported and its int8 backend chosen once."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnx_variants, "CACHE_ROOT", tmp_path_factory.mktemp("cache"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def frontier_run(tiny_config, tmp_path_factory):
+    """One CLI run with --frontier and --decision, read by the tests below."""
+    tmp_path = tmp_path_factory.mktemp("frontier")
     pairs = yaml.safe_load(tiny_config.read_text())["tasks"]
     data = write_sentiment_tsv(tmp_path / "rows.tsv", 60, 4)
     out = tmp_path / "frontier"
     argv = ["--config", str(tiny_config), "--task", "sentiment", "--file", str(data), "--out", str(out), "--frontier",
             "--student", str(tiny_config.parent / pairs["sentiment"]["student"]["model"]),  # same labels
             "--student", str(tiny_config.parent / pairs["classify"]["student"]["model"]),  # six emotions: other labels
-            "--price-per-hour", "0.5", "--margin", "100"]
+            "--price-per-hour", "0.5", "--margin", "100", "--decision"]
     assert evaluate_main(argv) == 0
     return json.loads((out / "frontier.json").read_text()), out
 
@@ -63,15 +72,10 @@ def test_the_recommendation_is_the_cheapest_within_the_margin():
     assert recommend(points, 5.0) == "student-int8"
 
 
-def test_with_decision_the_page_leads_with_the_recommendation(tiny_config, tmp_path, monkeypatch):
-    monkeypatch.setattr(onnx_variants, "CACHE_ROOT", tmp_path / "cache")
-    data = write_sentiment_tsv(tmp_path / "rows.tsv", 40, 3)
-    out = tmp_path / "both"
-    assert evaluate_main(["--config", str(tiny_config), "--task", "sentiment", "--file", str(data), "--out", str(out),
-                          "--frontier", "--decision", "--price-per-hour", "0.2"]) == 0
-    recommendation = json.loads((out / "frontier.json").read_text())["recommendation"]
+def test_with_decision_the_page_leads_with_the_recommendation(frontier_run):
+    frontier, out = frontier_run
     page = (out / "decision.html").read_text()
-    assert page.index(recommendation.split(":")[0]) < page.index("<h1>")  # said first, before the question
+    assert page.index(frontier["recommendation"].split(":")[0]) < page.index("<h1>")  # said first, before the question
 
 
 def test_the_evaluate_tab_offers_the_frontier(client, tmp_path):
