@@ -38,9 +38,19 @@ def test_default_config_shows_the_script_and_how_to_make_a_run_without_a_dead_li
     script = parts["distill-script"]["value"]
     assert "demo/distill" in script and "python -m demo.distill distill --help" in script
     assert "http" not in script  # no Space, no Hub repo: a path and a command, never a made-up link
-    note = parts["distill-note"]["value"]
-    assert "No distillation run is configured" in note and "python -m demo.distill distill --teacher" in note
-    assert "distill-curves" not in parts
+    reference = parts["distill-reference"]["value"]  # none configured: the repository's reference run, said so
+    assert "shown is the project's reference run" in reference and "docs/results.md" in reference
+    assert "python -m demo.distill distill" in parts["distill-recipe"]["value"]  # its command, in the recipe
+    assert "Distil a student" in reference
+    assert {"distill-recipe", "distill-curves", "distill-recipes", "distill-card"} <= set(parts)
+
+
+def test_without_the_reference_files_the_tab_says_how_to_make_a_run(monkeypatch, tmp_path):
+    from demo.serving import evidence
+
+    monkeypatch.setattr(evidence, "REFERENCE_RUN", tmp_path / "none")
+    shown, note = evidence.load_evidence(None)
+    assert shown is None and "No distillation run is configured" in note and "distill --teacher" in note
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from demo.measuring.charts import (
     training_curves,
 )
 from demo.models.config import DistillationLink
-from demo.serving.evidence import load_evidence, script_markdown
+from demo.serving.evidence import load_evidence, reference_link, script_markdown
 
 
 def build_tab(link: DistillationLink | None, space_id: str | None) -> None:
@@ -24,6 +24,9 @@ def build_tab(link: DistillationLink | None, space_id: str | None) -> None:
     if evidence is None:
         gr.Markdown(note, elem_id="distill-note")
         return
+    if link is None:  # the repository's reference run, said as such
+        gr.Markdown(note, elem_id="distill-reference")
+        link = reference_link()
     gr.Markdown(evidence.recipe_markdown(), elem_id="distill-recipe")
     figures = evidence.figures  # a classifier run's or a general-distillation run's, charted alike
     gr.Plot(training_curves(evidence.history, figures["score_name"]), label="Training curves",
