@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from demo.core import scratch
 
@@ -57,6 +58,7 @@ def test_download_folders_are_kept_under_the_budget(monkeypatch):
     scratch.remove_all("evaluation-")
 
 
+@pytest.mark.slow  # two app processes, ~17 s; the rule itself is tested above in the default tier
 def test_a_killed_apps_job_folder_is_gone_once_the_next_app_serves(tiny_config, tmp_path):
     """SIGKILL during a job: no handler runs, the job's folder (the visitor's rows) stays behind; the
     next start removes it before it serves."""
