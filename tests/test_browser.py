@@ -212,6 +212,7 @@ def test_a_visitor_distils_a_student_that_only_they_meet_in_the_task_tab(browser
     page.locator("#train-curves .js-plotly-plot").wait_for(timeout=60_000)  # the curve, while it learns
     page.locator("#train-adopted").get_by_text("now runs this student").wait_for(timeout=120_000)
     assert "done" in page.locator("#train-status").inner_text()
+    assert "over training this student on your labels alone" in page.locator("#train-status").inner_text()
     page.screenshot(path=str(artifacts / "distil-done.png"), full_page=True)
     with page.expect_download(timeout=30_000) as download:
         page.locator("#train-download a").first.click()

@@ -104,6 +104,7 @@ def test_card_has_valid_hub_metadata(distilled):
     assert card.data.eval_results is None and "model-index" not in card.content
     assert f"{metrics['student_accuracy']:.4f}" in card.text and f"{metrics['student_params']:,}" in card.text
     assert "sanh2019distilbert" in card.content
+    assert metrics["bought"].startswith("distilling ") and f"In one sentence: {metrics['bought']}." in card.text
     assert "What distillation itself adds" in card.text and "pipeline(\"text-classification\"" in card.text
     meta = metadata_load(out / "README.md")  # what the Hub reads
     assert "datasets" not in meta and "base_model" not in meta  # local files and a local teacher: no false ids

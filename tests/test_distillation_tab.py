@@ -43,6 +43,7 @@ def test_default_config_shows_the_script_and_how_to_make_a_run_without_a_dead_li
     assert "python -m demo.distill distill" in parts["distill-recipe"]["value"]  # its command, in the recipe
     assert "Distil a student" in reference
     assert {"distill-recipe", "distill-curves", "distill-recipes", "distill-card"} <= set(parts)
+    assert parts["distill-bought"]["value"].startswith("### Distilling bought no detectable difference")
 
 
 def test_without_the_reference_files_the_tab_says_how_to_make_a_run(monkeypatch, tmp_path):
@@ -114,3 +115,22 @@ def test_a_directory_that_is_not_a_run_is_explained(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({"accuracy": 0.9}))
     with pytest.raises(EvidenceError, match="finetune output shows no student"):
         Evidence.from_dir(tmp_path)
+
+
+@pytest.mark.parametrize("value, low, high, p, says", [
+    (0.032, 0.012, 0.052, 0.004, "distilling bought +3.2 points [+1.2, +5.2] over training this student on your "
+                                 "labels alone (exact McNemar p = 0.004)"),
+    (-0.03, -0.05, -0.01, 0.01, "distilling cost -3.0 points"),
+    (0.01, -0.004, 0.025, 0.2, "distilling bought no detectable difference over training this student on your labels "
+                               "alone (+1.0 points [-0.4, +2.5], exact McNemar p = 0.2)"),
+])
+def test_what_distillation_bought_is_one_sentence(value, low, high, p, says):
+    from demo.measuring.bought import bought_sentence
+
+    metrics = {"teacher_accuracy": 0.86, "student_accuracy": 0.84, "baselines": [
+        {"name": "layer dropping alone (no training)", "accuracy": 0.7},
+        {"name": "hard labels alone (no teacher)", "accuracy": 0.82, "paired": {
+            "n": 872, "mcnemar_p": p, "difference": {"value": value, "low": low, "high": high}}}]}
+    sentence = bought_sentence(metrics)
+    assert sentence.startswith(says) and "the teacher: 0.8600" in sentence
+    assert bought_sentence({"baselines": []}) is None  # a run without --baselines says nothing

@@ -26,6 +26,7 @@ from demo.distill.trainset import (
     use_eager_attention,
 )
 from demo.measuring import stats
+from demo.measuring.bought import bought_sentence
 from demo.measuring.evaluation import evaluate_pair
 from demo.models.config import ModelSpec
 from demo.models.loading import LoadedModel, load_model
@@ -119,6 +120,7 @@ class ClassifierDistill(DistillStep):
                    "eval_sets": self.eval_set_figures(student)}
         if self.dargs.tests.baselines:
             metrics["baselines"] = [self.baseline_figures(name, model, seen) for name, model, seen in self.baselines]
+            metrics["bought"] = bought_sentence(metrics)  # the one sentence the card and the app lead with
         return metrics
 
     def evaluate(self, student: LoadedModel, texts: list[str], gold: list[str]):

@@ -13,6 +13,7 @@ import gradio as gr
 
 from demo.core.errors import UserError, whole_number
 from demo.core.formatting import md_escape
+from demo.measuring.bought import bought_sentence
 from demo.measuring.charts import recipe_comparison_chart, training_curves
 from demo.models.config import DistillationLink
 from demo.serving.edge import handlers, session_of, user_errors
@@ -38,6 +39,8 @@ def status_markdown(status: dict) -> str:
     if status.get("error"):
         lines.append(f"❌ {md_escape(status['error'])}")
     m = status.get("metrics")
+    if m and bought_sentence(m):
+        lines.append(f"### {md_escape(bought_sentence(m)[0].upper() + bought_sentence(m)[1:])}.")
     if m and "student_accuracy" in m:
         lines.append(f"✅ student accuracy **{m['student_accuracy']:.4f}** against the teacher's "
                      f"{m['teacher_accuracy']:.4f} (retention **{m['retention']:.3f}**), {m['speedup']:.2f}× faster, "
@@ -104,8 +107,8 @@ def layout(service: TrainingService) -> TrainPanel:
         rows = gr.Number(min(4000, service.limits.max_rows), precision=0,
                          label=f"Rows to learn from ({MIN_ROWS} to {service.limits.max_rows:,})", elem_id="train-rows")
         epochs = gr.Number(2, precision=0, label=f"Epochs (1 to {MAX_EPOCHS})", elem_id="train-epochs")
-        baselines = gr.Checkbox(False, label="Also train the baselines (hard labels alone, layer dropping)",
-                                elem_id="train-baselines")
+        baselines = gr.Checkbox(True, label="Also train this student on your labels alone (and layer dropping): "
+                                "what distilling bought", elem_id="train-baselines")
     with gr.Row():
         upload = gr.File(label="Labelled file (or .txt for fill-mask)", type="filepath", elem_id="train-file")
         transfer = gr.File(label="Optional: unlabelled text of your domain (.txt), learnt from the teacher's answers",
