@@ -133,7 +133,8 @@ def mark_pareto(points: list[Point]) -> None:
 
 
 def recommend(points: list[Point], margin_points: float) -> str | None:
-    """The cheapest non-inferior variant (by cost, or throughput where no price is given)."""
+    """The cheapest non-inferior variant: the highest throughput at batch 32 (at one price per hour the cost
+    per prediction follows it, so the ranking is the same with or without a price)."""
     ok = [p for p in points if p.non_inferior(margin_points)]
     if not ok:
         return None

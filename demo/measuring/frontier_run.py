@@ -51,23 +51,28 @@ def frontier_models(teacher: LoadedModel, student: LoadedModel, extra: list[str]
     return models, skipped
 
 
-def evaluate_frontier(args, settings: EvalSettings) -> Frontier:
+def frontier_of(teacher: LoadedModel, student: LoadedModel, data, settings: EvalSettings, *, file: str,
+                margin: float, price_per_hour: float | None, extra: list[str] = ()) -> Frontier:
+    """The one way to a Frontier (the CLI and the Evaluate tab): labels checked before any export, every
+    variant built, then measured on the file."""
     import torch
 
+    label_index(teacher, data.labels)  # unknown labels stop the run here, before any export
+    models, skipped = frontier_models(teacher, student, list(extra), data.labels, torch.get_num_threads())
+    return measure_frontier(models, data.texts, data.labels, task=settings.task, file=file, margin_points=margin,
+                            price_per_hour=price_per_hour, max_length=settings.max_length, not_measured=skipped)
+
+
+def evaluate_frontier(args, settings: EvalSettings) -> Frontier:
     margin = check_margin(args.margin)
     data = read_eval_file(args.file, args.text_column, args.label_column, settings)
-    registry = PairRegistry.for_task(args.config, args.task, args.device)
-    teacher, student = registry.pair(args.task)
-    label_index(teacher, data.labels)  # unknown labels stop the run here, before any export
-    models, skipped = frontier_models(teacher, student, list(args.student or []), data.labels,
-                                      torch.get_num_threads())
-    with ProgressLine("measuring the frontier", unit="variants") as progress:
-        progress(0, len(models))
-        frontier: Frontier = measure_frontier(models, data.texts, data.labels, task=args.task,
-                                              file=Path(args.file).name, margin_points=margin,
-                                              price_per_hour=args.price_per_hour, max_length=settings.max_length,
-                                              not_measured=skipped)
-        progress(len(models), len(models))
+    teacher, student = PairRegistry.for_task(args.config, args.task, args.device).pair(args.task)
+    with ProgressLine("measuring the frontier", unit="steps") as progress:
+        progress(0, 1)
+        frontier = frontier_of(teacher, student, data, settings, file=Path(args.file).name, margin=margin,
+                               price_per_hour=args.price_per_hour, extra=args.student or [])
+        progress(1, 1)
+    skipped = frontier.not_measured
     paths = write_frontier(frontier, args.out)
     for p in frontier.points:
         print(f"  {p.name:<28} accuracy {p.accuracy['value']:.4f}, {p.p50_ms_batch1:7.1f} ms at batch 1, "

@@ -154,9 +154,12 @@ class PairRegistry:
             self._set(task, APP_INT8, state="failed", reason=f"int8 is a CPU technique here; the app runs on "
                       f"{student.device.type}.", fix="Run with --device cpu to compare it.")
         else:
-            self._load_variant(task, APP_INT8, lambda: (built := variants.build(
-                APP_INT8, {"student": student}, torch.get_num_threads()), built.note or ""),
-                               failure="the int8 export failed", fix="The PyTorch student still runs.")
+            def build():
+                built = variants.build(APP_INT8, {"student": student}, torch.get_num_threads())
+                return built, built.note or ""  # the note: which backend, and both timings
+
+            self._load_variant(task, APP_INT8, build, failure="the int8 export failed",
+                               fix="The PyTorch student still runs.")
 
     def _load_variant(self, task: str, variant: str, build: Callable[[], tuple[LoadedModel, str]], *,
                       failure: str, fix: str) -> bool:

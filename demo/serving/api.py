@@ -17,8 +17,8 @@ from collections.abc import Callable
 import gradio as gr
 
 from demo.models.registry import PairRegistry
-from demo.models.session_students import PairView, SessionStudents
-from demo.serving.edge import session_of, user_errors
+from demo.models.session_students import SessionStudents
+from demo.serving.edge import pair_view, user_errors
 
 WHAT = {
     "sentiment": ("Sentiment (negative or positive) of an English text",
@@ -50,7 +50,7 @@ def task_endpoint(registry: PairRegistry, task: str, students: SessionStudents |
 
     @user_errors
     def endpoint(text: str, request: gr.Request) -> dict:
-        return PairView(registry, students, session_of(request)).run(task, text).summary()
+        return pair_view(registry, students, request).run(task, text).summary()
 
     endpoint.__name__ = endpoint.__qualname__ = task
     endpoint.__doc__ = _docstring(task, "")

@@ -16,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 
 from demo.core.errors import UserError
+from demo.models.session_students import PairView
 
 LOCAL_SESSION = "local"  # a call without a gradio session (a test calling a handler directly)
 
@@ -23,6 +24,11 @@ LOCAL_SESSION = "local"  # a call without a gradio session (a test calling a han
 def session_of(request: gr.Request | None) -> str:
     """The visitor's gradio session: a browser tab, or one gradio_client Client."""
     return getattr(request, "session_hash", None) or LOCAL_SESSION
+
+
+def pair_view(registry, students, request: gr.Request | None) -> PairView:
+    """The pairs as this visitor sees them: the configured ones, with their own student where they adopted one."""
+    return PairView(registry, students, session_of(request))
 
 
 def remove_upload(path: str | None) -> None:

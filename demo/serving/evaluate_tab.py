@@ -31,15 +31,14 @@ from demo.measuring.evaluation import (
     MAX_ROWS,
     EvalSettings,
     evaluate_task,
-    label_index,
     read_eval_file,
 )
-from demo.measuring.frontier import frontier_figure, measure_frontier, write_frontier
-from demo.measuring.frontier_run import DEFAULT_MARGIN, check_margin, frontier_models
+from demo.measuring.frontier import frontier_figure, write_frontier
+from demo.measuring.frontier_run import DEFAULT_MARGIN, check_margin, frontier_of
 from demo.models.config import LABELLED_TASKS
 from demo.models.registry import PairRegistry
-from demo.models.session_students import PairView, SessionStudents
-from demo.serving.edge import handlers, remove_upload, session_of
+from demo.models.session_students import SessionStudents
+from demo.serving.edge import handlers, pair_view, remove_upload
 
 
 # ---- handlers ------------------------------------------------------------------------------------
@@ -67,6 +66,15 @@ def remember(figures: dict | None, evaluated: dict, models: dict[str, str]) -> d
                                                    "models": models}}
 
 
+def _read(path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows):
+    """The form's file and settings, checked as the CLI checks them (the page's row cap included)."""
+    if not path:
+        raise DataError("upload a labelled file first.")
+    limit = whole_number(max_rows or 0, f"max rows (0: all, up to {MAX_ROWS:,})", 0, MAX_ROWS)
+    settings = EvalSettings(task=task or "", max_rows=limit or None)
+    return settings, read_eval_file(path, text_column or None, label_column or None, settings)
+
+
 @handlers
 class EvaluateHandlers:
     """The CLI's settings, reader and evaluation, on the pair this visitor sees (their own student too)."""
@@ -89,26 +97,15 @@ class EvaluateHandlers:
     def frontier(self, path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows,
                  margin, price_per_hour: float | None, request: gr.Request, progress=gr.Progress()):
         """Which variant to ship: every variant of the pair this visitor sees, fp32 and int8, on the file."""
-        import torch
-
-        view = PairView(self.registry, self.students, session_of(request))
+        view = pair_view(self.registry, self.students, request)
         try:
-            if not path:
-                raise DataError("upload a labelled file first.")
             margin = check_margin(float(margin if margin not in (None, "") else DEFAULT_MARGIN))
             if price_per_hour is not None and price_per_hour < 0:
                 raise DataError("the price of an hour must be 0 or more (or empty: ranked by throughput).")
-            limit = whole_number(max_rows or 0, f"max rows (0: all, up to {MAX_ROWS:,})", 0, MAX_ROWS)
-            settings = EvalSettings(task=task or "", max_rows=limit or None)
-            data = read_eval_file(path, text_column or None, label_column or None, settings)
-            teacher, student = view.pair(settings.task)
-            label_index(teacher, data.labels)
-            progress((0, 2), desc="building the int8 variants")
-            models, skipped = frontier_models(teacher, student, [], data.labels, torch.get_num_threads())
-            progress((1, 2), desc=f"measuring {len(models)} variants")
-            frontier = measure_frontier(models, data.texts, data.labels, task=settings.task, file=Path(path).name,
-                                        margin_points=margin, price_per_hour=price_per_hour,
-                                        max_length=settings.max_length, not_measured=skipped)
+            settings, data = _read(path, task, text_column, label_column, max_rows)
+            progress((0, 1), desc="building and timing every variant, fp32 and int8")
+            frontier = frontier_of(*view.pair(settings.task), data, settings, file=Path(path).name, margin=margin,
+                                   price_per_hour=price_per_hour)
         finally:
             remove_upload(path)
         out = scratch_dir("evaluation-")
@@ -119,13 +116,9 @@ class EvaluateHandlers:
 
     def _run(self, path, task, text_column, label_column, max_rows, evaluated, request, progress,
              price_per_hour: float | None = None):
-        view = PairView(self.registry, self.students, session_of(request))
+        view = pair_view(self.registry, self.students, request)
         try:
-            if not path:
-                raise DataError("upload a labelled file first.")
-            limit = whole_number(max_rows or 0, f"max rows (0: all, up to {MAX_ROWS:,})", 0, MAX_ROWS)
-            settings = EvalSettings(task=task or "", max_rows=limit or None)
-            data = read_eval_file(path, text_column or None, label_column or None, settings)
+            settings, data = _read(path, task, text_column, label_column, max_rows)
             progress((0, len(data)), desc="evaluating", unit="examples")
             report, ctx = evaluate_task(view, data, settings,
                                         progress=lambda done, total: progress((done, total), unit="examples"))

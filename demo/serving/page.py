@@ -16,7 +16,7 @@ from demo.models.config import LABELLED_TASKS, TASKS
 from demo.models.registry import PairRegistry
 from demo.models.session_students import PairView, SessionStudents
 from demo.serving import api, bench_tab, distill_tab, evaluate_tab, task_tab, train_tab
-from demo.serving.edge import handlers, session_of
+from demo.serving.edge import handlers, pair_view
 from demo.serving.training.service import TrainingService
 from demo.serving.views import evaluated_for, series_rows, status_markdown
 
@@ -42,19 +42,16 @@ class PageHandlers:
     def __init__(self, registry: PairRegistry, students: SessionStudents | None):
         self.registry, self.students = registry, students
 
-    def view(self, request: gr.Request | None) -> PairView:
-        return PairView(self.registry, self.students, session_of(request))
-
     def refresh(self, request: gr.Request) -> list:
         """Every task's status and size chart as this visitor sees them, and whether to keep polling."""
-        view, tasks = self.view(request), self.registry.config.tasks
+        view, tasks = pair_view(self.registry, self.students, request), self.registry.config.tasks
         return [*(status_markdown(view.status(t)) for t in tasks),
                 *(size_chart({s.variant: s.size for s in view.status(t)}) for t in tasks),
                 gr.Timer(active=not self.registry.all_settled())]
 
     def scorecard(self, sentiment: dict, fill_mask: dict, classify: dict, evaluated: dict, request: gr.Request):
         histories = {"sentiment": sentiment, "fill_mask": fill_mask, "classify": classify}
-        return session_scorecard(self.view(request), histories, evaluated)
+        return session_scorecard(pair_view(self.registry, self.students, request), histories, evaluated)
 
 
 def wire_scorecard(h: PageHandlers, histories: dict[str, gr.State], events: list, evaluated: gr.State,

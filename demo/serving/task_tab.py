@@ -15,10 +15,10 @@ from demo.core.errors import UserError
 from demo.measuring.charts import latency_chart, size_chart
 from demo.models.config import PAIR, ConfigError, model_spec
 from demo.models.registry import PairRegistry, TaskUnavailable
-from demo.models.session_students import PairView, SessionStudents
+from demo.models.session_students import SessionStudents
 from demo.models.tasks import EXAMPLE_TEXT
 from demo.models.variants import title as variant_title
-from demo.serving.edge import handlers, session_of
+from demo.serving.edge import handlers, pair_view
 from demo.serving.views import add_request, label_value, status_markdown, verdict_markdown
 
 HISTORY_LIMIT = 500  # requests kept per session and task for the latency chart; bounds memory
@@ -68,13 +68,10 @@ class TaskHandlers:
         self.registry, self.students, self.task, self.busy = registry, students, task, busy
         self.guard = guard or Guard()
 
-    def view(self, request: gr.Request | None) -> PairView:
-        return PairView(self.registry, self.students, session_of(request))
-
     def compare(self, text: str, history: dict, request: gr.Request) -> list:
         """One request: both answers, the verdict, this session's latency series (a new one when its student
         changed) and the size chart. A request measured while a job trains is marked on the chart."""
-        view, task = self.view(request), self.task
+        view, task = pair_view(self.registry, self.students, request), self.task
         result = view.run(task, text)
         models = view.models(task)
         history = add_request(history, models, result, self.busy(), HISTORY_LIMIT)

@@ -19,8 +19,6 @@ import sys
 import threading
 from pathlib import Path
 
-from demo.distill.args import DistillTrainArguments, default_of
-
 REPO_ROOT = Path(__file__).resolve().parents[3]  # demo/serving/training/child.py -> the checkout (`-m demo`)
 STATUS_FILE = "run.json"  # in the job's folder, beside student/
 LOGGING_STEPS = 5  # a history.jsonl line every 5 steps: the live curve (the CLI's default is for long runs)
@@ -99,9 +97,6 @@ def distill_argv(teacher: str, files, student_layers: int, epochs: int, baseline
     if baselines:
         argv.append("--baselines")
     return argv
-
-
-TRAIN_BATCH = default_of(DistillTrainArguments, "batch_size")  # the CLI's own default, as the job runs it
 
 
 def scrub(value, folder: Path):

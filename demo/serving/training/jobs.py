@@ -71,9 +71,9 @@ class Job:
         """The CLI's run.json (its --status-file): phase, fits, error; {} before its first write."""
         return read_status(self.folder / STATUS_FILE) or {}
 
-    def progress(self) -> tuple[int, int | None]:
+    def progress(self, run: dict | None = None) -> tuple[int, int | None]:
         """(steps done, total steps) of the run's own student (baselines train after it)."""
-        run = self.run_status()
+        run = self.run_status() if run is None else run
         main = (run.get("fits") or {}).get(run.get("main_fit") or "")
         return (main["step"], main["total_steps"]) if main else (0, None)
 
@@ -91,22 +91,22 @@ class Job:
 
     def status(self) -> dict:
         """What /distill_status answers: plain data, no server paths."""
-        step, total = self.progress()
+        run = self.run_status()  # read once: progress and phase come from the same file
+        step, total = self.progress(run)
         elapsed = (self.ended or time.monotonic()) - self.started
         remaining = None
         if self.state == "running" and total and step:
             remaining = round(elapsed / step * max(total - step, 0), 1)
         out = {"job_id": self.id, "task": self.task, "state": self.state, "step": step, "total_steps": total,
                "elapsed_s": round(elapsed, 1), "remaining_s": remaining, "error": self.error, "notes": self.notes,
-               "phase": self.phase(), "adopted": self.adopted}
+               "phase": self.phase(run), "adopted": self.adopted}
         metrics = self.output / "metrics.json"
         if self.state == "done" and metrics.is_file():
             out["metrics"] = json.loads(metrics.read_text(encoding="utf-8"))
         return scrub(out, self.folder)
 
-    def phase(self) -> str:
+    def phase(self, run: dict) -> str:
         """Where the run stands, from its run.json: e.g. "preparing: the teacher's answers ..."."""
-        run = self.run_status()
         phase, fit = run.get("phase") or "", run.get("fit")
         if phase == "baselines" and fit and fit != run.get("main_fit"):
             f = run["fits"][fit]

@@ -14,7 +14,7 @@ import torch
 from demo.core.errors import UserError, whole_number
 from demo.core.measure import INFERENCE_LOCK
 from demo.data.files import TEXT_COLUMNS, obvious_column, read_rows
-from demo.distill.args import DataArguments, default_of
+from demo.distill.args import DataArguments, DistillTrainArguments, default_of
 from demo.distill.budget import steps_per_epoch
 from demo.models.config import LABELLED_TASKS
 from demo.models.inputs import model_inputs
@@ -22,10 +22,10 @@ from demo.models.registry import PairRegistry, TaskUnavailable
 from demo.models.session_students import SessionStudents, spec_for
 from demo.serving.edge import remove_upload
 from demo.serving.training import uploads
-from demo.serving.training.child import TRAIN_BATCH, distill_argv
+from demo.serving.training.child import distill_argv
 from demo.serving.training.jobs import Job, JobError, JobRunner, TrainingLimits
 
-BATCH_SIZE = TRAIN_BATCH  # the CLI's default training batch, read from its settings
+BATCH_SIZE = default_of(DistillTrainArguments, "batch_size")  # the CLI's default training batch, as jobs run it
 MAX_TOKENS = default_of(DataArguments, "max_seq_length")  # the CLI's default --max-seq-length
 MAX_EPOCHS = 20
 DEFAULT_TEXT = "the film is a gripping portrait of a family coming apart under pressure"
