@@ -129,7 +129,8 @@ def test_the_distillation_tab_draws_every_chart_of_a_run(browser, tiny_config, t
 
     train, val = write_sentiment_tsv(tmp_path / "train.tsv", 96, 0), write_sentiment_tsv(tmp_path / "val.tsv", 40, 1)
     run = tmp_path / "student"
-    assert distill_main(["distill", "--teacher", str(write_teacher(tmp_path / "teacher")), "--student-layers", "1",
+    assert distill_main(["distill", "--augment", "0",
+                         "--teacher", str(write_teacher(tmp_path / "teacher")), "--student-layers", "1",
                          "--train-file", str(train), "--validation-file", str(val), "--epochs", "2", "--min-steps",
                          "0", "--batch-size", "16", "--logging-steps", "2", "--baselines", "--eval-file",
                          f"other={val}", "--output-dir", str(run)]) == 0

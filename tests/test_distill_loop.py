@@ -113,7 +113,8 @@ def test_history_jsonl_has_a_line_per_logging_step_and_per_evaluation(encoder, l
 def test_distillation_writes_history_with_each_loss_term(loop_data, tmp_path):
     teacher = write_teacher(tmp_path / "teacher")
     out = tmp_path / "student"
-    assert main(["distill", "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(loop_data["train"]),
+    assert main(["distill", "--augment", "0",
+                 "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(loop_data["train"]),
                  "--validation-file", str(loop_data["validation"]), "--epochs", "1", "--min-steps", "0", "--batch-size",
                  "16", "--logging-steps", "6", "--alpha-cos", "0.5", "--output-dir", str(out)]) == 0
     logged = next(json.loads(line) for line in (out / "history.jsonl").read_text().splitlines())
@@ -154,7 +155,7 @@ def test_two_processes_give_the_one_process_result(tmp_path, loop_data):
     (the all-reduce of two half-batch gradients against one full-batch gradient), so the weights agree
     to ~1e-6 and the validation accuracy exactly."""
     teacher = write_teacher(tmp_path / "teacher", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    common = ["distill", "--teacher", str(teacher), "--student-layers", "1", "--student-arch", "bert",
+    common = ["distill", "--augment", "0", "--teacher", str(teacher), "--student-layers", "1", "--student-arch", "bert",
               "--train-file", str(loop_data["train"]), "--validation-file", str(loop_data["validation"]),
               "--epochs", "2",
               "--min-steps", "0", "--batch-size", "16", "--eval-batch-size", "16", "--device", "cpu"]
@@ -195,7 +196,8 @@ def test_streamed_transfer_text_is_trained_on_as_it_is_read(loop_data, tmp_path)
     transfer.write_text("text\tsource\n" + "".join(f'"{words[i % 19]} {words[(i * 7) % 19]}\n{words[i % 23]}"\tweb\n'
                                                       for i in range(500)), encoding="utf-8")
     out = tmp_path / "student"
-    common = ["distill", "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(loop_data["train"]),
+    common = ["distill", "--augment", "0",
+              "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(loop_data["train"]),
               "--validation-file", str(loop_data["validation"]), "--epochs", "1", "--min-steps", "0", "--batch-size",
               "16", "--transfer-file", str(transfer), "--streaming"]
     assert main([*common, "--max-transfer-samples", "300", "--output-dir", str(out)]) == 0
@@ -225,7 +227,8 @@ def test_streaming_refuses_what_it_cannot_do(loop_data, tmp_path, capsys, extra,
 
 def test_a_stopped_distillation_resumes_with_its_teacher_and_refuses_another(loop_data, tmp_path, monkeypatch, capsys):
     teacher = write_teacher(tmp_path / "teacher")
-    common = ["distill", "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(loop_data["train"]),
+    common = ["distill", "--augment", "0",
+              "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(loop_data["train"]),
               "--validation-file", str(loop_data["validation"]), "--epochs", "1", "--min-steps", "0",
               "--batch-size", "16",
               "--checkpoint-steps", "5", "--output-dir", str(tmp_path / "student")]
@@ -248,7 +251,8 @@ def test_a_streaming_run_resumes_exactly_too(loop_data, tmp_path, monkeypatch):
     teacher = write_teacher(tmp_path / "teacher")
     transfer = tmp_path / "transfer.txt"
     transfer.write_text("".join(f"text number {i} good film bad day\n" for i in range(300)))
-    common = ["distill", "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(loop_data["train"]),
+    common = ["distill", "--augment", "0",
+              "--teacher", str(teacher), "--student-layers", "1", "--train-file", str(loop_data["train"]),
               "--validation-file", str(loop_data["validation"]), "--epochs", "2", "--min-steps", "0",
               "--batch-size", "16",
               "--transfer-file", str(transfer), "--streaming", "--max-transfer-samples", "200",

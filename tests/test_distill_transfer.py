@@ -70,7 +70,8 @@ def mlm_dir(tmp_path_factory):
 
 
 def distill(teacher_dir, files, out: Path, *extra: str) -> int:
-    return main(["distill", "--teacher", str(teacher_dir), "--student-layers", "2", "--train-file", str(files["train"]),
+    return main(["distill", "--augment", "0",
+                 "--teacher", str(teacher_dir), "--student-layers", "2", "--train-file", str(files["train"]),
                  "--validation-file", str(files["validation"]), "--epochs", "2", "--min-steps", "0", "--batch-size",
                  "16", "--learning-rate", "3e-3", "--output-dir", str(out), *extra])
 
@@ -206,7 +207,7 @@ def test_cache_made_by_another_teacher_is_refused(transfer_run, teacher_dir, fil
      "cannot tell which column holds the text; name it with --transfer-text-column"),
     (lambda d: (d / "t.txt").write_text("\n  \n"), ["--transfer-file", "{f}"], "the file has no text"),
     (lambda d: (d / "t.txt").write_text(""), ["--transfer-file", "{f}"], "the file is empty"),
-    (lambda d: None, ["--augment", "2"], "has no trained masked-LM head"),
+    (lambda d: None, ["--augment", "2", "--augment-mlm", "{teacher}"], "has no trained masked-LM head"),
     (lambda d: (d / "e.tsv").write_text("sentence\tlabel\ngood\tneutral\n"), ["--eval-file", "x={f}"],
      "labels neutral are unknown"),
     (lambda d: (d / "e.tsv").write_text("sentence\tlabel\ngood\tpositive\tx\n"), ["--eval-file", "x={f}"],
@@ -216,7 +217,7 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(teacher_dir, files, tmp_
     made = make(tmp_path)
     f = next((p for p in tmp_path.iterdir() if p.is_file()), None) if made is not None else None
     out = tmp_path / "out"
-    rc = distill(teacher_dir, files, out, *[a.format(f=f) for a in extra])
+    rc = distill(teacher_dir, files, out, *[a.format(f=f, teacher=teacher_dir) for a in extra])
     err = capsys.readouterr().err
     assert rc == 2, err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
@@ -225,7 +226,8 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(teacher_dir, files, tmp_
 
 @pytest.mark.parametrize("argv, message", [
     (["--max-transfer-samples", "5"], "need --transfer-file"),
-    (["--augment-transfer"], "--augment-transfer needs --augment N"),
+    (["--augment", "0", "--augment-transfer"], "--augment-transfer needs --augment N"),
+    (["--augment", "many"], "--augment 'many': give 'auto'"),
     (["--eval-file", "nofile"], "write NAME=FILE"),
     (["--transfer-file", "x.txt", "--alpha-ce", "0"], "needs a teacher-matching loss"),
 ])

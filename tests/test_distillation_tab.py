@@ -60,7 +60,8 @@ def tiny_run(tmp_path_factory):
     train, validation = write_sentiment_tsv(root / "train.tsv", 96, 0), write_sentiment_tsv(root / "val.tsv", 40, 1)
     other = write_sentiment_tsv(root / "other.tsv", 30, 2)
     out = root / "student"
-    assert distill_main(["distill", "--teacher", str(write_teacher(root / "teacher")), "--student-layers", "1",
+    assert distill_main(["distill", "--augment", "0",
+                         "--teacher", str(write_teacher(root / "teacher")), "--student-layers", "1",
                          "--train-file", str(train), "--validation-file", str(validation), "--epochs", "2",
                          "--min-steps", "0", "--batch-size", "16", "--logging-steps", "2", "--baselines",
                          "--eval-file", f"other={other}", "--output-dir", str(out)]) == 0

@@ -136,7 +136,8 @@ def test_a_card_that_cannot_be_written_costs_nothing_but_says_so(encoder_dir, da
     monkeypatch.setattr(kd.ClassifierDistill, "write_card", broken)
     out = tmp_path / "student"
     capsys.readouterr()
-    assert distill_main(["distill", "--teacher", str(teacher), "--student-layers", "1", "--train-file",
+    assert distill_main(["distill", "--augment", "0",
+                         "--teacher", str(teacher), "--student-layers", "1", "--train-file",
                          str(data["train"]), "--validation-file", str(data["validation"]), "--max-train-samples",
                          "32", "--epochs", "1", "--batch-size", "16", "--output-dir", str(out)]) == 2
     err = capsys.readouterr().err

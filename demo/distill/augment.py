@@ -2,7 +2,10 @@
 
 The three operations of Tang et al. (2019) and TinyBERT (Jiao et al., 2020), applied word by word:
 - masking: a word becomes the mask token (p = mask_prob);
-- word replacement: a word is replaced by one of a masked LM's top-k guesses for it (p = swap_prob);
+- word replacement: a word is replaced (p = swap_prob) by one of a masked LM's top-k guesses for it, or,
+  for a teacher without a masked-LM head, by one of its nearest neighbours in the teacher's own input
+  embeddings (TinyBERT's GloVe swaps, with the teacher's vocabulary: "boring" -> "dull", "bland", but
+  also "exciting"; the teacher's soft target labels whatever the swap made of the text);
 - n-gram sampling: with p = ngram_prob the variant keeps only a random n-gram (n in 1..max_ngram).
 An augmented text has no gold label: the teacher's soft targets label it. Seeded: the same texts,
 settings and seed give the same variants.
@@ -33,7 +36,7 @@ class AugmentSettings:
     max_ngram: int = 5
     top_k: int = 8  # replacement words are drawn from the masked LM's top k
     seed: int = 42
-    mlm: str = "none"  # which masked LM proposed replacements (part of the cache key)
+    mlm: str = "none"  # what proposed replacements (part of the cache key)
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -47,6 +50,60 @@ class MaskedLM:
     tokenizer: object
     name: str
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+
+    def fill(self, plans: list[_Plan], settings: AugmentSettings) -> None:
+        _replacements(plans, self, settings)
+
+
+@dataclass
+class EmbeddingNeighbours:
+    """Replacement words from a model's input embeddings: the words whose vectors lie nearest (cosine).
+    Needs no masked-LM head, so every BERT teacher has one; only whole words that are one token of the
+    vocabulary are swapped (a word split into pieces has no single vector)."""
+
+    embeddings: torch.Tensor  # (V, H) the input word embeddings, each row of unit length
+    tokenizer: object
+    name: str
+    _neighbours: dict[int, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, model: torch.nn.Module, tokenizer, name: str) -> EmbeddingNeighbours:
+        weights = model.get_input_embeddings().weight.detach().float().cpu()
+        return cls(torch.nn.functional.normalize(weights, dim=-1), tokenizer, f"embeddings:{name}")
+
+    def neighbours(self, token_ids: list[int], top_k: int) -> None:
+        """Fill the cache for these token ids: top_k words each (no pieces, specials, or the word itself)."""
+        todo = [i for i in dict.fromkeys(token_ids) if i not in self._neighbours]
+        vocab = self.tokenizer.convert_ids_to_tokens(list(range(self.embeddings.shape[0])))
+        banned = set(self.tokenizer.all_special_ids)
+        for start in range(0, len(todo), 256):
+            chunk = todo[start:start + 256]
+            scores = self.embeddings[chunk] @ self.embeddings.T  # (U, V) cosine similarities
+            for token_id, row in zip(chunk, scores.topk(top_k * 3 + 1, dim=-1).indices.tolist()):
+                own = vocab[token_id].lower()
+                self._neighbours[token_id] = [vocab[j] for j in row if j not in banned and vocab[j].isalpha()
+                                              and vocab[j].lower() != own][:top_k]
+
+    def fill(self, plans: list[_Plan], settings: AugmentSettings) -> None:
+        rng = random.Random(settings.seed + 1)
+        unk = self.tokenizer.unk_token_id
+        ids: dict[str, int | None] = {}
+        for plan in plans:
+            for i, op in enumerate(plan.ops):
+                word = plan.words[i]
+                if op == "swap" and word not in ids:
+                    pieces = self.tokenizer(word, add_special_tokens=False)["input_ids"] if word.isalpha() else []
+                    ids[word] = pieces[0] if len(pieces) == 1 and pieces[0] != unk else None
+        self.neighbours([i for i in ids.values() if i is not None], settings.top_k)
+        for plan in plans:
+            for i, op in enumerate(plan.ops):
+                if op != "swap":
+                    continue
+                options = self._neighbours.get(ids[plan.words[i]], []) if ids[plan.words[i]] is not None else []
+                if options:
+                    plan.words = [*plan.words[:i], rng.choice(options), *plan.words[i + 1:]]
+            plan.ops = ["keep" if op == "swap" else op for op in plan.ops]
 
 
 def load_proposer(name: str, device: torch.device) -> MaskedLM:
@@ -125,7 +182,7 @@ def _replacements(plans: list[_Plan], mlm: MaskedLM, settings: AugmentSettings, 
 
 
 def augment_texts(texts: Sequence[str], settings: AugmentSettings, mask_token: str,
-                  mlm: MaskedLM | None = None) -> list[tuple[int, str]]:
+                  mlm: MaskedLM | EmbeddingNeighbours | None = None) -> list[tuple[int, str]]:
     """(index of the source text, augmented text) pairs; variants equal to their source or to an
     earlier variant of it are dropped, so the list may be shorter than variants * len(texts)."""
     if settings.variants <= 0:
@@ -135,7 +192,7 @@ def augment_texts(texts: Sequence[str], settings: AugmentSettings, mask_token: s
                            "to augment by masking and n-gram sampling only.")
     plans = _plan(texts, settings, can_swap=mlm is not None and settings.swap_prob > 0)
     if mlm is not None:
-        _replacements(plans, mlm, settings)
+        mlm.fill(plans, settings)
     out, seen = [], set()
     for plan in plans:
         start, end = plan.span

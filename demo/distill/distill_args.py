@@ -14,6 +14,7 @@ from demo.core.errors import UsageError
 from demo.distill.args import flatten_list, reporting
 from demo.distill.augment import AugmentSettings
 from demo.distill.losses import LossWeights, MlmWeights
+from demo.distill.recipe import AUTO_BELOW, AUTO_MAX_VARIANTS, AUTO_TEXTS
 
 CLS, MLM = LossWeights(), MlmWeights()  # each objective's default weights, for the help texts and check()
 
@@ -139,23 +140,28 @@ class TransferArguments:
 @dataclass
 class AugmentArguments:
     _argument_group_name = "augmentation (classification)"
-    augment: int = field(default=AugmentSettings.variants, metadata={
-        "help": "augmented variants per labelled text, labelled by the teacher's soft targets (0: off)"})
+    augment: str = field(default="auto", metadata={
+        "help": "teacher-labelled variants of each labelled text: 'auto' (the default recipe: below "
+                f"{AUTO_BELOW:,} labelled rows, enough variants for about {AUTO_TEXTS:,} texts in all, at most "
+                f"{AUTO_MAX_VARIANTS} per text, fitted to --max-steps; none with --alpha-ce 0), a number, or 0 (off)"})
     augment_transfer: bool = field(default=False, metadata={"help": "augment the transfer text too"})
     augment_mlm: str = field(default="teacher", metadata={
-        "help": "masked LM proposing replacement words: 'teacher' (its own MLM head, where it has one), a "
-                "fill-mask model, or 'none' (masking and n-gram sampling only)"})
+        "help": "what proposes replacement words: 'teacher' (its own masked-LM head where it has one, else its "
+                "input embeddings), 'embeddings' (the teacher's nearest words by input embedding, TinyBERT's "
+                "GloVe swaps), a fill-mask model, or 'none' (masking and n-gram sampling only)"})
     augment_mask_prob: float = field(default=AugmentSettings.mask_prob, metadata={
         "help": "share of words replaced by [MASK]"})
     augment_swap_prob: float = field(default=AugmentSettings.swap_prob, metadata={
-        "help": "share of words replaced by a MLM guess"})
+        "help": "share of words replaced by a proposed word"})
     augment_ngram_prob: float = field(default=AugmentSettings.ngram_prob, metadata={
         "help": f"share of variants cut to a random 1-{AugmentSettings.max_ngram}-gram"})
 
     def check(self) -> None:
-        if self.augment < 0:
-            raise UsageError("--augment must be 0 (off) or a number of variants per text, e.g. 4.")
-        if self.augment_transfer and not self.augment:
+        self.augment = str(self.augment).strip().lower()
+        if self.augment != "auto" and not (self.augment.isdigit() and int(self.augment) <= 1000):
+            raise UsageError(f"--augment {self.augment!r}: give 'auto' (the default recipe), a number of variants "
+                             "per text from 0 (off) to 1000, e.g. 4.")
+        if self.augment_transfer and self.augment == "0":
             raise UsageError("--augment-transfer needs --augment N (variants per text).")
         for name in ("augment_mask_prob", "augment_swap_prob", "augment_ngram_prob"):
             if not 0 <= getattr(self, name) <= 1:
@@ -224,7 +230,8 @@ class DistillArguments:
         self.tests.check()
         if objective == "mlm":
             t = self.transfer
-            if t.transfer_file or self.augmentation.augment or t.streaming or t.transfer_cache:
+            asked = str(self.augmentation.augment).strip().lower() not in ("auto", "0")
+            if t.transfer_file or asked or t.streaming or t.transfer_cache:
                 raise UsageError("--objective mlm learns from the --train-file text itself: --transfer-file, "
                                  "--augment, --streaming and --transfer-cache are for classification.")
             return self

@@ -41,6 +41,8 @@ class ClassifierDistill(DistillStep):
         self.teacher = self.inputs.teacher
         self.layers = parse_layers(self.dargs.student.student_layers, self.teacher.model.config.num_hidden_layers)
         self.weights = self.dargs.loss.weights("classification")
+        accelerator.print(self.inputs.plan.reason + (f"; words swapped by {self.inputs.mlm.name}"
+                                                     if self.inputs.mlm is not None else ""), flush=True)
 
     def fingerprint_inputs(self) -> dict:
         return {"teacher_weights": self.inputs.teacher_digest}
@@ -50,6 +52,8 @@ class ClassifierDistill(DistillStep):
         self.dset, self.target_infos = build_distill_set(self.inputs, dargs, self.data_args, self.targs,
                                                          self.weights, run.out, accelerator)
         counts = self.dset.counts()
+        if self.inputs.augment.variants and not counts["augmented"] + counts["transfer_augmented"]:
+            accelerator.print("augmentation made no text that differs from its source; training without it", flush=True)
         accelerator.print(
             f"distilling {dargs.student.teacher} ({teacher.model.config.num_hidden_layers} layers) into a "
             f"{len(self.layers)}-layer {dargs.student.student_arch} student (layers {self.layers}) on "
@@ -115,7 +119,8 @@ class ClassifierDistill(DistillStep):
                    "student_params": count_parameters(student.model), "layers": self.layers,
                    "student_arch": self.dargs.student.student_arch, "loss_weights": asdict(self.weights),
                    "cos_layers": self.dargs.loss.cos_layers, "n_train": len(data.train), "data": self.dset.counts(),
-                   "transfer_files": inputs.transfer_sources, "augmentation": asdict(inputs.augment),
+                   "transfer_files": inputs.transfer_sources,
+                   "augmentation": {**asdict(inputs.augment), "reason": inputs.plan.reason},
                    "soft_targets": [asdict(i) for i in self.target_infos],
                    "eval_sets": self.eval_set_figures(student)}
         if self.dargs.tests.baselines:

@@ -13,7 +13,9 @@ import torch
 from demo.data.files import LabelledData
 from demo.distill.args import DataArguments, ObjectiveMismatch, TrainArguments
 from demo.distill.augment import (
+    AugmentError,
     AugmentSettings,
+    EmbeddingNeighbours,
     MaskedLM,
     augment_texts,
     load_proposer,
@@ -27,6 +29,7 @@ from demo.distill.data import (
 )
 from demo.distill.distill_args import DistillArguments
 from demo.distill.losses import IGNORE_INDEX, LossWeights
+from demo.distill.recipe import AugmentPlan, plan_augmentation
 from demo.distill.targets import (
     DEFAULT_CACHE_DIR,
     TargetsInfo,
@@ -94,10 +97,11 @@ class Inputs:
     transfer_sources: list[dict]
     transfer_streams: list  # --streaming: TextStreams instead of transfer_texts
     eval_sets: dict[str, LabelledData]
-    mlm: MaskedLM | None
+    mlm: MaskedLM | EmbeddingNeighbours | None
     augment: AugmentSettings
     teacher_digest: str
     cache_dir: Path | None
+    plan: AugmentPlan  # how many variants, and the sentence saying why
 
 
 def refuse_masked_lm_teacher(name: str) -> None:
@@ -111,12 +115,20 @@ def refuse_masked_lm_teacher(name: str) -> None:
                                 "labels first (python -m demo.distill finetune --model ...).")
 
 
-def resolve_mlm(dargs: DistillArguments, device) -> MaskedLM | None:
+def resolve_mlm(dargs: DistillArguments, teacher: LoadedModel, device) -> MaskedLM | EmbeddingNeighbours | None:
+    """What proposes replacement words: a named fill-mask model, or the teacher's own masked-LM head where
+    it has one, else the teacher's input embeddings (every BERT has those)."""
     aug = dargs.augmentation
-    if not aug.augment or aug.augment_swap_prob == 0 or aug.augment_mlm == "none":
+    if aug.augment_swap_prob == 0 or aug.augment_mlm == "none":
         return None
-    name = dargs.student.teacher if dargs.augmentation.augment_mlm == "teacher" else dargs.augmentation.augment_mlm
-    return load_proposer(name, device)
+    if aug.augment_mlm not in ("teacher", "embeddings"):
+        return load_proposer(aug.augment_mlm, device)
+    if aug.augment_mlm == "teacher":
+        try:
+            return load_proposer(dargs.student.teacher, device)
+        except AugmentError:
+            pass  # a fine-tuned classifier keeps no masked-LM head: its embeddings propose the words
+    return EmbeddingNeighbours.of(teacher.model, teacher.tokenizer, dargs.student.teacher)
 
 
 def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainArguments, device) -> Inputs:
@@ -138,8 +150,12 @@ def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
         eval_sets[name] = load_eval_set(name, path, data.train.text_column, data.train.label_column,
                                         data_args.quoting)
         label_index(teacher, eval_sets[name].labels)  # unknown labels stop the run here (LabelMismatch)
-    mlm = resolve_mlm(dargs, device)
-    augment = AugmentSettings(variants=dargs.augmentation.augment, mask_prob=dargs.augmentation.augment_mask_prob,
+    n_transfer = dargs.transfer.max_transfer_samples if streams else len(transfer)
+    plan = plan_augmentation(dargs.augmentation.augment, data.train.texts, n_transfer or 0,
+                             dargs.loss.matches_teacher(), targs.epochs, targs.batch_size,
+                             targs.gradient_accumulation_steps, targs.max_steps or None)
+    mlm = resolve_mlm(dargs, teacher, device) if plan.variants else None
+    augment = AugmentSettings(variants=plan.variants, mask_prob=dargs.augmentation.augment_mask_prob,
                               swap_prob=dargs.augmentation.augment_swap_prob if mlm is not None else 0.0,
                               ngram_prob=dargs.augmentation.augment_ngram_prob, seed=targs.seed,
                               mlm=mlm.name if mlm is not None else "none")
@@ -151,7 +167,7 @@ def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
                                                                  transfer_aug, teacher.name), teacher_only=True)
     cache_dir = (None if (dargs.transfer.targets_cache_dir or "").lower() == "none" else
         Path(dargs.transfer.targets_cache_dir) if dargs.transfer.targets_cache_dir else DEFAULT_CACHE_DIR)
-    return Inputs(teacher, data, transfer, sources, streams, eval_sets, mlm, augment, digest, cache_dir)
+    return Inputs(teacher, data, transfer, sources, streams, eval_sets, mlm, augment, digest, cache_dir, plan)
 
 
 # ---- the training set ----------------------------------------------------------------------------
@@ -162,9 +178,10 @@ def build_distill_set(inputs: Inputs, dargs: DistillArguments, data_args: DataAr
     teacher, data = inputs.teacher, inputs.data
     mask = teacher.tokenizer.mask_token or "[MASK]"
     aug = dargs.augmentation
-    aug_labelled = augment_texts(data.train.texts, inputs.augment, mask, inputs.mlm) if aug.augment else []
+    aug_labelled = augment_texts(data.train.texts, inputs.augment, mask, inputs.mlm) if inputs.augment.variants else []
     transfer = inputs.transfer_texts
-    aug_transfer = augment_texts(transfer, inputs.augment, mask, inputs.mlm) if aug.augment_transfer else []
+    aug_transfer = (augment_texts(transfer, inputs.augment, mask, inputs.mlm)
+                    if aug.augment_transfer and inputs.augment.variants else [])
     if (aug_labelled or aug_transfer) and (accelerator is None or accelerator.is_main_process):
         write_augmented_sample(out / "augmented_samples.tsv", data.train.texts, aug_labelled, transfer, aug_transfer,
                                targs.seed)
