@@ -53,10 +53,10 @@ def distilled(teacher_dir, data, tmp_path_factory):
 
     BertForSequenceClassification.forward = spy
     try:
-        rc = main(["distill", "--augment", "0", "--teacher", str(teacher_dir), "--student-layers", "2", "--train-file",
+        rc = main(["distill", "--teacher", str(teacher_dir), "--student-layers", "2", "--train-file",
                    str(data["train"]), "--validation-file", str(data["validation"]), "--epochs", "3",
                    "--min-steps", "0", "--batch-size", "16", "--learning-rate", "3e-3", "--alpha-cos", "0.5",
-                   "--cos-layers", "all",
+                   "--cos-layers", "all", "--augment", "0",
                    "--baselines", "--export-onnx", "--output-dir", str(out), "--overwrite-output-dir"])
     finally:
         BertForSequenceClassification.forward = original

@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 
 from demo.distill.cli import main
-from demo.distill.recipe import AUTO_MAX_VARIANTS, auto_variants, plan_augmentation
+from demo.distill.recipe import AUTO_MAX_VARIANTS, auto_variants, plan_augmentation, variable_texts
 
 from .builders import write_sentiment_tsv, write_teacher
+
+
+def plan_of(asked, texts, *args, **kwargs):
+    return plan_augmentation(asked, len(texts), variable_texts(texts) > 0, *args, **kwargs)
+
 
 SENTENCES = ["the film was very good indeed"] * 10
 
@@ -24,27 +29,27 @@ def test_small_sets_get_variants_until_about_twenty_thousand_texts():
 
 
 def test_the_plan_says_what_it_generates_and_how_to_turn_it_off():
-    plan = plan_augmentation("auto", SENTENCES * 100, 0, True, epochs=3, batch_size=32)
+    plan = plan_of("auto", SENTENCES * 100, 0, True, epochs=3, batch_size=32)
     assert plan.variants == 19 and "--augment 0 turns it off" in plan.reason
-    assert plan_augmentation("0", SENTENCES, 0, True, 3, 32).variants == 0
-    assert plan_augmentation("5", SENTENCES * 2000, 0, True, 3, 32).variants == 5  # a number is kept as asked
-    no_teacher = plan_augmentation("auto", SENTENCES, 0, False, 3, 32)
+    assert plan_of("0", SENTENCES, 0, True, 3, 32).variants == 0
+    assert plan_of("5", SENTENCES * 2000, 0, True, 3, 32).variants == 5  # a number is kept as asked
+    no_teacher = plan_of("auto", SENTENCES, 0, False, 3, 32)
     assert no_teacher.variants == 0 and "--alpha-ce 0" in no_teacher.reason
 
 
 def test_a_budget_cuts_the_variants_then_the_passes():
     texts = SENTENCES * 100  # 1,000 rows: 32 steps a pass at batch 32
-    fitted = plan_augmentation("auto", texts, 0, True, epochs=3, batch_size=32, budget_steps=300)
+    fitted = plan_of("auto", texts, 0, True, epochs=3, batch_size=32, budget_steps=300)
     assert fitted.variants == 2 and "cut from 19 to fit 300 steps" in fitted.reason  # 3 x 94 steps of 3,000 rows
-    none = plan_augmentation("auto", texts, 0, True, epochs=3, batch_size=32, budget_steps=100)
+    none = plan_of("auto", texts, 0, True, epochs=3, batch_size=32, budget_steps=100)
     assert none.variants == 0 and "no generated text" in none.reason
-    short = plan_augmentation("auto", texts, 0, True, epochs=3, batch_size=32, budget_steps=20)
+    short = plan_of("auto", texts, 0, True, epochs=3, batch_size=32, budget_steps=20)
     assert short.variants == 0 and short.labelled_only_steps == 20 and "less than one pass" in short.reason
 
 
 def test_texts_too_short_to_vary_are_not_augmented():
     for asked in ("auto", "4"):
-        plan = plan_augmentation(asked, ["good", "very bad"] * 50, 0, True, 3, 32)
+        plan = plan_of(asked, ["good", "very bad"] * 50, 0, True, 3, 32)
         assert plan.variants == 0 and "too short to vary" in plan.reason
 
 

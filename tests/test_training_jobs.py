@@ -15,7 +15,9 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 import app as app_module
+from demo.distill.budget import steps_per_epoch
 from demo.serving.training import uploads
+from demo.serving.training.jobs import JobError
 
 from .apps import InProcessApp, call, call_when_ready, served
 from .builders import write_sentiment_tsv
@@ -31,8 +33,9 @@ def rows_file(tmp_path_factory):
     return write_sentiment_tsv(tmp_path_factory.mktemp("train") / "reviews.tsv", 300, 3)
 
 
-def start(client, path, task="sentiment", epochs=3, rows=400, layers=1):
-    return call(client, task, handle_file(str(path)), None, layers, rows, epochs, False, api_name="/distill_start")
+def start(client, path, task="sentiment", epochs=3, rows=400, layers=1, augment=False, minutes=3):
+    return call(client, task, handle_file(str(path)), None, layers, rows, epochs, False, augment, minutes,
+                api_name="/distill_start")
 
 
 def wait(client, job_id, states=("done", "failed", "cancelled"), timeout=150):
@@ -128,7 +131,7 @@ def test_bad_input_is_one_sentence_and_leaves_nothing(trainer, tmp_path, make, t
     before = job_folders(trainer)
     path = make(tmp_path) if make else None
     with pytest.raises(AppError, match=message):
-        call(client, task, handle_file(str(path)) if path else None, None, 1, 400, 2, False,
+        call(client, task, handle_file(str(path)) if path else None, None, 1, 400, 2, False, False, 3,
              api_name="/distill_start")
     assert job_folders(trainer) == before
     assert call_when_ready(client, "still here", "/sentiment")["task"] == "sentiment"  # the app keeps serving
@@ -193,21 +196,48 @@ def test_the_training_process_ends_with_the_app(tiny_config, rows_file, tmp_path
             server.stop()
 
 
-def test_the_estimate_comes_from_a_measured_step_and_the_files_rows(trainer, rows_file):
+def test_the_estimate_is_the_job_fitted_to_its_budget_from_a_measured_step(trainer, rows_file):
     service = trainer.wait_until_loaded().page.training_service
-    text = service.estimate("sentiment", 4000, 2, 3, False, str(rows_file))
-    steps = service.planned_steps(round(300 * 0.9), 2)  # the file's 300 rows, a tenth held out
-    assert f"for {steps:,} steps" in text and "measured here" in text
+    texts = [line.split("\t")[0] for line in rows_file.read_text().splitlines()[1:]]
+    plan = service.plan("sentiment", 270, 2, 3, False, True, 3.0, texts)  # the file's 300 rows, a tenth held out
+    assert plan.variants == 20 and plan.steps == min(plan.budget_steps, steps_per_epoch(270 * 21, 32) * 2)
+    text = service.estimate("sentiment", 4000, 2, 3, False, True, 3, str(rows_file))
+    assert f"{plan.steps:,} steps of 32 rows over {270 * 21:,} texts, 5,400 of them generated" in text, text
+    assert "of your 3:" in text and "Augmentation: 20 teacher-labelled variants" in text
     assert service.step_time("sentiment").seconds_per_layer > 0
-    with_baselines = service.estimate("sentiment", 4000, 2, 3, True, str(rows_file))
+    plain = service.plan("sentiment", 270, 2, 3, False, False, 3.0, texts)
+    assert plain.variants == 0 and plain.steps == steps_per_epoch(270, 32) * 2
     minutes = lambda t: float(t.split("**")[1].split()[0])
-    assert minutes(with_baselines) >= minutes(text)
+    assert minutes(service.estimate("sentiment", 4000, 2, 3, True, False, 3, str(rows_file))) >= minutes(
+        service.estimate("sentiment", 4000, 2, 3, False, False, 3, str(rows_file)))
+    for budget, message in (("soon", "give minutes as a number"), (0.1, "give 0.5 to 10 minutes")):
+        with pytest.raises(JobError, match=message):
+            service.estimate("sentiment", 4000, 2, 3, False, True, budget, str(rows_file))
+        with pytest.raises(AppError, match=message):  # through the API: one sentence, no job, the upload gone
+            call(trainer.client(), "sentiment", handle_file(str(rows_file)), None, 1, 100, 1, True, True, budget,
+                 api_name="/distill_start")
+
+
+def test_an_augmented_job_trains_its_baseline_at_the_same_budget_and_says_what_it_bought(trainer, rows_file):
+    client = trainer.client()
+    call_when_ready(client, "a good film", "/sentiment")
+    job_id = call(client, "sentiment", handle_file(str(rows_file)), None, 1, 40, 1, True, True, 3,
+                  api_name="/distill_start")
+    done = wait(client, job_id)
+    assert done["state"] == "done", done["error"]
+    metrics = done["metrics"]
+    assert metrics["data"]["augmented"] > 40 * 10, metrics["data"]
+    assert "augmentation: 20 teacher-labelled" in metrics["augmentation"]["reason"]
+    assert [b["name"].split(" (")[0] for b in metrics["baselines"]] == ["layer dropping alone", "hard labels alone"]
+    assert metrics["bought"].startswith("distilling bought")
+    argv = trainer.page.training_service.runner.job(job_id).argv
+    assert "--augment" not in argv and argv[argv.index("--baselines") + 1] == "labels"
 
 
 def test_a_fill_mask_job_distils_from_plain_text(trainer, texts_file):
     client = trainer.client()
     call_when_ready(client, "the [MASK] film", "/fill_mask")
-    job_id = call(client, "fill_mask", handle_file(str(texts_file)), None, 1, 400, 1, False,
+    job_id = call(client, "fill_mask", handle_file(str(texts_file)), None, 1, 400, 1, False, True, 3,
                   api_name="/distill_start")
     done = wait(client, job_id)
     assert done["state"] == "done", done["error"]

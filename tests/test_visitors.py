@@ -38,7 +38,7 @@ def uploaded(name: str) -> list:
 
 
 def start(client, path, rows=2000, epochs=20, layers=1):
-    return call(client, "sentiment", handle_file(str(path)), None, layers, rows, epochs, False,
+    return call(client, "sentiment", handle_file(str(path)), None, layers, rows, epochs, False, False, 3,
                 api_name="/distill_start")
 
 

@@ -176,14 +176,19 @@ class TestSetArguments:
     eval_file: list[str] | None = reporting(None, "NAME=FILE: an extra labelled test set (e.g. out of domain) "
                                                "evaluated for teacher and student at the end; may be given "
                                                "several times", action="append")
-    baselines: bool = reporting(False, "also measure, with the same training budget: the layer-dropped student "
-                                "untrained, one trained on hard labels alone (mlm: the masked-LM loss alone), and "
-                                "(with transfer text or augmentation) KD on the labelled rows alone")
+    baselines: str | None = reporting(None, "also measure, with the same training budget: the layer-dropped student "
+                                      "untrained, one trained on hard labels alone (mlm: the masked-LM loss alone), "
+                                      "and (with transfer text or augmentation) KD on the labelled rows alone; "
+                                      "'--baselines labels': the first two only (what the app's jobs train)",
+                                      nargs="?", const="all")
 
     def __post_init__(self):
         self.eval_file = flatten_list(self.eval_file)
 
     def check(self) -> None:
+        if self.baselines is not None and self.baselines not in ("all", "labels"):
+            raise UsageError(f"--baselines {self.baselines!r}: write --baselines (all of them) or --baselines labels "
+                             "(layer dropping and hard labels alone).")
         for item in self.eval_file:
             name, sep, path = item.partition("=")
             if not sep or not name.strip() or not path.strip():

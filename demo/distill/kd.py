@@ -95,7 +95,7 @@ class ClassifierDistill(DistillStep):
                            none)]
         labelled = self.dset.only(LABELLED)
         recipes = [("hard labels alone (no teacher)", LossWeights(alpha_ce=0.0, alpha_hard=1.0), "hard labels only")]
-        if len(labelled) < len(self.dset):
+        if len(labelled) < len(self.dset) and self.dargs.tests.baselines == "all":
             recipes.append(("same KD recipe, labelled rows only (no transfer/augmented text)", self.weights,
                             "KD, labelled rows only"))
         for name, weights, desc in recipes:

@@ -41,18 +41,18 @@ def variable_texts(texts: Sequence[str]) -> int:
     return sum(len(t.split()) >= MIN_WORDS for t in texts)
 
 
-def plan_augmentation(asked: str, texts: Sequence[str], n_transfer: int, teacher_targets: bool, epochs: int,
+def plan_augmentation(asked: str, n: int, can_vary: bool, n_transfer: int, teacher_targets: bool, epochs: int,
                       batch_size: int, accumulation: int = 1, budget_steps: int | None = None) -> AugmentPlan:
-    """asked: --augment ("auto", or a number of variants). budget_steps: --max-steps, to which the auto
-    recipe fits its variants (an explicit number is kept; --max-steps then cuts passes as for any run)."""
-    n = len(texts)
+    """asked: --augment ("auto", or a number of variants); n labelled rows, of which some can be varied
+    (variable_texts). budget_steps: --max-steps, to which the auto recipe fits its variants (an explicit
+    number is kept; --max-steps then cuts passes as for any run)."""
     if budget_steps is not None and steps_per_epoch(n, batch_size, accumulation) > budget_steps:
         return AugmentPlan(0, f"no augmentation: the budget of {budget_steps:,} steps is less than one pass over "
                               f"the {n:,} labelled rows ({steps_per_epoch(n, batch_size, accumulation):,} steps), so "
                               "the labelled rows alone train for those steps", labelled_only_steps=budget_steps)
     if asked != "auto":
         wanted = int(asked)
-        if wanted and not variable_texts(texts):
+        if wanted and not can_vary:
             return AugmentPlan(0, f"no augmentation: every text has fewer than {MIN_WORDS} words, too short to "
                                   "vary by masking, swapping or cutting; training without it")
         return AugmentPlan(wanted, f"augmentation: {wanted} teacher-labelled variants of each labelled text "
@@ -64,7 +64,7 @@ def plan_augmentation(asked: str, texts: Sequence[str], n_transfer: int, teacher
     if not wanted:
         return AugmentPlan(0, f"no augmentation: {n + n_transfer:,} texts are plenty (the default generates text "
                               f"for fewer than {AUTO_BELOW:,} labelled rows; --augment N asks for it)")
-    if not variable_texts(texts):
+    if not can_vary:
         return AugmentPlan(0, f"no augmentation: every text has fewer than {MIN_WORDS} words, too short to vary "
                               "by masking, swapping or cutting; training without it")
     why = (f"the default for fewer than {AUTO_BELOW:,} labelled rows: about {AUTO_TEXTS:,} texts in all, at most "

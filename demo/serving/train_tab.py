@@ -18,7 +18,7 @@ from demo.measuring.charts import recipe_comparison_chart, training_curves
 from demo.models.config import DistillationLink
 from demo.serving.edge import handlers, session_of, user_errors
 from demo.serving.evidence import load_evidence
-from demo.serving.training.service import MAX_EPOCHS, TrainingService
+from demo.serving.training.service import BUDGET_MINUTES, MAX_EPOCHS, TrainingService
 from demo.serving.training.uploads import MIN_ROWS
 
 POLL_SECONDS = 1.0
@@ -58,6 +58,8 @@ class TrainPanel:
     rows: gr.Number
     epochs: gr.Number
     baselines: gr.Checkbox
+    augment: gr.Checkbox
+    budget: gr.Number
     upload: gr.File
     transfer: gr.File
     estimate: gr.Markdown
@@ -110,6 +112,11 @@ def layout(service: TrainingService) -> TrainPanel:
         baselines = gr.Checkbox(True, label="Also train this student on your labels alone (and layer dropping): "
                                 "what distilling bought", elem_id="train-baselines")
     with gr.Row():
+        augment = gr.Checkbox(True, label="Let the teacher label variants of your rows (masked, cut and swapped "
+                              "words): the small-data recipe, fitted to the budget", elem_id="train-augment")
+        budget = gr.Number(BUDGET_MINUTES, label=f"Time budget in minutes (0.5 to {service.limits.max_minutes:g})",
+                           elem_id="train-budget")
+    with gr.Row():
         upload = gr.File(label="Labelled file (or .txt for fill-mask)", type="filepath", elem_id="train-file")
         transfer = gr.File(label="Optional: unlabelled text of your domain (.txt), learnt from the teacher's answers",
                            type="filepath", elem_id="train-transfer")
@@ -137,7 +144,8 @@ def layout(service: TrainingService) -> TrainPanel:
             published = gr.Markdown(elem_id="train-published")
     timer = gr.Timer(POLL_SECONDS, active=False)
     return TrainPanel(job=job, task=task, layers=layers, rows=rows, epochs=epochs, baselines=baselines,
-                      upload=upload, transfer=transfer, estimate=estimate, start=start, cancel=cancel, status=status,
+                      augment=augment, budget=budget, upload=upload, transfer=transfer, estimate=estimate, start=start,
+                      cancel=cancel, status=status,
                       curves=curves, result=result, adopted=adopted, restore=restore, download=download,
                       evidence=evidence, comparison=comparison, card=card, repo=repo, token=token, dry_run=dry_run,
                       publish=publish, published=published, timer=timer)
@@ -150,17 +158,19 @@ class TrainHandlers:
     def __init__(self, service: TrainingService, panel: TrainPanel, page_timer: gr.Timer):
         self.service, self.p, self.page_timer = service, panel, page_timer
 
-    def estimate(self, task_name, n_rows, n_epochs, n_layers, with_baselines, path):
+    def estimate(self, task_name, n_rows, n_epochs, n_layers, with_baselines, with_augment, minutes, path):
         try:
             rows = whole_number(n_rows, "rows", MIN_ROWS, self.service.limits.max_rows)
             epochs, layers = whole_number(n_epochs, "epochs", 1, MAX_EPOCHS), whole_number(n_layers, "layers", 1, 48)
-            return self.service.estimate(task_name, rows, epochs, layers, bool(with_baselines), path)
+            return self.service.estimate(task_name, rows, epochs, layers, bool(with_baselines), bool(with_augment),
+                                         minutes, path)
         except UserError as exc:
             return f"⚠️ {md_escape(str(exc))}"
 
-    def start(self, task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, request: gr.Request):
+    def start(self, task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, with_augment, minutes,
+              request: gr.Request):
         started = self.service.start(session_of(request), task_name, path, transfer_path, n_layers, n_rows, n_epochs,
-                                     with_baselines)
+                                     with_baselines, with_augment, minutes)
         # the uploads were read into the job's files and deleted: the file fields are emptied to say so
         return (started.id, status_markdown(started.status()), None, gr.Timer(active=True), gr.update(visible=False),
                 None, None)
@@ -213,10 +223,10 @@ class TrainHandlers:
 
 
 def wire(p: TrainPanel, h: TrainHandlers) -> None:
-    for field in (p.task, p.rows, p.epochs, p.layers, p.baselines, p.upload):
-        field.change(h.estimate, inputs=[p.task, p.rows, p.epochs, p.layers, p.baselines, p.upload], outputs=p.estimate,
-                     api_visibility="private", show_progress="hidden")
-    inputs = [p.task, p.upload, p.transfer, p.layers, p.rows, p.epochs, p.baselines]
+    planned = [p.task, p.rows, p.epochs, p.layers, p.baselines, p.augment, p.budget, p.upload]
+    for field in planned:
+        field.change(h.estimate, inputs=planned, outputs=p.estimate, api_visibility="private", show_progress="hidden")
+    inputs = [p.task, p.upload, p.transfer, p.layers, p.rows, p.epochs, p.baselines, p.augment, p.budget]
     p.start.click(h.start, inputs=inputs, outputs=[p.job, p.status, p.curves, p.timer, p.result, p.upload, p.transfer],
                   api_visibility="private")
     p.timer.tick(h.tick, inputs=p.job, outputs=[p.status, p.curves, p.timer, p.result, p.adopted, p.download,
@@ -229,8 +239,9 @@ def wire(p: TrainPanel, h: TrainHandlers) -> None:
     # The API's own inputs: files without the page's widgets, numbers without the slider's bounds (the service
     # checks every bound and says it in a sentence, and deletes the upload on refusal too)
     api_file, api_transfer, api_job = gr.File(visible=False), gr.File(visible=False), gr.Textbox(visible=False)
-    api_layers, api_rows, api_epochs = (gr.Number(visible=False) for _ in range(3))
-    wire_api(h.service, [p.task, api_file, api_transfer, api_layers, api_rows, api_epochs, p.baselines], api_job)
+    api_layers, api_rows, api_epochs, api_budget = (gr.Number(visible=False) for _ in range(4))
+    wire_api(h.service, [p.task, api_file, api_transfer, api_layers, api_rows, api_epochs, p.baselines, p.augment,
+                         api_budget], api_job)
 
 
 def wire_api(service: TrainingService, inputs: list, api_job: gr.Textbox) -> None:
@@ -238,11 +249,12 @@ def wire_api(service: TrainingService, inputs: list, api_job: gr.Textbox) -> Non
     (long CPU jobs). Every cap and check is the page's: the service applies them."""
 
     @user_errors
-    def distill_start(task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines,
-                      request: gr.Request) -> str:
-        """Start distilling a student of the task's teacher; returns the job id."""
+    def distill_start(task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, with_augment=True,
+                      budget_minutes=None, request: gr.Request = None) -> str:
+        """Start distilling a student of the task's teacher, fitted to budget_minutes (none: 3; with_augment:
+        the teacher labels variants of the rows, as many as fit); returns the job id."""
         return service.start(session_of(request), task_name, path, transfer_path, n_layers, n_rows, n_epochs,
-                             with_baselines).id
+                             with_baselines, with_augment, budget_minutes).id
 
     @user_errors
     def distill_status(job_id: str) -> dict:

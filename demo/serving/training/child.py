@@ -81,7 +81,7 @@ def stop_group(process: subprocess.Popen | None) -> None:
 
 
 def distill_argv(teacher: str, files, student_layers: int, epochs: int, baselines: bool, max_steps: int,
-                 folder: Path) -> list[str]:
+                 folder: Path, augment: bool = True) -> list[str]:
     """The CLI command of a job, as a user would type it (sys.executable for `python`)."""
     argv = [sys.executable, "-m", "demo.distill", "distill", "--teacher", teacher,
             "--student-layers", str(student_layers), "--train-file", str(files.train),
@@ -92,10 +92,12 @@ def distill_argv(teacher: str, files, student_layers: int, epochs: int, baseline
         argv += ["--objective", "mlm"]
     else:
         argv += ["--validation-file", str(files.validation), "--text-column", "text", "--label-column", "label"]
+        if not augment:  # else the CLI's default, --augment auto, fitted to --max-steps
+            argv += ["--augment", "0"]
     if files.transfer is not None:
         argv += ["--transfer-file", str(files.transfer)]
-    if baselines:
-        argv.append("--baselines")
+    if baselines:  # the figures the page leads with: layer dropping and the labels alone, at the same budget
+        argv += ["--baselines", "labels"]
     return argv
 
 

@@ -16,6 +16,7 @@ from demo.core.measure import INFERENCE_LOCK
 from demo.data.files import TEXT_COLUMNS, obvious_column, read_rows
 from demo.distill.args import DataArguments, DistillTrainArguments, default_of
 from demo.distill.budget import steps_per_epoch
+from demo.distill.recipe import AUTO_TEXTS, MIN_WORDS, plan_augmentation
 from demo.models.config import LABELLED_TASKS
 from demo.models.inputs import model_inputs
 from demo.models.registry import PairRegistry, TaskUnavailable
@@ -30,6 +31,32 @@ MAX_TOKENS = default_of(DataArguments, "max_seq_length")  # the CLI's default --
 MAX_EPOCHS = 20
 DEFAULT_TEXT = "the film is a gripping portrait of a family coming apart under pressure"
 START_SECONDS = 15  # a new Python process importing torch and transformers, saving, the card: measured ~10-20 s
+BUDGET_MINUTES = 3.0  # a job's default time budget: 1,000 rows with augmentation and the baseline, or 4,000 rows
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """A job fitted to its time budget: what the child is told (--max-steps) and what it will do."""
+
+    budget_steps: int  # the optimiser steps the budget buys (the child's --max-steps)
+    steps: int  # the steps the run will take (fewer when its passes need fewer)
+    variants: int  # generated variants per labelled text (the CLI's --augment auto under that budget)
+    reason: str  # the CLI's sentence for it
+    seconds: float  # the estimate
+
+
+def budget_of(minutes, cap: float) -> float:
+    """The visitor's time budget in minutes, as a number within [0.5, the job's wall-time cap]; none given:
+    the default."""
+    if minutes is None or minutes == "":
+        return min(BUDGET_MINUTES, cap)
+    try:
+        value = float(minutes)
+    except (TypeError, ValueError):
+        raise JobError(f"time budget {minutes!r}: give minutes as a number, e.g. 3.") from None
+    if not 0.5 <= value <= cap:
+        raise JobError(f"time budget {value:g} min: give 0.5 to {cap:g} minutes (this app's cap per job).")
+    return value
 
 
 @dataclass
@@ -90,12 +117,28 @@ class TrainingService:
             self._step_times[key] = StepTime(step / layers, teacher_seconds)
         return self._step_times[key]
 
-    def planned_steps(self, rows: int, epochs: int) -> int:
-        return min(self.limits.max_steps, steps_per_epoch(rows, BATCH_SIZE) * max(1, epochs))
+    def plan(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, augment: bool,
+             budget_minutes: float, texts: list[str] | None = None, transfer_rows: int = 0) -> JobPlan:
+        """A job fitted to its time budget, from a training step measured here: the steps the budget buys
+        (after start-up and the teacher's pass), then the CLI's own rule for how many variants fit them."""
+        timing = self.step_time(task, texts)
+        per_step = timing.seconds_per_layer * max(1, layers) * (2 if baselines else 1)  # the baseline: as long again
+        teacher_text = timing.teacher_seconds_per_text * 1.3  # its pass, and scoring on the held-out tenth
+        classification = self.objective(task) == "classification"
+        generated_at_most = max(0, AUTO_TEXTS - rows - transfer_rows) if classification and augment else 0
+        spare = budget_minutes * 60 - START_SECONDS - (rows + transfer_rows + generated_at_most) * teacher_text
+        budget_steps = max(1, min(self.limits.max_steps, int(spare / per_step)))
+        can_vary = texts is None or any(len(t.split()) >= MIN_WORDS for t in texts)
+        aug = plan_augmentation("auto" if classification and augment else "0", rows, can_vary, transfer_rows, True,
+                                epochs, BATCH_SIZE, 1, budget_steps)
+        texts_seen = rows * (1 + aug.variants) + transfer_rows
+        steps = min(budget_steps, steps_per_epoch(texts_seen, BATCH_SIZE) * max(1, epochs))
+        seconds = START_SECONDS + texts_seen * teacher_text + steps * per_step
+        return JobPlan(budget_steps, steps, aug.variants, aug.reason, seconds)
 
-    def estimate(self, task: str, rows: int, epochs: int, layers: int, baselines: bool,
-                 upload: str | None = None) -> str:
-        """The estimate shown before Start: a step measured here x planned steps, the teacher's pass, start-up."""
+    def estimate(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, augment: bool = True,
+                 budget_minutes: float = BUDGET_MINUTES, upload: str | None = None) -> str:
+        """The estimate shown before Start: the job fitted to its budget (plan), in a sentence."""
         rows = max(1, min(int(rows or self.limits.max_rows), self.limits.max_rows))
         texts = None
         if upload:  # the file's own rows and texts (9 in 10 train, 1 in 10 scores the student)
@@ -106,30 +149,28 @@ class TrainingService:
                 texts = [str(r.get(column) or "") for r in found[:BATCH_SIZE]] or None
             except UserError:
                 pass  # said when Start reads it
-        steps = self.planned_steps(rows, int(epochs or 1))
-        timing = self.step_time(task, texts)
-        # training, then the teacher's pass over the rows plus scoring both models on the held-out tenth
-        seconds = steps * timing.seconds_per_layer * max(1, layers) + rows * timing.teacher_seconds_per_text * 1.3
-        if baselines:
-            seconds *= 2  # the hard-label student trains as long again (layer dropping costs one evaluation)
-        seconds += START_SECONDS
-        return (f"About **{seconds / 60:.1f} min** for {steps:,} steps of {BATCH_SIZE} rows (a step of this "
-                f"{layers}-layer student measured here: {timing.seconds_per_layer * layers * 1000:.0f} ms), plus the "
-                f"teacher's pass over {rows:,} rows{' and the baselines' if baselines else ''}. Caps: "
-                f"{self.limits.max_rows:,} rows, {self.limits.max_steps:,} steps, {self.limits.max_minutes:g} min.")
+        budget = budget_of(budget_minutes, self.limits.max_minutes)
+        plan = self.plan(task, rows, int(epochs or 1), layers, baselines, augment, budget, texts)
+        made = f", {rows * plan.variants:,} of them generated" if plan.variants else ""
+        again = " and the baseline as long again" if baselines else ""
+        return (f"About **{plan.seconds / 60:.1f} min** of your {budget:g}: {plan.steps:,} steps of {BATCH_SIZE} rows "
+                f"over {rows * (1 + plan.variants):,} texts{made}{again}"
+                f". {plan.reason[0].upper()}{plan.reason[1:]}. Caps: {self.limits.max_rows:,} rows, "
+                f"{self.limits.max_steps:,} steps, {self.limits.max_minutes:g} min.")
 
     # ---- a job --------------------------------------------------------------------------------------
     def start(self, session: str, task: str, upload: str | None, transfer: str | None, layers, rows, epochs,
-              baselines: bool) -> Job:
+              baselines: bool, augment: bool = True, budget_minutes=BUDGET_MINUTES) -> Job:
         """Check every setting, turn the upload into the job's files, start the child; the visitor's
         uploads are deleted once read, whether the job starts or not."""
         try:
-            return self._start(session, task, upload, transfer, layers, rows, epochs, baselines)
+            return self._start(session, task, upload, transfer, layers, rows, epochs, baselines, augment,
+                               budget_minutes)
         finally:
             remove_upload(upload)
             remove_upload(transfer)
 
-    def _start(self, session, task, upload, transfer, layers, rows, epochs, baselines) -> Job:
+    def _start(self, session, task, upload, transfer, layers, rows, epochs, baselines, augment, budget_minutes) -> Job:
         if not self.enabled:
             raise JobError("training is off in this app (a public address); its operator can start it with "
                            "--allow-training, or run the CLI command shown in this tab.")
@@ -138,6 +179,7 @@ class TrainingService:
         teacher_layers = getattr(teacher.model.config, "num_hidden_layers", 12)
         layers = whole_number(layers, f"student layers (the teacher has {teacher_layers})", 1, teacher_layers - 1)
         epochs = whole_number(epochs, "epochs", 1, MAX_EPOCHS)
+        budget = budget_of(budget_minutes, self.limits.max_minutes)
         self.runner.check_free()
         job_id, folder = self.runner.new_folder()
         try:
@@ -146,7 +188,10 @@ class TrainingService:
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        argv = distill_argv(teacher.spec.model, files, layers, epochs, bool(baselines), self.limits.max_steps, folder)
+        plan = self.plan(task, files.rows, epochs, layers, bool(baselines), bool(augment), budget,
+                         list(files.sample_texts) or None, files.transfer_rows)
+        argv = distill_argv(teacher.spec.model, files, layers, epochs, bool(baselines), plan.budget_steps, folder,
+                            augment=bool(augment))
         notes = [f"{files.rows:,} training rows" + (f" (sampled from {files.sampled_from:,})"
                                                     if files.sampled_from > files.rows + files.validation_rows else "")
                  + (f", {files.validation_rows:,} held out to score the student" if files.validation_rows else "")]

@@ -43,6 +43,8 @@ class JobFiles:
     validation_rows: int
     sampled_from: int  # rows in the upload
     objective: str  # "classification" or "mlm"
+    sample_texts: tuple[str, ...] = ()  # up to 256 training texts: their length prices a step, and can they vary
+    transfer_rows: int = 0  # unlabelled texts written to transfer.txt
 
 
 def _write_rows(path: Path, rows: list[tuple[str, object]]) -> None:
@@ -80,8 +82,9 @@ def split(n: int, seed: int = 0) -> tuple[list[int], list[int]]:
 
 
 def prepare_classification(teacher: LoadedModel, upload: str, max_rows: int, folder: Path,
-                           max_bytes: int) -> tuple[Path, Path, int, int, int]:
-    """train.csv and validation.csv with the teacher's class ids as labels; (paths, rows, val rows, total)."""
+                           max_bytes: int) -> tuple[Path, Path, list[str], int, int, int]:
+    """train.csv and validation.csv with the teacher's class ids as labels; (paths, the first 256 training
+    texts, rows, val rows, total)."""
     data = read_labelled(upload, max_bytes=max_bytes)
     mapping = label_index(teacher, data.labels)  # unknown labels: one sentence naming the teacher's
     if len({mapping[label] for label in data.labels}) < 2:
@@ -92,10 +95,11 @@ def prepare_classification(teacher: LoadedModel, upload: str, max_rows: int, fol
                            "the student).")
     train_idx, val_idx = split(len(data))
     train_idx = sorted(random.Random(1).sample(train_idx, max_rows)) if len(train_idx) > max_rows else train_idx
+    rows = len(train_idx)
     train, validation = folder / "train.csv", folder / "validation.csv"
     _write_rows(train, [(data.texts[i], mapping[data.labels[i]]) for i in train_idx])
     _write_rows(validation, [(data.texts[i], mapping[data.labels[i]]) for i in val_idx])
-    return train, validation, len(train_idx), len(val_idx), len(data)
+    return train, validation, [data.texts[i] for i in train_idx[:256]], rows, len(val_idx), len(data)
 
 
 def prepare_texts(upload: str, max_rows: int, folder: Path, max_bytes: int) -> tuple[Path, int, int]:
@@ -125,18 +129,18 @@ def prepare(teacher: LoadedModel, objective: str, upload: str | None, transfer: 
     _check_suffix(upload, objective)
     if objective == "mlm":
         train, rows, total = prepare_texts(upload, max_rows, folder, max_bytes)
-        validation, val_rows = None, 0
+        validation, val_rows, sample = None, 0, []
     else:
-        train, validation, rows, val_rows, total = prepare_classification(teacher, upload, max_rows, folder,
-                                                                          max_bytes)
-    transfer_path = None
+        train, validation, sample, rows, val_rows, total = prepare_classification(teacher, upload, max_rows, folder,
+                                                                                  max_bytes)
+    transfer_path, transfer_rows = None, 0
     if transfer:
         texts = read_texts(transfer, max_bytes=max_bytes)
-        transfer_path = folder / "transfer.txt"
+        transfer_path, kept = folder / "transfer.txt", [" ".join(t.split()) for t in texts.texts[:max_rows * 5]]
+        transfer_rows = len(kept)
         try:
-            transfer_path.write_text("\n".join(" ".join(t.split()) for t in texts.texts[:max_rows * 5]) + "\n",
-                                     encoding="utf-8")
+            transfer_path.write_text("\n".join(kept) + "\n", encoding="utf-8")
         except OSError as exc:
             raise JobDataError(_disk_message(exc)) from None
-    return JobFiles(train, validation, transfer_path, rows, val_rows, total, objective)
+    return JobFiles(train, validation, transfer_path, rows, val_rows, total, objective, tuple(sample), transfer_rows)
 
