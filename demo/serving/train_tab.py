@@ -111,11 +111,7 @@ def layout(service: TrainingService) -> TrainPanel:
         epochs = gr.Number(2, precision=0, label=f"Epochs (1 to {MAX_EPOCHS})", elem_id="train-epochs")
         baselines = gr.Checkbox(True, label="Also train this student on your labels alone (and layer dropping): "
                                 "what distilling bought", elem_id="train-baselines")
-    with gr.Row():
-        augment = gr.Checkbox(True, label="Let the teacher label variants of your rows (masked, cut and swapped "
-                              "words): the small-data recipe, fitted to the budget", elem_id="train-augment")
-        budget = gr.Number(BUDGET_MINUTES, label=f"Time budget in minutes (0.5 to {service.limits.max_minutes:g})",
-                           elem_id="train-budget")
+    augment, budget = recipe_row(service)
     with gr.Row():
         upload = gr.File(label="Labelled file (or .txt for fill-mask)", type="filepath", elem_id="train-file")
         transfer = gr.File(label="Optional: unlabelled text of your domain (.txt), learnt from the teacher's answers",
@@ -149,6 +145,16 @@ def layout(service: TrainingService) -> TrainPanel:
                       curves=curves, result=result, adopted=adopted, restore=restore, download=download,
                       evidence=evidence, comparison=comparison, card=card, repo=repo, token=token, dry_run=dry_run,
                       publish=publish, published=published, timer=timer)
+
+
+def recipe_row(service: TrainingService) -> tuple[gr.Checkbox, gr.Number]:
+    """The small-data recipe and the time budget the job is fitted to."""
+    with gr.Row():
+        augment = gr.Checkbox(True, label="Let the teacher label variants of your rows (masked, cut and swapped "
+                              "words): the small-data recipe, fitted to the budget", elem_id="train-augment")
+        budget = gr.Number(BUDGET_MINUTES, label=f"Time budget in minutes (0.5 to {service.limits.max_minutes:g})",
+                           elem_id="train-budget")
+    return augment, budget
 
 
 @handlers

@@ -87,7 +87,8 @@ def distill_argv(teacher: str, files, student_layers: int, epochs: int, baseline
             "--student-layers", str(student_layers), "--train-file", str(files.train),
             "--epochs", str(epochs), "--min-steps", "0", "--max-steps", str(max_steps),
             "--logging-steps", str(LOGGING_STEPS), "--output-dir", str(folder / "student"),
-            "--status-file", str(folder / STATUS_FILE)]
+            "--status-file", str(folder / STATUS_FILE),
+            "--targets-cache-dir", str(folder / "targets")]  # the teacher's answers go with the job's folder
     if files.objective == "mlm":
         argv += ["--objective", "mlm"]
     else:
