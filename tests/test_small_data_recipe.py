@@ -22,15 +22,16 @@ SENTENCES = ["the film was very good indeed"] * 10
 
 
 # ---- the rule (pure) -------------------------------------------------------------------------------
-def test_small_sets_get_variants_until_about_twenty_thousand_texts():
-    assert auto_variants(1_000, 0) == 19 and auto_variants(4_000, 0) == 4 and auto_variants(9_000, 0) == 2
+def test_small_sets_get_variants_until_about_twenty_thousand_new_texts():
+    assert auto_variants(1_000, 0) == 20 and auto_variants(4_000, 0) == 5 and auto_variants(9_000, 0) == 3
     assert auto_variants(500, 0) == AUTO_MAX_VARIANTS  # capped: 20 variants of a text at most
+    assert auto_variants(4_000, 12_000) == 2  # transfer text given counts
     assert auto_variants(10_000, 0) == 0 and auto_variants(2_000, 20_000) == 0  # enough text already
 
 
 def test_the_plan_says_what_it_generates_and_how_to_turn_it_off():
     plan = plan_of("auto", SENTENCES * 100, 0, True, epochs=3, batch_size=32)
-    assert plan.variants == 19 and "--augment 0 turns it off" in plan.reason
+    assert plan.variants == 20 and "--augment 0 turns it off" in plan.reason
     assert plan_of("0", SENTENCES, 0, True, 3, 32).variants == 0
     assert plan_of("5", SENTENCES * 2000, 0, True, 3, 32).variants == 5  # a number is kept as asked
     no_teacher = plan_of("auto", SENTENCES, 0, False, 3, 32)
@@ -40,7 +41,7 @@ def test_the_plan_says_what_it_generates_and_how_to_turn_it_off():
 def test_a_budget_cuts_the_variants_then_the_passes():
     texts = SENTENCES * 100  # 1,000 rows: 32 steps a pass at batch 32
     fitted = plan_of("auto", texts, 0, True, epochs=3, batch_size=32, budget_steps=300)
-    assert fitted.variants == 2 and "cut from 19 to fit 300 steps" in fitted.reason  # 3 x 94 steps of 3,000 rows
+    assert fitted.variants == 2 and "cut from 20 to fit 300 steps" in fitted.reason  # 3 x 94 steps of 3,000 rows
     none = plan_of("auto", texts, 0, True, epochs=3, batch_size=32, budget_steps=100)
     assert none.variants == 0 and "no generated text" in none.reason
     short = plan_of("auto", texts, 0, True, epochs=3, batch_size=32, budget_steps=20)

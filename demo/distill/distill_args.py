@@ -142,8 +142,9 @@ class AugmentArguments:
     _argument_group_name = "augmentation (classification)"
     augment: str = field(default="auto", metadata={
         "help": "teacher-labelled variants of each labelled text: 'auto' (the default recipe: below "
-                f"{AUTO_BELOW:,} labelled rows, enough variants for about {AUTO_TEXTS:,} texts in all, at most "
-                f"{AUTO_MAX_VARIANTS} per text, fitted to --max-steps; none with --alpha-ce 0), a number, or 0 (off)"})
+                f"{AUTO_BELOW:,} labelled rows, enough variants for about {AUTO_TEXTS:,} texts the labels do not "
+                f"cover, at most {AUTO_MAX_VARIANTS} per text, fitted to --max-steps; none with --alpha-ce 0), a "
+                "number, or 0 (off)"})
     augment_transfer: bool = field(default=False, metadata={"help": "augment the transfer text too"})
     augment_mlm: str = field(default="teacher", metadata={
         "help": "what proposes replacement words: 'teacher' (its own masked-LM head where it has one, else its "

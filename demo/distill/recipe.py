@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from demo.distill.budget import steps_per_epoch
 
 AUTO_BELOW = 10_000  # --augment auto generates text below this many labelled rows (20,000 rows already keep 0.99)
-AUTO_TEXTS = 20_000  # ... until the student sees about this many texts in all (labelled, transfer, generated)
+AUTO_TEXTS = 20_000  # ... about this many generated texts (fewer by the transfer texts given): 1,000 rows x 20
 AUTO_MAX_VARIANTS = 20  # ... and at most this many variants of one text (Tang et al. and TinyBERT use 20)
 MIN_WORDS = 3  # a text of fewer words has too little to mask, swap or cut: it is not varied
 
@@ -30,10 +30,11 @@ class AugmentPlan:
 
 
 def auto_variants(n_labelled: int, n_transfer: int) -> int:
-    """Variants per labelled text so that the student sees about AUTO_TEXTS texts (0 from AUTO_BELOW rows)."""
+    """Variants per labelled text for about AUTO_TEXTS texts the labels do not cover, counting the transfer
+    texts given (0 from AUTO_BELOW labelled rows)."""
     if n_labelled <= 0 or n_labelled >= AUTO_BELOW:
         return 0
-    return min(AUTO_MAX_VARIANTS, max(0, math.ceil((AUTO_TEXTS - n_labelled - n_transfer) / n_labelled)))
+    return min(AUTO_MAX_VARIANTS, max(0, math.ceil((AUTO_TEXTS - n_transfer) / n_labelled)))
 
 
 def variable_texts(texts: Sequence[str]) -> int:
@@ -67,8 +68,8 @@ def plan_augmentation(asked: str, n: int, can_vary: bool, n_transfer: int, teach
     if not can_vary:
         return AugmentPlan(0, f"no augmentation: every text has fewer than {MIN_WORDS} words, too short to vary "
                               "by masking, swapping or cutting; training without it")
-    why = (f"the default for fewer than {AUTO_BELOW:,} labelled rows: about {AUTO_TEXTS:,} texts in all, at most "
-           f"{AUTO_MAX_VARIANTS} variants of a text; --augment 0 turns it off")
+    why = (f"the default for fewer than {AUTO_BELOW:,} labelled rows: about {AUTO_TEXTS:,} texts the labels do not "
+           f"cover, at most {AUTO_MAX_VARIANTS} variants of a text; --augment 0 turns it off")
     if budget_steps is not None:
         fits = budget_steps // max(1, epochs) * batch_size * accumulation  # rows one pass may hold
         fitted = max(0, min(wanted, (fits - n - n_transfer) // n))
