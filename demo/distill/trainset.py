@@ -41,6 +41,7 @@ from demo.distill.targets import (
 from demo.measuring.evaluation import label_index
 from demo.models.config import ModelSpec
 from demo.models.loading import LoadedModel, load_model, read_config
+from demo.models.masked_lm import is_classifier
 
 LABELLED, AUGMENTED, TRANSFER, TRANSFER_AUGMENTED = "labelled", "augmented", "transfer", "transfer_augmented"
 SAMPLE_ROWS = 200  # augmented texts written beside the output, for a person to read
@@ -123,11 +124,12 @@ def resolve_mlm(dargs: DistillArguments, teacher: LoadedModel, device) -> Masked
         return None
     if aug.augment_mlm not in ("teacher", "embeddings"):
         return load_proposer(aug.augment_mlm, device)
-    if aug.augment_mlm == "teacher":
-        try:
+    if aug.augment_mlm == "teacher" and not is_classifier(teacher.model.config):
+        try:  # a checkpoint saved with a masked-LM head beside its classifier is rare: tried, quietly refused
             return load_proposer(dargs.student.teacher, device)
         except AugmentError:
-            pass  # a fine-tuned classifier keeps no masked-LM head: its embeddings propose the words
+            pass
+    # a fine-tuned classifier keeps no masked-LM head (its checkpoint has none): its embeddings propose the words
     return EmbeddingNeighbours.of(teacher.model, teacher.tokenizer, dargs.student.teacher)
 
 
