@@ -125,13 +125,14 @@ class TrainingService:
         per_step = timing.seconds_per_layer * max(1, layers) * (2 if baselines else 1)  # the baseline: as long again
         teacher_text = timing.teacher_seconds_per_text * 1.3  # its pass, and scoring on the held-out tenth
         classification = self.objective(task) == "classification"
-        generated_at_most = max(0, AUTO_TEXTS - rows - transfer_rows) if classification and augment else 0
-        spare = budget_minutes * 60 - START_SECONDS - (rows + transfer_rows + generated_at_most) * teacher_text
-        budget_steps = max(1, min(self.limits.max_steps, int(spare / per_step)))
         can_vary = texts is None or any(len(t.split()) >= MIN_WORDS for t in texts)
-        aug = plan_augmentation("auto" if classification and augment else "0", rows, can_vary, transfer_rows, True,
-                                epochs, BATCH_SIZE, 1, budget_steps)
-        texts_seen = rows * (1 + aug.variants) + transfer_rows
+        texts_seen = rows + transfer_rows + (max(0, AUTO_TEXTS - transfer_rows) if classification and augment else 0)
+        for _ in range(2):  # priced first with the most text the recipe may generate, then with what it will
+            spare = budget_minutes * 60 - START_SECONDS - texts_seen * teacher_text
+            budget_steps = max(1, min(self.limits.max_steps, int(spare / per_step)))
+            aug = plan_augmentation("auto" if classification and augment else "0", rows, can_vary, transfer_rows,
+                                    True, epochs, BATCH_SIZE, 1, budget_steps)
+            texts_seen = rows * (1 + aug.variants) + transfer_rows
         steps = min(budget_steps, steps_per_epoch(texts_seen, BATCH_SIZE) * max(1, epochs))
         seconds = START_SECONDS + texts_seen * teacher_text + steps * per_step
         return JobPlan(budget_steps, steps, aug.variants, aug.reason, seconds)
