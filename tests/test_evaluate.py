@@ -57,7 +57,11 @@ def test_against_compares_a_second_student_row_by_row(tiny_config, hand_checked,
     assert (against["a_right_b_wrong"], against["b_right_a_wrong"]) == (own["a_right_b_wrong"], own["b_right_a_wrong"])
     assert against["mcnemar_p"] == own["mcnemar_p"]
     assert report["against"]["accuracy"]["value"] == pytest.approx(report["teacher_accuracy"])
+    f1_lead = report["against"]["macro_f1_difference"]  # paired: the report's own two macro-F1s, subtracted
+    assert f1_lead["value"] == pytest.approx(report["student_macro_f1"] - report["teacher_macro_f1"], abs=1e-6)
+    assert f1_lead["low"] is None or f1_lead["low"] <= f1_lead["value"] <= f1_lead["high"]
     assert "The student against" in (out / "report.md").read_text()
+    assert "Macro-F1, the student minus" in (out / "report.md").read_text()
     assert f"against {teacher_dir}:" in capsys.readouterr().out
     missing = tmp_path / "no-such-model"
     assert evaluate_main(["--config", str(tiny_config), "--task", "classify", "--file", str(path), "--against",
