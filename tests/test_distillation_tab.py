@@ -9,14 +9,16 @@ import urllib.request
 import pytest
 import yaml
 
+from demo.core.formatting import md_escape
 from demo.distill.cli import main as distill_main
+from demo.measuring.bought import bought_sentence
 from demo.measuring.charts import (
     recipe_comparison_chart,
     retention_chart,
     run_size_speed_chart,
     training_curves,
 )
-from demo.serving.evidence import Evidence, EvidenceError
+from demo.serving.evidence import REFERENCE_RUN, Evidence, EvidenceError
 
 from .apps import InProcessApp
 from .builders import ROOT, write_sentiment_tsv, write_teacher
@@ -43,7 +45,9 @@ def test_default_config_shows_the_script_and_how_to_make_a_run_without_a_dead_li
     assert "python -m demo.distill distill" in parts["distill-recipe"]["value"]  # its command, in the recipe
     assert "Distil a student" in reference
     assert {"distill-recipe", "distill-curves", "distill-recipes", "distill-card"} <= set(parts)
-    assert parts["distill-bought"]["value"].startswith("### Distilling bought no detectable difference")
+    bought = bought_sentence(json.loads((REFERENCE_RUN / "metrics.json").read_text()))  # the committed run's
+    assert parts["distill-bought"]["value"] == f"### {md_escape(bought[0].upper() + bought[1:])}."
+    assert bought.startswith("distilling bought +")
 
 
 def test_without_the_reference_files_the_tab_says_how_to_make_a_run(monkeypatch, tmp_path):

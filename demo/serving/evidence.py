@@ -166,11 +166,11 @@ def reference_note() -> str:
     """Said above a reference run: what it is, how to reproduce it, how to make one's own."""
     return ("**No distillation run is configured for this app: shown is the project's reference run**, made by "
             "this CLI (the MiniLM teacher fine-tuned on 20,000 SST-2 rows, a 3-layer student distilled from 1,000 "
-            "labelled rows with the CLI's defaults, the teacher labelling 20 variants of each, beside the same student "
-            "trained on the labels alone; metrics, curves and card only, no weights). The recipe below names its command; docs/results.md "
-            "(\"The reference run\") reproduces it from scratch. Distil your own in the **Distil a student** tab, "
-            "or name a run of yours in the config:\n\n```yaml\ndistillation:\n  output_dir: STUDENT   # "
-            "and/or hub_repo: you/name\n```")
+            "labelled rows with the CLI's defaults, the teacher labelling 20 variants of each, beside the same "
+            "student trained on the labels alone; metrics, curves and card only, no weights). The recipe below "
+            "names its command; docs/results.md (\"The reference run\") reproduces it from scratch. Distil your own "
+            "in the **Distil a student** tab, or name a run of yours in the config:\n\n```yaml\ndistillation:\n  "
+            "output_dir: STUDENT   # and/or hub_repo: you/name\n```")
 
 
 def load_evidence(link: DistillationLink | None) -> tuple[Evidence | None, str]:
