@@ -204,6 +204,7 @@ def test_the_estimate_is_the_job_fitted_to_its_budget_from_a_measured_step(train
     text = service.estimate("sentiment", 4000, 2, 3, False, True, 3, str(rows_file))
     assert f"{plan.steps:,} steps of 32 rows over {270 * 21:,} texts, 5,400 of them generated" in text, text
     assert "of your 3:" in text and "Augmentation: 20 teacher-labelled variants" in text
+    assert "untick the teacher-labelled variants to turn it off" in text and "--augment" not in text
     assert service.step_time("sentiment").seconds_per_layer > 0
     plain = service.plan("sentiment", 270, 2, 3, False, False, 3.0, texts)
     assert plain.variants == 0 and plain.steps == steps_per_epoch(270, 32) * 2

@@ -45,6 +45,14 @@ class JobPlan:
     seconds: float  # the estimate
 
 
+def page_words(reason: str) -> str:
+    """The CLI's sentence about its recipe, with the page's control in place of the flag, capitalised."""
+    for flag, control in (("--augment 0 turns it off", "untick the teacher-labelled variants to turn it off"),
+                          (" (--augment 0)", " (the box is unticked)")):
+        reason = reason.replace(flag, control)
+    return reason[:1].upper() + reason[1:]
+
+
 def budget_of(minutes, cap: float) -> float:
     """The visitor's time budget in minutes, as a number within [0.5, the job's wall-time cap]; none given:
     the default."""
@@ -156,7 +164,7 @@ class TrainingService:
         again = " and the baseline as long again" if baselines else ""
         return (f"About **{plan.seconds / 60:.1f} min** of your {budget:g}: {plan.steps:,} steps of {BATCH_SIZE} rows "
                 f"over {rows * (1 + plan.variants):,} texts{made}{again}"
-                f". {plan.reason[0].upper()}{plan.reason[1:]}. Caps: {self.limits.max_rows:,} rows, "
+                f". {page_words(plan.reason)}. Caps: {self.limits.max_rows:,} rows, "
                 f"{self.limits.max_steps:,} steps, {self.limits.max_minutes:g} min.")
 
     # ---- a job --------------------------------------------------------------------------------------
