@@ -219,13 +219,19 @@ def test_the_estimate_is_the_job_fitted_to_its_budget_from_a_measured_step(train
                  api_name="/distill_start")
 
 
-def test_an_augmented_job_trains_its_baseline_at_the_same_budget_and_says_what_it_bought(trainer, rows_file):
+def finished(trainer, task: str, path, rows: int, baselines: bool, augment: bool, warm: str) -> tuple[dict, str]:
+    """A one-epoch, one-layer job through /distill_start, waited for: (its status, its id)."""
     client = trainer.client()
-    call_when_ready(client, "a good film", "/sentiment")
-    job_id = call(client, "sentiment", handle_file(str(rows_file)), None, 1, 40, 1, True, True, 3,
+    call_when_ready(client, warm, f"/{task}")
+    job_id = call(client, task, handle_file(str(path)), None, 1, rows, 1, baselines, augment, 3,
                   api_name="/distill_start")
     done = wait(client, job_id)
     assert done["state"] == "done", done["error"]
+    return done, job_id
+
+
+def test_an_augmented_job_trains_its_baseline_at_the_same_budget_and_says_what_it_bought(trainer, rows_file):
+    done, job_id = finished(trainer, "sentiment", rows_file, 40, True, True, "a good film")
     metrics = done["metrics"]
     assert metrics["data"]["augmented"] > 40 * 10, metrics["data"]
     assert "augmentation: 20 teacher-labelled" in metrics["augmentation"]["reason"]
@@ -236,12 +242,7 @@ def test_an_augmented_job_trains_its_baseline_at_the_same_budget_and_says_what_i
 
 
 def test_a_fill_mask_job_distils_from_plain_text(trainer, texts_file):
-    client = trainer.client()
-    call_when_ready(client, "the [MASK] film", "/fill_mask")
-    job_id = call(client, "fill_mask", handle_file(str(texts_file)), None, 1, 400, 1, False, True, 3,
-                  api_name="/distill_start")
-    done = wait(client, job_id)
-    assert done["state"] == "done", done["error"]
+    done, job_id = finished(trainer, "fill_mask", texts_file, 400, False, True, "the [MASK] film")
     assert "masked_lm" in done["metrics"] and done["metrics"]["objective"] == "mlm"
     assert "--objective mlm" in " ".join(trainer.page.training_service.runner.job(job_id).argv)
 
