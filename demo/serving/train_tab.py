@@ -165,6 +165,8 @@ class TrainHandlers:
         self.service, self.p, self.page_timer = service, panel, page_timer
 
     def estimate(self, task_name, n_rows, n_epochs, n_layers, with_baselines, with_augment, minutes, path):
+        if not path:  # also once Start has read and emptied the upload: no plan for rows nobody gave
+            return "Upload your file: the job is then fitted to its rows and your time budget, and the plan shows here."
         try:
             rows = whole_number(n_rows, "rows", MIN_ROWS, self.service.limits.max_rows)
             epochs, layers = whole_number(n_epochs, "epochs", 1, MAX_EPOCHS), whole_number(n_layers, "layers", 1, 48)
