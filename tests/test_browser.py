@@ -207,6 +207,9 @@ def test_a_visitor_distils_a_student_that_only_they_meet_in_the_task_tab(browser
     page.locator("#train-file input[type=file]").set_input_files(str(rows))
     page.locator("#train-epochs input").fill("3")
     page.locator("#train-layers input[type=number]").fill("1")
+    page.locator("#train-estimate").get_by_text("teacher-labelled variants of each").wait_for(timeout=30_000)
+    page.locator("#train-augment input").uncheck()  # the recipe's own job test is in test_training_jobs; here speed
+    page.locator("#train-estimate").get_by_text("the box is unticked").wait_for(timeout=30_000)
     page.locator("#train-estimate").get_by_text("About").wait_for(timeout=30_000)  # from a measured step time
     page.locator("#train-start").click()
     page.locator("#train-status").get_by_text("running").wait_for(timeout=30_000)
