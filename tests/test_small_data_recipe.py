@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from demo.distill.cli import main
-from demo.distill.recipe import AUTO_MAX_VARIANTS, auto_variants, plan_augmentation, variable_texts
+from demo.distill.recipe import AUTO_MAX_VARIANTS, auto_variants, can_vary, plan_augmentation
 
 from .builders import write_sentiment_tsv, write_teacher
 
 
 def plan_of(asked, texts, *args, **kwargs):
-    return plan_augmentation(asked, len(texts), variable_texts(texts) > 0, *args, **kwargs)
+    return plan_augmentation(asked, len(texts), can_vary(texts), *args, **kwargs)
 
 
 SENTENCES = ["the film was very good indeed"] * 10

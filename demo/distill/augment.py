@@ -67,17 +67,19 @@ class EmbeddingNeighbours:
     embeddings: torch.Tensor  # (V, H) the input word embeddings, each row of unit length
     tokenizer: object
     name: str
+    vocab: list[str]  # token of each row
     _neighbours: dict[int, list[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, model: torch.nn.Module, tokenizer, name: str) -> EmbeddingNeighbours:
         weights = model.get_input_embeddings().weight.detach().float().cpu()
-        return cls(torch.nn.functional.normalize(weights, dim=-1), tokenizer, f"embeddings:{name}")
+        vocab = tokenizer.convert_ids_to_tokens(list(range(weights.shape[0])))
+        return cls(torch.nn.functional.normalize(weights, dim=-1), tokenizer, f"embeddings:{name}", vocab)
 
     def neighbours(self, token_ids: list[int], top_k: int) -> None:
         """Fill the cache for these token ids: top_k words each (no pieces, specials, or the word itself)."""
         todo = [i for i in dict.fromkeys(token_ids) if i not in self._neighbours]
-        vocab = self.tokenizer.convert_ids_to_tokens(list(range(self.embeddings.shape[0])))
+        vocab = self.vocab
         banned = set(self.tokenizer.all_special_ids)
         for start in range(0, len(todo), 256):
             chunk = todo[start:start + 256]

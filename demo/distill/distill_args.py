@@ -157,8 +157,10 @@ class AugmentArguments:
     augment_ngram_prob: float = field(default=AugmentSettings.ngram_prob, metadata={
         "help": f"share of variants cut to a random 1-{AugmentSettings.max_ngram}-gram"})
 
+    def __post_init__(self):
+        self.augment = str(self.augment).strip().lower()  # "auto" or a number, as typed or as a dataclass default
+
     def check(self) -> None:
-        self.augment = str(self.augment).strip().lower()
         if self.augment != "auto" and not (self.augment.isdigit() and int(self.augment) <= 1000):
             raise UsageError(f"--augment {self.augment!r}: give 'auto' (the default recipe), a number of variants "
                              "per text from 0 (off) to 1000, e.g. 4.")
@@ -236,8 +238,7 @@ class DistillArguments:
         self.tests.check()
         if objective == "mlm":
             t = self.transfer
-            asked = str(self.augmentation.augment).strip().lower() not in ("auto", "0")
-            if t.transfer_file or asked or t.streaming or t.transfer_cache:
+            if t.transfer_file or self.augmentation.augment not in ("auto", "0") or t.streaming or t.transfer_cache:
                 raise UsageError("--objective mlm learns from the --train-file text itself: --transfer-file, "
                                  "--augment, --streaming and --transfer-cache are for classification.")
             return self

@@ -37,15 +37,19 @@ def auto_variants(n_labelled: int, n_transfer: int) -> int:
     return min(AUTO_MAX_VARIANTS, max(0, math.ceil((AUTO_TEXTS - n_transfer) / n_labelled)))
 
 
-def variable_texts(texts: Sequence[str]) -> int:
-    """How many texts augmentation can vary (MIN_WORDS words or more)."""
-    return sum(len(t.split()) >= MIN_WORDS for t in texts)
+TOO_SHORT = (f"no augmentation: every text has fewer than {MIN_WORDS} words, too short to vary by masking, swapping "
+             "or cutting; training without it")
 
 
-def plan_augmentation(asked: str, n: int, can_vary: bool, n_transfer: int, teacher_targets: bool, epochs: int,
+def can_vary(texts: Sequence[str]) -> bool:
+    """Whether augmentation can vary any of these texts (MIN_WORDS words or more)."""
+    return any(len(t.split()) >= MIN_WORDS for t in texts)
+
+
+def plan_augmentation(asked: str, n: int, variable: bool, n_transfer: int, teacher_targets: bool, epochs: int,
                       batch_size: int, accumulation: int = 1, budget_steps: int | None = None) -> AugmentPlan:
     """asked: --augment ("auto", or a number of variants); n labelled rows, of which some can be varied
-    (variable_texts). budget_steps: --max-steps, to which the auto recipe fits its variants (an explicit
+    (can_vary). budget_steps: --max-steps, to which the auto recipe fits its variants (an explicit
     number is kept; --max-steps then cuts passes as for any run)."""
     if budget_steps is not None and steps_per_epoch(n, batch_size, accumulation) > budget_steps:
         return AugmentPlan(0, f"no augmentation: the budget of {budget_steps:,} steps is less than one pass over "
@@ -53,9 +57,8 @@ def plan_augmentation(asked: str, n: int, can_vary: bool, n_transfer: int, teach
                               "the labelled rows alone train for those steps", labelled_only_steps=budget_steps)
     if asked != "auto":
         wanted = int(asked)
-        if wanted and not can_vary:
-            return AugmentPlan(0, f"no augmentation: every text has fewer than {MIN_WORDS} words, too short to "
-                                  "vary by masking, swapping or cutting; training without it")
+        if wanted and not variable:
+            return AugmentPlan(0, TOO_SHORT)
         return AugmentPlan(wanted, f"augmentation: {wanted} teacher-labelled variants of each labelled text "
                                    "(--augment)" if wanted else "no augmentation (--augment 0)")
     if not teacher_targets:
@@ -65,9 +68,8 @@ def plan_augmentation(asked: str, n: int, can_vary: bool, n_transfer: int, teach
     if not wanted:
         return AugmentPlan(0, f"no augmentation: {n + n_transfer:,} texts are plenty (the default generates text "
                               f"for fewer than {AUTO_BELOW:,} labelled rows; --augment N asks for it)")
-    if not can_vary:
-        return AugmentPlan(0, f"no augmentation: every text has fewer than {MIN_WORDS} words, too short to vary "
-                              "by masking, swapping or cutting; training without it")
+    if not variable:
+        return AugmentPlan(0, TOO_SHORT)
     why = (f"the default for fewer than {AUTO_BELOW:,} labelled rows: about {AUTO_TEXTS:,} texts the labels do not "
            f"cover, at most {AUTO_MAX_VARIANTS} variants of a text; --augment 0 turns it off")
     if budget_steps is not None:

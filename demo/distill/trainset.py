@@ -29,7 +29,7 @@ from demo.distill.data import (
 )
 from demo.distill.distill_args import DistillArguments
 from demo.distill.losses import IGNORE_INDEX, LossWeights
-from demo.distill.recipe import AugmentPlan, plan_augmentation, variable_texts
+from demo.distill.recipe import AugmentPlan, can_vary, plan_augmentation
 from demo.distill.targets import (
     DEFAULT_CACHE_DIR,
     TargetsInfo,
@@ -153,7 +153,7 @@ def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
                                         data_args.quoting)
         label_index(teacher, eval_sets[name].labels)  # unknown labels stop the run here (LabelMismatch)
     n_transfer = dargs.transfer.max_transfer_samples if streams else len(transfer)
-    plan = plan_augmentation(dargs.augmentation.augment, len(data.train.texts), variable_texts(data.train.texts) > 0,
+    plan = plan_augmentation(dargs.augmentation.augment, len(data.train.texts), can_vary(data.train.texts),
                              n_transfer or 0,
                              dargs.loss.matches_teacher(), targs.epochs, targs.batch_size,
                              targs.gradient_accumulation_steps, targs.max_steps or None)

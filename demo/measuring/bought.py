@@ -6,6 +6,8 @@ Distil a student tab all say this one sentence.
 
 from __future__ import annotations
 
+from demo.core.formatting import md_escape
+
 LABELS_ALONE = "hard labels alone"  # the baseline's name starts so (distill/kd.py)
 
 
@@ -32,3 +34,9 @@ def bought_sentence(metrics: dict) -> str | None:
                 f"p = {p:.3g})" + teacher)
     return (f"distilling bought no detectable difference over training this student on your labels alone ({lead}, "
             f"exact McNemar p = {p:.3g})" + teacher)
+
+
+def bought_heading(metrics: dict) -> str | None:
+    """The sentence as the page leads with it (the Distillation tab, the Distil tab's result)."""
+    sentence = bought_sentence(metrics)
+    return f"### {md_escape(sentence[0].upper() + sentence[1:])}." if sentence else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from demo.core.formatting import md_escape
-from demo.measuring.bought import bought_sentence
+from demo.measuring.bought import bought_heading
 from demo.measuring.charts import (
     recipe_comparison_chart,
     retention_chart,
@@ -28,9 +28,9 @@ def build_tab(link: DistillationLink | None, space_id: str | None) -> None:
     if link is None:  # the repository's reference run, said as such
         gr.Markdown(note, elem_id="distill-reference")
         link = reference_link()
-    bought = bought_sentence(evidence.metrics)
+    bought = bought_heading(evidence.metrics)
     if bought:  # what distillation bought over the labels alone, first
-        gr.Markdown(f"### {md_escape(bought[0].upper() + bought[1:])}.", elem_id="distill-bought")
+        gr.Markdown(bought, elem_id="distill-bought")
     gr.Markdown(evidence.recipe_markdown(), elem_id="distill-recipe")
     figures = evidence.figures  # a classifier run's or a general-distillation run's, charted alike
     gr.Plot(training_curves(evidence.history, figures["score_name"]), label="Training curves",

@@ -13,7 +13,7 @@ import gradio as gr
 
 from demo.core.errors import UserError, whole_number
 from demo.core.formatting import md_escape
-from demo.measuring.bought import bought_sentence
+from demo.measuring.bought import bought_heading
 from demo.measuring.charts import recipe_comparison_chart, training_curves
 from demo.models.config import DistillationLink
 from demo.serving.edge import handlers, session_of, user_errors
@@ -39,8 +39,8 @@ def status_markdown(status: dict) -> str:
     if status.get("error"):
         lines.append(f"❌ {md_escape(status['error'])}")
     m = status.get("metrics")
-    if m and bought_sentence(m):
-        lines.append(f"### {md_escape(bought_sentence(m)[0].upper() + bought_sentence(m)[1:])}.")
+    if m and (heading := bought_heading(m)):
+        lines.append(heading)
     if m and "student_accuracy" in m:
         lines.append(f"✅ student accuracy **{m['student_accuracy']:.4f}** against the teacher's "
                      f"{m['teacher_accuracy']:.4f} (retention **{m['retention']:.3f}**), {m['speedup']:.2f}× faster, "

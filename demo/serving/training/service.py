@@ -16,7 +16,7 @@ from demo.core.measure import INFERENCE_LOCK
 from demo.data.files import TEXT_COLUMNS, obvious_column, read_rows
 from demo.distill.args import DataArguments, DistillTrainArguments, default_of
 from demo.distill.budget import steps_per_epoch
-from demo.distill.recipe import AUTO_TEXTS, MIN_WORDS, plan_augmentation
+from demo.distill.recipe import AUTO_TEXTS, can_vary, plan_augmentation
 from demo.models.config import LABELLED_TASKS
 from demo.models.inputs import model_inputs
 from demo.models.registry import PairRegistry, TaskUnavailable
@@ -133,12 +133,12 @@ class TrainingService:
         per_step = timing.seconds_per_layer * max(1, layers) * (2 if baselines else 1)  # the baseline: as long again
         teacher_text = timing.teacher_seconds_per_text * 1.3  # its pass, and scoring on the held-out tenth
         classification = self.objective(task) == "classification"
-        can_vary = texts is None or any(len(t.split()) >= MIN_WORDS for t in texts)
+        variable = texts is None or can_vary(texts)
         texts_seen = rows + transfer_rows + (max(0, AUTO_TEXTS - transfer_rows) if classification and augment else 0)
         for _ in range(2):  # priced first with the most text the recipe may generate, then with what it will
             spare = budget_minutes * 60 - START_SECONDS - texts_seen * teacher_text
             budget_steps = max(1, min(self.limits.max_steps, int(spare / per_step)))
-            aug = plan_augmentation("auto" if classification and augment else "0", rows, can_vary, transfer_rows,
+            aug = plan_augmentation("auto" if classification and augment else "0", rows, variable, transfer_rows,
                                     True, epochs, BATCH_SIZE, 1, budget_steps)
             texts_seen = rows * (1 + aug.variants) + transfer_rows
         steps = min(budget_steps, steps_per_epoch(texts_seen, BATCH_SIZE) * max(1, epochs))
