@@ -67,7 +67,7 @@ def test_a_job_outlives_the_thread_that_started_it(app, long_file):
     job = started["job"]
     time.sleep(3)
     assert job.state == "running" and job.process.poll() is None, job.status()
-    service.cancel(job.id, session)
+    service.cancel(job.key)
 
 
 @pytest.mark.slow  # 20 s by its nature; the test above checks the same root cause in the default tier
@@ -170,14 +170,13 @@ def test_visitor_students_are_bounded_and_released_with_their_job(app, long_file
     assert state(a, job_id)["state"] == "done"
     call(a, job_id, api_name="/distill_adopt")
     job = service.runner.job(job_id)
-    job.session = b.session_hash  # as if B had trained it too: the same student, a second session
-    call(b, job_id, api_name="/distill_adopt")
+    call(b, job_id, api_name="/distill_adopt")  # B holds the key too (A gave it): the same student, a second session
     assert service.students.count() == 1
     configured = app.registry.config.pairs["sentiment"].student.model
     assert "yours was the oldest" in call(a, "good", api_name="/page_sentiment")[3]  # said once, in the verdict
     assert call(a, "good", api_name="/sentiment")["student"]["model"] == configured
-    assert call(b, "good", api_name="/sentiment")["student"]["model"] == f"student of job {job_id}"
-    service.runner.forget(job_id)  # the folder's expiry
+    assert call(b, "good", api_name="/sentiment")["student"]["model"] == f"student of job {job.id}"
+    service.runner.forget(job.id)  # the folder's expiry
     assert not job.folder.exists() and service.students.count() == 0
     assert call(b, "good", api_name="/sentiment")["student"]["model"] == configured
 

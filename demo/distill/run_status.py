@@ -5,11 +5,13 @@ reader never sees half a file):
 
     {"version": 1, "phase": "training", "fit": "distill", "state": "running",
      "fits": {"distill": {"step": 120, "total_steps": 250, "epochs": 2, "steps_per_epoch": 125}},
-     "main_fit": "distill", "updated": 1733212345.2}
+     "main_fit": "distill", "updated": 1733212345.2,
+     "timeline": [{"phase": "preparing", "detail": "the teacher's answers ...", "fit": null, "at": 1733212301.0}, ...]}
 
 phase: preparing (data, the teacher's targets) -> training -> baselines -> measuring -> done, or failed
 with "error". Each fit() is one entry of "fits"; "main_fit" is the run's own student (the first fit).
-history.jsonl beside the model keeps the curves. Without the flag nothing is written.
+"timeline" holds every phase and fit as it began (wall-clock "at"), so a watcher can show each stage with
+its own time. history.jsonl beside the model keeps the curves. Without the flag nothing is written.
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ class RunStatus:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else None
         self.data: dict = {"version": STATUS_VERSION, "phase": "preparing", "state": "running", "fit": None,
-                           "main_fit": None, "fits": {}}
+                           "main_fit": None, "fits": {}, "timeline": []}
         self._written = 0.0
+        self._mark("preparing", "")
+
+    def _mark(self, phase: str, detail: str, fit: str | None = None) -> None:
+        self.data["timeline"].append({"phase": phase, "detail": detail, "fit": fit, "at": time.time()})
 
     def _write(self, force: bool = True) -> None:
         if self.path is None or (not force and time.monotonic() - self._written < MIN_INTERVAL_S):
@@ -44,6 +50,8 @@ class RunStatus:
 
     def phase(self, phase: str, detail: str = "") -> None:
         assert phase in PHASES, phase
+        if (phase, detail) != (self.data["phase"], self.data.get("detail", "")):
+            self._mark(phase, detail)
         self.data.update(phase=phase, detail=detail)
         if phase in ("done", "failed"):
             self.data["state"] = phase
@@ -56,6 +64,7 @@ class RunStatus:
         self.data["main_fit"] = self.data["main_fit"] or name
         if self.data["phase"] == "preparing":
             self.data.update(phase="training", detail="")
+        self._mark(self.data["phase"], "", name)
         self._write()
 
     def step(self, name: str, step: int) -> None:

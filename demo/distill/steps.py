@@ -141,12 +141,13 @@ def _run_step(step: Step, status: run_status.RunStatus) -> dict:
     accelerator.end_training()
     if not main:
         return {}
-    status.phase("measuring")
+    status.phase("measuring", "the student's scores on the held-out rows")
     step.save(out)
     step.export(out)
     metrics = {**step.measure(accelerator, out, result), **run_record(step, accelerator, result)}
     write_json(out / "metrics.json", metrics)
     copy_training_code(out)
+    status.phase("measuring", "the model card")
     card_failure = write_card_or_warn(step, out, metrics)
     print(step.summary(out, metrics), flush=True)
     if card_failure is not None:  # saved and measured; said in one line, exit 2, nothing published without a card

@@ -115,9 +115,10 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
                 bench_tab.build_tab(registry)
             with gr.Tab("Distillation", id="distillation"):
                 distill_tab.build_tab(config.distillation, space_id)
+            find_job_again = None
             if training is not None:
                 with gr.Tab("Distil a student", id="train"):
-                    train_tab.build_tab(training, timer)
+                    find_job_again = train_tab.build_tab(training, timer)
         histories = {t: panels[t].history if t in panels else gr.State({}) for t in TASKS}
         wire_scorecard(h, histories, [*(e for p in panels.values() for e in p.events), *evaluations], evaluated,
                        [scorecard_box, scorecard_json])
@@ -125,4 +126,6 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
         targets = [*(p.status for p in panels.values()), *(p.size for p in panels.values()), timer]
         timer.tick(h.refresh, outputs=targets, api_visibility="private", queue=False, show_progress="hidden")
         page.load(h.refresh, outputs=targets, api_visibility="private", queue=False)
+        if find_job_again is not None:  # a reload finds this browser's distillation job again
+            find_job_again(page)
     return page

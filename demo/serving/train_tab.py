@@ -1,12 +1,15 @@
 """The "Distil a student" tab: the visitor's file, a live training curve, and the new student answering
 beside its teacher. Layout and wiring only; the work is training/service.py's, the training the CLI's.
 
-API (gradio_client; kept out of the MCP tools): /distill_start returns a job id, /distill_status its
-JSON state, /distill_cancel stops it (only from the session that started it).
+The job's key lives in the visitor's browser (gr.BrowserState): a reload, or a second tab of the same
+browser, finds the job again (status, stages, plan, curves, Cancel, the result). API (gradio_client;
+listed by view_api, kept out of the MCP tools): /distill_start returns the job's key, /distill_status its
+JSON state, /distill_cancel stops it or takes it out of the queue, /distill_adopt takes its student.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gradio as gr
@@ -15,6 +18,8 @@ from demo.core.errors import UserError, whole_number
 from demo.core.formatting import md_escape
 from demo.measuring.bought import bought_heading
 from demo.measuring.charts import recipe_comparison_chart, training_curves
+from demo.measuring.scorecard import PAPER, STATE_ICONS
+from demo.measuring.stats import Estimate
 from demo.models.config import DistillationLink
 from demo.serving.edge import handlers, session_of, user_errors
 from demo.serving.evidence import load_evidence
@@ -22,19 +27,27 @@ from demo.serving.training.service import BUDGET_MINUTES, MAX_EPOCHS, TrainingSe
 from demo.serving.training.uploads import MIN_ROWS
 
 POLL_SECONDS = 1.0
+JOB_STORAGE_KEY = "distil-a-student-job"  # the browser's localStorage entry holding this visitor's job key
 CLI_COMMAND = ("python -m demo.distill distill --teacher TEACHER --student-layers 3 --train-file TRAIN.csv "
                "--validation-file VAL.csv --epochs 2 --output-dir STUDENT --baselines")
 
 
 def status_markdown(status: dict) -> str:
-    state, step, total = status["state"], status["step"], status["total_steps"]
-    lines = [f"**Job {status['job_id']}** ({status['task']}): **{state}**"]
-    if total:
-        lines.append(f"{step:,} / {total:,} steps · {status['elapsed_s']:.0f} s elapsed"
-                     + (f" · about {status['remaining_s']:.0f} s left"
-                        if status.get("remaining_s") is not None else ""))
-    elif state == "running":
-        lines.append(f"{status['elapsed_s']:.0f} s elapsed · preparing: {md_escape(status.get('phase') or 'starting')}")
+    """The job as the visitor follows it: state and time, the queue or each stage with its own steps and
+    time, the plan it was started with, then the result (what distilling bought, the held-out score)."""
+    state = status["state"]
+    head = f"**Job {status['job_id']}** ({status['task']}): **{state}**"
+    if state == "queued":
+        head += (f": number **{status['position']}** in the queue, starting in about "
+                 f"{max(status.get('remaining_s') or 0, 0) / 60:.0f} min once the jobs ahead finish "
+                 f"(waited {status.get('waited_s', 0):.0f} s)")
+    elif status.get("elapsed_s"):
+        head += f" · {status['elapsed_s']:.0f} s elapsed"
+        if state == "running" and status.get("remaining_s") is not None:
+            head += f" · about {status['remaining_s']:.0f} s left"
+    lines = [head, *stage_lines(status)]
+    if status.get("plan"):
+        lines.append(f"**Plan** (as started): {status['plan']}")
     lines += [f"- {md_escape(n)}" for n in status.get("notes") or []]
     if status.get("error"):
         lines.append(f"❌ {md_escape(status['error'])}")
@@ -42,17 +55,46 @@ def status_markdown(status: dict) -> str:
     if m and (heading := bought_heading(m)):
         lines.append(heading)
     if m and "student_accuracy" in m:
-        lines.append(f"✅ student accuracy **{m['student_accuracy']:.4f}** against the teacher's "
-                     f"{m['teacher_accuracy']:.4f} (retention **{m['retention']:.3f}**), {m['speedup']:.2f}× faster, "
-                     f"{m['student_params']:,} parameters against {m['teacher_params']:,}.")
+        lines.append(held_out_line(m))
     return "\n\n".join(lines)
+
+
+def stage_lines(status: dict) -> list[str]:
+    """One line per stage: ✓ done, ▶ now; steps where it trains, and its own seconds."""
+    stages = status.get("stages") or []
+    if not stages:
+        return []
+    out = []
+    for stage in stages:
+        mark = "✓" if stage["done"] else ("▶" if status["state"] == "running" else "■")
+        steps = f": step {stage['step']:,} of {stage['total_steps']:,}" if "total_steps" in stage else ""
+        out.append(f"- {mark} {md_escape(stage['stage'])}{steps} · {stage['seconds']:.0f} s")
+    return ["\n".join(out)]
+
+
+def held_out_line(m: dict) -> str:
+    """The student's score on the held-out tenth with its interval, and retention against DistilBERT's 97%
+    in the scorecard's three states: ✅ only when the whole interval clears it."""
+    intervals = m.get("intervals") or {}
+    retention = intervals.get("retention")
+    verdict, icon = "not yet known", STATE_ICONS["not yet known"]
+    if retention and retention.get("value") is not None:
+        verdict = Estimate(**retention).verdict(PAPER["retention"])
+        icon = STATE_ICONS[verdict]
+    score = (Estimate(**intervals["student_accuracy"]).text() if "student_accuracy" in intervals
+             else f"{m['student_accuracy']:.4f}")
+    kept = (Estimate(**retention).text(3) if retention else f"{m['retention']:.3f}")
+    n = m.get("n_examples")
+    return (f"{icon} On {n:,} held-out rows: student accuracy **{score}** against the teacher's "
+            f"{m['teacher_accuracy']:.4f}; it keeps **{kept}** of the teacher's score ({verdict} against DistilBERT's "
+            f"97%), {m['speedup']:.2f}× faster, {m['student_params']:,} parameters against {m['teacher_params']:,}.")
 
 
 @dataclass
 class TrainPanel:
     """The tab's components, for wiring."""
 
-    job: gr.State
+    job: gr.BrowserState
     task: gr.Dropdown
     layers: gr.Slider
     rows: gr.Number
@@ -70,6 +112,7 @@ class TrainPanel:
     result: gr.Group
     adopted: gr.Markdown
     restore: gr.Button
+    take: gr.Button
     download: gr.File
     evidence: gr.Markdown
     comparison: gr.Plot
@@ -82,9 +125,9 @@ class TrainPanel:
     timer: gr.Timer
 
 
-def build_tab(service: TrainingService, page_timer: gr.Timer) -> None:
+def build_tab(service: TrainingService, page_timer: gr.Timer) -> Callable[[gr.Blocks], None] | None:
     """page_timer: the page's status poll, woken when a job's student is adopted (the task tab's status
-    line then names it)."""
+    line then names it). Returns what the page calls to find a visitor's job again when it loads."""
     gr.Markdown("Distil your own student from a task's teacher, here: upload labelled rows (CSV, TSV or JSON with a "
                 "text and a label column; for fill-mask a .txt file, one text per line), pick the student's size "
                 "and a budget, and watch it learn. It runs the project's own `python -m demo.distill distill` in a "
@@ -93,14 +136,17 @@ def build_tab(service: TrainingService, page_timer: gr.Timer) -> None:
         gr.Markdown("Training is **off** in this app: it is served on a public address. Its operator can turn it "
                     "on with `python app.py --allow-training` (or `ALLOW_TRAINING=1`). The same from a shell:\n\n"
                     f"```bash\n{CLI_COMMAND}\n```", elem_id="train-off")
-        return
+        return None
     panel = layout(service)
-    wire(panel, TrainHandlers(service, panel, page_timer))
+    h = TrainHandlers(service, panel, page_timer)
+    wire(panel, h)
+    return lambda page: page.load(h.reattach, inputs=panel.job, outputs=reattach_outputs(panel),
+                                  api_visibility="private", show_progress="hidden")
 
 
 def layout(service: TrainingService) -> TrainPanel:
     tasks = service.registry.config.tasks
-    job = gr.State(None)  # this session's job id
+    job = gr.BrowserState(None, storage_key=JOB_STORAGE_KEY)  # this browser's job key: outlives a reload
     with gr.Row():
         task = gr.Dropdown(tasks, value=tasks[0] if tasks else None, label="Task (its teacher is the one loaded)",
                            elem_id="train-task")
@@ -124,7 +170,10 @@ def layout(service: TrainingService) -> TrainPanel:
     curves = gr.Plot(label="Training curves (live)", elem_id="train-curves")
     with gr.Group(visible=False) as result:
         adopted = gr.Markdown(elem_id="train-adopted")
-        restore = gr.Button("Switch my task tab back to its configured student", size="sm", elem_id="train-restore")
+        with gr.Row():
+            restore = gr.Button("Switch my task tab back to its configured student", size="sm",
+                                elem_id="train-restore")
+            take = gr.Button("Use this job's student in my task tab again", size="sm", elem_id="train-take")
         download = gr.File(label="The student (model, tokenizer, card, metrics, training code)",
                            elem_id="train-download")
         evidence = gr.Markdown(elem_id="train-evidence")
@@ -142,7 +191,7 @@ def layout(service: TrainingService) -> TrainPanel:
     return TrainPanel(job=job, task=task, layers=layers, rows=rows, epochs=epochs, baselines=baselines,
                       augment=augment, budget=budget, upload=upload, transfer=transfer, estimate=estimate, start=start,
                       cancel=cancel, status=status,
-                      curves=curves, result=result, adopted=adopted, restore=restore, download=download,
+                      curves=curves, result=result, adopted=adopted, restore=restore, take=take, download=download,
                       evidence=evidence, comparison=comparison, card=card, repo=repo, token=token, dry_run=dry_run,
                       publish=publish, published=published, timer=timer)
 
@@ -159,7 +208,7 @@ def recipe_row(service: TrainingService) -> tuple[gr.Checkbox, gr.Number]:
 
 @handlers
 class TrainHandlers:
-    """The tab's event handlers, each through the service with the visitor's session."""
+    """The tab's event handlers, each through the service; a job is acted on with the key this browser holds."""
 
     def __init__(self, service: TrainingService, panel: TrainPanel, page_timer: gr.Timer):
         self.service, self.p, self.page_timer = service, panel, page_timer
@@ -176,32 +225,47 @@ class TrainHandlers:
             return f"⚠️ {md_escape(str(exc))}"
 
     def start(self, task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, with_augment, minutes,
-              request: gr.Request):
+              held_key, request: gr.Request):
         started = self.service.start(session_of(request), task_name, path, transfer_path, n_layers, n_rows, n_epochs,
-                                     with_baselines, with_augment, minutes)
-        # the uploads were read into the job's files and deleted: the file fields are emptied to say so
-        return (started.id, status_markdown(started.status()), None, gr.Timer(active=True), gr.update(visible=False),
+                                     with_baselines, with_augment, minutes, held_key=held_key)
+        # the key goes to this browser's storage; the uploads were read into the job's files and deleted: the
+        # file fields are emptied to say so
+        return (started.key, status_markdown(started.status()), None, gr.Timer(active=True), gr.update(visible=False),
                 None, None)
 
-    def tick(self, job_id, request: gr.Request) -> dict:
-        """The poll: status and curves while it runs; when done, the student adopted for this visitor,
-        zipped and shown beside its evidence."""
+    def reattach(self, key):
+        """On page load: the job this browser holds, found again (its poll resumes and shows the rest); a key
+        this server does not know (a restart, an expired job, a forged value) is said once and forgotten."""
         p = self.p
-        if not job_id:
+        if not key:
+            return {p.job: None}
+        job = self.service.held(key)
+        if job is None:
+            return {p.job: None, p.status: ("⚠️ The job this browser remembered is no longer on this server (finished "
+                                            "jobs are kept an hour, and none outlives a restart of the app); start a "
+                                            "new one.")}
+        return {p.job: key, p.status: status_markdown(job.status()), p.timer: gr.Timer(active=True)}
+
+    def tick(self, key, request: gr.Request) -> dict:
+        """The poll: status and curves while it waits or runs; when done, the student adopted for this page
+        (unless its visitor switched back), zipped and shown beside its evidence."""
+        p = self.p
+        if not key:
             return {p.timer: gr.Timer(active=False)}
         try:
-            current = self.service.runner.job(job_id)
+            current = self.service.runner.owned(key, "follow")
         except UserError as exc:
-            return {p.status: f"⚠️ {md_escape(str(exc))}", p.timer: gr.Timer(active=False)}
+            return {p.status: f"⚠️ {md_escape(str(exc))}", p.timer: gr.Timer(active=False), p.job: None}
         info, history = current.status(), current.history()
         shown = {p.status: status_markdown(info), **({p.curves: training_curves(history)} if history else {})}
         if info["state"] in ("queued", "running"):
             return shown
         if info["state"] != "done":
             return {**shown, p.timer: gr.Timer(active=False)}
-        session = session_of(request)
         try:
-            note, zipped = self.service.adopt(job_id, session), self.service.archive(job_id, session)
+            note = (self.service.adopt(key, session_of(request)) if not current.released else
+                    "Your task tab shows its configured student; the button below brings this job's student back.")
+            zipped = self.service.archive(key)
         except UserError as exc:
             note, zipped = f"⚠️ {md_escape(str(exc))}", None
         recipe, chart, card = self.evidence(current)
@@ -218,72 +282,100 @@ class TrainHandlers:
             return why, None, ""
         return shown.recipe_markdown(), recipe_comparison_chart(shown.figures), link.card_text() or ""
 
-    def cancel(self, job_id, request: gr.Request):
-        if not job_id:
-            raise UserError("no job of this tab is running.")
-        return status_markdown(self.service.cancel(job_id, session_of(request))), gr.Timer(active=False)
+    def cancel(self, key):
+        if not key:
+            raise UserError("this browser has no distillation job to cancel.")
+        return status_markdown(self.service.cancel(key)), gr.Timer(active=False)
 
-    def restore(self, task_name, request: gr.Request):
-        return self.service.restore(task_name, session_of(request)), gr.Timer(active=True)
+    def restore(self, task_name, key, request: gr.Request):
+        said = self.service.restore(task_name, session_of(request), key)
+        return said, gr.Timer(active=True)
 
-    def publish(self, job_id, repo_id, hub_token, is_dry_run, request: gr.Request):
-        return f"```\n{self.service.publish(job_id, session_of(request), repo_id, hub_token, bool(is_dry_run))}\n```"
+    def take(self, key, request: gr.Request):
+        if not key:
+            raise UserError("this browser has no finished job whose student it could take.")
+        return self.service.adopt(key, session_of(request)), gr.Timer(active=True)
+
+    def publish(self, key, repo_id, hub_token, is_dry_run):
+        return f"```\n{self.service.publish(key, repo_id, hub_token, bool(is_dry_run))}\n```"
+
+
+def reattach_outputs(p: TrainPanel) -> list:
+    return [p.job, p.status, p.timer]
 
 
 def wire(p: TrainPanel, h: TrainHandlers) -> None:
     planned = [p.task, p.rows, p.epochs, p.layers, p.baselines, p.augment, p.budget, p.upload]
     for field in planned:
         field.change(h.estimate, inputs=planned, outputs=p.estimate, api_visibility="private", show_progress="hidden")
-    inputs = [p.task, p.upload, p.transfer, p.layers, p.rows, p.epochs, p.baselines, p.augment, p.budget]
+    inputs = [p.task, p.upload, p.transfer, p.layers, p.rows, p.epochs, p.baselines, p.augment, p.budget, p.job]
     p.start.click(h.start, inputs=inputs, outputs=[p.job, p.status, p.curves, p.timer, p.result, p.upload, p.transfer],
                   api_visibility="private")
     p.timer.tick(h.tick, inputs=p.job, outputs=[p.status, p.curves, p.timer, p.result, p.adopted, p.download,
-                                                 p.evidence, p.comparison, p.card, h.page_timer],
+                                                 p.evidence, p.comparison, p.card, h.page_timer, p.job],
                  api_visibility="private", show_progress="hidden")
     p.cancel.click(h.cancel, inputs=p.job, outputs=[p.status, p.timer], api_visibility="private")
-    p.restore.click(h.restore, inputs=p.task, outputs=[p.adopted, h.page_timer], api_visibility="private")
+    p.restore.click(h.restore, inputs=[p.task, p.job], outputs=[p.adopted, h.page_timer], api_visibility="private")
+    p.take.click(h.take, inputs=p.job, outputs=[p.adopted, h.page_timer], api_visibility="private")
     p.publish.click(h.publish, inputs=[p.job, p.repo, p.token, p.dry_run], outputs=p.published,
                     api_visibility="private")
     # The API's own inputs: files without the page's widgets, numbers without the slider's bounds (the service
-    # checks every bound and says it in a sentence, and deletes the upload on refusal too)
+    # checks every bound and says it in a sentence, and deletes the upload on refusal too). The recipe box and
+    # the budget come last with defaults, so a call with the first seven arguments keeps working.
     api_file, api_transfer, api_job = gr.File(visible=False), gr.File(visible=False), gr.Textbox(visible=False)
-    api_layers, api_rows, api_epochs, api_budget = (gr.Number(visible=False) for _ in range(4))
-    wire_api(h.service, [p.task, api_file, api_transfer, api_layers, api_rows, api_epochs, p.baselines, p.augment,
+    api_layers, api_rows, api_epochs = (gr.Number(visible=False) for _ in range(3))
+    api_augment = gr.Checkbox(True, visible=False, label="with_augment")
+    api_budget = gr.Number(BUDGET_MINUTES, visible=False, label="budget_minutes")
+    wire_api(h.service, [p.task, api_file, api_transfer, api_layers, api_rows, api_epochs, p.baselines, api_augment,
                          api_budget], api_job)
 
 
-def wire_api(service: TrainingService, inputs: list, api_job: gr.Textbox) -> None:
-    """/distill_start, /distill_status, /distill_cancel, /distill_adopt for gradio_client; not MCP tools
-    (long CPU jobs). Every cap and check is the page's: the service applies them."""
+def not_a_tool(fn: Callable) -> Callable:
+    """Listed by view_api (so a script can discover it, and gradio_client fills its defaults) but never an
+    MCP tool: gradio lists as tools only functions whose MCP type is "tool" (gradio/mcp.py, list_tools)."""
+    fn._mcp_type = "api"
+    return fn
 
+
+def wire_api(service: TrainingService, inputs: list, api_job: gr.Textbox) -> None:
+    """/distill_start, /distill_status, /distill_cancel, /distill_adopt for gradio_client, listed by view_api;
+    not MCP tools (long CPU jobs). Every cap and check is the page's: the service applies them."""
+
+    @not_a_tool
     @user_errors
     def distill_start(task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, with_augment=True,
-                      budget_minutes=None, request: gr.Request = None) -> str:
-        """Start distilling a student of the task's teacher, fitted to budget_minutes (none: 3; with_augment:
-        the teacher labels variants of the rows, as many as fit); returns the job id."""
+                      budget_minutes=BUDGET_MINUTES, request: gr.Request = None) -> str:
+        """Start distilling a student of the task's teacher (a labelled file; a .txt file for fill-mask), fitted
+        to budget_minutes (default 3); with_augment (default true): the teacher labels variants of the rows, as
+        many as fit. When another job runs, this one waits in the queue. Returns the job's key (its id, a dot,
+        its secret): pass it whole to /distill_status, /distill_cancel and /distill_adopt; keep it private."""
         return service.start(session_of(request), task_name, path, transfer_path, n_layers, n_rows, n_epochs,
-                             with_baselines, with_augment, budget_minutes).id
+                             with_baselines, with_augment, budget_minutes).key
 
+    @not_a_tool
     @user_errors
-    def distill_status(job_id: str) -> dict:
-        """The job's state (queued, running, done, failed, cancelled), step, total_steps, elapsed_s,
-        remaining_s, phase, adopted and, when done, the run's metrics.json as `metrics` (no server paths;
-        its "path" keys named "file_path")."""
-        return service.status(job_id)
+    def distill_status(job_key: str) -> dict:
+        """The job's state (queued, running, done, failed, cancelled) with position while queued, step,
+        total_steps, elapsed_s, remaining_s, phase, stages (each with its seconds and steps), plan, adopted and,
+        when done, the run's metrics.json as `metrics` (no server paths; its "path" keys named "file_path").
+        Takes the key or the id alone."""
+        return service.status(job_key)
 
+    @not_a_tool
     @user_errors
-    def distill_cancel(job_id: str, request: gr.Request) -> dict:
-        """Stop a job this session started and delete its files; returns its status."""
-        return service.cancel(job_id, session_of(request))
+    def distill_cancel(job_key: str) -> dict:
+        """Stop a running job, or take a queued one out of the queue, and delete its files; needs the whole
+        key. Returns its status."""
+        return service.cancel(job_key)
 
+    @not_a_tool
     @user_errors
-    def distill_adopt(job_id: str, request: gr.Request) -> str:
+    def distill_adopt(job_key: str, request: gr.Request) -> str:
         """Make a finished job's student answer this session's requests (the task endpoint, the page's tab)
-        beside the teacher; only the session that started the job can adopt it. Returns what changed."""
-        return service.adopt(job_id, session_of(request))
+        beside the teacher; needs the whole key. Returns what changed."""
+        return service.adopt(job_key, session_of(request))
 
     trigger = gr.Button(visible=False)
-    trigger.click(distill_start, inputs=inputs, outputs=api_job, api_name="distill_start",
-                  api_visibility="undocumented")
+    trigger.click(distill_start, inputs=inputs, outputs=api_job, api_name="distill_start")
     for endpoint in (distill_status, distill_cancel, distill_adopt):
-        gr.api(endpoint, api_name=endpoint.__name__, api_visibility="undocumented")
+        gr.api(endpoint, api_name=endpoint.__name__)

@@ -145,11 +145,21 @@ class TrainingService:
         seconds = START_SECONDS + texts_seen * teacher_text + steps * per_step
         return JobPlan(budget_steps, steps, aug.variants, aug.reason, seconds)
 
+    def plan_sentence(self, plan: JobPlan, rows: int, budget: float, baselines: bool) -> str:
+        """The plan in the page's words: shown before Start, and kept on the page while the job runs."""
+        made = f", {rows * plan.variants:,} of them generated" if plan.variants else ""
+        again = " and the baseline as long again" if baselines else ""
+        return (f"About **{plan.seconds / 60:.1f} min** of your {budget:g}: {plan.steps:,} steps of {BATCH_SIZE} rows "
+                f"over {rows * (1 + plan.variants):,} texts{made}{again}"
+                f". {page_words(plan.reason)}. Caps: {self.limits.max_rows:,} rows, "
+                f"{self.limits.max_steps:,} steps, {self.limits.max_minutes:g} min.")
+
     def estimate(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, augment: bool = True,
                  budget_minutes: float = BUDGET_MINUTES, upload: str | None = None) -> str:
-        """The estimate shown before Start: the job fitted to its budget (plan), in a sentence."""
+        """The estimate shown before Start: how the rows fall into the teacher's classes (with what would
+        mislead), the job fitted to its budget (plan), and the wait when the slot is taken."""
         rows = max(1, min(int(rows or self.limits.max_rows), self.limits.max_rows))
-        texts = None
+        texts, balance = None, ""
         if upload:  # the file's own rows and texts (9 in 10 train, 1 in 10 scores the student)
             try:
                 columns, found = read_rows(upload, self.limits.max_upload_bytes)
@@ -158,28 +168,45 @@ class TrainingService:
                 texts = [str(r.get(column) or "") for r in found[:BATCH_SIZE]] or None
             except UserError:
                 pass  # said when Start reads it
+            if self.objective(task) == "classification":
+                balance = self.balance(task, upload)
         budget = budget_of(budget_minutes, self.limits.max_minutes)
         plan = self.plan(task, rows, int(epochs or 1), layers, baselines, augment, budget, texts)
-        made = f", {rows * plan.variants:,} of them generated" if plan.variants else ""
-        again = " and the baseline as long again" if baselines else ""
-        return (f"About **{plan.seconds / 60:.1f} min** of your {budget:g}: {plan.steps:,} steps of {BATCH_SIZE} rows "
-                f"over {rows * (1 + plan.variants):,} texts{made}{again}"
-                f". {page_words(plan.reason)}. Caps: {self.limits.max_rows:,} rows, "
-                f"{self.limits.max_steps:,} steps, {self.limits.max_minutes:g} min.")
+        wait = self.runner.wait_seconds()
+        queued = (f"\n\n⏳ The app trains one student at a time: yours would start in about {wait / 60:.0f} min "
+                  f"({len(self.runner.waiting)} waiting)." if self.runner.training() else "")
+        return "\n\n".join(x for x in (balance, self.plan_sentence(plan, rows, budget, baselines)) if x) + queued
+
+    def balance(self, task: str, upload: str) -> str:
+        """The upload's class balance as the page says it, or why it cannot be learnt from (Start refuses it)."""
+        teacher, _ = self.pair(task)
+        try:
+            return uploads.class_balance(teacher, upload, self.limits.max_upload_bytes).markdown()
+        except UserError as exc:
+            return f"⚠️ {exc} Start will refuse this file."
 
     # ---- a job --------------------------------------------------------------------------------------
     def start(self, session: str, task: str, upload: str | None, transfer: str | None, layers, rows, epochs,
-              baselines: bool, augment: bool = True, budget_minutes=BUDGET_MINUTES) -> Job:
-        """Check every setting, turn the upload into the job's files, start the child; the visitor's
-        uploads are deleted once read, whether the job starts or not."""
+              baselines: bool, augment: bool = True, budget_minutes=BUDGET_MINUTES, held_key: str | None = None) -> Job:
+        """Check every setting, turn the upload into the job's files, start the child or queue the job;
+        the visitor's uploads are deleted once read, whether the job starts or not. held_key: the job this
+        browser already holds (a second tab of it starts nothing while that job runs or waits)."""
         try:
             return self._start(session, task, upload, transfer, layers, rows, epochs, baselines, augment,
-                               budget_minutes)
+                               budget_minutes, held_key)
         finally:
             remove_upload(upload)
             remove_upload(transfer)
 
-    def _start(self, session, task, upload, transfer, layers, rows, epochs, baselines, augment, budget_minutes) -> Job:
+    def held(self, key: str | None) -> Job | None:
+        """The job a browser's stored key names, if it is this server's and the secret matches; else None."""
+        try:
+            return self.runner.owned(key, "hold") if key else None
+        except UserError:
+            return None
+
+    def _start(self, session, task, upload, transfer, layers, rows, epochs, baselines, augment, budget_minutes,
+               held_key) -> Job:
         if not self.enabled:
             raise JobError("training is off in this app (a public address); its operator can start it with "
                            "--allow-training, or run the CLI command shown in this tab.")
@@ -189,7 +216,7 @@ class TrainingService:
         layers = whole_number(layers, f"student layers (the teacher has {teacher_layers})", 1, teacher_layers - 1)
         epochs = whole_number(epochs, "epochs", 1, MAX_EPOCHS)
         budget = budget_of(budget_minutes, self.limits.max_minutes)
-        self.runner.check_free()
+        self.runner.check_room(session, self.held(held_key))
         job_id, folder = self.runner.new_folder()
         try:
             files = uploads.prepare(teacher, self.objective(task), upload, transfer, rows, folder,
@@ -203,20 +230,24 @@ class TrainingService:
                             augment=bool(augment))
         notes = [f"{files.rows:,} training rows" + (f" (sampled from {files.sampled_from:,})"
                                                     if files.sampled_from > files.rows + files.validation_rows else "")
-                 + (f", {files.validation_rows:,} held out to score the student" if files.validation_rows else "")]
-        return self.runner.start(job_id, folder, session, task, argv, notes)
+                 + (f", {files.validation_rows:,} held out (each class its share) to score the student"
+                    if files.validation_rows else ""), *files.balance_warnings]
+        return self.runner.submit(job_id, folder, session, task, argv, notes,
+                                  plan=self.plan_sentence(plan, files.rows, budget, bool(baselines)),
+                                  planned_seconds=plan.seconds, fits_planned=2 if baselines else 1)
 
-    def status(self, job_id: str) -> dict:
-        return self.runner.job(job_id).status()
+    def status(self, key: str) -> dict:
+        return self.runner.job(key).status()
 
-    def cancel(self, job_id: str, session: str) -> dict:
-        return self.runner.cancel(job_id, session).status()
+    def cancel(self, key: str) -> dict:
+        return self.runner.cancel(key).status()
 
     # ---- the result ---------------------------------------------------------------------------------
-    def adopt(self, job_id: str, session: str) -> str:
+    def adopt(self, key: str, session: str) -> str:
         """The job's student answers in this session's task tab beside the teacher; other visitors keep the
-        configured pair. Only the session that started the job can adopt it, once it is done."""
-        job = self.runner.owned(job_id, session, "adopt")
+        configured pair. Only the holder of the job's key can adopt it, once it is done (again after a
+        reload or after switching back: the page's session is new then)."""
+        job = self.runner.owned(key, "adopt")
         if job.state != "done":
             raise JobError(f"the job is {job.state}" + (f" ({job.error})" if job.error else "")
                            + "; a student can be adopted once its job is done.")
@@ -224,14 +255,18 @@ class TrainingService:
         own = self.students.of(session, job.task)
         if own is None or own.source != f"job {job.id}":  # adopting twice loads nothing again
             self.students.adopt(session, job.task, spec_for(str(job.output), teacher.spec), source=f"job {job.id}")
-        job.adopted = True
+        job.adopted, job.released = True, False
         return (f"Your {job.task} tab now runs this student beside its teacher (job {job.id}); other visitors "
                 "still see the configured student.")
 
-    def restore(self, task: str, session: str) -> str:
+    def restore(self, task: str, session: str, key: str | None = None) -> str:
+        """This session's task tab back to the configured student; the job (key) is not adopted again on reload."""
         gone = self.students.release(session)
         if gone is None or gone.task != task:
             raise JobError(f"your {task} tab already shows its configured student.")
+        job = self.held(key)
+        if job is not None and gone.source == f"job {job.id}":
+            job.released = True
         return f"Your {task} tab is back to its configured student, `{self.registry.config.pairs[task].student.model}`."
 
     def forgotten(self, job: Job) -> None:
@@ -239,9 +274,9 @@ class TrainingService:
         self.students.release_source(f"job {job.id}", f"your student of job {job.id} expired with its folder "
                                      f"after {self.limits.keep_minutes:g} minutes; the configured student answers.")
 
-    def archive(self, job_id: str, session: str) -> str:
+    def archive(self, key: str) -> str:
         """The student as a zip: model, tokenizer, card, metrics, training code (no checkpoints or held-out text)."""
-        job = self.runner.owned(job_id, session, "download")
+        job = self.runner.owned(key, "download")
         if job.state != "done":
             raise JobError("the job has not finished; its student can be downloaded once it is done.")
         from demo.distill.hub import planned_upload
@@ -254,11 +289,11 @@ class TrainingService:
                 zipped.write(local, remote)
         return str(archive)
 
-    def publish(self, job_id: str, session: str, repo_id: str, token: str | None, dry_run: bool) -> str:
+    def publish(self, key: str, repo_id: str, token: str | None, dry_run: bool) -> str:
         """The CLI's push path (demo.distill.hub.publish) with the visitor's token; its output, never the token."""
         from demo.distill.hub import publish
 
-        job = self.runner.owned(job_id, session, "publish")
+        job = self.runner.owned(key, "publish")
         if job.state != "done":
             raise JobError("the job has not finished; publish its student once it is done.")
         if not repo_id or repo_id.count("/") != 1:

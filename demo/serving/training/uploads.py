@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import errno
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from demo.models.loading import LoadedModel
 VALIDATION_SHARE = 0.1  # of the visitor's rows, held out to score the student (at least MIN_VALIDATION)
 MIN_VALIDATION, MAX_VALIDATION = 20, 872  # rows; 872 is SST-2's validation set, enough to read 1 point
 MIN_ROWS = 40  # fewer cannot fill a validation set and a training set
+MAJORITY_WARNING = 0.70  # a class holding more of the rows than this is said before Start
+MIN_CLASS_ROWS = 20  # a class with fewer rows is said before Start: too few to learn it or to score it
 
 
 class JobDataError(UserError, ValueError):
@@ -45,6 +48,7 @@ class JobFiles:
     objective: str  # "classification" or "mlm"
     sample_texts: tuple[str, ...] = ()  # up to 256 training texts: their length prices a step, and can they vary
     transfer_rows: int = 0  # unlabelled texts written to transfer.txt
+    balance_warnings: tuple[str, ...] = ()  # what the class balance may mislead about (said before Start too)
 
 
 def _write_rows(path: Path, rows: list[tuple[str, object]]) -> None:
@@ -73,33 +77,88 @@ def _check_suffix(path: str, objective: str) -> None:
                            "and a label column (a .txt file is for fill-mask).")
 
 
-def split(n: int, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Seeded random (train, validation) row indices."""
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
+@dataclass(frozen=True)
+class ClassBalance:
+    """How the rows of a labelled upload fall into the teacher's classes, said before Start."""
+
+    counts: dict[str, int]  # the teacher's class name -> rows, in the teacher's class order
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+    def warnings(self) -> list[str]:
+        """What would make the student, or its score, mislead: one class dominating, a class nearly absent."""
+        said = []
+        name, most = max(self.counts.items(), key=lambda kv: kv[1])
+        if self.rows and most / self.rows > MAJORITY_WARNING:
+            said.append(f"{most / self.rows:.0%} of the rows are {name}: a student that always answers {name} "
+                        f"would score {most / self.rows:.0%}; balance the file (e.g. rows drawn at random, not the "
+                        "top of a file sorted by label).")
+        few = [f"{label} ({n})" for label, n in self.counts.items() if n < MIN_CLASS_ROWS]
+        if few:
+            said.append(f"fewer than {MIN_CLASS_ROWS} rows of {', '.join(few)}: too few to learn the class or to "
+                        "score it on the held-out tenth.")
+        return said
+
+    def markdown(self) -> str:
+        shares = " · ".join(f"{label} {n:,} ({n / max(self.rows, 1):.0%})" for label, n in self.counts.items())
+        return "\n".join([f"**Your rows**: {shares}.", *(f"⚠️ {w}" for w in self.warnings())])
+
+
+def class_balance(teacher: LoadedModel, upload: str, max_bytes: int) -> ClassBalance:
+    """The upload's rows per teacher class; a labelled file whose labels the teacher lacks is refused in one
+    sentence naming the teacher's classes (LabelMismatch)."""
+    data = read_labelled(upload, max_bytes=max_bytes)
+    mapping = label_index(teacher, data.labels)
+    counts = Counter(mapping[label] for label in data.labels)
+    return ClassBalance({teacher.id2label[i]: counts.get(i, 0) for i in sorted(teacher.id2label)})
+
+
+def split(labels: list, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Seeded random (train, validation) row indices, the validation rows stratified by class: each class
+    holds out its own share (at least one row), so a rare class is scored too."""
+    n = len(labels)
     n_val = min(MAX_VALIDATION, max(MIN_VALIDATION, round(n * VALIDATION_SHARE)))
-    return sorted(order[n_val:]), sorted(order[:n_val])
+    by_class: dict = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    rng, held = random.Random(seed), []
+    for label in sorted(by_class, key=str):
+        members = by_class[label]
+        rng.shuffle(members)
+        held += members[:max(1, round(len(members) * n_val / n))]
+    first = set(held)
+    rest = [i for i in range(n) if i not in first]
+    rng.shuffle(held)
+    rng.shuffle(rest)
+    held = held[:n_val] if len(held) > n_val else held + rest[:n_val - len(held)]  # rounding: exactly n_val rows
+    chosen = set(held)
+    return [i for i in range(n) if i not in chosen], sorted(held)
 
 
 def prepare_classification(teacher: LoadedModel, upload: str, max_rows: int, folder: Path,
-                           max_bytes: int) -> tuple[Path, Path, list[str], int, int, int]:
+                           max_bytes: int) -> tuple[Path, Path, list[str], int, int, int, tuple[str, ...]]:
     """train.csv and validation.csv with the teacher's class ids as labels; (paths, the first 256 training
-    texts, rows, val rows, total)."""
+    texts, rows, val rows, total, class-balance warnings)."""
     data = read_labelled(upload, max_bytes=max_bytes)
     mapping = label_index(teacher, data.labels)  # unknown labels: one sentence naming the teacher's
-    if len({mapping[label] for label in data.labels}) < 2:
+    counts = Counter(mapping[label] for label in data.labels)
+    warnings = tuple(ClassBalance({teacher.id2label[i]: counts.get(i, 0) for i in sorted(teacher.id2label)})
+                     .warnings())
+    if len(counts) < 2:
         raise JobDataError(f"every row of the file has the label {data.labels[0]!r}: a student cannot learn to "
                            "tell classes apart from one class; add rows of the other classes.")
     if len(data) < MIN_ROWS:
         raise JobDataError(f"the file has {len(data)} rows; give at least {MIN_ROWS} (some are held out to score "
                            "the student).")
-    train_idx, val_idx = split(len(data))
+    train_idx, val_idx = split([mapping[label] for label in data.labels])
     train_idx = sorted(random.Random(1).sample(train_idx, max_rows)) if len(train_idx) > max_rows else train_idx
     rows = len(train_idx)
     train, validation = folder / "train.csv", folder / "validation.csv"
     _write_rows(train, [(data.texts[i], mapping[data.labels[i]]) for i in train_idx])
     _write_rows(validation, [(data.texts[i], mapping[data.labels[i]]) for i in val_idx])
-    return train, validation, [data.texts[i] for i in train_idx[:256]], rows, len(val_idx), len(data)
+    return train, validation, [data.texts[i] for i in train_idx[:256]], rows, len(val_idx), len(data), warnings
 
 
 def prepare_texts(upload: str, max_rows: int, folder: Path, max_bytes: int) -> tuple[Path, int, int]:
@@ -129,10 +188,10 @@ def prepare(teacher: LoadedModel, objective: str, upload: str | None, transfer: 
     _check_suffix(upload, objective)
     if objective == "mlm":
         train, rows, total = prepare_texts(upload, max_rows, folder, max_bytes)
-        validation, val_rows, sample = None, 0, []
+        validation, val_rows, sample, warnings = None, 0, [], ()
     else:
-        train, validation, sample, rows, val_rows, total = prepare_classification(teacher, upload, max_rows, folder,
-                                                                                  max_bytes)
+        train, validation, sample, rows, val_rows, total, warnings = prepare_classification(
+            teacher, upload, max_rows, folder, max_bytes)
     transfer_path, transfer_rows = None, 0
     if transfer:
         texts = read_texts(transfer, max_bytes=max_bytes)
@@ -142,5 +201,6 @@ def prepare(teacher: LoadedModel, objective: str, upload: str | None, transfer: 
             transfer_path.write_text("\n".join(kept) + "\n", encoding="utf-8")
         except OSError as exc:
             raise JobDataError(_disk_message(exc)) from None
-    return JobFiles(train, validation, transfer_path, rows, val_rows, total, objective, tuple(sample), transfer_rows)
+    return JobFiles(train, validation, transfer_path, rows, val_rows, total, objective, tuple(sample), transfer_rows,
+                    warnings)
 
