@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     training.add_argument("--train-max-upload-mb", type=float, default=limits.max_upload_mb, help="upload size")
     training.add_argument("--train-max-minutes", type=float, default=limits.max_minutes,
                           help="wall time per job, then it is stopped")
+    training.add_argument("--train-max-queue", type=int, default=limits.max_queue,
+                          help="jobs waiting behind the running one (one per visitor); past this a new job is refused "
+                               "with the expected wait")
     parser.add_argument("--student", action="append", default=[], metavar="TASK=DIR",
                         help="make a student the app's own for every visitor (a job's download, unzipped, or any "
                              "directory), in place of the config's; may be given once per task")
@@ -90,9 +93,12 @@ def training_service(args: argparse.Namespace, registry, host: str):
     from demo.serving.training.uploads import MIN_ROWS
 
     limits = TrainingLimits(max_rows=args.train_max_rows, max_steps=args.train_max_steps,
-                            max_upload_mb=args.train_max_upload_mb, max_minutes=args.train_max_minutes)
+                            max_upload_mb=args.train_max_upload_mb, max_minutes=args.train_max_minutes,
+                            max_queue=args.train_max_queue)
     if limits.max_rows < MIN_ROWS or limits.max_steps < 1 or min(limits.max_upload_mb, limits.max_minutes) <= 0:
         raise ConfigError(f"the --train-max-* caps must be positive (--train-max-rows at least {MIN_ROWS}).")
+    if limits.max_queue < 0:
+        raise ConfigError("--train-max-queue must be 0 (no queue: one job at a time, others refused) or more.")
     if args.max_visitor_students < 0 or args.scratch_max_mb <= 0:
         raise ConfigError("--max-visitor-students must be 0 or more and --scratch-max-mb positive.")
     runner = JobRunner(Path(scratch.scratch_dir("training-jobs-")), limits)

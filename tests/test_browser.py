@@ -247,13 +247,25 @@ def second_visitor_keeps_the_configured_pair(other, artifacts) -> None:
 
 
 def cancel_a_second_job(page, rows, runner, artifacts) -> None:
-    """A second job, cancelled while it runs: nothing of it stays. The first upload was deleted once read,
-    so the file field is empty again and the file is given anew."""
+    """A second job; the page reloaded mid-job finds the same job (its key is in the browser) and cancels it
+    from there: nothing of it stays. The first upload was deleted once read, so the file field is empty
+    again and the file is given anew."""
+    import re
+
     assert page.locator("#train-file input[type=file]").count() == 1
     page.locator("#train-file input[type=file]").set_input_files(str(rows))
     page.locator("#train-epochs input").fill("20")
     page.locator("#train-start").click()
     page.locator("#train-status").get_by_text("running").wait_for(timeout=30_000)
+    page.locator("#train-status").get_by_text("distilling the student").wait_for(timeout=60_000)  # a stage, timed
+    job_id = re.search(r"Job ([0-9a-f]{12})", page.locator("#train-status").inner_text()).group(1)
+    assert runner.jobs[job_id].state == "running"
+    with page.expect_response(lambda r: "/gradio_api/run/predict" in r.url, timeout=30_000):
+        page.reload(wait_until="load")  # the visitor reloads mid-job: a new gradio session
+    page.get_by_role("tab", name="Distil a student").click()
+    page.locator("#train-status").get_by_text(f"Job {job_id}").wait_for(timeout=30_000)  # the same job, found again
+    page.locator("#train-status").get_by_text("running").wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts / "distil-after-reload.png"), full_page=True)
     page.locator("#train-cancel").click()
     page.locator("#train-status").get_by_text("cancelled").wait_for(timeout=30_000)
     cancelled = [job for job in runner.jobs.values() if job.state == "cancelled"]

@@ -105,6 +105,9 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
         scorecard_json = gr.JSON(visible=False)
         evaluated = gr.State({})  # task -> the last labelled file evaluated in this session, and on which models
         timer = gr.Timer(STATUS_POLL_SECONDS)
+        # outside the tabs: gradio mounts a tab's components when it is first shown, and a BrowserState
+        # reads the browser's storage only once mounted (inside the tab, the page's load would see None)
+        job_key = train_tab.job_key_state() if training is not None else None
         with gr.Tabs():
             panels = task_tabs(registry, students, allow_custom_models, timer, training)
             evaluations = []
@@ -118,7 +121,7 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
             find_job_again = None
             if training is not None:
                 with gr.Tab("Distil a student", id="train"):
-                    find_job_again = train_tab.build_tab(training, timer)
+                    find_job_again = train_tab.build_tab(training, timer, job_key)
         histories = {t: panels[t].history if t in panels else gr.State({}) for t in TASKS}
         wire_scorecard(h, histories, [*(e for p in panels.values() for e in p.events), *evaluations], evaluated,
                        [scorecard_box, scorecard_json])

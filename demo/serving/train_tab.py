@@ -125,9 +125,17 @@ class TrainPanel:
     timer: gr.Timer
 
 
-def build_tab(service: TrainingService, page_timer: gr.Timer) -> Callable[[gr.Blocks], None] | None:
+def job_key_state() -> gr.BrowserState:
+    """This browser's job key: outlives a reload, shared by the browser's tabs (the page makes it outside
+    its tabs, so that it has read the browser's storage when the page's load event runs)."""
+    return gr.BrowserState(None, storage_key=JOB_STORAGE_KEY)
+
+
+def build_tab(service: TrainingService, page_timer: gr.Timer,
+              job: gr.BrowserState | None = None) -> Callable[[gr.Blocks], None] | None:
     """page_timer: the page's status poll, woken when a job's student is adopted (the task tab's status
-    line then names it). Returns what the page calls to find a visitor's job again when it loads."""
+    line then names it); job: the page's job_key_state(). Returns what the page calls to find a visitor's
+    job again when it loads."""
     gr.Markdown("Distil your own student from a task's teacher, here: upload labelled rows (CSV, TSV or JSON with a "
                 "text and a label column; for fill-mask a .txt file, one text per line), pick the student's size "
                 "and a budget, and watch it learn. It runs the project's own `python -m demo.distill distill` in a "
@@ -137,16 +145,15 @@ def build_tab(service: TrainingService, page_timer: gr.Timer) -> Callable[[gr.Bl
                     "on with `python app.py --allow-training` (or `ALLOW_TRAINING=1`). The same from a shell:\n\n"
                     f"```bash\n{CLI_COMMAND}\n```", elem_id="train-off")
         return None
-    panel = layout(service)
+    panel = layout(service, job if job is not None else job_key_state())
     h = TrainHandlers(service, panel, page_timer)
     wire(panel, h)
     return lambda page: page.load(h.reattach, inputs=panel.job, outputs=reattach_outputs(panel),
                                   api_visibility="private", show_progress="hidden")
 
 
-def layout(service: TrainingService) -> TrainPanel:
+def layout(service: TrainingService, job: gr.BrowserState) -> TrainPanel:
     tasks = service.registry.config.tasks
-    job = gr.BrowserState(None, storage_key=JOB_STORAGE_KEY)  # this browser's job key: outlives a reload
     with gr.Row():
         task = gr.Dropdown(tasks, value=tasks[0] if tasks else None, label="Task (its teacher is the one loaded)",
                            elem_id="train-task")

@@ -75,6 +75,7 @@ class Job:
     state: str = "queued"
     queued_at: float = field(default_factory=time.monotonic)
     started: float | None = None  # when its process started (the wall-time cap counts from here)
+    started_wall: float | None = None  # the same on the wall clock, which run.json's timeline uses
     ended: float | None = None
     process: subprocess.Popen | None = None
     error: str | None = None
@@ -149,10 +150,14 @@ class Job:
         baseline's fit, evaluation, the card (run.json's timeline, read as a visitor would say it)."""
         timeline, fits, now = run.get("timeline") or [], run.get("fits") or {}, time.time()
         out = []
+        if self.started_wall is not None:  # the process's own start-up (imports, the teacher) before run.json
+            first = timeline[0]["at"] if timeline else None
+            seconds = round(max((first or now) - self.started_wall, 0), 1)
+            out.append({"stage": STAGE_NAMES["preparing"], "seconds": seconds, "done": first is not None})
         for i, entry in enumerate(timeline):
             ends = timeline[i + 1]["at"] if i + 1 < len(timeline) else None
-            if ends is not None and ends - entry["at"] < 0.5 and not entry.get("fit"):
-                continue  # a step between stages (e.g. "baselines" before its first fit starts)
+            if not entry.get("fit") and not entry.get("detail") and entry.get("phase") in ("preparing", "baselines"):
+                continue  # a step between stages: the run opening its file, "baselines" before its first fit
             name, fit = stage_name(entry, run.get("main_fit")), fits.get(entry.get("fit") or "")
             last = run.get("updated", now) if self.state != "running" else now  # a finished run stops its clock
             stage = {"stage": name, "seconds": round(max((ends or last) - entry["at"], 0.0), 1),
@@ -285,11 +290,12 @@ class JobRunner:
             return
         job = self.waiting.pop(0)
         self._renumber()
-        job.position, job.started = 0, time.monotonic()
+        job.position, job.started, job.started_wall = 0, time.monotonic(), time.time()
         try:
             job.process = self._spawner.popen(job.argv, job.log)
         except OSError as exc:
-            job.state, job.ended, job.error = "failed", time.monotonic(), f"the training process could not start ({exc})"
+            job.state, job.ended = "failed", time.monotonic()
+            job.error = f"the training process could not start ({exc})"
             shutil.rmtree(job.folder, ignore_errors=True)
             self._next()
             return
