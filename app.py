@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from demo.core import scratch
+from demo.core import scratch, zerogpu
 from demo.core.progress import quiet_library_bars
 from demo.data.files import (
     MAX_FILE_BYTES,  # the upload cap: the reader's own file limit
@@ -134,12 +134,17 @@ def serve(argv: list[str] | None = None):
     page and its registry (without blocking), or the exit code of a bad config. main() then waits for
     a signal."""
     args = parse_args(argv)
+    gpu = zerogpu.state()  # before anything touches CUDA: on ZeroGPU `spaces` must patch torch first
+    if gpu.reason:
+        logging.getLogger("app").warning("%s", gpu.reason)
     try:
         config = load_config(args.config, strict=False)  # a bad task entry disables that task only
         if args.device is not None:
             config = replace(config, device=args.device)
         if args.fp16:
             config = replace(config, fp16=True)
+        if gpu.active and config.device == "auto":  # emulated CUDA: real only inside @spaces.GPU calls (not wired)
+            config = replace(config, device="cpu")
         config = with_operator_students(config, args.student)
         from demo.models.registry import PairRegistry
         from demo.serving import page as ui

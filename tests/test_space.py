@@ -14,7 +14,7 @@ from demo.models.config import load_config
 from .apps import InProcessApp, call_when_ready
 from .builders import ROOT
 
-HARDWARE = {"cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large"}
+HARDWARE = {"cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large"}
 
 
 def header() -> dict:
@@ -63,8 +63,6 @@ def requirement_closure(names: list[str]) -> dict[str, str | None]:
 def test_the_spaces_python_can_install_every_requirement():
     """README's python_version against the Requires-Python of everything requirements.txt installs: the
     Space's default (3.10) could install no transformers 5."""
-    import platform
-
     from packaging.specifiers import SpecifierSet
     from packaging.version import Version
 
@@ -74,7 +72,35 @@ def test_the_spaces_python_can_install_every_requirement():
     assert {"transformers", "gradio", "torch"} <= set(closure)
     refused = {name: spec for name, spec in closure.items() if spec and python not in SpecifierSet(spec)}
     assert not refused, f"python_version {python} cannot install: {refused}"
-    assert python.release[:2] == Version(platform.python_version()).release[:2]  # the Python the tests ran on
+    assert python.release[:2] == (3, 12)  # ZeroGPU's (3.12.12; its other, 3.10.13, cannot install transformers 5)
+
+
+def test_every_requirement_has_a_wheel_for_the_spaces_python():
+    """The tests run on this machine's Python; the Space runs README's python_version. Each requirement
+    must have a wheel for it on the package index, in a version its line accepts (pip index versions
+    NAME --python-version 3.12 --only-binary=:all:, one query each, in parallel)."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from packaging.requirements import Requirement
+
+    python = str(header()["python_version"])
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    wanted = [Requirement(line) for line in lines if line and not line.startswith("-")]
+
+    def versions(req: Requirement) -> list[str]:
+        ran = subprocess.run([sys.executable, "-m", "pip", "index", "versions", req.name, "--python-version", python,
+                              "--only-binary=:all:", "--disable-pip-version-check"],
+                             capture_output=True, text=True, timeout=120)
+        listed = next((line for line in ran.stdout.splitlines() if line.startswith("Available versions:")), "")
+        return [v.strip() for v in listed.split(":", 1)[-1].split(",") if v.strip()]
+
+    with ThreadPoolExecutor(8) as pool:
+        found = dict(zip((r.name for r in wanted), pool.map(versions, wanted), strict=True))
+    missing = [str(r) for r in wanted if not any(r.specifier.contains(v, prereleases=True) for v in found[r.name])]
+    assert {"torch", "transformers", "gradio", "spaces"} <= set(found)
+    assert not missing, f"no Python {python} wheel on the index for: {missing}"
 
 
 def _mcp(url: str, text: str) -> tuple[list, dict]:
@@ -130,3 +156,51 @@ def test_mcp_server_env_turns_it_on_for_a_space(value, wanted, monkeypatch):
     monkeypatch.setenv("MCP_SERVER", value)
     assert app.mcp_wanted(None) is wanted
     assert app.mcp_wanted(True) is True and app.mcp_wanted(False) is False  # the flag wins
+
+
+def test_with_zerogpus_variables_and_no_cuda_the_app_starts_on_cpu_and_says_why(tiny_config, tmp_path):
+    """A Space set to ZeroGPU whose torch sees no CUDA (here: the CPU wheel, `spaces` installed): the
+    `spaces` import fails inside the app, which serves on CPU and says why in its header and log."""
+    from .apps import AppServer, call
+
+    server = AppServer(tiny_config, tmp_path / "app.log",
+                       env={"SPACES_ZERO_GPU": "true", "SPACES_ZERO_DEVICE_API_URL": "http://127.0.0.1:9"})
+    try:
+        server.wait_until_served()
+        client = server.client()
+        answer = call_when_ready(client, "a fine film", "/sentiment", timeout=90)
+        assert answer["teacher"]["device"] == "cpu" and answer["student"]["device"] == "cpu"
+        header_text = next(c["props"]["value"] for c in client.config["components"]
+                           if "Teacher vs student" in str(c.get("props", {}).get("value", "")))
+        assert "ZeroGPU is set (SPACES_ZERO_GPU) but" in header_text and "run on CPU" in header_text
+        assert "ZeroGPU is set" in server.log() and "Traceback" not in server.log()
+        assert call(client, "a dull film", api_name="/sentiment")["task"] == "sentiment"
+    finally:
+        server.stop()
+
+
+def test_on_zerogpu_gpu_work_is_decorated_with_its_duration_and_elsewhere_left_alone(monkeypatch):
+    """The placement logic without CUDA: off ZeroGPU the function is returned as it is (spaces never
+    imported); on ZeroGPU (a stand-in `spaces` that records) it goes through spaces.GPU with its duration,
+    clipped to what one call may ask."""
+    import sys
+    import types
+
+    from demo.core import zerogpu
+
+    def work(rows):
+        return rows * 2
+
+    monkeypatch.setattr(zerogpu, "state", lambda: zerogpu.ZeroGPUState(False, False))
+    assert zerogpu.gpu(30)(work) is work
+    asked = []
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda fn, duration: (asked.append(duration), fn)[1]
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    monkeypatch.setattr(zerogpu, "state", lambda: zerogpu.ZeroGPUState(True, True))
+    assert zerogpu.gpu(30)(work)(4) == 8 and asked == [30]
+    zerogpu.gpu(10_000)(work)
+    assert asked[-1] == zerogpu.MAX_SECONDS
+    by_rows = zerogpu.gpu(lambda rows: rows / 10)(work)
+    assert by_rows(4) == 8 and asked[-1](4000) == 300 and asked[-1](50) == 5
+    assert "int8 variants stay on CPU" in zerogpu.ZeroGPUState(True, True).device_note()

@@ -8,7 +8,9 @@ from __future__ import annotations
 import html
 
 import gradio as gr
+import torch
 
+from demo.core import zerogpu
 from demo.core.formatting import md_escape
 from demo.measuring.charts import size_chart
 from demo.measuring.scorecard import scorecard
@@ -66,11 +68,16 @@ def wire_scorecard(h: PageHandlers, histories: dict[str, gr.State], events: list
 
 
 def header_markdown(registry: PairRegistry) -> str:
+    device = str(registry.device)
+    if torch.device(registry.device).type == "cuda" and not zerogpu.state().active:  # a GPU of its own, named
+        device += f" ({md_escape(torch.cuda.get_device_name(registry.device))})"
+    note = zerogpu.state().device_note()
     return ("# Teacher vs student: what distillation buys\n"
             "A BERT **teacher** and its distilled **student** answer the same text. Compare their answers, "
             "their latency on this machine and their size. Latency = tokenisation + forward pass + "
-            f"post-processing, one model at a time. Device: **{registry.device}**, dtype "
-            f"**{str(registry.dtype).replace('torch.', '')}**. Config: `{html.escape(registry.config.source)}`.")
+            f"post-processing, one model at a time. Device: **{device}**, dtype "
+            f"**{str(registry.dtype).replace('torch.', '')}**. Config: `{html.escape(registry.config.source)}`."
+            + (f"\n\n{note}" if note else ""))
 
 
 def task_tabs(registry: PairRegistry, students, allow_custom_models: bool, timer, training) -> dict:
