@@ -143,8 +143,6 @@ def serve(argv: list[str] | None = None):
             config = replace(config, device=args.device)
         if args.fp16:
             config = replace(config, fp16=True)
-        if gpu.active and config.device == "auto":  # emulated CUDA: real only inside @spaces.GPU calls (not wired)
-            config = replace(config, device="cpu")
         config = with_operator_students(config, args.student)
         from demo.models.registry import PairRegistry
         from demo.serving import page as ui

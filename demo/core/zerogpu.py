@@ -32,9 +32,9 @@ class ZeroGPUState:
     def device_note(self) -> str:
         """What the page's header says about where the models run."""
         if self.active:
-            return ("ZeroGPU Space: the models run on this Space's CPU for now (the page's work is not yet "
-                    "inside `@spaces.GPU` calls, and outside them ZeroGPU's CUDA is only emulated); int8 variants "
-                    "stay on CPU in any case.")
+            return ("ZeroGPU Space: a GPU is lent to each answer, evaluation, benchmark and distillation job while "
+                    "it runs (the first answer of a fresh GPU worker also warms the models up, untimed); the int8 "
+                    "variants stay on CPU.")
         return f"⚠️ {self.reason}" if self.requested else ""
 
 
@@ -74,3 +74,14 @@ def gpu(duration: int | Callable[..., int] = DEFAULT_SECONDS) -> Callable[[Calla
 
 def clip(seconds: float) -> int:
     return int(max(1, min(MAX_SECONDS, round(seconds))))
+
+
+_warmed: set = set()  # per process: a ZeroGPU worker is forked with this copied, and keeps its own
+
+
+def warm_once(key, warm: Callable[[], None]) -> None:
+    """On ZeroGPU the load-time warm-up cannot run (CUDA is emulated outside decorated calls), so the first
+    decorated call of each GPU worker runs it, untimed, before timing anything; elsewhere the load did it."""
+    if state().active and key not in _warmed:
+        warm()
+        _warmed.add(key)

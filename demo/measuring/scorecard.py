@@ -71,16 +71,18 @@ class ScoreRow:
 class Scorecard:
     rows: list[ScoreRow]
     speedup_measured_on: str = "this session"  # or the evaluated file, in a report
+    device: str = ""  # where the timings ran ("cpu", "cuda (NVIDIA A100)"): a speedup means little without it
     unit: str = "requests"  # what the speedup's n counts: requests (live) or batches (a report)
 
     def to_dict(self) -> dict:
-        return {"paper": PAPER, "rows": [r.to_dict() for r in self.rows]}
+        return {"paper": PAPER, "device": self.device, "rows": [r.to_dict() for r in self.rows]}
 
     def markdown(self) -> str:
         lines = ["**Scorecard** against DistilBERT's claims (" + ", ".join(PAPER_TEXT.values()) + "), "
                  "95% intervals: ✅ met (the interval clears the claim), ❌ not met (it lies below), ❓ not yet known "
                  "(it straddles the claim: more data decides).", "",
-                 f"| pair | parameters saved | speedup, {self.speedup_measured_on} | agreement | retention |",
+                 f"| pair | parameters saved | speedup, {self.speedup_measured_on}"
+                 f"{f' on {md_escape(self.device)}' if self.device else ''} | agreement | retention |",
                  "| --- | --- | --- | --- | --- |"]
         for r in self.rows:
             lines.append(f"| {md_escape(r.task)} | {self._params(r)} | {self._speedup(r)} | {self._agreement(r)} | "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from demo.core import zerogpu
 from demo.core.measure import INFERENCE_LOCK, timed
 from demo.models.loading import LoadedModel
 from demo.models.tasks import (
@@ -137,6 +138,9 @@ def compare(task: str, text: str, teacher: LoadedModel, student: LoadedModel,
 
 
 def warm_up(loaded: LoadedModel) -> None:
-    """One untimed pass so that the first user request does not pay for lazy initialisation."""
+    """One untimed pass so that the first user request does not pay for lazy initialisation. On ZeroGPU the
+    GPU exists only inside a decorated call: the first such call warms up instead (zerogpu.warm_once)."""
+    if zerogpu.state().active and loaded.device.type == "cuda":
+        return
     with INFERENCE_LOCK:
         predict(loaded, prepare_text(loaded.task, EXAMPLE_TEXT[loaded.task]).text)

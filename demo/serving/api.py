@@ -18,7 +18,7 @@ import gradio as gr
 
 from demo.models.registry import PairRegistry
 from demo.models.session_students import SessionStudents
-from demo.serving.edge import pair_view, user_errors
+from demo.serving.edge import Answers, session_of, user_errors
 
 WHAT = {
     "sentiment": ("Sentiment (negative or positive) of an English text",
@@ -48,9 +48,11 @@ def task_endpoint(registry: PairRegistry, task: str, students: SessionStudents |
     """The task's summary for gradio_client. A caller that adopted its own student (/distill_adopt) is
     answered by it; everyone else by the configured pair."""
 
+    answers = Answers(registry, students)
+
     @user_errors
     def endpoint(text: str, request: gr.Request) -> dict:
-        return pair_view(registry, students, request).run(task, text).summary()
+        return answers.run(task, text, session_of(request)).summary()
 
     endpoint.__name__ = endpoint.__qualname__ = task
     endpoint.__doc__ = _docstring(task, "")

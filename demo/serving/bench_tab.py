@@ -6,6 +6,7 @@ import threading
 
 import gradio as gr
 
+from demo.core import zerogpu
 from demo.core.errors import UserError, whole_number
 from demo.core.scratch import enforce_budget, scratch_dir
 from demo.measuring.bench_report import write_outputs
@@ -39,6 +40,15 @@ def cancel_sweep(request: gr.Request | None = None) -> None:
 class BenchHandlers:
     def __init__(self, registry: PairRegistry):
         self.registry = registry
+        # on ZeroGPU the sweep runs inside a lent GPU call, its time asked by the shapes it times
+        self._sweep = zerogpu.gpu(lambda settings, *_: 30 + 3 * len(settings.batch_sizes) * len(settings.seq_lens)
+                                  * settings.repeats * max(1, len(settings.variants)))(self._sweep_now)
+
+    def _sweep_now(self, settings: BenchSettings, session: str, progress):
+        stop = RUNNING.get(session)
+        return sweep(self.registry.config, settings, cache=self.registry.cache,
+                     progress=lambda done, total, what: progress((done, total), desc=what),
+                     stop=stop.is_set if stop is not None else None)
 
     def run(self, task: str, variants: list[str] | None, batch_sizes: str, seq_lens: str, repeats,
             architecture_only: bool, request: gr.Request, progress=gr.Progress()):
@@ -52,10 +62,9 @@ class BenchHandlers:
         if not SWEEP_LOCK.acquire(blocking=False):
             raise UserError("another benchmark is running; try again when it has finished.")
         session = session_of(request)
-        stop = RUNNING[session] = threading.Event()
+        RUNNING[session] = threading.Event()  # cancel_sweep sets it; the sweep reads it between shapes
         try:
-            result = sweep(self.registry.config, settings, cache=self.registry.cache,
-                           progress=lambda done, total, what: progress((done, total), desc=what), stop=stop.is_set)
+            result = self._sweep(settings, session, progress)
         finally:
             RUNNING.pop(session, None)
             SWEEP_LOCK.release()

@@ -15,10 +15,14 @@ from pathlib import Path
 
 import gradio as gr
 
+from demo.core import zerogpu
 from demo.core.errors import UserError
+from demo.models.compare import Comparison
 from demo.models.session_students import PairView
+from demo.models.tasks import EXAMPLE_TEXT
 
 LOCAL_SESSION = "local"  # a call without a gradio session (a test calling a handler directly)
+ANSWER_SECONDS = 20  # GPU time asked for one answer of both models on ZeroGPU (a first one also warms them up)
 
 
 def session_of(request: gr.Request | None) -> str:
@@ -29,6 +33,22 @@ def session_of(request: gr.Request | None) -> str:
 def pair_view(registry, students, request: gr.Request | None) -> PairView:
     """The pairs as this visitor sees them: the configured ones, with their own student where they adopted one."""
     return PairView(registry, students, session_of(request))
+
+
+class Answers:
+    """A visitor's answer to a text, through their PairView: on ZeroGPU inside a lent GPU call (its arguments
+    plain strings: spaces hands them to a forked worker), elsewhere a plain call. The page's tabs and the
+    API's endpoints answer through one of these."""
+
+    def __init__(self, registry, students):
+        self.registry, self.students = registry, students
+        self.run = zerogpu.gpu(ANSWER_SECONDS)(self._run)
+
+    def _run(self, task: str, text: str, session: str) -> Comparison:
+        view = PairView(self.registry, self.students, session)
+        key = (task, tuple(sorted(view.models(task).items())))
+        zerogpu.warm_once(key, lambda: view.run(task, EXAMPLE_TEXT[task]))  # untimed, on ZeroGPU only
+        return view.run(task, text)
 
 
 def remove_upload(path: str | None) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from demo.core import zerogpu
 from demo.core.errors import whole_number
 from demo.core.formatting import md_escape
 from demo.core.scratch import enforce_budget, scratch_dir
@@ -37,8 +38,8 @@ from demo.measuring.frontier import frontier_figure, write_frontier
 from demo.measuring.frontier_run import DEFAULT_MARGIN, check_margin, frontier_of
 from demo.models.config import LABELLED_TASKS
 from demo.models.registry import PairRegistry
-from demo.models.session_students import SessionStudents
-from demo.serving.edge import handlers, pair_view, remove_upload
+from demo.models.session_students import PairView, SessionStudents
+from demo.serving.edge import handlers, pair_view, remove_upload, session_of
 
 
 # ---- handlers ------------------------------------------------------------------------------------
@@ -81,6 +82,24 @@ class EvaluateHandlers:
 
     def __init__(self, registry: PairRegistry, students: SessionStudents | None):
         self.registry, self.students = registry, students
+        # on ZeroGPU each runs inside a lent GPU call, its time asked by the rows (elsewhere: plain calls)
+        self._evaluate = zerogpu.gpu(lambda session, data, *_: 20 + 0.02 * len(data))(self._evaluate_in_session)
+        self._frontier = zerogpu.gpu(lambda session, data, *_: 60 + 0.1 * len(data))(self._frontier_in_session)
+        self._throughput = zerogpu.gpu(60)(self._throughput_in_session)
+
+    def _evaluate_in_session(self, session: str, data, settings, progress):
+        view = PairView(self.registry, self.students, session)
+        return evaluate_task(view, data, settings,
+                             progress=lambda done, total: progress((done, total), unit="examples"))
+
+    def _throughput_in_session(self, session: str, task: str, texts: list[str], max_length: int):
+        teacher, student = PairView(self.registry, self.students, session).pair(task)
+        return measure_throughput(teacher, student, texts, max_length)
+
+    def _frontier_in_session(self, session: str, data, settings, file: str, margin: float, price: float | None):
+        """Every variant of the pair this visitor sees; the int8 ones are built and run on CPU in any case."""
+        view = PairView(self.registry, self.students, session)
+        return frontier_of(*view.pair(settings.task), data, settings, file=file, margin=margin, price_per_hour=price)
 
     def evaluate(self, path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows,
                  evaluated: dict, request: gr.Request, progress=gr.Progress()):
@@ -97,15 +116,13 @@ class EvaluateHandlers:
     def frontier(self, path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows,
                  margin, price_per_hour: float | None, request: gr.Request, progress=gr.Progress()):
         """Which variant to ship: every variant of the pair this visitor sees, fp32 and int8, on the file."""
-        view = pair_view(self.registry, self.students, request)
         try:
             margin = check_margin(float(margin if margin not in (None, "") else DEFAULT_MARGIN))
             if price_per_hour is not None and price_per_hour < 0:
                 raise DataError("the price of an hour must be 0 or more (or empty: ranked by throughput).")
             settings, data = _read(path, task, text_column, label_column, max_rows)
             progress((0, 1), desc="building and timing every variant, fp32 and int8")
-            frontier = frontier_of(*view.pair(settings.task), data, settings, file=Path(path).name, margin=margin,
-                                   price_per_hour=price_per_hour)
+            frontier = self._frontier(session_of(request), data, settings, Path(path).name, margin, price_per_hour)
         finally:
             remove_upload(path)
         out = scratch_dir("evaluation-")
@@ -120,17 +137,15 @@ class EvaluateHandlers:
         try:
             settings, data = _read(path, task, text_column, label_column, max_rows)
             progress((0, len(data)), desc="evaluating", unit="examples")
-            report, ctx = evaluate_task(view, data, settings,
-                                        progress=lambda done, total: progress((done, total), unit="examples"))
+            report, ctx = self._evaluate(session_of(request), data, settings, progress)
         finally:
             remove_upload(path)
         ctx.data_name = Path(path).name
         out = scratch_dir("evaluation-")
         paths = write_reports(report, ctx, out)
         if price_per_hour is not None:
-            teacher, student = view.pair(settings.task)
             progress((0, 2), desc="timing batch 1 and 32")
-            throughput = measure_throughput(teacher, student, data.texts, settings.max_length)
+            throughput = self._throughput(session_of(request), settings.task, data.texts, settings.max_length)
             paths["decision.html"] = paths["report.md"].with_name("decision.html")
             paths["decision.html"].write_text(decision_html(report, ctx, throughput, price_per_hour,
                                                             "the Evaluate tab of the app (python app.py)"),

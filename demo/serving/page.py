@@ -34,7 +34,18 @@ def session_scorecard(view: PairView, histories: dict, evaluated: dict) -> tuple
     card = scorecard({t: {s.variant: s.size for s in view.status(t)} for t in tasks},
                      {t: series_rows(histories.get(t), models[t]) for t in tasks},
                      evaluated_for(evaluated, models))
+    card.device = device_name(view.registry)
     return card.markdown(), card.to_dict()
+
+
+def device_name(registry: PairRegistry) -> str:
+    """The device the page's timings run on, a GPU by its name; on ZeroGPU the one lent per call."""
+    device = str(registry.device)
+    if zerogpu.state().active:
+        return f"{device} (ZeroGPU, lent per call)"
+    if torch.device(registry.device).type == "cuda":
+        device += f" ({torch.cuda.get_device_name(registry.device)})"
+    return device
 
 
 @handlers
@@ -68,9 +79,7 @@ def wire_scorecard(h: PageHandlers, histories: dict[str, gr.State], events: list
 
 
 def header_markdown(registry: PairRegistry) -> str:
-    device = str(registry.device)
-    if torch.device(registry.device).type == "cuda" and not zerogpu.state().active:  # a GPU of its own, named
-        device += f" ({md_escape(torch.cuda.get_device_name(registry.device))})"
+    device = md_escape(device_name(registry))
     note = zerogpu.state().device_note()
     return ("# Teacher vs student: what distillation buys\n"
             "A BERT **teacher** and its distilled **student** answer the same text. Compare their answers, "

@@ -18,7 +18,7 @@ from demo.models.registry import PairRegistry, TaskUnavailable
 from demo.models.session_students import SessionStudents
 from demo.models.tasks import EXAMPLE_TEXT
 from demo.models.variants import title as variant_title
-from demo.serving.edge import handlers, pair_view
+from demo.serving.edge import Answers, handlers, pair_view, session_of
 from demo.serving.views import add_request, label_value, status_markdown, verdict_markdown
 
 HISTORY_LIMIT = 500  # requests kept per session and task for the latency chart; bounds memory
@@ -67,12 +67,13 @@ class TaskHandlers:
                  guard: Guard | None = None):
         self.registry, self.students, self.task, self.busy = registry, students, task, busy
         self.guard = guard or Guard()
+        self.answers = Answers(registry, students)
 
     def compare(self, text: str, history: dict, request: gr.Request) -> list:
         """One request: both answers, the verdict, this session's latency series (a new one when its student
         changed) and the size chart. A request measured while a job trains is marked on the chart."""
         view, task = pair_view(self.registry, self.students, request), self.task
-        result = view.run(task, text)
+        result = self.answers.run(task, text, session_of(request))
         models = view.models(task)
         history = add_request(history, models, result, self.busy(), HISTORY_LIMIT)
         outputs = [result.summary()]

@@ -17,7 +17,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+
+from demo.core import zerogpu
 
 REPO_ROOT = Path(__file__).resolve().parents[3]  # demo/serving/training/child.py -> the checkout (`-m demo`)
 STATUS_FILE = "run.json"  # in the job's folder, beside student/
@@ -33,6 +36,61 @@ def _die_with_parent() -> None:  # runs in the child before exec (Linux): end wh
     except (OSError, AttributeError):
         pass
     os.nice(10)
+
+
+def run_child(argv: list[str], log: str, pid_file: str) -> int:
+    """Start the CLI child, say its pid, wait for it: on ZeroGPU this runs inside the lent GPU call (spaces'
+    forked worker holds the GPU, and the child it starts sees it); a job cancelled before the GPU came
+    starts nothing."""
+    if Path(pid_file).with_name(CANCELLED).exists():
+        return -signal.SIGTERM
+    with open(log, "w", encoding="utf-8") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent,
+                                   start_new_session=True)
+    Path(pid_file).write_text(str(process.pid), encoding="utf-8")
+    return process.wait()
+
+
+CANCELLED = "cancelled"  # in the job's folder: a job cancelled while it waited for its GPU never starts
+
+
+class GpuChild:
+    """The training child of a ZeroGPU Space, run by run_child inside a `@spaces.GPU` call of the plan's
+    duration (a CPU child process could not hold the GPU); to the job runner it is what a Popen is: poll,
+    wait, pid (read from the file run_child writes) and returncode."""
+
+    def __init__(self, argv: list[str], log: Path, seconds: float):
+        self.pid_file, self.returncode = log.with_name("child.pid"), None
+        self._done = threading.Event()
+        call = zerogpu.gpu(seconds)(run_child)
+
+        def target():
+            try:
+                self.returncode = call(argv, str(log), str(self.pid_file))
+            except Exception as exc:  # noqa: BLE001 - a GPU call that failed (quota, worker) fails the job, said
+                with log.open("a", encoding="utf-8") as out:
+                    out.write(f"error: the GPU call failed ({type(exc).__name__}: {str(exc)[:200]})\n")
+                self.returncode = 1
+            finally:
+                self._done.set()
+
+        threading.Thread(target=target, name="gpu-training-call", daemon=True).start()
+
+    @property
+    def pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def poll(self) -> int | None:
+        return self.returncode if self._done.is_set() else None
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if not self._done.wait(timeout):
+            raise subprocess.TimeoutExpired("gpu-training-call", timeout)
+        return self.returncode
 
 
 class Spawner:
@@ -66,10 +124,25 @@ class Spawner:
         return box["value"]
 
 
-def stop_group(process: subprocess.Popen | None) -> None:
-    """SIGTERM to the child's process group, SIGKILL if it has not gone within 5 s."""
+def start_child(spawner: Spawner, argv: list[str], log: Path, seconds: float):
+    """The job's child: a niced CPU process, or on ZeroGPU the same command inside a GPU call of `seconds`."""
+    if zerogpu.state().active:
+        return GpuChild(argv, log, seconds)
+    return spawner.popen(argv, log)
+
+
+def stop_group(process: subprocess.Popen | GpuChild | None) -> None:
+    """SIGTERM to the child's process group, SIGKILL if it has not gone within 5 s. A GPU child not yet
+    started (its call waits for a GPU) is told not to start."""
     if process is None or process.poll() is not None:
         return
+    if isinstance(process, GpuChild) and process.pid is None:
+        process.pid_file.with_name(CANCELLED).touch()
+        deadline = time.monotonic() + 5  # it may be starting this moment: then its pid comes
+        while process.pid is None and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if process.pid is None:
+            return
     try:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(5)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from demo.core.errors import UserError
 from demo.distill.run_status import read_status
-from demo.serving.training.child import STATUS_FILE, Spawner, scrub, stop_group
+from demo.serving.training.child import STATUS_FILE, Spawner, scrub, start_child, stop_group
 
 JOB_ID = re.compile(r"[0-9a-f]{12}")  # what new_folder() makes; anything else is refused unread
 JOB_KEY = re.compile(r"([0-9a-f]{12})\.([0-9a-f]{32})")  # the id and the secret that makes its holder the owner
@@ -292,7 +292,7 @@ class JobRunner:
         self._renumber()
         job.position, job.started, job.started_wall = 0, time.monotonic(), time.time()
         try:
-            job.process = self._spawner.popen(job.argv, job.log)
+            job.process = start_child(self._spawner, job.argv, job.log, job.planned_seconds * 1.2 + 30)
         except OSError as exc:
             job.state, job.ended = "failed", time.monotonic()
             job.error = f"the training process could not start ({exc})"

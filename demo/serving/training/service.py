@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from demo.core import zerogpu
 from demo.core.errors import UserError, whole_number
 from demo.core.measure import INFERENCE_LOCK
 from demo.data.files import TEXT_COLUMNS, obvious_column, read_rows
@@ -32,6 +33,7 @@ MAX_EPOCHS = 20
 DEFAULT_TEXT = "the film is a gripping portrait of a family coming apart under pressure"
 START_SECONDS = 15  # a new Python process importing torch and transformers, saving, the card: measured ~10-20 s
 BUDGET_MINUTES = 3.0  # a job's default time budget: 1,000 rows with augmentation and the baseline, or 4,000 rows
+STEP_TIMING_SECONDS = 20  # GPU time asked on ZeroGPU to price a job's step
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,12 @@ def budget_of(minutes, cap: float) -> float:
     return value
 
 
+def synchronize(device: torch.device) -> None:
+    """A GPU runs ahead of Python: its work is timed only once it has finished."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @dataclass
 class StepTime:
     """One measured training step of the task's loaded student (forward, backward), per encoder layer."""
@@ -83,6 +91,7 @@ class TrainingService:
         self.students = students if students is not None else SessionStudents(registry)
         self.limits: TrainingLimits = runner.limits
         self._step_times: dict[tuple, StepTime] = {}
+        self._time_step = zerogpu.gpu(STEP_TIMING_SECONDS)(self._time_step_now)  # ZeroGPU: in a lent GPU call
         runner.on_forget = self.forgotten
 
     # ---- before starting ----------------------------------------------------------------------------
@@ -103,27 +112,36 @@ class TrainingService:
         decides the cost): one training step of the student (after one untimed), the teacher on a batch."""
         texts = (texts or [DEFAULT_TEXT])[:BATCH_SIZE]
         texts = (texts * BATCH_SIZE)[:BATCH_SIZE]
-        teacher, student = self.pair(task)
+        _, student = self.pair(task)
         enc = student.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
         key = (task, int(enc["input_ids"].shape[1]) // 8)  # one measurement per task and length band
         if key not in self._step_times:
-            model = student.model
-            inputs = model_inputs(model, enc, student.device)
-            with INFERENCE_LOCK:  # timed alone, as the benchmark times (requests wait a fraction of a second)
-                for _ in range(2):  # the first step pays for allocations; the second is the one counted
-                    start = time.perf_counter()
-                    with torch.enable_grad():
-                        model(**inputs).logits.float().sum().backward()
-                    model.zero_grad(set_to_none=True)
-                    step = time.perf_counter() - start
-            layers = getattr(model.config, "n_layers", None) or getattr(model.config, "num_hidden_layers", 6)
-            batch = teacher.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
-            with INFERENCE_LOCK, torch.inference_mode():
-                start = time.perf_counter()
-                teacher.model(**model_inputs(teacher.model, batch, teacher.device))
-                teacher_seconds = (time.perf_counter() - start) / len(texts)
-            self._step_times[key] = StepTime(step / layers, teacher_seconds)
+            self._step_times[key] = self._time_step(task, texts)
         return self._step_times[key]
+
+    def _time_step_now(self, task: str, texts: list[str]) -> StepTime:
+        """One training step of the student (the second of two: the first pays for allocations) and the teacher
+        on a batch, each timed alone (requests wait a fraction of a second), CUDA synchronised before the clock."""
+        teacher, student = self.pair(task)
+        model = student.model
+        enc = student.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
+        inputs = model_inputs(model, enc, student.device)
+        with INFERENCE_LOCK:
+            for _ in range(2):
+                start = time.perf_counter()
+                with torch.enable_grad():
+                    model(**inputs).logits.float().sum().backward()
+                model.zero_grad(set_to_none=True)
+                synchronize(student.device)
+                step = time.perf_counter() - start
+        layers = getattr(model.config, "n_layers", None) or getattr(model.config, "num_hidden_layers", 6)
+        batch = teacher.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
+        with INFERENCE_LOCK, torch.inference_mode():
+            start = time.perf_counter()
+            teacher.model(**model_inputs(teacher.model, batch, teacher.device))
+            synchronize(teacher.device)
+            teacher_seconds = (time.perf_counter() - start) / len(texts)
+        return StepTime(step / layers, teacher_seconds)
 
     def plan(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, augment: bool,
              budget_minutes: float, texts: list[str] | None = None, transfer_rows: int = 0) -> JobPlan:
