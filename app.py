@@ -20,15 +20,18 @@ from demo.core import scratch, zerogpu
 from demo.core.progress import quiet_library_bars
 from demo.data.files import (
     MAX_FILE_BYTES,  # the upload cap: the reader's own file limit
+    PAGE_LIMITS,
 )
 from demo.models.config import DEVICES, ConfigError, load_config
 from demo.models.session_students import DEFAULT_LIMIT as DEFAULT_VISITOR_STUDENTS
 from demo.models.session_students import spec_for
+from demo.serving.bench_tab import MAX_SWEEP_TOKENS
 from demo.serving.training.jobs import TrainingLimits
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless told otherwise; a Space sets GRADIO_SERVER_NAME=0.0.0.0
 DEFAULT_PORT = 7860  # Gradio's usual port; GRADIO_SERVER_PORT overrides it, --port overrides both
 MAX_QUEUE = 64  # requests waiting per app before new ones are refused as busy ("Queue is full")
+SWEEP_SECONDS = 30  # how often the scratch budget (reports, gradio's cache, stray uploads) is enforced
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,6 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--allow-custom-models", action="store_true",
                         help="let page visitors load any Hub id or directory as teacher/student (off: config only)")
+    parser.add_argument("--allow-admin", action="store_true", default=None,
+                        help="show the operator's buttons (reload models, run on CPU, random weights) on a public "
+                             "address too (on by default only on 127.0.0.1 without --share; $ALLOW_ADMIN=1 does the "
+                             "same); without them those events do not exist for any client")
     training = parser.add_argument_group("distilling from the page (the 'Distil a student' tab and /distill_* API)")
     training.add_argument("--allow-training", action="store_true", default=None,
                           help="allow it on a public address too (on by default only on 127.0.0.1 without --share; "
@@ -63,6 +70,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-visitor-students", type=int, default=DEFAULT_VISITOR_STUDENTS,
                         help="visitors whose own distilled student the app holds in memory at once (one each; the "
                              "oldest is released first; 0: none)")
+    parser.add_argument("--max-file-rows", type=int, default=PAGE_LIMITS.max_rows,
+                        help="rows a visitor's file may hold once decoded (evaluation and training uploads; a parquet "
+                             "file is checked from its metadata before it is decompressed)")
+    parser.add_argument("--max-cell-chars", type=int, default=PAGE_LIMITS.max_cell_chars,
+                        help="characters of any one cell of a visitor's file (the text boxes take as many)")
+    parser.add_argument("--bench-max-tokens", type=int, default=MAX_SWEEP_TOKENS,
+                        help="tokens one Benchmark-tab sweep may run through the models (shapes × repeats × variants, "
+                             "end to end and model only); a larger sweep is refused with its count")
     parser.add_argument("--scratch-max-mb", type=float, default=scratch.DEFAULT_BUDGET_BYTES / 1e6,
                         help="reports offered for download (evaluations, benchmarks) kept up to this size in all; "
                              "the oldest go first, and any after an hour")
@@ -77,11 +92,16 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def training_allowed(flag: bool | None, host: str, share: bool) -> bool:
-    """On by default where only this machine can reach the app; a public bind needs the operator's yes."""
-    if flag or env_flag("ALLOW_TRAINING"):
+def loopback_or(flag: bool | None, host: str, share: bool, env: str) -> bool:
+    """On by default where only this machine can reach the app; a public bind needs the operator's yes
+    (the flag, or the environment variable env set to 1)."""
+    if flag or env_flag(env):
         return True
     return host in ("127.0.0.1", "localhost", "::1") and not share
+
+
+def training_allowed(flag: bool | None, host: str, share: bool) -> bool:
+    return loopback_or(flag, host, share, "ALLOW_TRAINING")
 
 
 def training_service(args: argparse.Namespace, registry, host: str):
@@ -94,7 +114,7 @@ def training_service(args: argparse.Namespace, registry, host: str):
 
     limits = TrainingLimits(max_rows=args.train_max_rows, max_steps=args.train_max_steps,
                             max_upload_mb=args.train_max_upload_mb, max_minutes=args.train_max_minutes,
-                            max_queue=args.train_max_queue)
+                            max_queue=args.train_max_queue, read=read_limits(args))
     if limits.max_rows < MIN_ROWS or limits.max_steps < 1 or min(limits.max_upload_mb, limits.max_minutes) <= 0:
         raise ConfigError(f"the --train-max-* caps must be positive (--train-max-rows at least {MIN_ROWS}).")
     if limits.max_queue < 0:
@@ -104,6 +124,13 @@ def training_service(args: argparse.Namespace, registry, host: str):
     runner = JobRunner(Path(scratch.scratch_dir("training-jobs-")), limits)
     return TrainingService(registry, runner, enabled=training_allowed(args.allow_training, host, args.share),
                            students=SessionStudents(registry, args.max_visitor_students))
+
+
+def read_limits(args: argparse.Namespace):
+    """What a visitor's file may cost to read: --max-file-rows and --max-cell-chars."""
+    if args.max_file_rows < 1 or args.max_cell_chars < 1:
+        raise ConfigError("--max-file-rows and --max-cell-chars must be positive.")
+    return replace(PAGE_LIMITS, max_rows=args.max_file_rows, max_cell_chars=args.max_cell_chars)
 
 
 def mcp_wanted(flag: bool | None) -> bool | None:
@@ -155,11 +182,16 @@ def serve(argv: list[str] | None = None):
         return 2
     for stale in scratch.remove_stale():  # left by an app that was killed; a live app's are kept
         logging.getLogger("app").info("removed %s, left by an app process that is no longer running", stale)
+    scratch.use_root_for_temp_files()  # gradio's cache and every temp folder inside this app's root: bounded, swept
     scratch.set_budget(int(args.scratch_max_mb * 1e6))
+    scratch.sweep_every(SWEEP_SECONDS)
     registry.start()
     port = args.port or int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT))
-    page = ui.build(registry, allow_custom_models=args.allow_custom_models, space_id=os.environ.get("SPACE_ID"),
-                    training=training)
+    options = ui.PageOptions(allow_custom_models=args.allow_custom_models,
+                             allow_admin=loopback_or(args.allow_admin, host, args.share, "ALLOW_ADMIN"),
+                             space_id=os.environ.get("SPACE_ID"), read_limits=training.limits.read,
+                             bench_max_tokens=args.bench_max_tokens)
+    page = ui.build(registry, options, training=training)
     page.training_service = training  # its runner's jobs end with the app (stop_on_signals, tests)
     page.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)
     for task, reason in config.task_errors.items():

@@ -154,7 +154,9 @@ def test_a_cancelled_sweep_keeps_what_it_measured(tiny_config):
 
     def stop():
         calls["n"] += 1
-        return calls["n"] > 30  # checked once a round: the first point's 20 rounds complete, the second's do not
+        # checked once a round and before each of its 4 timed calls (two variants, end to end and model only):
+        # the first point's 20 rounds use 100 checks and complete, the second's do not
+        return calls["n"] > 110
 
     result = sweep(config, BenchSettings(tasks=["classify"], variants=["teacher", "student"], batch_sizes=[1, 2],
                                          seq_lens=[8], repeats=20, warmup=0, threads=1), stop=stop)

@@ -44,6 +44,7 @@ def test_only_roots_of_processes_that_are_gone_are_removed(tmp_path):
 def test_download_folders_are_kept_under_the_budget(monkeypatch):
     monkeypatch.setitem(scratch._BUDGET, "bytes", 1500)
     monkeypatch.setattr(scratch, "_DIRS", [])  # this test's folders only (other tests' are the process's too)
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)  # and not the cache of the apps other tests served
     made = []
     for i in range(3):
         path = scratch.scratch_dir("evaluation-")

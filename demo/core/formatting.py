@@ -7,6 +7,31 @@ import json
 import math
 import re
 
+# a path of the server's (two or more parts), where a visitor would read it; its last part is kept
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/(?:[^\s'\"/,;:()\[\]{}]+/)+([^\s'\"/,;:()\[\]{}]*)")
+CLI_WORDS = {  # a message the CLI and the page share, in the page's words where it names a flag (longest first)
+    "--transfer-text-column": "the text column", "--text-column": "the text column",
+    "--label-column": "the label column", "(--max-rows N)": "(max rows)", "--max-rows": "max rows"}
+MAX_MESSAGE_CHARS = 600  # an error shown to a visitor: longer ones are cut, with how much was left out
+
+
+def without_paths(text: str) -> str:
+    """Server paths as their last part: what a visitor may read of them."""
+    return ABSOLUTE_PATH.sub(lambda m: m.group(1) or ".", text)
+
+
+def page_message(text: str) -> str:
+    """An error as a visitor (or an API caller) reads it: no server paths, no CLI flags, cut to
+    MAX_MESSAGE_CHARS with a count, and escaped so that gradio's pop-up, which renders HTML, shows the
+    file's own words (a label "<b>x</b>") as text."""
+    text = without_paths(text)
+    for flag, words in CLI_WORDS.items():
+        text = text.replace(flag, words)
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = f"{text[:MAX_MESSAGE_CHARS]}… ({len(text) - MAX_MESSAGE_CHARS:,} more characters)"
+    return html.escape(text, quote=False)
+
+
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
 

@@ -164,7 +164,7 @@ def interleaved_timing(calls: dict[object, Callable[[], object]], device, repeat
     Timing each model in its own block lets the machine's speed drift between blocks (other tenants,
     clocks, a background job) and bends the ratios; interleaved, every call meets the same drift,
     so the speedups of one run hold even when the absolute figures wander. Warm-up first: the
-    allocator, thread pools and kernel selection settle. stop() is checked between rounds.
+    allocator, thread pools and kernel selection settle. stop() is checked before every timed call.
     """
     for _ in range(warmup):
         for fn in calls.values():
@@ -176,6 +176,8 @@ def interleaved_timing(calls: dict[object, Callable[[], object]], device, repeat
         if stop is not None and stop():
             raise KeyboardInterrupt
         for name in order if round_ % 2 == 0 else order[::-1]:
+            if stop is not None and stop():  # also between calls: a stop waits for one call at most
+                raise KeyboardInterrupt
             _, ms = timed_exclusive(calls[name], device)
             samples[name].append(ms)
     return {name: LatencyStats.of(values) for name, values in samples.items()}

@@ -33,6 +33,49 @@ class DataError(UserError, ValueError):
     """A data file the run cannot use, with what to change."""
 
 
+@dataclass(frozen=True)
+class ReadLimits:
+    """What one file may cost to read, checked where it is read, before anything is built from it: its rows
+    and columns once decoded (a small parquet file can decompress to gigabytes), and the characters of any
+    one cell. The CLI reads its own files with the defaults; the app passes its visitors' tighter ones."""
+
+    max_rows: int = 2_000_000  # rows in the file (SST-2's training file has 67,349)
+    max_columns: int = 1_000
+    max_cell_chars: int = 1_000_000  # one cell; the app's default is 20,000, the length its text boxes take
+    max_decoded_ratio: float = 4.0  # a parquet file's data, decompressed, at most this many times its size cap
+
+    def check_shape(self, name: str, rows: int, columns: int) -> None:
+        if columns > self.max_columns:
+            raise DataError(f"{name}: {columns:,} columns; this app reads files of up to {self.max_columns:,} "
+                            "columns (a text column and a label column are all it needs).")
+        if rows > self.max_rows:
+            raise DataError(f"{name}: {rows:,} rows; this app reads up to {self.max_rows:,} rows of a file: take a "
+                            "sample of it.")
+
+    def check_cells(self, name: str, rows: list[dict]) -> None:
+        for number, row in enumerate(rows, 1):
+            for column, value in row.items():
+                if isinstance(value, str) and len(value) > self.max_cell_chars:
+                    raise DataError(f"{name}: row {number}, column {cut(str(column), 40)!r} holds {len(value):,} "
+                                    f"characters; this app reads cells of up to {self.max_cell_chars:,}: shorten "
+                                    "that text.")
+
+
+DEFAULT_LIMITS = ReadLimits()
+PAGE_LIMITS = ReadLimits(max_rows=100_000, max_cell_chars=20_000)  # a visitor's file (app.py's flags change them)
+
+
+def cut(text: str, limit: int) -> str:
+    """text, or its first `limit` characters and how many more there were."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def listed(items: list[str], limit: int = 12) -> str:
+    """"a, b, c" or "a, b, … and 999,988 more": a message names a few of many, never all of them."""
+    shown = ", ".join(cut(str(i), 40) for i in items[:limit])
+    return shown + (f", … and {len(items) - limit:,} more" if len(items) > limit else "")
+
+
 @dataclass
 class LabelledData:
     texts: list[str]
@@ -66,8 +109,16 @@ def check_quoting(quoting: str) -> None:
         raise DataError(f"--quoting {quoting!r}: use auto (detect), none (GLUE-style TSV) or csv (CSV quoting).")
 
 
-def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES, quoting: str = "auto") -> tuple[list[str], list[dict]]:
-    """Columns and rows of a file. Raises DataError for anything unreadable."""
+def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES, quoting: str = "auto",
+              limits: ReadLimits = DEFAULT_LIMITS) -> tuple[list[str], list[dict]]:
+    """Columns and rows of a file, within limits. Raises DataError for anything unreadable or past them."""
+    columns, rows = _read_rows(path, max_bytes, quoting, limits)
+    limits.check_shape(Path(path).name, len(rows), len(columns))
+    limits.check_cells(Path(path).name, rows)
+    return columns, rows
+
+
+def _read_rows(path: str | Path, max_bytes: int, quoting: str, limits: ReadLimits) -> tuple[list[str], list[dict]]:
     check_quoting(quoting)
     path = Path(path)
     if not path.is_file():
@@ -80,7 +131,7 @@ def read_rows(path: str | Path, max_bytes: int = MAX_FILE_BYTES, quoting: str = 
         raise DataError(f"{path.name}: {size / 1e6:.0f} MB is over the {max_bytes / 1e6:.0f} MB limit; "
                         "take a sample of it (e.g. the first N rows) and try again.")
     if kind == "parquet":
-        return _parquet_rows(path)
+        return _parquet_rows(path, int(max_bytes * limits.max_decoded_ratio), limits)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -155,17 +206,34 @@ def datasets_quietly():
     return datasets
 
 
-def _parquet_rows(path: Path) -> tuple[list[str], list[dict]]:
-    datasets = datasets_quietly()
+PARQUET_BATCH_ROWS = 1_000  # rows decoded at a time: the bound on decoded bytes is checked between batches
+
+
+def _parquet_rows(path: Path, max_decoded: int, limits: ReadLimits) -> tuple[list[str], list[dict]]:
+    """Read with pyarrow, in memory only (no cache copy on disk): rows and columns checked from the file's
+    metadata before anything is decompressed, then decoded a batch at a time, counting the bytes of its data
+    as they come (dictionary encoding lets a few KB of file stand for gigabytes of text, which the metadata
+    does not show) and stopping past max_decoded."""
+    import pyarrow.parquet as pq
 
     try:
-        table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
+        file = pq.ParquetFile(path)
+        limits.check_shape(path.name, file.metadata.num_rows, file.metadata.num_columns)
+        rows, decoded = [], 0
+        for batch in file.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            decoded += batch.nbytes  # the decoded Arrow buffers: every string's bytes included
+            if decoded > max_decoded:
+                raise DataError(f"{path.name}: its data passes {max_decoded / 1e6:,.0f} MB once decompressed (by row "
+                                f"{len(rows) + batch.num_rows:,}); this app reads up to that: take a sample of it.")
+            rows += batch.to_pylist()
+        columns = list(file.schema_arrow.names)
+    except DataError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is the file's
-        cause = exc.__cause__ or exc
-        raise DataError(f"{path.name}: not a readable parquet file ({str(cause).splitlines()[0][:200]}).") from None
-    if not len(table):
+        raise DataError(f"{path.name}: not a readable parquet file ({cut(str(exc).splitlines()[0], 200)}).") from None
+    if not rows:
         raise DataError(f"{path.name}: the file has no rows.")
-    return list(table.column_names), table.to_list()
+    return columns, rows
 
 
 def _delimited_rows(text: str, name: str, delimiter: str, quoting: str) -> tuple[list[str], list[dict]]:
@@ -217,21 +285,22 @@ def guess_column(columns: list[str], wanted: str | None, candidates: tuple[str, 
                  source: str, flag: str | None = None) -> str:
     if wanted:
         if wanted not in columns:
-            raise DataError(f"{source}: no column {wanted!r}; the file has: {', '.join(columns)}.")
+            raise DataError(f"{source}: no column {cut(str(wanted), 40)!r}; the file has: {listed(columns)}.")
         return wanted
     found = obvious_column(columns, candidates)
     if found is not None:
         return found
     raise DataError(f"{source}: cannot tell which column holds the {purpose}; name it with "
-                    f"{flag or f'--{purpose}-column'} (columns: {', '.join(columns)}).")
+                    f"{flag or f'--{purpose}-column'} (columns: {listed(columns)}).")
 
 
 def read_labelled(path: str | Path, text_column: str | None = None, label_column: str | None = None,
                   max_rows: int | None = None, max_bytes: int = MAX_FILE_BYTES,
-                  columns_if_present: bool = False, quoting: str = "auto") -> LabelledData:
+                  columns_if_present: bool = False, quoting: str = "auto",
+                  limits: ReadLimits = DEFAULT_LIMITS) -> LabelledData:
     """Texts and labels (as strings) from a file; every bad row is reported with its number."""
     path = Path(path)
-    columns, rows = read_rows(path, max_bytes, quoting)
+    columns, rows = read_rows(path, max_bytes, quoting, limits)
     if columns_if_present:  # names carried over from another file: guess where this one lacks them
         text_column = text_column if text_column in columns else None
         label_column = label_column if label_column in columns else None
@@ -277,10 +346,11 @@ class TextData:
 
 
 def read_texts(path: str | Path, text_column: str | None = None, max_bytes: int = MAX_TEXT_FILE_BYTES,
-               column_flag: str = "--text-column", quoting: str = "auto") -> TextData:
+               column_flag: str = "--text-column", quoting: str = "auto",
+               limits: ReadLimits = DEFAULT_LIMITS) -> TextData:
     """Non-empty texts of a file: .txt (one per line), or the text column of a CSV/TSV/JSON(L) file."""
     path = Path(path)
-    columns, rows = read_rows(path, max_bytes, quoting)
+    columns, rows = read_rows(path, max_bytes, quoting, limits)
     if text_column is None and len(columns) == 1:
         text_column = columns[0]
     text_column = guess_column(columns, text_column, TEXT_COLUMNS, "text", path.name, column_flag)

@@ -17,10 +17,13 @@ import torch
 from demo.core.errors import UserError
 from demo.core.measure import SizeReport, timed_exclusive
 from demo.data.files import (
+    DEFAULT_LIMITS,
     MAX_FILE_BYTES,
     QUOTING,
     DataError,
     LabelledData,
+    ReadLimits,
+    listed,
     read_labelled,
 )
 from demo.measuring import stats
@@ -52,6 +55,7 @@ class EvalSettings:
     max_rows: int | None = None  # None: every row, up to MAX_ROWS
     unbatched_baseline: bool = False  # also time one example at a time, to show what batching buys
     quoting: str = "auto"  # CSV/TSV quoting: auto (detect), none (GLUE-style) or csv
+    read_limits: ReadLimits = DEFAULT_LIMITS  # what the file may cost to read (the app's are tighter)
 
     def __post_init__(self):
         if self.task not in (*LABELLED_TASKS, "fill_mask"):  # fill_mask: held-out text, masked-LM figures
@@ -72,7 +76,7 @@ def read_eval_file(path: str | Path, text_column: str | None, label_column: str 
         raise ConfigError(f"task {settings.task!r} has no labels to evaluate against: measure a fill-mask pair on "
                           "text with python -m demo.evaluate --task fill_mask.")
     data = read_labelled(path, text_column, label_column, max_rows=settings.max_rows, max_bytes=MAX_FILE_BYTES,
-                         quoting=settings.quoting)
+                         quoting=settings.quoting, limits=settings.read_limits)
     if settings.max_rows is None and len(data) > MAX_ROWS:
         raise DataError(f"{Path(path).name} has {len(data):,} rows, over the {MAX_ROWS:,} limit; set max rows "
                         f"(--max-rows N) to evaluate a sample of the first N rows.")
@@ -110,7 +114,7 @@ def label_index(loaded: LoadedModel, names: Sequence[str]) -> dict[str, int]:
             unknown.append(str(name))
     if unknown:
         known = ", ".join(loaded.id2label[i] for i in sorted(loaded.id2label))
-        raise LabelMismatch(f"labels {', '.join(sorted(unknown))} are unknown to {loaded.name}, "
+        raise LabelMismatch(f"labels {listed(sorted(unknown))} are unknown to {loaded.name}, "
                             f"which knows: {known}.")
     return mapping
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from demo.core import scratch
 from demo.core.measure import count_parameters, interleaved_timing, size_of_loaded
 from demo.data.files import read_labelled
 from demo.measuring import stats as speed_stats
@@ -189,7 +190,7 @@ def sweep(config: AppConfig, settings: BenchSettings, progress: Callable[[int, i
     if settings.eval_file:
         eval_data = read_labelled(settings.eval_file, settings.eval_text_column, settings.eval_label_column,
                                   max_rows=settings.eval_max_rows, quoting=settings.eval_quoting)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-work-", dir=scratch.process_root()))  # with the app's files
     total = len(settings.tasks) * len(settings.variants) * len(settings.batch_sizes) * len(settings.seq_lens)
     done = 0
     try:

@@ -25,6 +25,7 @@ EXAMPLE_TEXT = {  # also the warm-up input after loading
     "fill_mask": "The capital of France is [MASK].",
     "classify": "I can't believe they surprised me with a party, I'm so happy!",
 }
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # embeddings, overrides, isolates
 
 
 class InputError(UserError, ValueError):
@@ -71,12 +72,14 @@ def prepare_text(task: str, text: object) -> PreparedText:
     if not isinstance(text, str):
         raise InputError(f"Expected text, got {type(text).__name__}.")
     notices = []
-    # Control characters (NUL, escape codes...) mean nothing to the models; line breaks become spaces.
+    # Control characters (NUL, escape codes...) mean nothing to the models, and bidirectional overrides
+    # (U+202A-U+202E, U+2066-U+2069) would make the page show the text in another order than the models
+    # read it; line breaks become spaces.
     cleaned, removed = [], 0
     for ch in text:
         if ch in "\t\n\r":
             cleaned.append(" ")
-        elif unicodedata.category(ch) == "Cc":
+        elif unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS:
             removed += 1
         else:
             cleaned.append(ch)
@@ -85,12 +88,12 @@ def prepare_text(task: str, text: object) -> PreparedText:
         notices.append(f"Removed {removed} control character{'s' * (removed != 1)} from the text.")
     if not text.strip():
         raise InputError("The text is empty: type a sentence to compare the two models on.")
+    masks = MASK_PATTERN.findall(text) if task == "fill_mask" else []  # counted in the whole text, before any cut
     if len(text) > MAX_CHARS:
         text = text[:MAX_CHARS]
         notices.append(f"Only the first {MAX_CHARS:,} characters were read.")
     text = text.strip()
     if task == "fill_mask":
-        masks = MASK_PATTERN.findall(text)
         if len(masks) != 1:
             found = "no mask" if not masks else f"{len(masks)} masks"
             # No angle brackets here: the page renders error messages as (sanitised) HTML.

@@ -17,6 +17,7 @@ import gradio as gr
 
 from demo.core import zerogpu
 from demo.core.errors import UserError
+from demo.core.formatting import page_message
 from demo.models.compare import Comparison
 from demo.models.session_students import PairView
 from demo.models.tasks import EXAMPLE_TEXT
@@ -70,7 +71,7 @@ def user_errors(fn: Callable) -> Callable:
             try:
                 yield from fn(*args, **kwargs)
             except UserError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+                raise gr.Error(page_message(str(exc)), print_exception=False) from None
 
         return stream
 
@@ -79,7 +80,7 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise gr.Error(page_message(str(exc)), print_exception=False) from None
 
     return call
 

@@ -14,8 +14,11 @@ from demo.core.scratch import enforce_budget, scratch_dir
 from demo.data.files import (
     LABEL_COLUMNS,
     LABELLED_SUFFIXES,
+    PAGE_LIMITS,
     TEXT_COLUMNS,
     DataError,
+    ReadLimits,
+    listed,
     obvious_column,
     read_rows,
 )
@@ -43,15 +46,15 @@ from demo.serving.edge import handlers, pair_view, remove_upload, session_of
 
 
 # ---- handlers ------------------------------------------------------------------------------------
-def columns_of(path: str | None):
+def columns_of(path: str | None, limits: ReadLimits = PAGE_LIMITS):
     """After an upload: fill both column pickers, pre-selecting the obvious columns."""
     if not path:
         return gr.update(choices=[], value=None), gr.update(choices=[], value=None), ""
     try:
-        columns, rows = read_rows(path)
+        columns, rows = read_rows(path, limits=limits)
     except DataError as exc:
         return gr.update(choices=[], value=None), gr.update(choices=[], value=None), f"⚠️ {md_escape(str(exc))}"
-    note = f"{len(rows):,} rows, columns: {', '.join(md_escape(c) for c in columns)}"
+    note = f"{len(rows):,} rows, columns: {md_escape(listed(columns))}"
     if len(rows) > MAX_ROWS:
         note += f". Over the {MAX_ROWS:,}-row limit: set *max rows* to evaluate a sample."
     return (gr.update(choices=columns, value=obvious_column(columns, TEXT_COLUMNS)),
@@ -67,12 +70,13 @@ def remember(figures: dict | None, evaluated: dict, models: dict[str, str]) -> d
                                                    "models": models}}
 
 
-def _read(path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows):
-    """The form's file and settings, checked as the CLI checks them (the page's row cap included)."""
+def _read(path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows,
+          limits: ReadLimits = PAGE_LIMITS):
+    """The form's file and settings, checked as the CLI checks them (the page's row cap and read limits)."""
     if not path:
         raise DataError("upload a labelled file first.")
     limit = whole_number(max_rows or 0, f"max rows (0: all, up to {MAX_ROWS:,})", 0, MAX_ROWS)
-    settings = EvalSettings(task=task or "", max_rows=limit or None)
+    settings = EvalSettings(task=task or "", max_rows=limit or None, read_limits=limits)
     return settings, read_eval_file(path, text_column or None, label_column or None, settings)
 
 
@@ -80,8 +84,8 @@ def _read(path: str | None, task: str, text_column: str | None, label_column: st
 class EvaluateHandlers:
     """The CLI's settings, reader and evaluation, on the pair this visitor sees (their own student too)."""
 
-    def __init__(self, registry: PairRegistry, students: SessionStudents | None):
-        self.registry, self.students = registry, students
+    def __init__(self, registry: PairRegistry, students: SessionStudents | None, limits: ReadLimits = PAGE_LIMITS):
+        self.registry, self.students, self.limits = registry, students, limits
         # on ZeroGPU each runs inside a lent GPU call, its time asked by the rows (elsewhere: plain calls)
         self._evaluate = zerogpu.gpu(lambda session, data, *_: 20 + 0.02 * len(data))(self._evaluate_in_session)
         self._frontier = zerogpu.gpu(lambda session, data, *_: 60 + 0.1 * len(data))(self._frontier_in_session)
@@ -91,6 +95,9 @@ class EvaluateHandlers:
         view = PairView(self.registry, self.students, session)
         return evaluate_task(view, data, settings,
                              progress=lambda done, total: progress((done, total), unit="examples"))
+
+    def columns(self, path: str | None):
+        return columns_of(path, self.limits)
 
     def _throughput_in_session(self, session: str, task: str, texts: list[str], max_length: int):
         teacher, student = PairView(self.registry, self.students, session).pair(task)
@@ -120,7 +127,7 @@ class EvaluateHandlers:
             margin = check_margin(float(margin if margin not in (None, "") else DEFAULT_MARGIN))
             if price_per_hour is not None and price_per_hour < 0:
                 raise DataError("the price of an hour must be 0 or more (or empty: ranked by throughput).")
-            settings, data = _read(path, task, text_column, label_column, max_rows)
+            settings, data = _read(path, task, text_column, label_column, max_rows, self.limits)
             progress((0, 1), desc="building and timing every variant, fp32 and int8")
             frontier = self._frontier(session_of(request), data, settings, Path(path).name, margin, price_per_hour)
         finally:
@@ -135,7 +142,7 @@ class EvaluateHandlers:
              price_per_hour: float | None = None):
         view = pair_view(self.registry, self.students, request)
         try:
-            settings, data = _read(path, task, text_column, label_column, max_rows)
+            settings, data = _read(path, task, text_column, label_column, max_rows, self.limits)
             progress((0, len(data)), desc="evaluating", unit="examples")
             report, ctx = self._evaluate(session_of(request), data, settings, progress)
         finally:
@@ -222,7 +229,7 @@ def layout(tasks: list[str]) -> EvaluatePanel:
 
 def wire(p: EvaluatePanel, h: EvaluateHandlers, evaluated: gr.State) -> list:
     """Returns the events that end an evaluation (the scorecard follows them)."""
-    p.upload.change(columns_of, inputs=p.upload, outputs=[p.text_column, p.label_column, p.file_note],
+    p.upload.change(h.columns, inputs=p.upload, outputs=[p.text_column, p.label_column, p.file_note],
                     api_visibility="private")
     outputs = [p.figures, p.summary, p.confusion, p.explorer, p.downloads, p.upload, evaluated]
     fields = [p.upload, p.task, p.text_column, p.label_column, p.max_rows]
@@ -237,7 +244,8 @@ def wire(p: EvaluatePanel, h: EvaluateHandlers, evaluated: gr.State) -> list:
     return [event, decided]
 
 
-def build_tab(registry: PairRegistry, students: SessionStudents | None, evaluated: gr.State) -> list:
+def build_tab(registry: PairRegistry, students: SessionStudents | None, evaluated: gr.State,
+              limits: ReadLimits = PAGE_LIMITS) -> list:
     """Adds the Evaluate tab to the enclosing Blocks; returns the events that end an evaluation."""
     panel = layout([t for t in LABELLED_TASKS if t in registry.config.pairs])
-    return wire(panel, EvaluateHandlers(registry, students), evaluated)
+    return wire(panel, EvaluateHandlers(registry, students, limits), evaluated)

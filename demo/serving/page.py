@@ -6,12 +6,14 @@ lays them out and wires what spans them: the scorecard and the status poll, both
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import gradio as gr
 import torch
 
 from demo.core import zerogpu
 from demo.core.formatting import md_escape
+from demo.data.files import PAGE_LIMITS, ReadLimits
 from demo.measuring.charts import size_chart
 from demo.measuring.scorecard import scorecard
 from demo.models.config import LABELLED_TASKS, TASKS
@@ -89,7 +91,7 @@ def header_markdown(registry: PairRegistry) -> str:
             + (f"\n\n{note}" if note else ""))
 
 
-def task_tabs(registry: PairRegistry, students, allow_custom_models: bool, timer, training) -> dict:
+def task_tabs(registry: PairRegistry, students, options: PageOptions, timer, training) -> dict:
     """One tab per task: task -> its panel (tasks whose config entry was refused get a tab saying why)."""
     config, panels = registry.config, {}
     busy = training.runner.training if training is not None else (lambda: False)
@@ -100,18 +102,26 @@ def task_tabs(registry: PairRegistry, students, allow_custom_models: bool, timer
                             f"{md_escape(config.task_errors[task])} Fix the file and restart the app.")
         elif task in config.pairs:
             with gr.Tab(TASKS[task], id=task):
-                panels[task] = task_tab.layout(registry, task, allow_custom_models)
+                panels[task] = task_tab.layout(registry, task, options.allow_custom_models, options.allow_admin)
             task_tab.wire(panels[task], task_tab.TaskHandlers(registry, students, task, busy), timer)
     return panels
 
 
-def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: str | None = None,
-          training: TrainingService | None = None, students: SessionStudents | None = None) -> gr.Blocks:
-    """The whole page.
+@dataclass(frozen=True)
+class PageOptions:
+    """What the operator allows and bounds on the page (app.py's flags), as one value."""
 
-    space_id: the Hugging Face Space this page runs as ($SPACE_ID), for links to its own files.
-    training: distillation jobs from the page (None: no such tab); students: each visitor's own students
-    (the training service's, when it has one)."""
+    allow_custom_models: bool = False  # visitors may load any Hub id or directory as teacher/student
+    allow_admin: bool = True  # the reload, move-to-CPU and random-weights buttons (app.py: loopback only by default)
+    space_id: str | None = None  # the Hugging Face Space this page runs as ($SPACE_ID), for links to its files
+    read_limits: ReadLimits = PAGE_LIMITS  # what a visitor's file may cost to read
+    bench_max_tokens: int = bench_tab.MAX_SWEEP_TOKENS  # tokens one Benchmark-tab sweep may run
+
+
+def build(registry: PairRegistry, options: PageOptions = PageOptions(), training: TrainingService | None = None,
+          students: SessionStudents | None = None) -> gr.Blocks:
+    """The whole page. training: distillation jobs from the page (None: no such tab); students: each
+    visitor's own students (the training service's, when it has one)."""
     config = registry.config
     students = training.students if training is not None else students
     h = PageHandlers(registry, students)
@@ -125,15 +135,15 @@ def build(registry: PairRegistry, allow_custom_models: bool = False, space_id: s
         # reads the browser's storage only once mounted (inside the tab, the page's load would see None)
         job_key = train_tab.job_key_state() if training is not None else None
         with gr.Tabs():
-            panels = task_tabs(registry, students, allow_custom_models, timer, training)
+            panels = task_tabs(registry, students, options, timer, training)
             evaluations = []
             if any(t in config.pairs for t in LABELLED_TASKS):
                 with gr.Tab("Evaluate", id="evaluate"):
-                    evaluations = evaluate_tab.build_tab(registry, students, evaluated)
+                    evaluations = evaluate_tab.build_tab(registry, students, evaluated, options.read_limits)
             with gr.Tab("Benchmark", id="benchmark"):
-                bench_tab.build_tab(registry)
+                bench_tab.build_tab(registry, options.bench_max_tokens)
             with gr.Tab("Distillation", id="distillation"):
-                distill_tab.build_tab(config.distillation, space_id)
+                distill_tab.build_tab(config.distillation, options.space_id)
             find_job_again = None
             if training is not None:
                 with gr.Tab("Distil a student", id="train"):

@@ -128,9 +128,9 @@ class TaskPanel:
     """The components of one task's tab, by name."""
 
     status: gr.Markdown
-    reload: gr.Button
-    cpu: gr.Button
-    random: gr.Button
+    reload: gr.Button | None  # the operator's buttons: None where the app does not allow them (a public address)
+    cpu: gr.Button | None
+    random: gr.Button | None
     text: gr.Textbox
     compare: gr.Button
     answers: dict
@@ -151,14 +151,19 @@ class TaskPanel:
         return [*outputs, self.verdict, self.latency, self.size, self.history]
 
 
-def layout(registry: PairRegistry, task: str, allow_custom_models: bool) -> TaskPanel:
+def layout(registry: PairRegistry, task: str, allow_custom_models: bool, allow_admin: bool = True) -> TaskPanel:
+    """allow_admin: the operator's buttons (reload, CPU, random weights); without it they, and their events,
+    do not exist, so no HTTP client can post them."""
     pair = registry.config.pairs[task]
     status = gr.Markdown(status_markdown(registry.status(task)), elem_id=f"{task}-status")
-    with gr.Row():
-        reload = gr.Button("Reload models", size="sm", elem_id=f"{task}-reload")
-        cpu = gr.Button("Run this task on CPU", size="sm", visible=registry.device.type != "cpu", elem_id=f"{task}-cpu")
-        random = gr.Button("Weights unavailable? Measure the architectures with random weights", size="sm",
-                           elem_id=f"{task}-random")
+    reload = cpu = random = None
+    if allow_admin:
+        with gr.Row():
+            reload = gr.Button("Reload models", size="sm", elem_id=f"{task}-reload")
+            cpu = gr.Button("Run this task on CPU", size="sm", visible=registry.device.type != "cpu",
+                            elem_id=f"{task}-cpu")
+            random = gr.Button("Weights unavailable? Measure the architectures with random weights", size="sm",
+                               elem_id=f"{task}-random")
     text = gr.Textbox(label="Text", lines=2, placeholder=PLACEHOLDERS[task], elem_id=f"{task}-text")
     compare = gr.Button("Compare", variant="primary", elem_id=f"{task}-run")
     gr.Examples(EXAMPLES[task], inputs=text)
@@ -196,10 +201,12 @@ def wire(panel: TaskPanel, h: TaskHandlers, timer: gr.Timer) -> None:
                     panel.text.submit(h.compare, inputs=[panel.text, panel.history], outputs=outputs,
                                       api_visibility="private")]
     status_outputs = [panel.status, timer]
-    # Administrative: a visitor's click, never an API call or an agent's tool; bounded by the Guard.
-    panel.reload.click(h.reload, outputs=status_outputs, api_visibility="private")
-    panel.random.click(h.random_weights, outputs=status_outputs, api_visibility="private")
-    panel.cpu.click(h.to_cpu, outputs=status_outputs, api_visibility="private")
+    # Administrative: the operator's click (only where the app allows it), never an API call or an agent's tool;
+    # bounded by the Guard.
+    if panel.reload is not None:
+        panel.reload.click(h.reload, outputs=status_outputs, api_visibility="private")
+        panel.random.click(h.random_weights, outputs=status_outputs, api_visibility="private")
+        panel.cpu.click(h.to_cpu, outputs=status_outputs, api_visibility="private")
     if panel.swap is not None:
         panel.swap.click(h.custom, inputs=[panel.custom["teacher"], panel.custom["student"]],
                          outputs=[*status_outputs, panel.answers["teacher"], panel.answers["student"]],

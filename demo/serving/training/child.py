@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -21,11 +20,11 @@ import time
 from pathlib import Path
 
 from demo.core import zerogpu
+from demo.core.formatting import without_paths
 
 REPO_ROOT = Path(__file__).resolve().parents[3]  # demo/serving/training/child.py -> the checkout (`-m demo`)
 STATUS_FILE = "run.json"  # in the job's folder, beside student/
 LOGGING_STEPS = 5  # a history.jsonl line every 5 steps: the live curve (the CLI's default is for long runs)
-ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/(?:[^\s'\"/,;:()\[\]{}]+/)+([^\s'\"/,;:()\[\]{}]*)")
 
 
 def _die_with_parent() -> None:  # runs in the child before exec (Linux): end when the app ends
@@ -185,5 +184,5 @@ def scrub(value, folder: Path):
         return [scrub(v, folder) for v in value]
     if isinstance(value, str):
         text = value.replace(sys.executable, "python").replace(f"{folder}{os.sep}", "").replace(str(folder), ".")
-        return ABSOLUTE_PATH.sub(lambda m: m.group(1) or ".", text)
+        return without_paths(text)
     return value

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from demo.core.errors import UserError
+from demo.data.files import PAGE_LIMITS, ReadLimits
 from demo.distill.run_status import read_status
 from demo.serving.training.child import STATUS_FILE, Spawner, scrub, start_child, stop_group
 
@@ -47,6 +48,7 @@ class TrainingLimits:
     max_minutes: float = 10.0  # wall time, then the job is stopped
     keep_minutes: float = 60.0  # a finished job's folder (its download) is deleted after this
     max_queue: int = 4  # jobs waiting behind the running one; past this a new job is refused, with the wait
+    read: ReadLimits = PAGE_LIMITS  # what an upload may cost to read (rows, columns, characters per cell)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -180,7 +180,7 @@ class TrainingService:
         texts, balance = None, ""
         if upload:  # the file's own rows and texts (9 in 10 train, 1 in 10 scores the student)
             try:
-                columns, found = read_rows(upload, self.limits.max_upload_bytes)
+                columns, found = read_rows(upload, self.limits.max_upload_bytes, limits=self.limits.read)
                 rows = min(rows, max(1, round(len(found) * 0.9)))
                 column = obvious_column(columns, TEXT_COLUMNS) or columns[0]
                 texts = [str(r.get(column) or "") for r in found[:BATCH_SIZE]] or None
@@ -199,7 +199,7 @@ class TrainingService:
         """The upload's class balance as the page says it, or why it cannot be learnt from (Start refuses it)."""
         teacher, _ = self.pair(task)
         try:
-            return uploads.class_balance(teacher, upload, self.limits.max_upload_bytes).markdown()
+            return uploads.class_balance(teacher, upload, self.limits.max_upload_bytes, self.limits.read).markdown()
         except UserError as exc:
             return f"⚠️ {exc} Start will refuse this file."
 
@@ -238,7 +238,7 @@ class TrainingService:
         job_id, folder = self.runner.new_folder()
         try:
             files = uploads.prepare(teacher, self.objective(task), upload, transfer, rows, folder,
-                                     self.limits.max_upload_bytes)
+                                     self.limits.max_upload_bytes, self.limits.read)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

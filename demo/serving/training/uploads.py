@@ -17,6 +17,8 @@ from pathlib import Path
 from demo.core.errors import UserError
 from demo.data.files import (
     LABELLED_SUFFIXES,
+    PAGE_LIMITS,
+    ReadLimits,
     file_format,
     read_labelled,
     read_texts,
@@ -106,10 +108,10 @@ class ClassBalance:
         return "\n".join([f"**Your rows**: {shares}.", *(f"⚠️ {w}" for w in self.warnings())])
 
 
-def class_balance(teacher: LoadedModel, upload: str, max_bytes: int) -> ClassBalance:
+def class_balance(teacher: LoadedModel, upload: str, max_bytes: int, limits: ReadLimits = PAGE_LIMITS) -> ClassBalance:
     """The upload's rows per teacher class; a labelled file whose labels the teacher lacks is refused in one
     sentence naming the teacher's classes (LabelMismatch)."""
-    data = read_labelled(upload, max_bytes=max_bytes)
+    data = read_labelled(upload, max_bytes=max_bytes, limits=limits)
     mapping = label_index(teacher, data.labels)
     counts = Counter(mapping[label] for label in data.labels)
     return ClassBalance({teacher.id2label[i]: counts.get(i, 0) for i in sorted(teacher.id2label)})
@@ -137,11 +139,11 @@ def split(labels: list, seed: int = 0) -> tuple[list[int], list[int]]:
     return [i for i in range(n) if i not in chosen], sorted(held)
 
 
-def prepare_classification(teacher: LoadedModel, upload: str, max_rows: int, folder: Path,
-                           max_bytes: int) -> tuple[Path, Path, list[str], int, int, int, tuple[str, ...]]:
+def prepare_classification(teacher: LoadedModel, upload: str, max_rows: int, folder: Path, max_bytes: int,
+                           limits: ReadLimits) -> tuple[Path, Path, list[str], int, int, int, tuple[str, ...]]:
     """train.csv and validation.csv with the teacher's class ids as labels; (paths, the first 256 training
     texts, rows, val rows, total, class-balance warnings)."""
-    data = read_labelled(upload, max_bytes=max_bytes)
+    data = read_labelled(upload, max_bytes=max_bytes, limits=limits)
     mapping = label_index(teacher, data.labels)  # unknown labels: one sentence naming the teacher's
     counts = Counter(mapping[label] for label in data.labels)
     warnings = tuple(ClassBalance({teacher.id2label[i]: counts.get(i, 0) for i in sorted(teacher.id2label)})
@@ -161,9 +163,10 @@ def prepare_classification(teacher: LoadedModel, upload: str, max_rows: int, fol
     return train, validation, [data.texts[i] for i in train_idx[:256]], rows, len(val_idx), len(data), warnings
 
 
-def prepare_texts(upload: str, max_rows: int, folder: Path, max_bytes: int) -> tuple[Path, int, int]:
+def prepare_texts(upload: str, max_rows: int, folder: Path, max_bytes: int,
+                  limits: ReadLimits) -> tuple[Path, int, int]:
     """texts.txt for a fill-mask job (the CLI holds a slice out itself)."""
-    data = read_texts(upload, max_bytes=max_bytes)
+    data = read_texts(upload, max_bytes=max_bytes, limits=limits)
     texts = [" ".join(t.split()) for t in data.texts]
     if len(texts) < MIN_ROWS:
         raise JobDataError(f"the file has {len(texts)} texts; give at least {MIN_ROWS}.")
@@ -177,7 +180,7 @@ def prepare_texts(upload: str, max_rows: int, folder: Path, max_bytes: int) -> t
 
 
 def prepare(teacher: LoadedModel, objective: str, upload: str | None, transfer: str | None, max_rows: int,
-            folder: Path, max_bytes: int) -> JobFiles:
+            folder: Path, max_bytes: int, limits: ReadLimits = PAGE_LIMITS) -> JobFiles:
     """The job's input files in folder; a JobDataError (or DataError) for anything it could not learn from."""
     if not upload:
         raise JobDataError("upload a file to distil from first.")
@@ -187,14 +190,14 @@ def prepare(teacher: LoadedModel, objective: str, upload: str | None, transfer: 
                                f"up to {max_bytes / 1e6:.0f} MB for training (its operator sets the cap).")
     _check_suffix(upload, objective)
     if objective == "mlm":
-        train, rows, total = prepare_texts(upload, max_rows, folder, max_bytes)
+        train, rows, total = prepare_texts(upload, max_rows, folder, max_bytes, limits)
         validation, val_rows, sample, warnings = None, 0, [], ()
     else:
         train, validation, sample, rows, val_rows, total, warnings = prepare_classification(
-            teacher, upload, max_rows, folder, max_bytes)
+            teacher, upload, max_rows, folder, max_bytes, limits)
     transfer_path, transfer_rows = None, 0
     if transfer:
-        texts = read_texts(transfer, max_bytes=max_bytes)
+        texts = read_texts(transfer, max_bytes=max_bytes, limits=limits)
         transfer_path, kept = folder / "transfer.txt", [" ".join(t.split()) for t in texts.texts[:max_rows * 5]]
         transfer_rows = len(kept)
         try:
