@@ -80,7 +80,7 @@ def test_onnx_variants_agree_with_the_student(tiny_config, task, tmp_path, monke
             assert a.score == pytest.approx(b.score, abs=1e-4 if not int8 else 5e-2)
 
 
-@pytest.mark.parametrize("task", ["classify", "fill_mask"])
+@pytest.mark.parametrize("task", ["classify", pytest.param("fill_mask", marks=pytest.mark.slow)])  # ~4 s each
 def test_the_openvino_int8_student_answers_like_the_student_and_is_timed_by_the_benchmark(tiny_config, task, tmp_path,
                                                                                           monkeypatch):
     pytest.importorskip("openvino")

@@ -139,6 +139,7 @@ def test_text_is_cleaned_of_bidi_overrides_and_masks_are_counted_whole(app):
         call(client, "[MASK] " * 10_000, api_name="/fill_mask")
 
 
+@pytest.mark.slow  # twenty evaluations, each writing a ~5 MB report: ~17 s
 def test_twenty_evaluations_keep_the_apps_files_under_the_budget(app, tmp_path):
     """--scratch-max-mb 50: reports and gradio's copies of them (and of the uploads) together stay bounded."""
     client = app.client()

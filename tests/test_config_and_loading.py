@@ -51,6 +51,7 @@ def test_bad_config_is_rejected_with_a_fix(raw, message):
         parse_config(raw)
 
 
+@pytest.mark.slow  # app processes, ~9 s; the config's checks themselves are tested in-process above
 def test_bad_config_file_stops_the_app_with_one_line(tmp_path):
     bad = tmp_path / "pairs.yaml"
     bad.write_text("device: gpu\ntasks: {classify: {teacher: a, student: b}}\n")

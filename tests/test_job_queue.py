@@ -32,6 +32,12 @@ def rows_file(tmp_path_factory):
     return write_sentiment_tsv(tmp_path_factory.mktemp("queue") / "reviews.tsv", 300, 7)
 
 
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory):
+    """60 rows: 54 train (with the recipe's 20 variants each, about a thousand texts), 6 held out."""
+    return write_sentiment_tsv(tmp_path_factory.mktemp("small") / "reviews.tsv", 60, 8)
+
+
 def start(client, path, epochs=20, minutes=3):
     return call(client, "sentiment", handle_file(str(path)), None, 1, 270, epochs, False, False, minutes,
                 api_name="/distill_start")
@@ -49,13 +55,13 @@ def wait(client, key, states=("done", "failed", "cancelled"), timeout=150) -> di
     return now
 
 
-def test_a_second_job_waits_its_turn_then_runs_and_both_finish(app, rows_file):
+def test_a_second_job_waits_its_turn_then_runs_and_both_finish(app, rows_file, small_file):
     """Two API sessions at once: the second is queued with its place and expected start, then runs; the
     first is the old 7-argument call (the recipe box and the budget take their defaults)."""
     a, b = app.client(), app.client()
     call_when_ready(a, "warm", "/sentiment")
-    first = call(a, "sentiment", handle_file(str(rows_file)), None, 1, 270, 1, False, api_name="/distill_start")
-    second = start(b, rows_file, epochs=1, minutes=1)
+    first = call(a, "sentiment", handle_file(str(small_file)), None, 1, 270, 1, False, api_name="/distill_start")
+    second = start(b, small_file, epochs=1, minutes=1)
     waiting = status(b, second)
     assert waiting["state"] == "queued" and waiting["position"] == 1 and waiting["remaining_s"] > 0, waiting
     assert waiting["phase"] == "queued" and waiting["plan"].startswith("About")
@@ -151,12 +157,12 @@ def test_the_job_api_is_listed_with_its_defaults_and_is_no_mcp_tool(app):
     assert params["with_augment"]["parameter_default"] is True and params["budget_minutes"]["parameter_default"] == 3
 
 
-def test_the_documented_api_script_runs_as_written(app, rows_file, tmp_path):
+def test_the_documented_api_script_runs_as_written(app, small_file, tmp_path):
     """docs/serving.md's gradio_client script, unchanged but for the app's address, in a folder holding
     the reviews.tsv it names."""
     text = (ROOT / "docs" / "serving.md").read_text(encoding="utf-8")
     script = next(b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "/distill_start" in b)
-    (tmp_path / "reviews.tsv").write_bytes(rows_file.read_bytes())
+    (tmp_path / "reviews.tsv").write_bytes(small_file.read_bytes())
     (tmp_path / "script.py").write_text(script.replace("http://127.0.0.1:7860/", app.url), encoding="utf-8")
     ran = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert ran.returncode == 0, ran.stderr[-2000:]

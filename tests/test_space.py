@@ -75,6 +75,7 @@ def test_the_spaces_python_can_install_every_requirement():
     assert python.release[:2] == (3, 12)  # ZeroGPU's (3.12.12; its other, 3.10.13, cannot install transformers 5)
 
 
+@pytest.mark.slow  # asks the package index about each requirement: network-bound, ~6 s
 def test_every_requirement_has_a_wheel_for_the_spaces_python():
     """The tests run on this machine's Python; the Space runs README's python_version. Each requirement
     must have a wheel for it on the package index, in a version its line accepts (pip index versions

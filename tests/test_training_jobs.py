@@ -172,6 +172,7 @@ def _write(path, text):
     return path
 
 
+@pytest.mark.slow  # an app process per signal, ~10 s each
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
 def test_the_training_process_ends_with_the_app(tiny_config, rows_file, tmp_path, how):
     """Stopped (SIGTERM) or killed outright (SIGKILL: no handler runs), the app takes its job with it."""

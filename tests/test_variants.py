@@ -21,6 +21,7 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+@pytest.mark.slow  # exports and compiles every int8 variant, ~11 s; the benchmark's int8 tests run by default
 def test_every_variant_of_the_table_is_measured_against_its_own_source(tiny_config, tmp_path, cache):
     data = write_sentiment_tsv(tmp_path / "eval.tsv", 40, 2)
     names = ["teacher", "student", "teacher-onnx-int8", "teacher-int8", "student-int8"]

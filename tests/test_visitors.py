@@ -143,7 +143,7 @@ def test_a_script_posting_private_events_cannot_keep_a_task_loading(app):
     answered = 0
     try:
         time.sleep(1)
-        for _ in range(30):
+        for _ in range(15):  # visitors' requests for ~3 s of the spam (the cooldown is 30 s)
             try:
                 call(client, "good film", api_name="/sentiment")
                 answered += 1
@@ -154,7 +154,7 @@ def test_a_script_posting_private_events_cannot_keep_a_task_loading(app):
         stop.set()
         spammer.join()
         app.registry.reload = original
-    assert len(reloads) <= 1 and answered >= 27, (len(reloads), answered)
+    assert len(reloads) <= 1 and answered >= 13, (len(reloads), answered)
     app.wait_until_loaded()
 
 
