@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,7 +127,9 @@ def test_a_card_from_a_hub_dataset_indexes_only_its_evaluation_metrics(distilled
     out, _ = distilled
     metrics = json.loads((out / "metrics.json").read_text())
     context = {"model_name": "tiny", "repo_id": "me/tiny", "teacher": "google-bert/bert-base-uncased",
-               "teacher_url": "#", "hub_dataset": "nyu-mll/glue", "hub_dataset_config": "sst2",
+               "teacher_path": "google-bert/bert-base-uncased", "student_arch": "distilbert",
+               "teacher_url": "https://huggingface.co/google-bert/bert-base-uncased",
+               "hub_dataset": "nyu-mll/glue", "hub_dataset_config": "sst2",
                "dataset_name": "nyu-mll/glue", "ci": {}, "args": metrics["args"], "baselines": None,
                "frameworks": {}, "evaluations": [], "layers": metrics["layers"], "label_names": ["a", "b"]}
     render_card(metrics, context).save(tmp_path / "README.md")
@@ -181,10 +184,10 @@ class FakeHub:
     def create_repo(self, **kwargs):
         self.calls.append(("create_repo", kwargs))
 
-    def upload_folder(self, **kwargs):
+    def create_commit(self, **kwargs):
         if self.fail:
             raise ConnectionError("network unreachable")
-        self.calls.append(("upload_folder", kwargs))
+        self.calls.append(("create_commit", kwargs))
 
 
 def test_publish_creates_the_repo_and_uploads_in_one_commit(distilled):
@@ -194,8 +197,12 @@ def test_publish_creates_the_repo_and_uploads_in_one_commit(distilled):
     assert hub.calls[0] == ("create_repo", {"repo_id": "me/tiny-distilled", "repo_type": "model", "private": True,
                                             "exist_ok": True})
     name, kwargs = hub.calls[1]
-    assert name == "upload_folder" and kwargs["folder_path"] == str(out) and kwargs["repo_id"] == "me/tiny-distilled"
-    assert len(hub.calls) == 2 and any(remote.endswith("README.md") for _, remote in plan)
+    assert name == "create_commit" and kwargs["repo_id"] == "me/tiny-distilled"
+    sent = {op.path_in_repo for op in kwargs["operations"]}  # exactly the plan, in one commit
+    assert sent == {remote.split("/", 2)[-1] for _, remote in plan} and "README.md" in sent
+    metrics = next(op for op in kwargs["operations"] if op.path_in_repo == "metrics.json")
+    assert str(out.parent) not in Path(metrics.path_or_fileobj).read_text()  # no path of this machine
+    assert len(hub.calls) == 2
 
 
 def test_failed_upload_keeps_the_output_and_says_how_to_retry(distilled):

@@ -7,8 +7,16 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from demo.core.formatting import without_paths
 from demo.distill.data import data_description
 from demo.measuring.stats import Estimate
+from demo.models.tasks import EXAMPLE_TEXT
+
+EMOTIONS = {"sadness", "joy", "love", "anger", "fear", "surprise"}
+GENERIC_EXAMPLE = "This is an example sentence for the model to classify."
+# The Hub's relations are adapter, merge, quantized and finetune; a student whose layers are copied from its
+# teacher and trained on is listed among the teacher's fine-tunes (there is no "distilled" relation).
+BASE_MODEL_RELATION = "finetune"
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_card" / "template.md"
 MLM_TEMPLATE = TEMPLATE.with_name("template_mlm.md")
@@ -30,9 +38,53 @@ def eval_results(metrics: dict, hub_dataset: str | None, config: str | None = No
                        metric_config="macro", **common)]
 
 
-def hub_url(model: str) -> str:
-    """A model's page on the Hub; "#" for a local directory."""
-    return "#" if Path(model).exists() else f"https://huggingface.co/{model}"
+def hub_url(model: str) -> str | None:
+    """A model's page on the Hub; None for a local directory (the card names it without a link)."""
+    hub = hub_id(model)
+    return f"https://huggingface.co/{hub}" if hub else None
+
+
+def teacher_name(model: str) -> str:
+    """How the card names the teacher: its Hub id, else its folder's name (never a path of this machine)."""
+    return hub_id(model) or Path(model).name or model
+
+
+def example_sentence(label_names: list[str], given: str | None = None) -> str:
+    """The card's usage example: the publisher's sentence, else a neutral one of the task (never a row of
+    anyone's data: the card is published)."""
+    if given and given.strip():
+        return " ".join(given.split())[:200].replace('"', "'")
+    names = {n.lower() for n in label_names}
+    if names and names <= {"negative", "positive", "neutral"}:
+        return EXAMPLE_TEXT["sentiment"]
+    if names & EMOTIONS:
+        return EXAMPLE_TEXT["classify"]
+    return GENERIC_EXAMPLE
+
+
+def class_names(label_names: list[str], teacher_labels: dict[int, str] | None) -> list[str]:
+    """The classes as the teacher names them where the data named them by number (a file labelled 0/1)."""
+    generic = not teacher_labels or all(str(v).upper().startswith("LABEL_") for v in teacher_labels.values())
+    if not generic and all(str(n).strip().isdigit() and int(n) in teacher_labels for n in label_names):
+        return [teacher_labels[int(n)] for n in label_names]
+    return list(label_names)
+
+
+def teacher_facts(model: str) -> dict[str, object]:
+    """license and language from the teacher's own card (its folder's README.md, or the Hub's copy in the
+    local cache); {} when it has none: the student's card then leaves them to the publisher and says so."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.repocard import metadata_load
+
+    path = Path(model) / "README.md"
+    if not path.is_file() and hub_id(model) and not Path(model).exists():
+        cached = try_to_load_from_cache(model, "README.md")
+        path = Path(cached) if isinstance(cached, str) else path
+    try:
+        meta = metadata_load(path) if path.is_file() else None
+    except Exception:  # noqa: BLE001 - a card whose header does not parse gives no facts
+        meta = None
+    return {k: meta[k] for k in ("license", "language") if meta and meta.get(k)}
 
 
 def hub_id(model: str) -> str | None:
@@ -93,12 +145,26 @@ def lead_text(paired: dict | None) -> str:
     return f"{diff.value * 100:+.1f} points [{diff.low * 100:+.1f}, {diff.high * 100:+.1f}], {p}"
 
 
+def card_metadata(teacher: str, arch: str, pipeline_tag: str, **extra) -> ModelCardData:
+    """The metadata every card of this project carries: facts read from the teacher, tags true to the
+    student's architecture, base_model (and its relation) only for a teacher on the Hub."""
+    facts, base = teacher_facts(teacher), hub_id(teacher)
+    return ModelCardData(
+        language=facts.get("language"), license=facts.get("license"), library_name="transformers",
+        pipeline_tag=pipeline_tag, tags=["distillation", "knowledge-distillation", arch, pipeline_tag],
+        base_model=base, base_model_relation=BASE_MODEL_RELATION if base else None, **extra)
+
+
+def unknown_facts(teacher: str) -> list[str]:
+    """What the card leaves to its publisher because the teacher's card does not say it."""
+    facts = teacher_facts(teacher)
+    return [k for k in ("license", "language") if k not in facts]
+
+
 def render_card(metrics: dict, context: dict, template: Path = TEMPLATE) -> ModelCard:
     """metrics: the run's metrics.json; context: what the template needs beyond the figures."""
-    card_data = ModelCardData(
-        language="en", license="apache-2.0", library_name="transformers", pipeline_tag="text-classification",
-        tags=["distillation", "distilbert", "knowledge-distillation", "text-classification"],
-        base_model=hub_id(context["teacher"]),
+    card_data = card_metadata(
+        context["teacher_path"], context["student_arch"], "text-classification",
         datasets=[context["hub_dataset"]] if context.get("hub_dataset") else None,  # local files: said in the text
         metrics=["accuracy", "f1"], model_name=context["model_name"],
         eval_results=eval_results(metrics, context.get("hub_dataset"), context.get("hub_dataset_config")) or None,
@@ -134,23 +200,26 @@ def loss_description(metrics: dict) -> str:
 
 
 def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[int], n_teacher_layers: int,
-               best_epoch: int) -> None:
+               best_epoch: int, teacher_labels: dict[int, str] | None = None) -> None:
+    """No row of the data and no path of this machine in it: the card is what the Hub shows."""
     dataset_name = data_args.dataset or Path(data_args.first_train_file).parent.name or "local files"
     repo_id = dargs.publish.push_to_hub or f"{out.name}"
+    classes = class_names(data.label_names, teacher_labels)
+    teacher = dargs.student.teacher
     context = {
-        "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": dargs.student.teacher,
-        "teacher_url": hub_url(dargs.student.teacher),
-        "task_description": f"text classification ({', '.join(data.label_names)})",
+        "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": teacher_name(teacher),
+        "teacher_path": teacher, "teacher_url": hub_url(teacher), "unknown_facts": unknown_facts(teacher),
+        "task_description": f"text classification ({', '.join(classes)})",
         "student_layer_count": len(layers), "teacher_layer_count": n_teacher_layers, "layers": layers,
         "student_arch": dargs.student.student_arch,
         "student_arch_name": "DistilBERT" if dargs.student.student_arch == "distilbert" else "BERT",
         "loss_description": loss_description(metrics), "args": metrics["args"],
         "best_epoch": best_epoch, "data_description": data_description(data_args, data),
-        "example_text": data.validation.texts[0][:120].replace('"', "'"), "label_names": data.label_names,
-        "max_seq_length": data_args.max_seq_length, "command": metrics["command"],
+        "example_text": example_sentence(classes, dargs.publish.card_example), "label_names": classes,
+        "max_seq_length": data_args.max_seq_length, "command": without_paths(metrics["command"]),
         "baselines": [{**b, "ci": interval_texts(b.get("intervals", {})), "lead": lead_text(b.get("paired"))}
                       for b in metrics.get("baselines") or []] or None,
-        "ci": interval_texts(metrics.get("intervals", {})), "dataset_name": dataset_name,
+        "ci": interval_texts(metrics.get("intervals", {})), "dataset_name": without_paths(dataset_name),
         "hub_dataset": data_args.dataset, "hub_dataset_config": data_args.dataset_config,
         "frameworks": framework_versions(), "evaluations": evaluations(out),
     }
@@ -161,21 +230,19 @@ def write_mlm_card(out: Path, metrics: dict, dargs, corpus, layers: list[int], n
                    data_description: str) -> None:
     """The general-distilled student's card: fill-mask figures against the teacher and baselines."""
     repo_id = dargs.publish.push_to_hub or out.name
-    example = next((t for t in corpus.validation if len(t.split()) > 3), corpus.validation[0]).split()[:20]
-    example[len(example) // 2] = "[MASK]"
-    card_data = ModelCardData(
-        language="en", license="apache-2.0", library_name="transformers", pipeline_tag="fill-mask",
-        tags=["distillation", "distilbert", "knowledge-distillation", "fill-mask"],
-        base_model=hub_id(dargs.student.teacher),
-        model_name=repo_id.split("/")[-1])  # local text only: no model-index (see eval_results); figures in the body
+    teacher = dargs.student.teacher
+    given = dargs.publish.card_example
+    example = " ".join(given.split())[:200] if given and "[MASK]" in given else EXAMPLE_TEXT["fill_mask"]
+    card_data = card_metadata(teacher, dargs.student.student_arch, "fill-mask",
+                              model_name=repo_id.split("/")[-1])  # no model-index (see eval_results)
     context = {
-        "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": dargs.student.teacher,
-        "teacher_url": hub_url(dargs.student.teacher),
+        "model_name": repo_id.split("/")[-1], "repo_id": repo_id, "teacher": teacher_name(teacher),
+        "teacher_url": hub_url(teacher), "unknown_facts": unknown_facts(teacher),
         "student_layer_count": len(layers), "teacher_layer_count": n_teacher_layers, "layers": layers,
         "student_arch_name": "DistilBERT" if dargs.student.student_arch == "distilbert" else "BERT",
         "loss_description": loss_description(metrics), "args": metrics["args"],
-        "data_description": data_description, "example_text": " ".join(example).replace('"', "'"),
-        "max_seq_length": metrics["args"]["max_seq_length"], "command": metrics["command"],
+        "data_description": without_paths(data_description), "example_text": example.replace('"', "'"),
+        "max_seq_length": metrics["args"]["max_seq_length"], "command": without_paths(metrics["command"]),
         "baselines": [{**b, "ci": interval_texts(b["masked_lm"].get("intervals", {}))}
                       for b in metrics.get("baselines") or []] or None,
         "r": metrics["masked_lm"], "ci": interval_texts(metrics["masked_lm"].get("intervals", {})),

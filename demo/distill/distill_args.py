@@ -212,6 +212,8 @@ class PublishArguments:
     dry_run: bool = reporting(False, "with --push-to-hub: list the upload, send nothing")
     export_onnx: bool = reporting(False, "also write the student as ONNX, fp32 and dynamic int8, under onnx/ in "
                                          "the output (published with it)")
+    card_example: str | None = reporting(None, "the sentence of the card's usage example (default: a neutral "
+                                               "sentence of the task; never a row of the data)")
 
 
 GROUPS = (StudentArguments, LossArguments, TransferArguments, AugmentArguments, TestSetArguments, PublishArguments)

@@ -164,7 +164,7 @@ class ClassifierDistill(DistillStep):
         from demo.distill.card import write_card
 
         write_card(out, metrics, self.dargs, self.data_args, self.inputs.data, self.layers,
-                   self.teacher.model.config.num_hidden_layers, metrics["best_epoch"])
+                   self.teacher.model.config.num_hidden_layers, metrics["best_epoch"], self.teacher.id2label)
 
     def summary(self, out: Path, metrics: dict) -> str:
         r = self.report

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from demo.core.formatting import code, human_count, md_escape
+from demo.core.formatting import code, human_count, md_escape, without_paths
 from demo.models.config import DistillationLink
 
 # The training script's files, in the order a reader would open them.
@@ -90,7 +90,7 @@ class Evidence:
         weights = ", ".join(f"{k} {v}" for k, v in (m.get("loss_weights") or {}).items() if v)
         minutes = m.get("train_seconds", 0) / 60
         lines = ["### The recipe that produced this student",
-                 f"```\n{m.get('command', '(command not recorded)')}\n```",
+                 f"```\n{without_paths(m.get('command', '(command not recorded)'))}\n```",  # a visitor reads it
                  f"- **Data**: {data} rows ({', '.join(code(short_path(f)) for f in files if f)})",
                  f"- **Student**: teacher layers {m.get('layers')} in the {m.get('student_arch')} shape, "
                  f"{human_count(m.get('student_params', 0))} parameters "
@@ -98,7 +98,7 @@ class Evidence:
                  f"- **Loss weights**: {weights}",
                  f"- **Training**: {m.get('total_steps', 0):,} optimiser steps in {minutes:.1f} min on "
                  f"{m.get('num_processes', 1)} process(es), best epoch {m.get('best_epoch')}",
-                 f"- **Read from**: {code(self.source)}"]
+                 f"- **Read from**: {code(without_paths(str(self.source)))}"]
         return "\n".join(lines)
 
 
