@@ -32,6 +32,7 @@ def test_the_space_header_parses_and_preloads_exactly_the_configured_models():
     assert meta["app_file"] == "app.py" and (ROOT / meta["app_file"]).is_file()
     assert 0 < len(meta["short_description"]) <= 60  # the Hub's limit
     assert meta["suggested_hardware"] in HARDWARE
+    assert meta["hf_oauth"] is True and set(meta["hf_oauth_scopes"]) == {"write-repos", "manage-repos"}  # to publish
     assert meta["tags"] and all(t == t.lower() and " " not in t for t in meta["tags"])
     assert all(d.count("/") == 1 for d in meta["datasets"])  # Hub dataset ids, never local folder names
 

@@ -76,6 +76,11 @@ def publish(output_dir: str | Path, repo_id: str, private: bool = False, dry_run
                           commit_message="Upload distilled student, model card and training code")
     except Exception as exc:  # noqa: BLE001 - any failure: keep the output, say how to retry
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise PublishError(f"the token cannot write to {repo_id} (the Hub answered {status}): sign in again "
+                               "allowing this app to write repositories, or use a token with write access. Nothing "
+                               "was published.") from None
         raise PublishError(f"upload to {repo_id} failed ({reason}). The output in {output_dir} is intact; "
                            f"retry with: {retry}") from None
     print(f"published {len(plan)} files to https://huggingface.co/{repo_id}")

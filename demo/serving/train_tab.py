@@ -9,6 +9,7 @@ JSON state, /distill_cancel stops it or takes it out of the queue, /distill_adop
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +28,12 @@ from demo.serving.training.service import BUDGET_MINUTES, MAX_EPOCHS, TrainingSe
 from demo.serving.training.uploads import MIN_ROWS
 
 POLL_SECONDS = 1.0
+
+
+def oauth_available() -> bool:
+    """Sign in with Hugging Face: on a Space whose header has `hf_oauth: true`, where the Hub sets
+    OAUTH_CLIENT_ID (gradio's login button needs it; elsewhere it would mock a login from this machine's token)."""
+    return bool(os.environ.get("OAUTH_CLIENT_ID") and os.environ.get("SPACE_ID"))
 JOB_STORAGE_KEY = "distil-a-student-job"  # the browser's localStorage entry holding this visitor's job key
 CLI_COMMAND = ("python -m demo.distill distill --teacher TEACHER --student-layers 3 --train-file TRAIN.csv "
                "--validation-file VAL.csv --epochs 2 --output-dir STUDENT --baselines")
@@ -188,9 +195,11 @@ def layout(service: TrainingService, job: gr.BrowserState) -> TrainPanel:
         with gr.Accordion("The student's model card", open=False):
             card = gr.Markdown(elem_id="train-card")
         with gr.Accordion("Publish to the Hub", open=False):
+            if oauth_available():  # a Space with hf_oauth: the visitor signs in; no token is ever pasted
+                gr.LoginButton(elem_id="train-login")
             repo = gr.Textbox(label="Repo id (you/name)", elem_id="train-repo")
             token = gr.Textbox(label="Hub token with write access (used once, never stored or shown)",
-                               type="password", elem_id="train-token")
+                               type="password", elem_id="train-token", visible=not oauth_available())
             dry_run = gr.Checkbox(True, label="Dry run: list the upload, send nothing", elem_id="train-dry-run")
             publish = gr.Button("Publish", size="sm", elem_id="train-publish")
             published = gr.Markdown(elem_id="train-published")
@@ -303,8 +312,17 @@ class TrainHandlers:
             raise UserError("this browser has no finished job whose student it could take.")
         return self.service.adopt(key, session_of(request)), gr.Timer(active=True)
 
-    def publish(self, key, repo_id, hub_token, is_dry_run):
-        return f"```\n{self.service.publish(key, repo_id, hub_token, bool(is_dry_run))}\n```"
+    def publish(self, key, repo_id, hub_token, is_dry_run, oauth_token: gr.OAuthToken | None = None,
+                oauth_profile: gr.OAuthProfile | None = None):
+        """On a Space with sign-in, the token is the visitor's sign-in's (gradio hands it to this call only) and
+        the repo must be under their name; elsewhere the pasted one. Neither is logged, stored or shown."""
+        if oauth_available():
+            token = oauth_token.token if oauth_token is not None else None
+            username = oauth_profile.username if oauth_profile is not None else None
+            said = self.service.publish(key, repo_id, token, bool(is_dry_run), username=username, signed_in=True)
+        else:
+            said = self.service.publish(key, repo_id, hub_token, bool(is_dry_run))
+        return f"```\n{said}\n```"
 
 
 def reattach_outputs(p: TrainPanel) -> list:

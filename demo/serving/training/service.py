@@ -307,18 +307,23 @@ class TrainingService:
                 zipped.write(local, remote)
         return str(archive)
 
-    def publish(self, key: str, repo_id: str, token: str | None, dry_run: bool) -> str:
-        """The CLI's push path (demo.distill.hub.publish) with the visitor's token; its output, never the token."""
+    def publish(self, key: str, repo_id: str, token: str | None, dry_run: bool, username: str | None = None,
+                signed_in: bool = False) -> str:
+        """The CLI's push path (demo.distill.hub.publish) with the visitor's token (on a Space: their sign-in's,
+        and then only under their own name); its output, never the token."""
         from demo.distill.hub import publish
 
         job = self.runner.owned(key, "publish")
         if job.state != "done":
             raise JobError("the job has not finished; publish its student once it is done.")
-        if not repo_id or repo_id.count("/") != 1:
+        repo_id = (repo_id or "").strip()
+        if repo_id.count("/") != 1 or not all(repo_id.split("/")):
             raise JobError("give the Hub repo as you/name.")
         if not dry_run and not (token or "").strip():
-            raise JobError("give a Hub token with write access (or tick dry run to list the upload).")
-        repo_id = repo_id.strip()
+            raise JobError("sign in with Hugging Face first (the button above), or tick dry run to list the upload."
+                           if signed_in else "give a Hub token with write access (or tick dry run to list the upload).")
+        if username and repo_id.split("/")[0] != username:
+            raise JobError(f"{repo_id} is not under your name: publish as {username}/{repo_id.split('/')[1]}.")
         plan = publish(job.output, repo_id, dry_run=dry_run, token=(token or "").strip() or None)
         files = "\n".join(f"  {remote}" for _, remote in plan)
         return (f"{'dry run: would upload' if dry_run else 'published'} {len(plan)} files to "
