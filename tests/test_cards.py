@@ -74,7 +74,7 @@ def test_a_card_from_a_hub_teacher_names_it_as_its_base_model_and_relation():
 class StandInHub:
     """huggingface_hub.HfApi as publish() meets it, recording the token it was given; no network."""
 
-    calls: list = []
+    calls: tuple = ()  # set per test (monkeypatch): what was sent, with which token
     answer: int | None = None  # an HTTP status to fail the commit with
 
     def __init__(self, token=None):
@@ -119,7 +119,7 @@ def test_publishing_on_a_space_takes_the_visitors_sign_in_under_their_own_name(r
     with pytest.raises(gr.Error, match="bob/tiny is not under your name: publish as alice/tiny"):
         handlers.publish(job.key, "bob/tiny", "", False, token, alice)
     monkeypatch.setattr(StandInHub, "answer", 403)
-    with pytest.raises(gr.Error, match="the token cannot write to alice/tiny .*Nothing was published"):
+    with pytest.raises(gr.Error, match=r"the token cannot write to alice/tiny .*Nothing was published"):
         handlers.publish(job.key, "alice/tiny", "", False, token, alice)
     assert StandInHub.calls == [("create_repo", secret, "alice/tiny")]  # refused before anything was sent
     monkeypatch.setattr(StandInHub, "answer", None)
