@@ -128,3 +128,25 @@ def test_publishing_on_a_space_takes_the_visitors_sign_in_under_their_own_name(r
     assert secret not in said and secret not in capsys.readouterr().out
     with pytest.raises(gr.Error, match="only the browser or script that started job"):
         handlers.publish(job.id, "alice/tiny", "", False, token, alice)  # the id alone is not the key
+
+
+def test_the_report_and_the_card_say_how_many_scored_rows_the_models_trained_on(run, tmp_path):
+    """Scored on the student's own training file: every row is one it trained on, and so is every row for
+    the teacher (fine-tuned on the same texts, labelled by name): the report says so; the card says it for
+    its validation rows."""
+    import json
+
+    from demo.evaluate import main as evaluate_main
+
+    config = tmp_path / "pair.yaml"
+    config.write_text(f"device: cpu\ntasks:\n  sentiment:\n    teacher: {{model: {run.teacher}}}\n"
+                      f"    student: {{model: {run.out}}}\n")
+    assert evaluate_main(["--config", str(config), "--task", "sentiment", "--file", str(run.tmp_path / "train01.tsv"),
+                          "--out", str(tmp_path / "report")]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    rows = report["n_examples"]
+    assert report["overlap"]["overlapping"] == {"teacher": rows, "student": rows}
+    assert f"{rows:,} of the {rows:,} scored rows are in the student's own training data" in (
+        tmp_path / "report" / "report.md").read_text()
+    card = (run.out / "README.md").read_text()
+    assert "**Rows these models trained on**" in card and "scored rows" in card

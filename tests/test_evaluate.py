@@ -138,7 +138,7 @@ def test_tab_gives_the_cli_figures_and_lists_exactly_the_disagreements(client, t
     confidences = [row[4] for row in explorer["data"]]
     assert confidences == sorted(confidences, reverse=True)  # teacher's most confident first
     assert sorted(Path(p).name for p in downloads) == ["predictions.csv", "report.html", "report.json", "report.md"]
-    assert "disagreements" in summary and cleared is None  # the upload is deleted after use
+    assert "disagreements" in summary and cleared == {"__type__": "update"}  # the file stays for the next question
     for key in ("teacher_accuracy", "retention", "speedup"):  # the same intervals as the CLI's (batch timings aside)
         assert figures["intervals"][key]["n"] == cli["intervals"][key]["n"]
     assert figures["intervals"]["retention"]["low"] == pytest.approx(cli["intervals"]["retention"]["low"])

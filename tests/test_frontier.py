@@ -50,6 +50,14 @@ def test_every_variant_has_its_accuracy_interval_cost_and_difference_to_the_teac
     assert frontier["recommended"] in points and frontier["recommendation"].startswith("Ship")
     page = (out / "frontier.html").read_text()
     assert "plotly" in page and frontier["recommendation"].split(":")[0] in page and "not measured" in page
+    # every variant not picked says why, measured or not; one speed measure heads the page and draws the chart
+    reasons = frontier["reasons"]
+    assert set(reasons) == (set(points) | set(frontier["not_measured"])) - {frontier["recommended"]}
+    assert all(reason for reason in reasons.values()) and "Why not the others" in page
+    speed = frontier["speed_measure"]
+    axis = '"xaxis":{"title":{"text":"' + speed.replace("/", "\\u002f") + '"}'  # plotly's JSON escapes "/"
+    assert speed in frontier["recommendation"] and axis in page
+    assert all(speed in r or "margin" in r or r.startswith("not measured") for r in reasons.values())
 
 
 @pytest.mark.parametrize("margin", ["-1", "101"])

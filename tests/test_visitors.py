@@ -194,7 +194,13 @@ def test_the_disk_stays_bounded(tiny_config, tmp_path):
             call(client, handle_file(str(path)), "sentiment", "sentence", "label", 0, api_name="/evaluate")
         kept = [p for p in scratch._DIRS if os.path.basename(p).startswith("evaluation-")]
         assert len(kept) == 1  # the newest; the first went past the budget
-        assert not uploaded("eval1.tsv") and not uploaded("eval2.tsv")  # read, then deleted
+        kept = uploaded("eval2.tsv")  # the visitor's file stays for their next question (decision, frontier) ...
+        assert kept
+        old = time.time() - scratch.UPLOAD_KEEP_SECONDS - 5
+        for p in (kept[0], kept[0].parent):
+            os.utime(p, (old, old))
+        scratch.enforce_budget()
+        assert not uploaded("eval2.tsv")  # ... and goes 10 minutes after its last use
     finally:
         scratch.set_budget(scratch.DEFAULT_BUDGET_BYTES)
         server.stop()

@@ -9,6 +9,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from demo.core.formatting import without_paths
 from demo.distill.data import data_description
+from demo.measuring.overlap import Overlap
 from demo.measuring.stats import Estimate
 from demo.models.tasks import EXAMPLE_TEXT
 
@@ -222,6 +223,7 @@ def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[in
         "ci": interval_texts(metrics.get("intervals", {})), "dataset_name": without_paths(dataset_name),
         "hub_dataset": data_args.dataset, "hub_dataset_config": data_args.dataset_config,
         "frameworks": framework_versions(), "evaluations": evaluations(out),
+        "overlap_sentences": Overlap(**metrics["overlap"]).sentences() if metrics.get("overlap") else [],
     }
     render_card(metrics, context).save(out / "README.md")
 

@@ -28,6 +28,7 @@ from demo.distill.trainset import (
 from demo.measuring import stats
 from demo.measuring.bought import bought_sentence
 from demo.measuring.evaluation import evaluate_pair
+from demo.measuring.overlap import overlap, trained_on
 from demo.models.config import ModelSpec
 from demo.models.loading import LoadedModel, load_model
 
@@ -122,7 +123,11 @@ class ClassifierDistill(DistillStep):
                    "transfer_files": inputs.transfer_sources,
                    "augmentation": {**asdict(inputs.augment), "reason": inputs.plan.reason},
                    "soft_targets": [asdict(i) for i in self.target_infos],
-                   "eval_sets": self.eval_set_figures(student)}
+                   "eval_sets": self.eval_set_figures(student),
+                   # contamination: validation rows the student or its teacher trained on (hashes, never the rows)
+                   "overlap": overlap(data.validation.texts,
+                                      {"student": list(data.train.texts),
+                                       "teacher": trained_on(self.dargs.student.teacher)}).to_dict()}
         if self.dargs.tests.baselines:
             metrics["baselines"] = [self.baseline_figures(name, model, seen) for name, model, seen in self.baselines]
             metrics["bought"] = bought_sentence(metrics)  # the one sentence the card and the app lead with

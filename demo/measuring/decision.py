@@ -128,10 +128,11 @@ def decision_html(report: EvalReport, ctx: EvalContext, throughput: list[Through
     classes = _table(["class", "rows", "teacher P / R / F1", "student P / R / F1", "agreement"], [
         [c["class"], c["n"], *(" / ".join(_pct(c[m][k]) for k in ("precision", "recall", "f1"))
                                for m in ("teacher", "student")), _pct(c["agreement"])] for c in per_class(report)])
+    priced = bool(price_per_hour)  # 0: no price given, so no cost column (a column of $0.00 says nothing)
     speed = _table(["model", "batch", "p50 ms", "p95 ms", "predictions / s",
-                    f"cost per million at ${price_per_hour:g}/h"],
+                    *([f"cost per million at ${price_per_hour:g}/h"] if priced else [])],
                    [[t.model, t.batch_size, f"{t.p50_ms:.1f}", f"{t.p95_ms:.1f}", f"{t.per_second:,.1f}",
-                     f"${t.cost_per_million(price_per_hour):,.2f}"] for t in throughput])
+                     *([f"${t.cost_per_million(price_per_hour):,.2f}"] if priced else [])] for t in throughput])
     shown = disagreements_sorted(report)[:DISAGREEMENTS_SHOWN]
     disagree = _table(["text", "gold", "teacher (confidence)", "student (confidence)"], [
         [r["text"][:160], r["gold"], f"{r['teacher_prediction']} ({r['teacher_confidence']:.2f})",

@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 from demo.core.formatting import code, human_bytes, human_count, json_text, md_escape
 from demo.measuring import stats
 from demo.measuring.evaluation import EvalContext, EvalReport
+from demo.measuring.overlap import Overlap
 from demo.measuring.scorecard import Scorecard, ScoreRow, params_saved
 from demo.measuring.scoring import macro_f1_over
 from demo.measuring.stats import Estimate
@@ -61,6 +62,8 @@ def report_json(report: EvalReport, ctx: EvalContext) -> dict:
         data["unbatched"] = ctx.unbatched
     if ctx.against:
         data["against"] = ctx.against
+    if ctx.overlap:
+        data["overlap"] = ctx.overlap
     return data
 
 
@@ -180,6 +183,9 @@ def report_markdown(report: EvalReport, ctx: EvalContext) -> str:
                   f"{code(a['model'])} on the same rows: accuracy {Estimate(**a['accuracy']).text()}, macro-F1 "
                   f"{Estimate(**a['macro_f1']).text()}. {a['paired']['sentence'].capitalize()}. Macro-F1, the student "
                   f"minus {code(a['model'])} (paired bootstrap): {Estimate(**a['macro_f1_difference']).text()}."]
+    if ctx.overlap:  # contamination: rows the models were trained on are recalled, not generalised to
+        lines += ["", "## Rows the models trained on", "",
+                  *(f"- {s}" for s in Overlap(**ctx.overlap).sentences())]
     lines += ["", "## Scorecard", "", report_scorecard(report, ctx).markdown()]
     lines += ["", "## Confusion matrices", "", "Teacher:", "", _confusion_md(r.teacher_confusion, r.label_names), "",
               "Student:", "", _confusion_md(r.student_confusion, r.label_names), "",

@@ -27,6 +27,7 @@ from demo.data.files import (
     read_labelled,
 )
 from demo.measuring import stats
+from demo.measuring.overlap import overlap, trained_on
 from demo.measuring.scoring import accuracy, agreement, confusion_matrix, macro_f1
 from demo.measuring.stats import Estimate
 from demo.models.config import LABELLED_TASKS, ConfigError
@@ -251,6 +252,7 @@ class EvalContext:
     unbatched: dict | None = None  # {"batch_size": 1, "teacher_total_ms":..., "student_total_ms":..., "ratio":...}
     created: str = ""
     against: dict | None = None  # --against MODEL: its figures and the student against it on the same rows
+    overlap: dict | None = None  # Overlap.to_dict(): scored rows each model was trained on (contamination)
 
     def __post_init__(self):
         from datetime import datetime
@@ -274,4 +276,6 @@ def evaluate_task(registry: PairRegistry, data: LabelledData, settings: EvalSett
                      "ratio": (one.teacher_total_ms + one.student_total_ms) /
                               (report.teacher_total_ms + report.student_total_ms)}
     sizes = {s.variant: s.size for s in registry.status(settings.task)}
-    return report, EvalContext(task=settings.task, data_name=Path(data.source).name, sizes=sizes, unbatched=unbatched)
+    trained = {who: trained_on(m.spec.model) for who, m in (("teacher", teacher), ("student", student))}
+    return report, EvalContext(task=settings.task, data_name=Path(data.source).name, sizes=sizes, unbatched=unbatched,
+                               overlap=overlap(data.texts, trained).to_dict())

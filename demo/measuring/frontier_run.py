@@ -6,6 +6,7 @@ built here, or a student of other labels, is listed as "not measured: why" and t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from demo.core.errors import UsageError, UserError
@@ -27,8 +28,11 @@ def check_margin(margin: float) -> float:
     return margin
 
 
+Stage = Callable[[str, int, int], None]  # what is being done, as (words, done, total): the page's progress
+
+
 def frontier_models(teacher: LoadedModel, student: LoadedModel, extra: list[str], gold: list[str],
-                    threads: int) -> tuple[dict[str, LoadedModel], dict[str, str]]:
+                    threads: int, stage: Stage | None = None) -> tuple[dict[str, LoadedModel], dict[str, str]]:
     """name -> model for every variant that could be had here, and name -> why for the others."""
     models, skipped = {"teacher": teacher, "student": student}, {}
     for path in extra:
@@ -39,8 +43,11 @@ def frontier_models(teacher: LoadedModel, student: LoadedModel, extra: list[str]
             models[name] = other
         except (LabelMismatch, UserError) as exc:
             skipped[name] = f"not a classifier of this file's labels ({exc})"
-    for source in list(models):
+    sources = list(models)
+    for i, source in enumerate(sources):
         name = f"{source}-int8"
+        if stage is not None:
+            stage(f"exporting and calibrating {name}", i, len(sources))
         if teacher.device.type != "cpu":
             skipped[name] = f"int8 is a CPU technique here; the models run on {teacher.device.type}"
             continue
@@ -52,15 +59,17 @@ def frontier_models(teacher: LoadedModel, student: LoadedModel, extra: list[str]
 
 
 def frontier_of(teacher: LoadedModel, student: LoadedModel, data, settings: EvalSettings, *, file: str,
-                margin: float, price_per_hour: float | None, extra: list[str] = ()) -> Frontier:
+                margin: float, price_per_hour: float | None, extra: list[str] = (),
+                stage: Stage | None = None) -> Frontier:
     """The one way to a Frontier (the CLI and the Evaluate tab): labels checked before any export, every
-    variant built, then measured on the file."""
+    variant built, then measured on the file; stage(words, done, total) hears each step."""
     import torch
 
     label_index(teacher, data.labels)  # unknown labels stop the run here, before any export
-    models, skipped = frontier_models(teacher, student, list(extra), data.labels, torch.get_num_threads())
+    models, skipped = frontier_models(teacher, student, list(extra), data.labels, torch.get_num_threads(), stage)
     return measure_frontier(models, data.texts, data.labels, task=settings.task, file=file, margin_points=margin,
-                            price_per_hour=price_per_hour, max_length=settings.max_length, not_measured=skipped)
+                            price_per_hour=price_per_hour, max_length=settings.max_length, not_measured=skipped,
+                            stage=stage)
 
 
 def evaluate_frontier(args, settings: EvalSettings) -> Frontier:

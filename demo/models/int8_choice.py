@@ -46,14 +46,19 @@ def _key(source: LoadedModel) -> str:
     return f"{cpu_name()} | {os.cpu_count()} cpus | {onnx_file(source, int8=False).parent.name}"
 
 
-def _candidates(source: LoadedModel, threads: int) -> dict[str, LoadedModel]:
+def _build(backend: str, source: LoadedModel, threads: int) -> LoadedModel:
     from demo.models import onnx_variants, openvino_variants
 
+    if backend == "onnxruntime":
+        return onnx_variants.export(source, int8=True, threads=threads)
+    return openvino_variants.export(source, GENERIC_SENTENCES, threads)
+
+
+def _candidates(source: LoadedModel, threads: int) -> dict[str, LoadedModel]:
     found, why = {}, {}
-    for backend, build in (("onnxruntime", lambda: onnx_variants.export(source, int8=True, threads=threads)),
-                           ("openvino", lambda: openvino_variants.export(source, GENERIC_SENTENCES, threads))):
+    for backend in ("onnxruntime", "openvino"):
         try:
-            found[backend] = build()
+            found[backend] = _build(backend, source, threads)
         except LoadError as exc:
             why[backend] = exc.reason
     if not found:
@@ -122,11 +127,20 @@ def sentence(measured: dict, chosen: str) -> str:
 
 def fastest(source: LoadedModel, threads: int) -> LoadedModel:
     """source as int8 on the backend that measured fastest on this machine; the choice is cached (per CPU
-    and model) and written on the result as its `note`."""
-    candidates = _candidates(source, threads)
+    and model) and written on the result as its `note`. With a cached choice only that backend is built;
+    without one (or when it no longer builds here) both are built and measured."""
     path, key = _choices_path(), _key(source)
     known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     measured = known.get(key)
+    if measured is not None and "shift" in measured:
+        chosen = pick(measured)
+        try:
+            built = _build(chosen, source, threads)
+            log.info("%s: %s (cached choice)", source.name, sentence(measured, chosen))
+            return replace(built, note=sentence(measured, chosen))
+        except LoadError:
+            pass  # the cached backend does not build here any more: measure both again
+    candidates = _candidates(source, threads)
     if measured is None or "shift" not in measured or set(measured["p50_ms"]) != set(candidates):
         measured = measure(source, candidates)
         if not source.random_weights:  # architecture-only weights are new every run: nothing to reuse

@@ -52,6 +52,16 @@ class Answers:
         return view.run(task, text)
 
 
+def keep_upload(path: str | None) -> None:
+    """A visitor's file kept for their next question: its clock (and its cache folder's) starts again, so the
+    cache sweep removes it 10 minutes after its last use (core/scratch.py UPLOAD_KEEP_SECONDS)."""
+    import os
+
+    if path and Path(path).is_file():
+        for p in (Path(path), Path(path).parent):
+            os.utime(p)
+
+
 def remove_upload(path: str | None) -> None:
     """A visitor's upload, deleted once read (accepted or refused): nothing of their data stays on the
     server. Only files in gradio's upload folder are touched, never a path of the server's own."""

@@ -42,7 +42,7 @@ from demo.measuring.frontier_run import DEFAULT_MARGIN, check_margin, frontier_o
 from demo.models.config import LABELLED_TASKS
 from demo.models.registry import PairRegistry
 from demo.models.session_students import PairView, SessionStudents
-from demo.serving.edge import handlers, pair_view, remove_upload, session_of
+from demo.serving.edge import handlers, keep_upload, pair_view, remove_upload, session_of
 
 
 # ---- handlers ------------------------------------------------------------------------------------
@@ -61,6 +61,13 @@ def columns_of(path: str | None, limits: ReadLimits = PAGE_LIMITS):
             gr.update(choices=columns, value=obvious_column(columns, LABEL_COLUMNS)), note)
 
 
+def decision_markdown(frontier) -> str:
+    """The recommendation, then one line per variant not picked saying why (the page's copy of frontier.html)."""
+    why = "\n".join(f"- **{md_escape(name)}**: {md_escape(reason)}" for name, reason in frontier.reasons().items())
+    cost = "" if frontier.price_per_hour else "\n\nNo price per hour given: no cost shown, ranked by speed alone."
+    return f"### {md_escape(frontier.recommendation())}\n\n**Why not the others**\n\n{why}{cost}"
+
+
 def remember(figures: dict | None, evaluated: dict, models: dict[str, str]) -> dict:
     """This session's latest evaluation per task, with the models it was measured on, for the scorecard."""
     if not figures:
@@ -75,6 +82,9 @@ def _read(path: str | None, task: str, text_column: str | None, label_column: st
     """The form's file and settings, checked as the CLI checks them (the page's row cap and read limits)."""
     if not path:
         raise DataError("upload a labelled file first.")
+    if not Path(path).is_file():
+        raise DataError("your file is no longer on the server (an upload is kept 10 minutes after its last use); "
+                        "upload it again.")
     limit = whole_number(max_rows or 0, f"max rows (0: all, up to {MAX_ROWS:,})", 0, MAX_ROWS)
     settings = EvalSettings(task=task or "", max_rows=limit or None, read_limits=limits)
     return settings, read_eval_file(path, text_column or None, label_column or None, settings)
@@ -103,10 +113,13 @@ class EvaluateHandlers:
         teacher, student = PairView(self.registry, self.students, session).pair(task)
         return measure_throughput(teacher, student, texts, max_length)
 
-    def _frontier_in_session(self, session: str, data, settings, file: str, margin: float, price: float | None):
+    def _frontier_in_session(self, session: str, data, settings, file: str, margin: float, price: float | None,
+                             progress=None):
         """Every variant of the pair this visitor sees; the int8 ones are built and run on CPU in any case."""
         view = PairView(self.registry, self.students, session)
-        return frontier_of(*view.pair(settings.task), data, settings, file=file, margin=margin, price_per_hour=price)
+        stage = (lambda words, done, total: progress((done, total), desc=words)) if progress is not None else None
+        return frontier_of(*view.pair(settings.task), data, settings, file=file, margin=margin, price_per_hour=price,
+                           stage=stage)
 
     def evaluate(self, path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows,
                  evaluated: dict, request: gr.Request, progress=gr.Progress()):
@@ -128,15 +141,18 @@ class EvaluateHandlers:
             if price_per_hour is not None and price_per_hour < 0:
                 raise DataError("the price of an hour must be 0 or more (or empty: ranked by throughput).")
             settings, data = _read(path, task, text_column, label_column, max_rows, self.limits)
-            progress((0, 1), desc="building and timing every variant, fp32 and int8")
-            frontier = self._frontier(session_of(request), data, settings, Path(path).name, margin, price_per_hour)
-        finally:
-            remove_upload(path)
+            progress((0, 1), desc="building every variant, fp32 and int8")
+            frontier = self._frontier(session_of(request), data, settings, Path(path).name, margin, price_per_hour,
+                                      progress)
+        except BaseException:
+            remove_upload(path)  # a file refused is not kept
+            raise
+        keep_upload(path)
         out = scratch_dir("evaluation-")
         paths = write_frontier(frontier, out)
         enforce_budget(keep=out)
-        return (f"### {md_escape(frontier.recommendation())}", frontier_figure(frontier),
-                [str(p) for p in paths.values()], None)
+        # the file stays in the page for the next question (gradio's cache keeps it 10 minutes, then it goes)
+        return (decision_markdown(frontier), frontier_figure(frontier), [str(p) for p in paths.values()], gr.skip())
 
     def _run(self, path, task, text_column, label_column, max_rows, evaluated, request, progress,
              price_per_hour: float | None = None):
@@ -145,8 +161,10 @@ class EvaluateHandlers:
             settings, data = _read(path, task, text_column, label_column, max_rows, self.limits)
             progress((0, len(data)), desc="evaluating", unit="examples")
             report, ctx = self._evaluate(session_of(request), data, settings, progress)
-        finally:
-            remove_upload(path)
+        except BaseException:
+            remove_upload(path)  # a file refused is not kept
+            raise
+        keep_upload(path)
         ctx.data_name = Path(path).name
         out = scratch_dir("evaluation-")
         paths = write_reports(report, ctx, out)
@@ -160,7 +178,7 @@ class EvaluateHandlers:
         enforce_budget(keep=out)  # older reports go once the download folders pass the budget
         figures = report_json(report, ctx)
         return (figures, summary_markdown(report, ctx), confusion_figure(report), explorer_rows(report),
-                [str(p) for p in paths.values()], None, remember(figures, evaluated, view.models(settings.task)))
+                [str(p) for p in paths.values()], gr.skip(), remember(figures, evaluated, view.models(settings.task)))
 
 
 # ---- layout and wiring ---------------------------------------------------------------------------
