@@ -233,7 +233,8 @@ def layout(tasks: list[str]) -> EvaluatePanel:
         margin = gr.Number(value=DEFAULT_MARGIN, label="Accuracy points you accept to lose against the teacher",
                            elem_id="evaluate-margin")
     recommendation = gr.Markdown(elem_id="evaluate-recommendation")
-    frontier_chart = gr.Plot(label="Accuracy against latency: every variant", elem_id="evaluate-frontier-chart")
+    frontier_chart = gr.Plot(label="Accuracy against speed (predictions/s at batch 32): every variant",
+                             elem_id="evaluate-frontier-chart")
     summary = gr.Markdown(elem_id="evaluate-summary")
     confusion = gr.Plot(label="Confusion matrices", elem_id="evaluate-confusion")
     explorer = gr.Dataframe(headers=EXPLORER_COLUMNS, label="Disagreements (click a header to sort)",
