@@ -95,6 +95,16 @@ def call_when_ready(client, text: str, api_name: str, timeout: float = 60):
                 raise
             time.sleep(0.5)
 
+def job_status(client, key: str, states=("done", "failed", "cancelled"), timeout: float = 150) -> dict:
+    """/distill_status polled until the job reaches one of states (or timeout passes): its last status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = call(client, key, api_name="/distill_status")
+        if status["state"] in states or time.monotonic() > deadline:
+            return status
+        time.sleep(0.5)
+
+
 class InProcessApp:
     """app.py's serve() in this process: the same flags, config, page and API as `python app.py`,
     without a new interpreter (about 10 s of imports on these machines). For tests of the page and its

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -18,24 +17,31 @@ from demo.serving.train_tab import TrainHandlers
 from demo.serving.training import uploads
 from demo.serving.training.jobs import JobError
 
-from .apps import call, call_when_ready, served
+from .apps import call, call_when_ready, job_status, served
 from .builders import ROOT, write_sentiment_tsv
 
 
 @pytest.fixture(scope="module")
 def app(tiny_config):
-    yield from served(tiny_config, "--train-max-queue", "1")
+    yield from served(tiny_config, "--train-max-queue", "1")  # one job may wait behind the running one
 
 
 @pytest.fixture(scope="module")
-def rows_file(tmp_path_factory):
-    return write_sentiment_tsv(tmp_path_factory.mktemp("queue") / "reviews.tsv", 300, 7)
+def files(tmp_path_factory) -> dict:
+    """300 rows (270 train, 30 held out) and 60 rows (40 train with the recipe's variants, 20 held out)."""
+    root = tmp_path_factory.mktemp("queue")
+    return {"rows": write_sentiment_tsv(root / "reviews.tsv", 300, 7),
+            "small": write_sentiment_tsv(root / "small.tsv", 60, 8)}
 
 
 @pytest.fixture(scope="module")
-def small_file(tmp_path_factory):
-    """60 rows: 54 train (with the recipe's 20 variants each, about a thousand texts), 6 held out."""
-    return write_sentiment_tsv(tmp_path_factory.mktemp("small") / "reviews.tsv", 60, 8)
+def rows_file(files):
+    return files["rows"]
+
+
+@pytest.fixture(scope="module")
+def small_file(files):
+    return files["small"]
 
 
 def start(client, path, epochs=20, minutes=3):
@@ -48,10 +54,8 @@ def status(client, key) -> dict:
 
 
 def wait(client, key, states=("done", "failed", "cancelled"), timeout=150) -> dict:
-    deadline = time.monotonic() + timeout
-    while (now := status(client, key))["state"] not in states:
-        assert time.monotonic() < deadline, now
-        time.sleep(0.5)
+    now = job_status(client, key, states, timeout)
+    assert now["state"] in states, now
     return now
 
 

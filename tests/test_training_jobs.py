@@ -19,7 +19,7 @@ from demo.distill.budget import steps_per_epoch
 from demo.serving.training import uploads
 from demo.serving.training.jobs import JobError
 
-from .apps import InProcessApp, call, call_when_ready, served
+from .apps import InProcessApp, call, call_when_ready, job_status, served
 from .builders import write_sentiment_tsv
 
 
@@ -38,13 +38,7 @@ def start(client, path, task="sentiment", epochs=3, rows=400, layers=1, augment=
                 api_name="/distill_start")
 
 
-def wait(client, job_id, states=("done", "failed", "cancelled"), timeout=150):
-    deadline = time.monotonic() + timeout
-    while True:
-        status = call(client, job_id, api_name="/distill_status")
-        if status["state"] in states or time.monotonic() > deadline:
-            return status
-        time.sleep(0.5)
+wait = job_status
 
 
 def job_folders(server):
