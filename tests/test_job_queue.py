@@ -171,3 +171,23 @@ def test_the_documented_api_script_runs_as_written(app, small_file, tmp_path):
     ran = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert ran.stdout.startswith("done ") and "now runs this student" in ran.stdout, ran.stdout
+
+
+def test_without_a_queue_the_slot_is_still_taken_and_the_next_job_refused_with_the_wait(tmp_path):
+    """--train-max-queue 0: one job at a time, the next refused (not the first: an idle slot always takes it)."""
+    from demo.serving.training.jobs import JobRunner, TrainingLimits
+
+    runner = JobRunner(tmp_path / "jobs", TrainingLimits(max_queue=0))
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    first_id, first_folder = runner.new_folder()
+    first = runner.submit(first_id, first_folder, "a", "sentiment", sleeper, planned_seconds=60)
+    try:
+        assert first.state == "running"
+        second_id, second_folder = runner.new_folder()
+        with pytest.raises(JobError, match=r"the training queue is full \(0 jobs waiting .*about 1 min of work"):
+            runner.submit(second_id, second_folder, "b", "sentiment", sleeper)
+        assert not second_folder.exists()  # a refused job leaves nothing
+    finally:
+        runner.cancel(first.key)
+        runner.close()
+    assert first.state == "cancelled"

@@ -260,7 +260,7 @@ class JobRunner:
                 where = "running" if mine.state == "running" else f"number {mine.position} in the queue"
                 raise JobError(f"your job {mine.id} is {where}; one job per visitor at a time: cancel it or wait for "
                                "it to finish before starting another.")
-            if len(self.waiting) >= self.limits.max_queue:
+            if self.active() is not None and len(self.waiting) >= self.limits.max_queue:  # an idle slot takes it
                 raise JobError(f"the training queue is full ({self.limits.max_queue} jobs waiting behind the running "
                                f"one, about {self.wait_seconds() / 60:.0f} min of work); try again in a few minutes.")
 
