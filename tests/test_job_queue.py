@@ -161,6 +161,7 @@ def test_the_job_api_is_listed_with_its_defaults_and_is_no_mcp_tool(app):
     assert params["with_augment"]["parameter_default"] is True and params["budget_minutes"]["parameter_default"] == 3
 
 
+@pytest.mark.slow  # a new interpreter running a job end to end, ~8 s
 def test_the_documented_api_script_runs_as_written(app, small_file, tmp_path):
     """docs/serving.md's gradio_client script, unchanged but for the app's address, in a folder holding
     the reviews.tsv it names."""

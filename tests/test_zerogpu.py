@@ -90,24 +90,28 @@ def test_on_zerogpu_answers_evaluations_and_a_training_job_run_inside_gpu_calls(
         rows = write_sentiment_tsv(tmp_path / "rows.tsv", 120, 3)
         call(client, handle_file(str(rows)), "sentiment", "sentence", "label", 100, api_name="/evaluate")  # 100 rows
         assert ("_evaluate_in_session", 20 + 0.02 * 100) in [(n, round(d, 6)) for n, d in on_zerogpu]
-        key = call(client, "sentiment", handle_file(str(rows)), None, 1, 270, 1, False, False, 1,
+        key = call(client, "sentiment", handle_file(str(rows)), None, 1, 270, 20, False, False, 3,
                    api_name="/distill_start")
-        deadline = time.monotonic() + 120
-        while (status := call(client, key, api_name="/distill_status"))["state"] in ("queued", "running"):
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-        assert status["state"] == "done", status["error"]
         job = server.page.training_service.runner.job(key)
         training = [d for n, d in on_zerogpu if n == "run_child"]
         assert training == [zerogpu.clip(job.planned_seconds * 1.2 + 30)]  # the plan's time, asked of the GPU
         assert ("_time_step_now", 20) in on_zerogpu  # the step that priced the plan, in a GPU call too
-        second = call(server.client(), "sentiment", handle_file(str(rows)), None, 1, 270, 20, False, False, 3,
-                      api_name="/distill_start")
-        running = server.page.training_service.runner.job(second)
-        while running.process is None or running.process.pid is None:  # the child the GPU call started
-            assert time.monotonic() < deadline + 60
+        deadline = time.monotonic() + 60
+        while job.process.pid is None:  # the child the GPU call started, found by the pid it wrote
+            assert time.monotonic() < deadline and job.process.poll() is None
             time.sleep(0.1)
-        assert call(client, second, api_name="/distill_cancel")["state"] == "cancelled"
-        assert running.process.poll() is not None and not running.folder.exists()
+        assert call(client, key, api_name="/distill_cancel")["state"] == "cancelled"
+        assert job.process.poll() is not None and not job.folder.exists()
     finally:
         server.stop()
+
+
+def test_a_gpu_child_reports_its_exit_as_a_process_does(tmp_path, on_zerogpu):
+    """The runner reads a GPU call's training child as a Popen: its pid, then its exit code once done."""
+    import sys
+
+    from demo.serving.training.child import GpuChild
+
+    child = GpuChild([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "job.log", seconds=45)
+    assert child.wait(60) == 3 and child.poll() == 3 and child.pid is not None
+    assert on_zerogpu == [("run_child", 45)]
