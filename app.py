@@ -182,7 +182,7 @@ def serve(argv: list[str] | None = None):
         return 2
     for stale in scratch.remove_stale():  # left by an app that was killed; a live app's are kept
         logging.getLogger("app").info("removed %s, left by an app process that is no longer running", stale)
-    scratch.use_root_for_temp_files()  # gradio's cache and every temp folder inside this app's root: bounded, swept
+    scratch.use_root_for_temp_files()  # gradio's cache inside this app's root: bounded, swept, gone with a killed app
     scratch.set_budget(int(args.scratch_max_mb * 1e6))
     scratch.sweep_every(SWEEP_SECONDS)
     registry.start()

@@ -128,11 +128,8 @@ def _gradio_cache() -> Path | None:
 
 
 def _cache_entries(cache: Path | None) -> list[Path]:
-    """gradio keeps each file in a folder named by its hash (uploads also as bare files): oldest first."""
-    if cache is None or not cache.is_dir():
-        return []
-    entries = [p for p in cache.iterdir() if p.exists()]
-    return sorted(entries, key=lambda p: p.stat().st_mtime if p.exists() else 0)
+    """gradio keeps each file in a folder named by its hash (uploads also as bare files)."""
+    return list(cache.iterdir()) if cache is not None and cache.is_dir() else []
 
 
 def _size(path: Path) -> int:

@@ -82,6 +82,6 @@ _warmed: set = set()  # per process: a ZeroGPU worker is forked with this copied
 def warm_once(key, warm: Callable[[], None]) -> None:
     """On ZeroGPU the load-time warm-up cannot run (CUDA is emulated outside decorated calls), so the first
     decorated call of each GPU worker runs it, untimed, before timing anything; elsewhere the load did it."""
-    if state().active and key not in _warmed:
+    if key not in _warmed:
         warm()
         _warmed.add(key)

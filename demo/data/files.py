@@ -39,7 +39,7 @@ class ReadLimits:
     and columns once decoded (a small parquet file can decompress to gigabytes), and the characters of any
     one cell. The CLI reads its own files with the defaults; the app passes its visitors' tighter ones."""
 
-    max_rows: int = 2_000_000  # rows in the file (SST-2's training file has 67,349)
+    max_rows: int | None = None  # rows in the file; None: the byte cap alone (the CLI's own transfer text is large)
     max_columns: int = 1_000
     max_cell_chars: int = 1_000_000  # one cell; the app's default is 20,000, the length its text boxes take
     max_decoded_ratio: float = 4.0  # a parquet file's data, decompressed, at most this many times its size cap
@@ -48,7 +48,7 @@ class ReadLimits:
         if columns > self.max_columns:
             raise DataError(f"{name}: {columns:,} columns; this app reads files of up to {self.max_columns:,} "
                             "columns (a text column and a label column are all it needs).")
-        if rows > self.max_rows:
+        if self.max_rows is not None and rows > self.max_rows:
             raise DataError(f"{name}: {rows:,} rows; this app reads up to {self.max_rows:,} rows of a file: take a "
                             "sample of it.")
 

@@ -22,7 +22,6 @@ from demo.measuring import stats
 from demo.measuring.evaluation import label_index, predict_batch
 from demo.models.loading import LoadedModel
 
-BATCH_SIZES = (1, 32)  # latency of one request, and throughput of a full batch
 REPEATS, WARMUP = 20, 3
 SPEED = "predictions/s at batch 32"  # the one measure that ranks, heads the page and draws the chart
 
@@ -117,6 +116,7 @@ def _answers_and_batch_timing(models: dict[str, LoadedModel], texts: list[str], 
 
 def _timings(models: dict[str, LoadedModel], texts: list[str], max_length: int,
              batches: tuple[int, ...] = (1,)) -> dict[int, dict]:
+    """Interleaved timing of a batch of the file's first rows (batch 1: one request's latency)."""
     out = {}
     for batch in batches:
         chunk = (texts * batch)[:batch]

@@ -8,6 +8,7 @@ collapsed), never kept or shown. The evaluation report and the student's card sa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -68,10 +69,18 @@ def training_files(model_dir: str | Path) -> list[Path] | str:
     return found
 
 
-def file_texts(path: Path) -> list[str]:
+def file_keys(path: Path) -> frozenset[str]:
+    """The hashed texts of a training file, read once per version of it (every evaluation of the same
+    model asks again; SST-2's training file is 67,349 rows)."""
+    stat = path.stat()
+    return _file_keys(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _file_keys(path: str, size: int, mtime_ns: int) -> frozenset[str]:  # size, mtime: a changed file is read again
     columns, rows = read_rows(path)
     column = obvious_column(columns, TEXT_COLUMNS) or columns[0]
-    return [str(r.get(column) or "") for r in rows]
+    return frozenset(keys(str(r.get(column) or "") for r in rows))
 
 
 def trained_on(model: str) -> Path | str:
@@ -95,7 +104,7 @@ def overlap(texts: list[str], trained_on: dict[str, list[str] | str | Path]) -> 
                 result.unknown[who] = files
                 continue
             try:
-                seen = set().union(*(keys(file_texts(f)) for f in files))
+                seen = frozenset().union(*(file_keys(f) for f in files))
             except DataError as exc:
                 result.unknown[who] = f"its training file does not read: {exc}"
                 continue

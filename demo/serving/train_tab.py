@@ -28,15 +28,15 @@ from demo.serving.training.service import BUDGET_MINUTES, MAX_EPOCHS, TrainingSe
 from demo.serving.training.uploads import MIN_ROWS
 
 POLL_SECONDS = 1.0
+JOB_STORAGE_KEY = "distil-a-student-job"  # the browser's localStorage entry holding this visitor's job key
+CLI_COMMAND = ("python -m demo.distill distill --teacher TEACHER --student-layers 3 --train-file TRAIN.csv "
+               "--validation-file VAL.csv --epochs 2 --output-dir STUDENT --baselines")
 
 
 def oauth_available() -> bool:
     """Sign in with Hugging Face: on a Space whose header has `hf_oauth: true`, where the Hub sets
     OAUTH_CLIENT_ID (gradio's login button needs it; elsewhere it would mock a login from this machine's token)."""
     return bool(os.environ.get("OAUTH_CLIENT_ID") and os.environ.get("SPACE_ID"))
-JOB_STORAGE_KEY = "distil-a-student-job"  # the browser's localStorage entry holding this visitor's job key
-CLI_COMMAND = ("python -m demo.distill distill --teacher TEACHER --student-layers 3 --train-file TRAIN.csv "
-               "--validation-file VAL.csv --epochs 2 --output-dir STUDENT --baselines")
 
 
 def status_markdown(status: dict) -> str:

@@ -323,11 +323,15 @@ class JobRunner:
                 job.error = self._failure(job, code)
         if job.state != "done":  # a failed or cancelled job leaves nothing behind; its status keeps the reason
             shutil.rmtree(job.folder, ignore_errors=True)
+        self._forget_later(job)
+        with self._lock:
+            self._next()
+
+    def _forget_later(self, job: Job) -> None:
+        """A finished job's status (and a done job's folder) kept limits.keep_minutes, then forgotten."""
         expiry = threading.Timer(self.limits.keep_minutes * 60, self.forget, args=(job.id,))
         expiry.daemon = True  # never holds the app open at exit (the scratch area goes then anyway)
         expiry.start()
-        with self._lock:
-            self._next()
 
     @staticmethod
     def _failure(job: Job, code: int | None) -> str:
@@ -377,9 +381,7 @@ class JobRunner:
                 job.ended = time.monotonic()
                 shutil.rmtree(job.folder, ignore_errors=True)
             if was_queued:  # no watcher of its own: its status is kept as long as a finished job's
-                expiry = threading.Timer(self.limits.keep_minutes * 60, self.forget, args=(job.id,))
-                expiry.daemon = True
-                expiry.start()
+                self._forget_later(job)
             self._next()
         return job
 

@@ -14,7 +14,7 @@ import torch
 from demo.core import zerogpu
 from demo.core.errors import UserError, whole_number
 from demo.core.measure import INFERENCE_LOCK
-from demo.data.files import TEXT_COLUMNS, obvious_column, read_rows
+from demo.data.files import TEXT_COLUMNS, obvious_column, read_labelled, read_rows
 from demo.distill.args import DataArguments, DistillTrainArguments, default_of
 from demo.distill.budget import steps_per_epoch
 from demo.distill.recipe import AUTO_TEXTS, can_vary, plan_augmentation
@@ -178,16 +178,9 @@ class TrainingService:
         mislead), the job fitted to its budget (plan), and the wait when the slot is taken."""
         rows = max(1, min(int(rows or self.limits.max_rows), self.limits.max_rows))
         texts, balance = None, ""
-        if upload:  # the file's own rows and texts (9 in 10 train, 1 in 10 scores the student)
-            try:
-                columns, found = read_rows(upload, self.limits.max_upload_bytes, limits=self.limits.read)
-                rows = min(rows, max(1, round(len(found) * 0.9)))
-                column = obvious_column(columns, TEXT_COLUMNS) or columns[0]
-                texts = [str(r.get(column) or "") for r in found[:BATCH_SIZE]] or None
-            except UserError:
-                pass  # said when Start reads it
-            if self.objective(task) == "classification":
-                balance = self.balance(task, upload)
+        if upload:  # the file's own rows and texts (9 in 10 train, 1 in 10 scores the student), read once
+            texts, found, balance = self.read_for_plan(task, upload)
+            rows = min(rows, max(1, round(found * 0.9))) if found else rows
         budget = budget_of(budget_minutes, self.limits.max_minutes)
         plan = self.plan(task, rows, int(epochs or 1), layers, baselines, augment, budget, texts)
         wait = self.runner.wait_seconds()
@@ -195,13 +188,23 @@ class TrainingService:
                   f"({len(self.runner.waiting)} waiting)." if self.runner.training() else "")
         return "\n\n".join(x for x in (balance, self.plan_sentence(plan, rows, budget, baselines)) if x) + queued
 
-    def balance(self, task: str, upload: str) -> str:
-        """The upload's class balance as the page says it, or why it cannot be learnt from (Start refuses it)."""
+    def read_for_plan(self, task: str, upload: str) -> tuple[list[str] | None, int, str]:
+        """(the first texts, the rows, the class balance as the page says it) of an upload, from one reading;
+        what Start would refuse is said here and the plan goes on from the defaults."""
+        try:
+            if self.objective(task) != "classification":
+                columns, found = read_rows(upload, self.limits.max_upload_bytes, limits=self.limits.read)
+                column = obvious_column(columns, TEXT_COLUMNS) or columns[0]
+                return [str(r.get(column) or "") for r in found[:BATCH_SIZE]] or None, len(found), ""
+            data = read_labelled(upload, max_bytes=self.limits.max_upload_bytes, limits=self.limits.read)
+        except UserError:
+            return None, 0, ""  # said when Start reads it
         teacher, _ = self.pair(task)
         try:
-            return uploads.class_balance(teacher, upload, self.limits.max_upload_bytes, self.limits.read).markdown()
+            balance = uploads.ClassBalance.of(teacher, data.labels).markdown()
         except UserError as exc:
-            return f"⚠️ {exc} Start will refuse this file."
+            balance = f"⚠️ {exc} Start will refuse this file."
+        return data.texts[:BATCH_SIZE] or None, len(data), balance
 
     # ---- a job --------------------------------------------------------------------------------------
     def start(self, session: str, task: str, upload: str | None, transfer: str | None, layers, rows, epochs,

@@ -85,6 +85,13 @@ class ClassBalance:
 
     counts: dict[str, int]  # the teacher's class name -> rows, in the teacher's class order
 
+    @classmethod
+    def of(cls, teacher: LoadedModel, labels: list[str]) -> ClassBalance:
+        """Rows per teacher class; labels the teacher lacks: one sentence naming its classes (LabelMismatch)."""
+        mapping = label_index(teacher, labels)
+        counts = Counter(mapping[label] for label in labels)
+        return cls({teacher.id2label[i]: counts.get(i, 0) for i in sorted(teacher.id2label)})
+
     @property
     def rows(self) -> int:
         return sum(self.counts.values())
@@ -106,15 +113,6 @@ class ClassBalance:
     def markdown(self) -> str:
         shares = " · ".join(f"{label} {n:,} ({n / max(self.rows, 1):.0%})" for label, n in self.counts.items())
         return "\n".join([f"**Your rows**: {shares}.", *(f"⚠️ {w}" for w in self.warnings())])
-
-
-def class_balance(teacher: LoadedModel, upload: str, max_bytes: int, limits: ReadLimits = PAGE_LIMITS) -> ClassBalance:
-    """The upload's rows per teacher class; a labelled file whose labels the teacher lacks is refused in one
-    sentence naming the teacher's classes (LabelMismatch)."""
-    data = read_labelled(upload, max_bytes=max_bytes, limits=limits)
-    mapping = label_index(teacher, data.labels)
-    counts = Counter(mapping[label] for label in data.labels)
-    return ClassBalance({teacher.id2label[i]: counts.get(i, 0) for i in sorted(teacher.id2label)})
 
 
 def split(labels: list, seed: int = 0) -> tuple[list[int], list[int]]:
@@ -145,10 +143,8 @@ def prepare_classification(teacher: LoadedModel, upload: str, max_rows: int, fol
     texts, rows, val rows, total, class-balance warnings)."""
     data = read_labelled(upload, max_bytes=max_bytes, limits=limits)
     mapping = label_index(teacher, data.labels)  # unknown labels: one sentence naming the teacher's
-    counts = Counter(mapping[label] for label in data.labels)
-    warnings = tuple(ClassBalance({teacher.id2label[i]: counts.get(i, 0) for i in sorted(teacher.id2label)})
-                     .warnings())
-    if len(counts) < 2:
+    balance = ClassBalance.of(teacher, data.labels)
+    if sum(n > 0 for n in balance.counts.values()) < 2:
         raise JobDataError(f"every row of the file has the label {data.labels[0]!r}: a student cannot learn to "
                            "tell classes apart from one class; add rows of the other classes.")
     if len(data) < MIN_ROWS:
@@ -160,7 +156,8 @@ def prepare_classification(teacher: LoadedModel, upload: str, max_rows: int, fol
     train, validation = folder / "train.csv", folder / "validation.csv"
     _write_rows(train, [(data.texts[i], mapping[data.labels[i]]) for i in train_idx])
     _write_rows(validation, [(data.texts[i], mapping[data.labels[i]]) for i in val_idx])
-    return train, validation, [data.texts[i] for i in train_idx[:256]], rows, len(val_idx), len(data), warnings
+    return (train, validation, [data.texts[i] for i in train_idx[:256]], rows, len(val_idx), len(data),
+            tuple(balance.warnings()))
 
 
 def prepare_texts(upload: str, max_rows: int, folder: Path, max_bytes: int,
