@@ -187,10 +187,11 @@ def ask(page, task: str, text: str, requests: int) -> None:
 
 
 def test_a_visitor_distils_a_student_that_only_they_meet_in_the_task_tab(browser, app_server, client, tmp_path,
-                                                                         artifacts):
-    """Upload, start, the curve grows, the student appears beside its teacher for this visitor only (a second
-    visitor keeps the configured student, their own series and scorecard), download; the first visitor's
-    latency series restarts at the new student; a Cancel mid-run leaves no job folder."""
+                                                                         artifacts, monkeypatch):
+    """Upload, a budget too small for the recipe and the one click that fits it, start, the curve grows, the
+    student appears beside its teacher for this visitor only (a second visitor keeps the configured student,
+    their own series and scorecard), download; the first visitor's latency series restarts at the new
+    student; a Cancel mid-run leaves no job folder."""
     from .apps import call_when_ready
     from .builders import write_sentiment_tsv
 
@@ -207,7 +208,8 @@ def test_a_visitor_distils_a_student_that_only_they_meet_in_the_task_tab(browser
     page.locator("#train-file input[type=file]").set_input_files(str(rows))
     page.locator("#train-epochs input").fill("3")
     page.locator("#train-layers input[type=number]").fill("1")
-    page.locator("#train-estimate").get_by_text("teacher-labelled variants of each").wait_for(timeout=30_000)
+    page.locator("#train-estimate").get_by_text("variants of each").first.wait_for(timeout=30_000)
+    offer_the_budget_that_fits_the_recipe(page, app_server.page.training_service, monkeypatch, artifacts)
     page.locator("#train-augment input").uncheck()  # the recipe's own job test is in test_training_jobs; here speed
     page.locator("#train-estimate").get_by_text("the box is unticked").wait_for(timeout=30_000)
     page.locator("#train-estimate").get_by_text("About").wait_for(timeout=30_000)  # from a measured step time
@@ -234,6 +236,26 @@ def test_a_visitor_distils_a_student_that_only_they_meet_in_the_task_tab(browser
     page.locator("#train-restore").click()
     page.locator("#train-adopted").get_by_text("back to its configured student").wait_for(timeout=30_000)
     cancel_a_second_job(page, rows, runner, artifacts)
+
+
+def offer_the_budget_that_fits_the_recipe(page, service, monkeypatch, artifacts) -> None:
+    """Steps priced as a 2-core CPU prices a MiniLM student's: 2 minutes cut the recipe, the plan names the
+    budget that runs all of it on a button, and one click sets it (and the plan is then whole)."""
+    from demo.serving.training.service import StepTime
+
+    monkeypatch.setattr(service, "step_time", lambda *a, **k: StepTime(0.2, 0.002))
+    page.locator("#train-budget input").fill("2")
+    page.locator("#train-budget input").press("Enter")
+    page.locator("#train-estimate").get_by_text("cut to fit your budget").wait_for(timeout=30_000)
+    offer = page.locator("#train-offer")
+    offer.get_by_text("the whole recipe").wait_for(timeout=30_000)
+    minutes = offer.inner_text().split()[1]
+    assert f"A budget of {minutes} min runs the whole recipe" in page.locator("#train-estimate").inner_text()
+    page.screenshot(path=str(artifacts / "distil-offer.png"), full_page=True)
+    offer.click()
+    page.locator("#train-estimate").get_by_text("The small-data recipe whole").wait_for(timeout=30_000)
+    assert page.locator("#train-budget input").input_value() == minutes and not offer.is_visible()
+    monkeypatch.undo()
 
 
 def second_visitor_keeps_the_configured_pair(other, artifacts) -> None:

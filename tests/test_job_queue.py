@@ -73,7 +73,8 @@ def test_a_second_job_waits_its_turn_then_runs_and_both_finish(app, rows_file, s
     done = wait(a, first)
     assert done["state"] == "done", done["error"]
     argv = app.page.training_service.runner.job(first).argv
-    assert "--augment" not in argv  # the recipe box's default (on), as the page's
+    assert argv[argv.index("--augment") + 1] == "20"  # the recipe box's default (on), as the page's
+    assert "of your 4.5:" in done["plan"]  # and the page's default budget
     assert wait(b, second)["state"] == "done"
     runner = app.page.training_service.runner
     assert runner.job(second).started >= runner.job(first).ended  # one at a time
@@ -158,7 +159,7 @@ def test_the_job_api_is_listed_with_its_defaults_and_is_no_mcp_tool(app):
     for name in ("/distill_start", "/distill_status", "/distill_cancel", "/distill_adopt"):
         assert name in endpoints
     params = {p["parameter_name"]: p for p in endpoints["/distill_start"]["parameters"]}
-    assert params["with_augment"]["parameter_default"] is True and params["budget_minutes"]["parameter_default"] == 3
+    assert params["with_augment"]["parameter_default"] is True and params["budget_minutes"]["parameter_default"] == 4.5
 
 
 @pytest.mark.slow  # a new interpreter running a job end to end, ~8 s

@@ -111,3 +111,30 @@ def test_bad_augmentation_input_is_one_line_and_writes_nothing(setup, tmp_path, 
     err = capsys.readouterr().err
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_frozen_embeddings_stay_the_teachers_and_the_baseline_trains_for_its_own_steps(setup, tmp_path, capsys):
+    """--freeze-embeddings keeps the student's word embeddings the teacher's (the labels-alone baseline trains its
+    own, as the CLI would alone); --baseline-steps gives the baseline its own budget, which the sentence names."""
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "frozen"
+    assert run(setup, out, "--augment", "2", "--freeze-embeddings", "--baselines", "labels",
+               "--baseline-steps", "7") == 0
+    teacher = load_file(str(setup["teacher"] / "model.safetensors"))
+    student = load_file(str(out / "model.safetensors"))
+    word = next(k for k in student if k.endswith("word_embeddings.weight"))
+    assert torch.equal(student[word], teacher["bert.embeddings.word_embeddings.weight"])
+    assert not torch.equal(student[next(k for k in student if "q_lin.weight" in k)],
+                           teacher["bert.encoder.layer.0.attention.self.query.weight"])  # the layers did train
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [b["steps"] for b in metrics["baselines"]] == [0, 7] and metrics["total_steps"] != 7
+    assert "labels alone (for its own 7 steps)" in metrics["bought"]
+    assert "hard labels only epoch 1/4" in capsys.readouterr().out  # 7 steps, 2 a pass over 48 rows (32 a batch)
+
+
+def test_a_negative_baseline_budget_is_refused_in_one_line(setup, tmp_path, capsys):
+    assert run(setup, tmp_path / "neg", "--baselines", "labels", "--baseline-steps", "-1") == 2
+    err = capsys.readouterr().err
+    assert "--baseline-steps must be 0 (the run's own budget) or more" in err and not (tmp_path / "neg").exists()

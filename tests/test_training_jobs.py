@@ -197,23 +197,49 @@ def test_the_estimate_is_the_job_fitted_to_its_budget_from_a_measured_step(train
     service = trainer.wait_until_loaded().page.training_service
     texts = [line.split("\t")[0] for line in rows_file.read_text().splitlines()[1:]]
     plan = service.plan("sentiment", 270, 2, 3, False, True, 3.0, texts)  # the file's 300 rows, a tenth held out
-    assert plan.variants == 20 and plan.steps == min(plan.budget_steps, steps_per_epoch(270 * 21, 32) * 2)
-    text = service.estimate("sentiment", 4000, 2, 3, False, True, 3, str(rows_file))
-    assert f"{plan.steps:,} steps of 32 rows over {270 * 21:,} texts, 5,400 of them generated" in text, text
-    assert "of your 3:" in text and "Augmentation: 20 teacher-labelled variants" in text
-    assert "untick the teacher-labelled variants to turn it off" in text and "--augment" not in text
-    assert service.step_time("sentiment").seconds_per_layer > 0
+    assert plan.variants == plan.wanted == 20 and not plan.cut and plan.full_minutes is None
+    assert plan.steps == min(service.limits.max_steps, steps_per_epoch(270 * 21, 32) * 2)
+    text, offer = service.estimate_and_offer("sentiment", 4000, 2, 3, False, True, 3, str(rows_file))
+    assert f"{plan.steps:,} steps of 32 over {270 * 21:,} texts (270 yours, 5,400 generated)" in text, text
+    assert "of your 3:" in text and "The small-data recipe whole: the teacher labels 20 variants" in text
+    assert offer is None and "--augment" not in text
+    assert service.step_time("sentiment", 3).step_seconds > 0
     plain = service.plan("sentiment", 270, 2, 3, False, False, 3.0, texts)
-    assert plain.variants == 0 and plain.steps == steps_per_epoch(270, 32) * 2
+    assert plain.variants == plain.wanted == 0 and plain.steps == steps_per_epoch(270, 32) * 2
     minutes = lambda t: float(t.split("About **")[1].split()[0])
-    assert minutes(service.estimate("sentiment", 4000, 2, 3, True, False, 3, str(rows_file))) >= minutes(
-        service.estimate("sentiment", 4000, 2, 3, False, False, 3, str(rows_file)))
+    with_baseline = service.estimate("sentiment", 4000, 2, 3, True, False, 3, str(rows_file))
+    assert minutes(with_baseline) >= minutes(service.estimate("sentiment", 4000, 2, 3, False, False, 3, str(rows_file)))
+    assert "the labels-alone baseline for what the CLI gives it alone, 400 steps" in with_baseline, with_baseline
     for budget, message in (("soon", "give minutes as a number"), (0.1, "give 0.5 to 10 minutes")):
         with pytest.raises(JobError, match=message):
             service.estimate("sentiment", 4000, 2, 3, False, True, budget, str(rows_file))
         with pytest.raises(AppError, match=message):  # through the API: one sentence, no job, the upload gone
             call(trainer.client(), "sentiment", handle_file(str(rows_file)), None, 1, 100, 1, True, True, budget,
                  api_name="/distill_start")
+
+
+def test_a_budget_too_small_for_the_recipe_cuts_it_and_names_the_budget_that_fits(trainer, rows_file, monkeypatch):
+    """A step priced as a 2-core CPU prices a MiniLM student's (0.2 s, the teacher 2 ms a text): 3 minutes
+    buy part of the recipe for 1,000 rows; the plan says so and offers the budget that runs all of it."""
+    from demo.serving.training.service import StepTime
+
+    service = trainer.wait_until_loaded().page.training_service
+    monkeypatch.setattr(service, "step_time", lambda *a, **k: StepTime(0.2, 0.002))
+    cut = service.plan("sentiment", 1000, 2, 3, True, True, 3.0)
+    assert 0 < cut.variants < cut.wanted == 20 and cut.cut and cut.baseline_steps == 400
+    assert cut.seconds <= 180 and cut.full_minutes is not None and cut.full_minutes > 3
+    whole = service.plan("sentiment", 1000, 2, 3, True, True, cut.full_minutes)
+    assert whole.variants == 20 and not whole.cut and whole.seconds <= cut.full_minutes * 60
+    text, offer = service.estimate_and_offer("sentiment", 1000, 2, 3, True, True, 3.0)
+    assert offer == cut.full_minutes and f"A budget of **{offer:g} min** runs the whole recipe" in text, text
+    assert f"{cut.variants} of its 20 teacher-labelled variants" in text
+    fewer_passes = service.plan("sentiment", 1000, 2, 3, True, True, 5.0)  # every variant, not both passes
+    assert fewer_passes.variants == 20 and fewer_passes.steps < whole.steps and fewer_passes.seconds <= 300
+    assert "with all its variants, fewer passes" in fewer_passes.reason and " of 2 passes" in fewer_passes.reason
+    nothing = service.plan("sentiment", 1000, 2, 3, True, True, 1.7)  # the baseline and part of a pass, no more
+    assert nothing.variants == 0 and nothing.steps < 32 and "No generated text" in nothing.reason
+    too_small = service.estimate("sentiment", 1000, 2, 3, True, True, 0.5)
+    assert "More than your budget" in too_small and "untick the baseline" in too_small, too_small
 
 
 def finished(trainer, task: str, path, rows: int, baselines: bool, augment: bool, warm: str) -> tuple[dict, str]:
@@ -227,15 +253,20 @@ def finished(trainer, task: str, path, rows: int, baselines: bool, augment: bool
     return done, job_id
 
 
-def test_an_augmented_job_trains_its_baseline_at_the_same_budget_and_says_what_it_bought(trainer, rows_file):
+def test_an_augmented_job_trains_its_baseline_for_its_own_budget_and_says_what_it_bought(trainer, rows_file):
+    """The labels-alone baseline trains as the CLI trains it alone (400 steps here), not as long as the
+    student, and the sentence says so."""
     done, job_id = finished(trainer, "sentiment", rows_file, 40, True, True, "a good film")
     metrics = done["metrics"]
     assert metrics["data"]["augmented"] > 40 * 10, metrics["data"]
     assert "augmentation: 20 teacher-labelled" in metrics["augmentation"]["reason"]
     assert [b["name"].split(" (")[0] for b in metrics["baselines"]] == ["layer dropping alone", "hard labels alone"]
-    assert metrics["bought"].startswith("distilling bought")
+    assert [b["steps"] for b in metrics["baselines"]] == [0, 400] and metrics["total_steps"] != 400
+    # a random teacher may well lose to 400 steps on the labels: the sentence says which, and the baseline's budget
+    assert metrics["bought"].startswith("distilling ") and "labels alone (for its own 400 steps)" in metrics["bought"]
     argv = trainer.page.training_service.runner.job(job_id).argv
-    assert "--augment" not in argv and argv[argv.index("--baselines") + 1] == "labels"
+    assert argv[argv.index("--augment") + 1] == "20" and argv[argv.index("--baselines") + 1] == "labels"
+    assert argv[argv.index("--baseline-steps") + 1] == "400"
 
 
 def test_a_fill_mask_job_distils_from_plain_text(trainer, texts_file):

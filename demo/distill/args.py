@@ -34,6 +34,13 @@ def default_of(settings: type, name: str):
     return next(f.default for f in fields(settings) if f.name == name)
 
 
+def labels_alone_steps(n_rows: int) -> int:
+    """What `distill --alpha-ce 0 --alpha-hard 1` gives a student trained on n_rows labels alone, at its
+    defaults (3 epochs, at least --min-steps): the budget the app's jobs give their labels-alone baseline."""
+    epochs, floor = default_of(DistillTrainArguments, "epochs"), default_of(DistillTrainArguments, "min_steps")
+    return max(epochs * steps_per_epoch(n_rows, default_of(DistillTrainArguments, "batch_size")), floor)
+
+
 def reporting(default, help: str, **extra):
     """A field whose value a checkpoint may differ in and still resume (not part of the fingerprint)."""
     return field(default=default, metadata={"help": help, REPORTING: True, **extra})

@@ -34,6 +34,9 @@ class StudentArguments:
         "help": "N evenly spaced teacher layers, or a list such as 0,2,4,7,9,11"})
     student_arch: Literal["distilbert", "bert"] = field(default="distilbert", metadata={
         "help": "distilbert (no token types, no pooler) or bert (the teacher's shape, fewer layers)"})
+    freeze_embeddings: bool = field(default=False, metadata={
+        "help": "classification: keep the teacher's word embeddings as they are (most of a small student's "
+                "weights): each step is faster, and words seen only in the labelled rows do not drift"})
 
 
 @dataclass
@@ -184,11 +187,16 @@ class TestSetArguments:
                                       "and (with transfer text or augmentation) KD on the labelled rows alone; "
                                       "'--baselines labels': the first two only (what the app's jobs train)",
                                       nargs="?", const="all")
+    baseline_steps: int = reporting(0, "the baselines' budget in optimiser steps (0: the run's own, so equal budgets); "
+                                       "the app's jobs give the labels-alone student what this command gives it "
+                                       "alone (--alpha-ce 0 --alpha-hard 1: 3 epochs, at least 400 steps)")
 
     def __post_init__(self):
         self.eval_file = flatten_list(self.eval_file)
 
     def check(self) -> None:
+        if self.baseline_steps < 0:
+            raise UsageError("--baseline-steps must be 0 (the run's own budget) or more.")
         if self.baselines is not None and self.baselines not in ("all", "labels"):
             raise UsageError(f"--baselines {self.baselines!r}: write --baselines (all of them) or --baselines labels "
                              "(layer dropping and hard labels alone).")

@@ -95,7 +95,8 @@ class MlmDistill(DistillStep):
         set_seed(targs.seed)
         alone = make_student(self.teacher, self.layers, arch)
         fit_masked_lm(alone, self.tokenizer, self.corpus, mlm_loss_fn(self.masker, accelerator.device), accelerator,
-                      self.data_args, targs, "MLM alone (no teacher)", result.total_steps)
+                      self.data_args, targs, "MLM alone (no teacher)",
+                      self.dargs.tests.baseline_steps or result.total_steps)
         self.baselines = [("layer-drop", "layer dropping alone (no training)", dropped),
                           ("mlm-alone", "MLM loss alone (no teacher), same text and budget", alone)]
 

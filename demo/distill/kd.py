@@ -64,6 +64,8 @@ class ClassifierDistill(DistillStep):
             f"{accelerator.mixed_precision}", flush=True)
         set_seed(self.targs.seed)
         self.student = make_student(teacher.model, self.layers, dargs.student.student_arch)
+        if dargs.student.freeze_embeddings:  # part of the recipe: the baselines train theirs, as the CLI would alone
+            self.student.get_input_embeddings().weight.requires_grad_(False)
         return self.train_student(self.student, self.dset, self.weights, "distill", accelerator, run=run)
 
     def train_student(self, student, dset: DistillSet, weights: LossWeights, desc: str, accelerator,
@@ -89,11 +91,12 @@ class ClassifierDistill(DistillStep):
         alone. Trained on every process; measured on the main one."""
         if not self.dargs.tests.baselines:
             return
-        arch, seed, steps = self.dargs.student.student_arch, self.targs.seed, result.total_steps
+        arch, seed = self.dargs.student.student_arch, self.targs.seed
+        steps = self.dargs.tests.baseline_steps or result.total_steps
         none = dict.fromkeys(self.dset.counts(), 0)
         set_seed(seed)
         self.baselines = [("layer dropping alone (no training)", make_student(self.teacher.model, self.layers, arch),
-                           none)]
+                           none, 0)]
         labelled = self.dset.only(LABELLED)
         recipes = [("hard labels alone (no teacher)", LossWeights(alpha_ce=0.0, alpha_hard=1.0), "hard labels only")]
         if len(labelled) < len(self.dset) and self.dargs.tests.baselines == "all":
@@ -103,7 +106,7 @@ class ClassifierDistill(DistillStep):
             set_seed(seed)
             model = make_student(self.teacher.model, self.layers, arch)
             self.train_student(model, labelled, weights, desc, accelerator, total_steps=steps)
-            self.baselines.append((name, model, labelled.counts()))
+            self.baselines.append((name, model, labelled.counts(), steps))
 
     def save(self, out: Path) -> None:
         self.student.save_pretrained(out, safe_serialization=True)
@@ -129,8 +132,10 @@ class ClassifierDistill(DistillStep):
                                       {"student": list(data.train.texts),
                                        "teacher": trained_on(self.dargs.student.teacher)}).to_dict()}
         if self.dargs.tests.baselines:
-            metrics["baselines"] = [self.baseline_figures(name, model, seen) for name, model, seen in self.baselines]
-            metrics["bought"] = bought_sentence(metrics)  # the one sentence the card and the app lead with
+            metrics["baselines"] = [self.baseline_figures(name, model, seen, steps)
+                                    for name, model, seen, steps in self.baselines]
+            # the one sentence the card and the app lead with (it names a baseline's own budget)
+            metrics["bought"] = bought_sentence({**metrics, "total_steps": result.total_steps})
         return metrics
 
     def evaluate(self, student: LoadedModel, texts: list[str], gold: list[str]):
@@ -145,7 +150,7 @@ class ClassifierDistill(DistillStep):
                   f"{out[name]['student_accuracy']:.4f}, retention {out[name]['retention']:.4f}", flush=True)
         return out
 
-    def baseline_figures(self, name: str, model, seen: dict[str, int]) -> dict:
+    def baseline_figures(self, name: str, model, seen: dict[str, int], steps: int) -> dict:
         teacher, data = self.teacher, self.inputs.data
         loaded = LoadedModel(spec=ModelSpec(name), task="classify", model=model.to(teacher.device).eval(),
                              tokenizer=teacher.tokenizer, device=teacher.device)
@@ -157,7 +162,7 @@ class ClassifierDistill(DistillStep):
         print(f"  the distilled student against {name}: {paired.sentence()}", flush=True)
         return {"name": name, "accuracy": report.student_accuracy, "macro_f1": report.student_macro_f1,
                 "retention": report.student_accuracy / teacher_acc if teacher_acc else float("nan"),
-                "agreement": report.agreement, "data": seen,
+                "agreement": report.agreement, "data": seen, "steps": steps,
                 "intervals": {"accuracy": report.intervals["student_accuracy"],
                               "macro_f1": report.intervals["student_macro_f1"],
                               "retention": report.intervals["retention"]},  # against the same teacher, same rows

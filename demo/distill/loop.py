@@ -141,10 +141,10 @@ def _rng_neutral_start(batches):
 
 def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")  # the usual BERT recipe
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # frozen ones (--freeze-embeddings) not
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in trained if not any(k in n for k in no_decay)], "weight_decay": weight_decay},
+        {"params": [p for n, p in trained if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=learning_rate)
 

@@ -12,15 +12,15 @@ from gradio_client import Client, handle_file
 
 
 def main(path: str, rows: int) -> None:
-    client = Client("http://127.0.0.1:7895/", verbose=False)
-    while True:  # until its models have loaded
+    while True:  # until the app serves and its models have loaded
         try:
+            client = Client("http://127.0.0.1:7895/", verbose=False)
             client.predict("warm", api_name="/sentiment")
             break
         except Exception:  # noqa: BLE001 - the app answers with an error while loading
             time.sleep(2)
     start = time.time()
-    job = client.predict("sentiment", handle_file(path), None, 3, rows, 2, True, True, 3, api_name="/distill_start")
+    job = client.predict("sentiment", handle_file(path), None, 3, rows, 2, True, api_name="/distill_start")
     while (status := client.predict(job, api_name="/distill_status"))["state"] in ("queued", "running"):
         time.sleep(3)
     metrics = status.get("metrics") or {}

@@ -152,25 +152,27 @@ def stop_group(process: subprocess.Popen | GpuChild | None) -> None:
         pass
 
 
-def distill_argv(teacher: str, files, student_layers: int, epochs: int, baselines: bool, max_steps: int,
-                 folder: Path, augment: bool = True) -> list[str]:
-    """The CLI command of a job, as a user would type it (sys.executable for `python`)."""
+def distill_argv(teacher: str, files, student_layers: int, epochs: int, baselines: bool, plan,
+                 folder: Path) -> list[str]:
+    """The CLI command of a job, as a user would type it (sys.executable for `python`): the plan's
+    variants, steps and baseline steps as flags (service.JobPlan), so the child runs what the page said."""
     argv = [sys.executable, "-m", "demo.distill", "distill", "--teacher", teacher,
             "--student-layers", str(student_layers), "--train-file", str(files.train),
-            "--epochs", str(epochs), "--min-steps", "0", "--max-steps", str(max_steps),
+            "--epochs", str(epochs), "--min-steps", "0", "--max-steps", str(plan.steps),
             "--logging-steps", str(LOGGING_STEPS), "--output-dir", str(folder / "student"),
             "--status-file", str(folder / STATUS_FILE),
             "--targets-cache-dir", str(folder / "targets")]  # the teacher's answers go with the job's folder
     if files.objective == "mlm":
         argv += ["--objective", "mlm"]
     else:
-        argv += ["--validation-file", str(files.validation), "--text-column", "text", "--label-column", "label"]
-        if not augment:  # else the CLI's default, --augment auto, fitted to --max-steps
-            argv += ["--augment", "0"]
+        argv += ["--validation-file", str(files.validation), "--text-column", "text", "--label-column", "label",
+                 "--augment", str(plan.variants)]
     if files.transfer is not None:
         argv += ["--transfer-file", str(files.transfer)]
-    if baselines:  # the figures the page leads with: layer dropping and the labels alone, at the same budget
+    if baselines:  # the figures the page leads with: layer dropping, and the labels alone for their own budget
         argv += ["--baselines", "labels"]
+        if files.objective != "mlm":
+            argv += ["--baseline-steps", str(plan.baseline_steps)]
     return argv
 
 

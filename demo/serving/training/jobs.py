@@ -43,7 +43,7 @@ class TrainingLimits:
     """Caps for jobs started from the page, sized for a 2-core Space (the operator's flags change them)."""
 
     max_rows: int = 4000  # training rows per job (a larger upload is sampled down)
-    max_steps: int = 500  # optimiser steps per job
+    max_steps: int = 3000  # optimiser steps per job (the student's; its wall time is capped by max_minutes)
     max_upload_mb: float = 20.0
     max_minutes: float = 10.0  # wall time, then the job is stopped
     keep_minutes: float = 60.0  # a finished job's folder (its download) is deleted after this
@@ -84,7 +84,7 @@ class Job:
     notes: list[str] = field(default_factory=list)
     plan: str = ""  # the plan shown before Start, kept on the page while the job runs
     planned_seconds: float = 0.0  # the plan's estimate: what a job queued behind this one waits for
-    fits_planned: int = 1  # the student, and the baseline trained as long again when asked
+    baseline_steps: int = 0  # the steps of the baseline trained after the student (0: none)
     adopted: bool = False  # its student answers in the tabs of a session that adopted it
     released: bool = False  # its visitor switched their tab back: a reload does not adopt it again
     position: int = 0  # 1 = next to run, while queued
@@ -131,8 +131,8 @@ class Job:
         return ((self.ended or time.monotonic()) - self.started) if self.started is not None else 0.0
 
     def remaining(self, run: dict | None = None) -> float | None:
-        """Seconds left: from the steps' own pace once it trains (every fit it will train counted, the
-        baseline as long as the student), else what the plan has not spent yet."""
+        """Seconds left: from the steps' own pace once it trains (the student's steps and the baseline's),
+        else what the plan has not spent yet."""
         if self.state == "queued":
             return round(self.planned_seconds, 1)
         if self.state != "running":
@@ -140,7 +140,7 @@ class Job:
         run = self.run_status() if run is None else run
         fits, main = run.get("fits") or {}, run.get("main_fit")
         if main in fits and fits[main]["step"]:
-            total = fits[main]["total_steps"] * max(self.fits_planned, len(fits))
+            total = sum(f["total_steps"] for f in fits.values()) + (self.baseline_steps if len(fits) < 2 else 0)
             done = sum(f["step"] for f in fits.values())
             training_began = next((e["at"] for e in run.get("timeline") or [] if e.get("fit") == main), None)
             spent = time.time() - training_began if training_began else self.elapsed()
@@ -266,10 +266,10 @@ class JobRunner:
 
     def submit(self, job_id: str, folder: Path, visitor: str, task: str, argv: list[str],
                notes: list[str] | None = None, plan: str = "", planned_seconds: float = 0.0,
-               fits_planned: int = 1) -> Job:
+               baseline_steps: int = 0) -> Job:
         """The job runs now if the slot is free, else waits in the queue (its files are already written)."""
         job = Job(id=job_id, visitor=visitor, task=task, folder=folder, argv=argv, notes=list(notes or []), plan=plan,
-                  planned_seconds=planned_seconds, fits_planned=fits_planned)
+                  planned_seconds=planned_seconds, baseline_steps=baseline_steps)
         with self._lock:
             try:
                 self.check_room(visitor)

@@ -4,6 +4,7 @@ the student in its task's tab, zip it, publish it. The layout and wiring live in
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 import zipfile
@@ -15,9 +16,10 @@ from demo.core import zerogpu
 from demo.core.errors import UserError, whole_number
 from demo.core.measure import INFERENCE_LOCK
 from demo.data.files import TEXT_COLUMNS, obvious_column, read_labelled, read_rows
-from demo.distill.args import DataArguments, DistillTrainArguments, default_of
+from demo.distill.args import DataArguments, DistillTrainArguments, default_of, labels_alone_steps
 from demo.distill.budget import steps_per_epoch
-from demo.distill.recipe import AUTO_TEXTS, can_vary, plan_augmentation
+from demo.distill.recipe import can_vary, plan_augmentation
+from demo.distill.student import make_student, parse_layers
 from demo.models.config import LABELLED_TASKS
 from demo.models.inputs import model_inputs
 from demo.models.registry import PairRegistry, TaskUnavailable
@@ -32,19 +34,29 @@ MAX_TOKENS = default_of(DataArguments, "max_seq_length")  # the CLI's default --
 MAX_EPOCHS = 20
 DEFAULT_TEXT = "the film is a gripping portrait of a family coming apart under pressure"
 START_SECONDS = 15  # a new Python process importing torch and transformers, saving, the card: measured ~10-20 s
-BUDGET_MINUTES = 3.0  # a job's default time budget: 1,000 rows with augmentation and the baseline, or 4,000 rows
+BUDGET_MINUTES = 4.5  # a job's default budget: 1,000 rows with the small-data recipe and the baseline (results.md)
 STEP_TIMING_SECONDS = 20  # GPU time asked on ZeroGPU to price a job's step
+TEACHER_PASSES = 1.3  # the teacher's pass over the training text, and its share of the final scoring
 
 
 @dataclass(frozen=True)
 class JobPlan:
-    """A job fitted to its time budget: what the child is told (--max-steps) and what it will do."""
+    """A job fitted to its time budget, computed once (before Start and at Start) and told to the child as
+    flags: how many variants the teacher labels (--augment), the steps (--max-steps), the baseline's steps."""
 
-    budget_steps: int  # the optimiser steps the budget buys (the child's --max-steps)
-    steps: int  # the steps the run will take (fewer when its passes need fewer)
-    variants: int  # generated variants per labelled text (the CLI's --augment auto under that budget)
-    reason: str  # the CLI's sentence for it
-    seconds: float  # the estimate
+    steps: int  # the student's optimiser steps (the child's --max-steps)
+    variants: int  # generated variants per labelled text (--augment N; 0 none)
+    wanted: int  # what the small-data recipe asks for these rows (the CLI's --augment auto), before the budget
+    baseline_steps: int  # the labels-alone baseline's own budget (--baseline-steps), 0 without baselines
+    seconds: float  # the estimate, start to result
+    texts: int  # every text the student learns from: the rows, the transfer text, the variants
+    reason: str  # in the page's words: what the recipe is, and what the budget cut
+    baseline: str = ""  # which baseline trains, and for how long, in words ("" without)
+    full_minutes: float | None = None  # the budget that runs the whole recipe, where this one cuts it
+
+    @property
+    def cut(self) -> bool:
+        return self.variants < self.wanted
 
 
 def page_words(reason: str) -> str:
@@ -77,9 +89,10 @@ def synchronize(device: torch.device) -> None:
 
 @dataclass
 class StepTime:
-    """One measured training step of the task's loaded student (forward, backward), per encoder layer."""
+    """One measured optimiser step of the job's own student (forward, backward, AdamW) and the teacher's
+    seconds per text, both on the visitor's texts."""
 
-    seconds_per_layer: float
+    step_seconds: float
     teacher_seconds_per_text: float
 
 
@@ -107,75 +120,136 @@ class TrainingService:
         except TaskUnavailable as exc:
             raise JobError(f"{exc} A student is distilled from the task's loaded teacher.") from None
 
-    def step_time(self, task: str, texts: list[str] | None = None) -> StepTime:
-        """Measured on the loaded models, on the visitor's own texts when there are some (their length
-        decides the cost): one training step of the student (after one untimed), the teacher on a batch."""
+    def step_time(self, task: str, layers: int, texts: list[str] | None = None) -> StepTime:
+        """Measured on the job's own student (the teacher's layers, as the child makes it) and on the visitor's
+        texts when there are some (their length decides the cost): one optimiser step (after two untimed),
+        the teacher on a batch."""
         texts = (texts or [DEFAULT_TEXT])[:BATCH_SIZE]
         texts = (texts * BATCH_SIZE)[:BATCH_SIZE]
-        _, student = self.pair(task)
-        enc = student.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
-        key = (task, int(enc["input_ids"].shape[1]) // 8)  # one measurement per task and length band
+        teacher, _ = self.pair(task)
+        enc = teacher.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
+        key = (task, layers, int(enc["input_ids"].shape[1]) // 8)  # one measurement per shape and length band
         if key not in self._step_times:
-            self._step_times[key] = self._time_step(task, texts)
+            self._step_times[key] = self._time_step(task, layers, texts)
         return self._step_times[key]
 
-    def _time_step_now(self, task: str, texts: list[str]) -> StepTime:
-        """One training step of the student (the second of two: the first pays for allocations) and the teacher
-        on a batch, each timed alone (requests wait a fraction of a second), CUDA synchronised before the clock."""
-        teacher, student = self.pair(task)
-        model = student.model
-        enc = student.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
-        inputs = model_inputs(model, enc, student.device)
+    def _time_step_now(self, task: str, layers: int, texts: list[str]) -> StepTime:
+        """The job's student made from the teacher's layers (as the child makes it), its third optimiser
+        step timed (the first two pay for allocations), and the teacher on a batch; each timed alone
+        (requests wait a fraction of a second), CUDA synchronised before the clock."""
+        teacher, _ = self.pair(task)
+        try:
+            picked = parse_layers(layers, teacher.model.config.num_hidden_layers)
+            model = make_student(teacher.model, picked).to(teacher.device).train()
+        except UserError as exc:
+            raise JobError(str(exc)) from None
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
+        enc = teacher.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
+        inputs = model_inputs(model, enc, teacher.device)
         with INFERENCE_LOCK:
-            for _ in range(2):
+            for _ in range(3):
                 start = time.perf_counter()
                 with torch.enable_grad():
                     model(**inputs).logits.float().sum().backward()
-                model.zero_grad(set_to_none=True)
-                synchronize(student.device)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                synchronize(teacher.device)
                 step = time.perf_counter() - start
-        layers = getattr(model.config, "n_layers", None) or getattr(model.config, "num_hidden_layers", 6)
-        batch = teacher.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
+        del model, optimizer
         with INFERENCE_LOCK, torch.inference_mode():
             start = time.perf_counter()
-            teacher.model(**model_inputs(teacher.model, batch, teacher.device))
+            teacher.model(**model_inputs(teacher.model, enc, teacher.device))
             synchronize(teacher.device)
             teacher_seconds = (time.perf_counter() - start) / len(texts)
-        return StepTime(step / layers, teacher_seconds)
+        return StepTime(step, teacher_seconds)
 
     def plan(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, augment: bool,
              budget_minutes: float, texts: list[str] | None = None, transfer_rows: int = 0) -> JobPlan:
-        """A job fitted to its time budget, from a training step measured here: the steps the budget buys
-        (after start-up and the teacher's pass), then the CLI's own rule for how many variants fit them."""
-        timing = self.step_time(task, texts)
-        per_step = timing.seconds_per_layer * max(1, layers) * (2 if baselines else 1)  # the baseline: as long again
-        teacher_text = timing.teacher_seconds_per_text * 1.3  # its pass, and scoring on the held-out tenth
+        """The job fitted to its budget, from a step measured here: start-up, the baseline's own steps and
+        the teacher's pass over the rows first, then as many of the recipe's variants a row as the rest buys
+        at `epochs` passes (the CLI's --augment auto says how many the rows call for)."""
+        timing = self.step_time(task, layers, texts)
         classification = self.objective(task) == "classification"
+        # The labels-alone baseline trains for what the CLI gives it alone; the masked-LM one as long as the student.
+        own_steps = labels_alone_steps(rows) if baselines and classification else 0
+        as_long = baselines and not classification
+        per_step = timing.step_seconds + (0 if classification else BATCH_SIZE * timing.teacher_seconds_per_text)
+        epochs, budget = max(1, epochs), budget_minutes * 60
+
+        def cost(variants: int, steps: int | None = None) -> tuple[float, int, int]:
+            """(seconds, texts, the student's steps) of a job with these variants a row."""
+            seen = rows * (1 + variants) + transfer_rows
+            steps = min(steps_per_epoch(seen, BATCH_SIZE) * epochs if steps is None else steps, self.limits.max_steps)
+            labelling = seen * timing.teacher_seconds_per_text * TEACHER_PASSES if classification else 0.0
+            return START_SECONDS + labelling + (steps * (2 if as_long else 1) + own_steps) * per_step, seen, steps
+
         variable = texts is None or can_vary(texts)
-        texts_seen = rows + transfer_rows + (max(0, AUTO_TEXTS - transfer_rows) if classification and augment else 0)
-        for _ in range(2):  # priced first with the most text the recipe may generate, then with what it will
-            spare = budget_minutes * 60 - START_SECONDS - texts_seen * teacher_text
-            budget_steps = max(1, min(self.limits.max_steps, int(spare / per_step)))
-            aug = plan_augmentation("auto" if classification and augment else "0", rows, variable, transfer_rows,
-                                    True, epochs, BATCH_SIZE, 1, budget_steps)
-            texts_seen = rows * (1 + aug.variants) + transfer_rows
-        steps = min(budget_steps, steps_per_epoch(texts_seen, BATCH_SIZE) * max(1, epochs))
-        seconds = START_SECONDS + texts_seen * teacher_text + steps * per_step
-        return JobPlan(budget_steps, steps, aug.variants, aug.reason, seconds)
+        asked = "auto" if classification and augment else "0"
+        wanted = plan_augmentation(asked, rows, variable, transfer_rows, True, epochs, BATCH_SIZE).variants
+        one_pass = lambda v: steps_per_epoch(rows * (1 + v) + transfer_rows, BATCH_SIZE)
+        buys = lambda v: int((budget - cost(v, 0)[0]) / (per_step * (2 if as_long else 1)))
+        # Short of the whole recipe, passes go first (one pass over every variant is more new text than two
+        # over half of them: results.md), then variants, then the passes over the rows themselves.
+        if cost(wanted)[0] <= budget or (wanted and buys(wanted) >= one_pass(wanted)):
+            variants = wanted
+        else:
+            variants = next((v for v in range(wanted - 1, 0, -1) if buys(v) >= one_pass(v)), 0)
+        seconds, seen, steps = cost(variants)
+        if seconds > budget:
+            seconds, seen, steps = cost(variants, max(1, buys(variants)))
+        full = cost(wanted)[0] if steps < cost(wanted)[2] else None
+        words = self.recipe_words(asked, rows, variable, transfer_rows, epochs, variants, wanted, steps, seen)
+        baseline = ("the masked-LM-alone baseline as long" if as_long else
+                    "the labels-alone baseline for what the CLI gives it alone" if baselines else "")
+        return JobPlan(steps, variants, wanted, steps if as_long else own_steps, seconds, seen, words, baseline,
+                       math.ceil(full / 30) / 2 if full is not None else None)
+
+    def recipe_words(self, asked: str, rows: int, variable: bool, transfer_rows: int, epochs: int, variants: int,
+                     wanted: int, steps: int, seen: int) -> str:
+        """What the job learns from, in the page's words; where the budget cut the recipe, by how much."""
+        passes = steps / max(1, steps_per_epoch(seen, BATCH_SIZE))
+        of_passes = f"{passes:.1f} of {epochs} passes" if passes < epochs - 0.05 else f"{epochs} passes"
+        if variants and variants == wanted:
+            whole = "whole" if passes >= epochs - 0.05 else "with all its variants, fewer passes to fit your budget"
+            return (f"The small-data recipe {whole}: the teacher labels {variants} variants of each of your rows "
+                    f"(masked, cut and swapped words: text your labels do not cover), {of_passes}")
+        if wanted:
+            if variants:
+                return (f"The small-data recipe cut to fit your budget: {variants} of its {wanted} teacher-labelled "
+                        f"variants of each row, one pass")
+            return (f"No generated text: your budget buys {passes:.1f} passes over your rows and nothing of the "
+                    f"small-data recipe ({wanted} teacher-labelled variants of each row)")
+        reason = plan_augmentation(asked, rows, variable, transfer_rows, True, epochs, BATCH_SIZE).reason
+        cut = f"; your budget buys {passes:.1f} of the {epochs} passes" if passes < epochs - 0.05 else ""
+        return page_words(reason) + cut
 
     def plan_sentence(self, plan: JobPlan, rows: int, budget: float, baselines: bool) -> str:
         """The plan in the page's words: shown before Start, and kept on the page while the job runs."""
-        made = f", {rows * plan.variants:,} of them generated" if plan.variants else ""
-        again = " and the baseline as long again" if baselines else ""
-        return (f"About **{plan.seconds / 60:.1f} min** of your {budget:g}: {plan.steps:,} steps of {BATCH_SIZE} rows "
-                f"over {rows * (1 + plan.variants):,} texts{made}{again}"
-                f". {page_words(plan.reason)}. Caps: {self.limits.max_rows:,} rows, "
-                f"{self.limits.max_steps:,} steps, {self.limits.max_minutes:g} min.")
+        generated = plan.variants * rows
+        made = f" ({plan.texts - generated:,} yours, {generated:,} generated)" if plan.variants else ""
+        baseline = f"; {plan.baseline}, {plan.baseline_steps:,} steps" if baselines and plan.baseline else ""
+        over = (f" ⚠️ More than your budget: raise it to {math.ceil(plan.seconds / 30) / 2:g} min, or untick the "
+                "baseline." if plan.seconds > budget * 60 + 1 else "")
+        full = ""
+        if plan.full_minutes is not None:
+            full = (f" A budget of **{plan.full_minutes:g} min** runs the whole recipe." if plan.full_minutes <=
+                    self.limits.max_minutes else f" The whole recipe needs about {plan.full_minutes:g} min, more than "
+                    f"this app's cap of {self.limits.max_minutes:g} min: fewer rows fit it.")
+        return (f"About **{plan.seconds / 60:.1f} min** of your {budget:g}: {plan.steps:,} steps of {BATCH_SIZE} over "
+                f"{plan.texts:,} texts{made}{baseline}.{over} {plan.reason}.{full} Caps: {self.limits.max_rows:,} "
+                f"rows, {self.limits.max_steps:,} steps, {self.limits.max_minutes:g} min.")
 
     def estimate(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, augment: bool = True,
                  budget_minutes: float = BUDGET_MINUTES, upload: str | None = None) -> str:
         """The estimate shown before Start: how the rows fall into the teacher's classes (with what would
         mislead), the job fitted to its budget (plan), and the wait when the slot is taken."""
+        return self.estimate_and_offer(task, rows, epochs, layers, baselines, augment, budget_minutes, upload)[0]
+
+    def estimate_and_offer(self, task: str, rows: int, epochs: int, layers: int, baselines: bool,
+                           augment: bool = True, budget_minutes: float = BUDGET_MINUTES,
+                           upload: str | None = None) -> tuple[str, float | None]:
+        """The estimate, and the budget that runs the whole recipe where this one cuts it (within the cap;
+        the page offers it in one click)."""
         rows = max(1, min(int(rows or self.limits.max_rows), self.limits.max_rows))
         texts, balance = None, ""
         if upload:  # the file's own rows and texts (9 in 10 train, 1 in 10 scores the student), read once
@@ -186,7 +260,9 @@ class TrainingService:
         wait = self.runner.wait_seconds()
         queued = (f"\n\n⏳ The app trains one student at a time: yours would start in about {wait / 60:.0f} min "
                   f"({len(self.runner.waiting)} waiting)." if self.runner.training() else "")
-        return "\n\n".join(x for x in (balance, self.plan_sentence(plan, rows, budget, baselines)) if x) + queued
+        offer = plan.full_minutes if plan.full_minutes is not None and plan.full_minutes <= self.limits.max_minutes \
+            else None
+        return "\n\n".join(x for x in (balance, self.plan_sentence(plan, rows, budget, baselines)) if x) + queued, offer
 
     def read_for_plan(self, task: str, upload: str) -> tuple[list[str] | None, int, str]:
         """(the first texts, the rows, the class balance as the page says it) of an upload, from one reading;
@@ -247,15 +323,14 @@ class TrainingService:
             raise
         plan = self.plan(task, files.rows, epochs, layers, bool(baselines), bool(augment), budget,
                          list(files.sample_texts) or None, files.transfer_rows)
-        argv = distill_argv(teacher.spec.model, files, layers, epochs, bool(baselines), plan.budget_steps, folder,
-                            augment=bool(augment))
+        argv = distill_argv(teacher.spec.model, files, layers, epochs, bool(baselines), plan, folder)
         notes = [f"{files.rows:,} training rows" + (f" (sampled from {files.sampled_from:,})"
                                                     if files.sampled_from > files.rows + files.validation_rows else "")
                  + (f", {files.validation_rows:,} held out (each class its share) to score the student"
                     if files.validation_rows else ""), *files.balance_warnings]
         return self.runner.submit(job_id, folder, session, task, argv, notes,
                                   plan=self.plan_sentence(plan, files.rows, budget, bool(baselines)),
-                                  planned_seconds=plan.seconds, fits_planned=2 if baselines else 1)
+                                  planned_seconds=plan.seconds, baseline_steps=plan.baseline_steps if baselines else 0)
 
     def status(self, key: str) -> dict:
         return self.runner.job(key).status()
