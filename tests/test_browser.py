@@ -243,7 +243,7 @@ def offer_the_budget_that_fits_the_recipe(page, service, monkeypatch, artifacts)
     budget that runs all of it on a button, and one click sets it (and the plan is then whole)."""
     from demo.serving.training.service import StepTime
 
-    monkeypatch.setattr(service, "step_time", lambda *a, **k: StepTime(0.2, 0.002))
+    monkeypatch.setattr(service, "step_time", lambda *a, **k: StepTime(0.15, 0.25, 0.002))
     page.locator("#train-budget input").fill("2")
     page.locator("#train-budget input").press("Enter")
     page.locator("#train-estimate").get_by_text("cut to fit your budget").wait_for(timeout=30_000)

@@ -251,6 +251,9 @@ class DistillArguments:
             if t.transfer_file or self.augmentation.augment not in ("auto", "0") or t.streaming or t.transfer_cache:
                 raise UsageError("--objective mlm learns from the --train-file text itself: --transfer-file, "
                                  "--augment, --streaming and --transfer-cache are for classification.")
+            if self.student.freeze_embeddings:
+                raise UsageError("--freeze-embeddings is for classification: a masked LM's output layer is its word "
+                                 "embeddings, which it must learn.")
             return self
         self.transfer.check(self.loss, self.augmentation.augment_transfer)
         self.augmentation.check()

@@ -24,7 +24,7 @@ from demo.measuring.stats import Estimate
 from demo.models.config import DistillationLink
 from demo.serving.edge import handlers, session_of, user_errors
 from demo.serving.evidence import load_evidence
-from demo.serving.training.service import BUDGET_MINUTES, MAX_EPOCHS, TrainingService
+from demo.serving.training.service import MAX_EPOCHS, TrainingService
 from demo.serving.training.uploads import MIN_ROWS
 
 POLL_SECONDS = 1.0
@@ -219,8 +219,8 @@ def recipe_row(service: TrainingService) -> tuple[gr.Checkbox, gr.Number]:
     with gr.Row():
         augment = gr.Checkbox(True, label="Let the teacher label variants of your rows (masked, cut and swapped "
                               "words): the small-data recipe, fitted to the budget", elem_id="train-augment")
-        budget = gr.Number(BUDGET_MINUTES, label=f"Time budget in minutes (0.5 to {service.limits.max_minutes:g})",
-                           elem_id="train-budget")
+        budget = gr.Number(service.default_budget, elem_id="train-budget",
+                           label=f"Time budget in minutes (0.5 to {service.limits.max_minutes:g})")
     return augment, budget
 
 
@@ -364,7 +364,7 @@ def wire(p: TrainPanel, h: TrainHandlers) -> None:
     api_file, api_transfer, api_job = gr.File(visible=False), gr.File(visible=False), gr.Textbox(visible=False)
     api_layers, api_rows, api_epochs = (gr.Number(visible=False) for _ in range(3))
     api_augment = gr.Checkbox(True, visible=False, label="with_augment")
-    api_budget = gr.Number(BUDGET_MINUTES, visible=False, label="budget_minutes")
+    api_budget = gr.Number(h.service.default_budget, visible=False, label="budget_minutes")
     wire_api(h.service, [p.task, api_file, api_transfer, api_layers, api_rows, api_epochs, p.baselines, api_augment,
                          api_budget], api_job)
 
@@ -383,11 +383,12 @@ def wire_api(service: TrainingService, inputs: list, api_job: gr.Textbox) -> Non
     @not_a_tool
     @user_errors
     def distill_start(task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, with_augment=True,
-                      budget_minutes=BUDGET_MINUTES, request: gr.Request = None) -> str:
+                      budget_minutes=None, request: gr.Request = None) -> str:
         """Start distilling a student of the task's teacher (a labelled file; a .txt file for fill-mask), fitted
-        to budget_minutes (default 4.5); with_augment (default true): the teacher labels variants of the rows, as
-        many as fit. When another job runs, this one waits in the queue. Returns the job's key (its id, a dot,
-        its secret): pass it whole to /distill_status, /distill_cancel and /distill_adopt; keep it private."""
+        to budget_minutes (default 4.5, or the app's cap where lower); with_augment (default true): the teacher
+        labels variants of the rows, as many as fit. When another job runs, this one waits in the queue. Returns
+        the job's key (its id, a dot, its secret): pass it whole to /distill_status, /distill_cancel and
+        /distill_adopt; keep it private."""
         return service.start(session_of(request), task_name, path, transfer_path, n_layers, n_rows, n_epochs,
                              with_baselines, with_augment, budget_minutes).key
 

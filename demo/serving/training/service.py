@@ -36,6 +36,7 @@ DEFAULT_TEXT = "the film is a gripping portrait of a family coming apart under p
 START_SECONDS = 15  # a new Python process importing torch and transformers, saving, the card: measured ~10-20 s
 BUDGET_MINUTES = 4.5  # a job's default budget: 1,000 rows with the small-data recipe and the baseline (results.md)
 STEP_TIMING_SECONDS = 20  # GPU time asked on ZeroGPU to price a job's step
+SAMPLE_TEXTS = 256  # the texts of an upload that price its steps (as many as a job's files keep: uploads.py)
 TEACHER_PASSES = 1.3  # the teacher's pass over the training text, and its share of the final scoring
 
 
@@ -89,11 +90,42 @@ def synchronize(device: torch.device) -> None:
 
 @dataclass
 class StepTime:
-    """One measured optimiser step of the job's own student (forward, backward, AdamW) and the teacher's
-    seconds per text, both on the visitor's texts."""
+    """Measured optimiser steps (forward, backward, AdamW) of the job's own student and of its labels-alone
+    baseline, and the teacher's seconds per text, on a batch of the visitor's texts."""
 
     step_seconds: float
+    baseline_step_seconds: float
     teacher_seconds_per_text: float
+
+
+def typical_batch(tokenizer, texts: list[str]) -> list[str]:
+    """A training batch of the texts' typical length: the child groups its batches by length, so a batch pads
+    to about its own texts' length, not to the longest text of a random batch."""
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]]
+    mean = sum(lengths) / len(lengths)
+    typical = [texts[i] for i in sorted(range(len(texts)), key=lambda i: abs(lengths[i] - mean))[:BATCH_SIZE]]
+    return (typical * BATCH_SIZE)[:BATCH_SIZE]
+
+
+def one_step_seconds(teacher, layers: list[int], enc, frozen_embeddings: bool) -> float:
+    """A student made from these teacher layers: the fastest of three optimiser steps after two untimed ones
+    (which pay for allocations); the fastest, because a busy moment only ever slows a step."""
+    model = make_student(teacher.model, layers).to(teacher.device).train()
+    if frozen_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+    inputs = model_inputs(model, enc, teacher.device)
+    timed = []
+    with INFERENCE_LOCK:
+        for _ in range(5):
+            start = time.perf_counter()
+            with torch.enable_grad():
+                model(**inputs).logits.float().sum().backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            synchronize(teacher.device)
+            timed.append(time.perf_counter() - start)
+    return min(timed[2:])
 
 
 class TrainingService:
@@ -108,6 +140,11 @@ class TrainingService:
         runner.on_forget = self.forgotten
 
     # ---- before starting ----------------------------------------------------------------------------
+    @property
+    def default_budget(self) -> float:
+        """The page's and the API's default budget: BUDGET_MINUTES, or this app's cap where it is lower."""
+        return min(BUDGET_MINUTES, self.limits.max_minutes)
+
     def objective(self, task: str) -> str:
         return "classification" if task in LABELLED_TASKS else "mlm"
 
@@ -121,47 +158,36 @@ class TrainingService:
             raise JobError(f"{exc} A student is distilled from the task's loaded teacher.") from None
 
     def step_time(self, task: str, layers: int, texts: list[str] | None = None) -> StepTime:
-        """Measured on the job's own student (the teacher's layers, as the child makes it) and on the visitor's
-        texts when there are some (their length decides the cost): one optimiser step (after two untimed),
-        the teacher on a batch."""
-        texts = (texts or [DEFAULT_TEXT])[:BATCH_SIZE]
-        texts = (texts * BATCH_SIZE)[:BATCH_SIZE]
+        """Measured on the job's own student (the teacher's layers, as the child makes it) and on a batch of the
+        visitor's texts of their typical length (the child groups batches by length), once per shape and
+        length band: one optimiser step of the student and of the baseline, the teacher on the batch."""
         teacher, _ = self.pair(task)
-        enc = teacher.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
-        key = (task, layers, int(enc["input_ids"].shape[1]) // 8)  # one measurement per shape and length band
+        batch = typical_batch(teacher.tokenizer, texts or [DEFAULT_TEXT])
+        enc = teacher.tokenizer(batch, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
+        key = (task, layers, int(enc["input_ids"].shape[1]) // 8)
         if key not in self._step_times:
-            self._step_times[key] = self._time_step(task, layers, texts)
+            self._step_times[key] = self._time_step(task, layers, batch)
         return self._step_times[key]
 
     def _time_step_now(self, task: str, layers: int, texts: list[str]) -> StepTime:
-        """The job's student made from the teacher's layers (as the child makes it), its third optimiser
-        step timed (the first two pay for allocations), and the teacher on a batch; each timed alone
-        (requests wait a fraction of a second), CUDA synchronised before the clock."""
+        """The job's student made from the teacher's layers (as the child makes it), with its word embeddings
+        frozen as the child's classification jobs keep them, and the labels-alone baseline, which trains
+        them; each step timed alone (requests wait a fraction of a second), CUDA synchronised first."""
         teacher, _ = self.pair(task)
         try:
             picked = parse_layers(layers, teacher.model.config.num_hidden_layers)
-            model = make_student(teacher.model, picked).to(teacher.device).train()
         except UserError as exc:
             raise JobError(str(exc)) from None
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
         enc = teacher.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, padding=True, return_tensors="pt")
-        inputs = model_inputs(model, enc, teacher.device)
-        with INFERENCE_LOCK:
-            for _ in range(3):
-                start = time.perf_counter()
-                with torch.enable_grad():
-                    model(**inputs).logits.float().sum().backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                synchronize(teacher.device)
-                step = time.perf_counter() - start
-        del model, optimizer
+        classification = self.objective(task) == "classification"
+        student = one_step_seconds(teacher, picked, enc, frozen_embeddings=classification)
+        baseline = one_step_seconds(teacher, picked, enc, frozen_embeddings=False) if classification else student
         with INFERENCE_LOCK, torch.inference_mode():
             start = time.perf_counter()
             teacher.model(**model_inputs(teacher.model, enc, teacher.device))
             synchronize(teacher.device)
             teacher_seconds = (time.perf_counter() - start) / len(texts)
-        return StepTime(step, teacher_seconds)
+        return StepTime(student, baseline, teacher_seconds)
 
     def plan(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, augment: bool,
              budget_minutes: float, texts: list[str] | None = None, transfer_rows: int = 0) -> JobPlan:
@@ -174,6 +200,7 @@ class TrainingService:
         own_steps = labels_alone_steps(rows) if baselines and classification else 0
         as_long = baselines and not classification
         per_step = timing.step_seconds + (0 if classification else BATCH_SIZE * timing.teacher_seconds_per_text)
+        baseline_step = per_step if as_long else timing.baseline_step_seconds
         epochs, budget = max(1, epochs), budget_minutes * 60
 
         def cost(variants: int, steps: int | None = None) -> tuple[float, int, int]:
@@ -181,13 +208,14 @@ class TrainingService:
             seen = rows * (1 + variants) + transfer_rows
             steps = min(steps_per_epoch(seen, BATCH_SIZE) * epochs if steps is None else steps, self.limits.max_steps)
             labelling = seen * timing.teacher_seconds_per_text * TEACHER_PASSES if classification else 0.0
-            return START_SECONDS + labelling + (steps * (2 if as_long else 1) + own_steps) * per_step, seen, steps
+            baseline = (steps if as_long else own_steps) * baseline_step
+            return START_SECONDS + labelling + steps * per_step + baseline, seen, steps
 
         variable = texts is None or can_vary(texts)
         asked = "auto" if classification and augment else "0"
         wanted = plan_augmentation(asked, rows, variable, transfer_rows, True, epochs, BATCH_SIZE).variants
         one_pass = lambda v: steps_per_epoch(rows * (1 + v) + transfer_rows, BATCH_SIZE)
-        buys = lambda v: int((budget - cost(v, 0)[0]) / (per_step * (2 if as_long else 1)))
+        buys = lambda v: int((budget - cost(v, 0)[0]) / (per_step + (baseline_step if as_long else 0)))
         # Short of the whole recipe, passes go first (one pass over every variant is more new text than two
         # over half of them: results.md), then variants, then the passes over the rows themselves.
         if cost(wanted)[0] <= budget or (wanted and buys(wanted) >= one_pass(wanted)):
@@ -240,13 +268,13 @@ class TrainingService:
                 f"rows, {self.limits.max_steps:,} steps, {self.limits.max_minutes:g} min.")
 
     def estimate(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, augment: bool = True,
-                 budget_minutes: float = BUDGET_MINUTES, upload: str | None = None) -> str:
+                 budget_minutes: float | None = None, upload: str | None = None) -> str:
         """The estimate shown before Start: how the rows fall into the teacher's classes (with what would
         mislead), the job fitted to its budget (plan), and the wait when the slot is taken."""
         return self.estimate_and_offer(task, rows, epochs, layers, baselines, augment, budget_minutes, upload)[0]
 
     def estimate_and_offer(self, task: str, rows: int, epochs: int, layers: int, baselines: bool,
-                           augment: bool = True, budget_minutes: float = BUDGET_MINUTES,
+                           augment: bool = True, budget_minutes: float | None = None,
                            upload: str | None = None) -> tuple[str, float | None]:
         """The estimate, and the budget that runs the whole recipe where this one cuts it (within the cap;
         the page offers it in one click)."""
@@ -271,7 +299,7 @@ class TrainingService:
             if self.objective(task) != "classification":
                 columns, found = read_rows(upload, self.limits.max_upload_bytes, limits=self.limits.read)
                 column = obvious_column(columns, TEXT_COLUMNS) or columns[0]
-                return [str(r.get(column) or "") for r in found[:BATCH_SIZE]] or None, len(found), ""
+                return [str(r.get(column) or "") for r in found[:SAMPLE_TEXTS]] or None, len(found), ""
             data = read_labelled(upload, max_bytes=self.limits.max_upload_bytes, limits=self.limits.read)
         except UserError:
             return None, 0, ""  # said when Start reads it
@@ -280,11 +308,11 @@ class TrainingService:
             balance = uploads.ClassBalance.of(teacher, data.labels).markdown()
         except UserError as exc:
             balance = f"⚠️ {exc} Start will refuse this file."
-        return data.texts[:BATCH_SIZE] or None, len(data), balance
+        return data.texts[:SAMPLE_TEXTS] or None, len(data), balance
 
     # ---- a job --------------------------------------------------------------------------------------
     def start(self, session: str, task: str, upload: str | None, transfer: str | None, layers, rows, epochs,
-              baselines: bool, augment: bool = True, budget_minutes=BUDGET_MINUTES, held_key: str | None = None) -> Job:
+              baselines: bool, augment: bool = True, budget_minutes=None, held_key: str | None = None) -> Job:
         """Check every setting, turn the upload into the job's files, start the child or queue the job;
         the visitor's uploads are deleted once read, whether the job starts or not. held_key: the job this
         browser already holds (a second tab of it starts nothing while that job runs or waits)."""
