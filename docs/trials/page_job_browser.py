@@ -10,16 +10,22 @@ import time
 from playwright.sync_api import sync_playwright
 
 
+def open_distil_tab(pw, url: str, path: str, height: int):
+    """(browser, page): Chromium on the app's Distil a student tab, the file uploaded."""
+    browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1400, "height": height})
+    page.goto(url)
+    tab = page.get_by_role("tab", name="Distil a student")
+    tab.wait_for(timeout=120_000)
+    time.sleep(3)
+    tab.click()
+    page.locator("#train-file input[type=file]").set_input_files(path)
+    return browser, page
+
+
 def main(url: str, path: str, rows: str, shot: str) -> None:
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 2400})
-        page.goto(url)
-        tab = page.get_by_role("tab", name="Distil a student")
-        tab.wait_for(timeout=120_000)
-        time.sleep(3)
-        tab.click()
-        page.locator("#train-file input[type=file]").set_input_files(path)
+        browser, page = open_distil_tab(pw, url, path, 2400)
         for field, value in (("#train-rows input", rows), ("#train-layers input[type=number]", "3")):
             page.locator(field).fill(value)
             page.locator(field).press("Enter")

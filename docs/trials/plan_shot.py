@@ -8,19 +8,13 @@ usage: python docs/trials/plan_shot.py URL FILE ROWS OUT.png [--take-offer]
 import sys
 import time
 
+from page_job_browser import open_distil_tab  # beside this script
 from playwright.sync_api import sync_playwright
 
 
 def main(url: str, path: str, rows: str, shot: str, take_offer: bool) -> None:
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1500})
-        page.goto(url)
-        tab = page.get_by_role("tab", name="Distil a student")
-        tab.wait_for(timeout=120_000)
-        time.sleep(3)
-        tab.click()
-        page.locator("#train-file input[type=file]").set_input_files(path)
+        browser, page = open_distil_tab(pw, url, path, 1500)
         page.locator("#train-rows input").fill(rows)
         page.locator("#train-rows input").press("Enter")
         estimate = page.locator("#train-estimate")
