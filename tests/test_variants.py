@@ -58,3 +58,18 @@ def test_a_variant_is_one_row_of_the_table():
         assert v.name == name and v.source in ("teacher", "student") and v.color.startswith("#")
         assert (v.build is None) == (name in ("teacher", "student"))
     assert set(table.BENCH_VARIANTS) <= set(table.VARIANTS) and table.APP_INT8 in table.TABLE
+
+
+def test_onnx_runtimes_quantiser_does_not_flood_the_apps_log(tiny_config, tmp_path, caplog):
+    """ONNX Runtime's quantiser says, on the root logger at INFO (the app's level), one line per tensor it leaves
+    alone: hundreds a model, nothing a user can act on. The app keeps them out of its log; its own lines stay."""
+    import logging
+
+    teacher = load_config(tiny_config).pairs["sentiment"].teacher.model
+    fp32, int8 = tmp_path / "model.onnx", tmp_path / "model-int8.onnx"
+    onnx_variants.export_fp32(teacher, "sentiment", fp32)
+    with caplog.at_level(logging.INFO):
+        onnx_variants.quantize_int8(fp32, int8)
+        logging.getLogger("demo.models").info("our own line")
+    assert int8.is_file() and "our own line" in caplog.text
+    assert "Quantization parameters for tensor" not in caplog.text, caplog.text[:500]

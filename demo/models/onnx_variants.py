@@ -136,6 +136,17 @@ def export_fp32(source: Path, task: str, target: Path) -> None:
     partial.replace(target)
 
 
+class QuantiserChatter(logging.Filter):
+    """ONNX Runtime's quantiser logs on the root logger (`logging.info(...)`): a line for every tensor it leaves
+    alone, hundreds a model, and advice to pre-process its inputs; nothing a user of this app can act on.
+    Dropped while it quantises (its errors and other warnings pass)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = f"onnxruntime{os.sep}quantization{os.sep}" in record.pathname
+        return not (ours and (record.levelno <= logging.INFO or "pre-processing before quantization" in
+                              record.getMessage()))
+
+
 def quantize_int8(fp32_file: Path, target: Path) -> None:
     """Dynamic int8 (weights per channel, activations per call) with ONNX Runtime's own quantiser."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -143,10 +154,15 @@ def quantize_int8(fp32_file: Path, target: Path) -> None:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial.onnx")
-    quantize_dynamic(fp32_file, partial, op_types_to_quantize=list(IntegerOpsRegistry), per_channel=PER_CHANNEL,
-                     reduce_range=False, weight_type=getattr(QuantType, INT8_WEIGHTS[quantization_scheme()]),
-                     nodes_to_exclude=fp32_nodes(fp32_file),
-                     extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    chatter, root = QuantiserChatter(), logging.getLogger()
+    root.addFilter(chatter)
+    try:
+        quantize_dynamic(fp32_file, partial, op_types_to_quantize=list(IntegerOpsRegistry), per_channel=PER_CHANNEL,
+                         reduce_range=False, weight_type=getattr(QuantType, INT8_WEIGHTS[quantization_scheme()]),
+                         nodes_to_exclude=fp32_nodes(fp32_file),
+                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    finally:
+        root.removeFilter(chatter)
     partial.replace(target)
 
 
