@@ -7,7 +7,7 @@ TSV comes two ways, GLUE style (no quoting, bare quotes inside text) and CSV-quo
 spanning lines, holding tabs and doubled quotes); `quoting="auto"` tells them apart, "none" and
 "csv" say which. CSV, TSV and JSON are parsed here, with Python's csv and json modules, so that a
 bad row is named by its line; parquet goes through `datasets`, and so does a file read as a stream
-(datastream.py).
+(streams.py).
 """
 
 from __future__ import annotations

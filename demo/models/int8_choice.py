@@ -1,7 +1,7 @@
 """int8 on the fastest backend of this machine: ONNX Runtime's dynamic int8 or OpenVINO's static int8,
-chosen by measuring both on first use. Which one wins depends on the CPU (on a 2-core EPYC with AVX-512
-VNNI OpenVINO was 8.7x the fp32 teacher against ONNX Runtime's 5.4x; on an AVX2-only one the order
-flipped), so the choice is measured, cached per CPU and model, and said with both timings.
+chosen by measuring both on first use. Which one wins depends on the CPU (OpenVINO on the AVX-512 VNNI
+machines measured, ONNX Runtime on an AVX2-only EPYC: docs/results.md, "Which variant to ship"), so the
+choice is measured, cached per CPU and model, and said with both timings.
 
 A backend whose probabilities move away from the fp32 model's (a mean total-variation distance over
 MAX_SHIFT: a broken quantisation) is not chosen however fast it is. Checked on the model's own kind of
