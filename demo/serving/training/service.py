@@ -213,7 +213,8 @@ class TrainingService:
 
         variable = texts is None or can_vary(texts)
         asked = "auto" if classification and augment else "0"
-        wanted = plan_augmentation(asked, rows, variable, transfer_rows, True, epochs, BATCH_SIZE).variants
+        augmentation = plan_augmentation(asked, rows, variable, transfer_rows, True, epochs, BATCH_SIZE)
+        wanted = augmentation.variants
         one_pass = lambda v: steps_per_epoch(rows * (1 + v) + transfer_rows, BATCH_SIZE)
         buys = lambda v: int((budget - cost(v, 0)[0]) / (per_step + (baseline_step if as_long else 0)))
         # Short of the whole recipe, passes go first (one pass over every variant is more new text than two
@@ -226,16 +227,17 @@ class TrainingService:
         if seconds > budget:
             seconds, seen, steps = cost(variants, max(1, buys(variants)))
         full = cost(wanted)[0] if steps < cost(wanted)[2] else None
-        words = self.recipe_words(asked, rows, variable, transfer_rows, epochs, variants, wanted, steps, seen)
+        words = self.recipe_words(augmentation, variants, epochs, steps / steps_per_epoch(seen, BATCH_SIZE))
         baseline = ("the masked-LM-alone baseline as long" if as_long else
                     "the labels-alone baseline for what the CLI gives it alone" if baselines else "")
         return JobPlan(steps, variants, wanted, steps if as_long else own_steps, seconds, seen, words, baseline,
                        math.ceil(full / 30) / 2 if full is not None else None)
 
-    def recipe_words(self, asked: str, rows: int, variable: bool, transfer_rows: int, epochs: int, variants: int,
-                     wanted: int, steps: int, seen: int) -> str:
-        """What the job learns from, in the page's words; where the budget cut the recipe, by how much."""
-        passes = steps / max(1, steps_per_epoch(seen, BATCH_SIZE))
+    @staticmethod
+    def recipe_words(augmentation, variants: int, epochs: int, passes: float) -> str:
+        """What the job learns from, in the page's words; where the budget cut the recipe, by how much.
+        augmentation: the CLI's plan for the rows (recipe.AugmentPlan: the variants they call for, and why)."""
+        wanted = augmentation.variants
         of_passes = f"{passes:.1f} of {epochs} passes" if passes < epochs - 0.05 else f"{epochs} passes"
         if variants and variants == wanted:
             whole = "whole" if passes >= epochs - 0.05 else "with all its variants, fewer passes to fit your budget"
@@ -247,9 +249,8 @@ class TrainingService:
                         f"variants of each row, one pass")
             return (f"No generated text: your budget buys {passes:.1f} passes over your rows and nothing of the "
                     f"small-data recipe ({wanted} teacher-labelled variants of each row)")
-        reason = plan_augmentation(asked, rows, variable, transfer_rows, True, epochs, BATCH_SIZE).reason
         cut = f"; your budget buys {passes:.1f} of the {epochs} passes" if passes < epochs - 0.05 else ""
-        return page_words(reason) + cut
+        return page_words(augmentation.reason) + cut
 
     def plan_sentence(self, plan: JobPlan, rows: int, budget: float, baselines: bool) -> str:
         """The plan in the page's words: shown before Start, and kept on the page while the job runs."""
