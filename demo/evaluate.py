@@ -21,6 +21,7 @@ from demo.measuring.evaluation import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_LENGTH,
     MAX_ROWS,
+    EvalRequest,
     EvalSettings,
 )
 from demo.measuring.fill_mask_report import evaluate_fill_mask
@@ -79,20 +80,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, as typed, for the decision report
     if args.decision and (args.task == "fill_mask" or args.price_per_hour is None or args.price_per_hour < 0):
         raise UsageError("--decision covers the labelled tasks (sentiment, classify) and needs --price-per-hour P, "
                          "what an hour of this machine costs you (0 or more).")
     settings = EvalSettings(task=args.task, batch_size=args.batch_size, max_length=args.max_length,
                             max_rows=args.max_rows, unbatched_baseline=args.unbatched_baseline, quoting=args.quoting)
+    request = EvalRequest(config=args.config, task=args.task, file=args.file, text_column=args.text_column,
+                          label_column=args.label_column, device=args.device, out=args.out, against=args.against,
+                          decision=args.decision, price_per_hour=args.price_per_hour, margin=args.margin,
+                          students=tuple(args.student or ()),
+                          command=tuple(sys.argv[1:] if argv is None else argv))  # as typed, for the decision page
     if args.task == "fill_mask":
         if args.frontier:
             raise UsageError("--frontier covers the labelled tasks (sentiment, classify).")
-        return evaluate_fill_mask(args, settings)
-    lead = evaluate_frontier(args, settings).recommendation() if args.frontier else None
-    if args.frontier and not args.decision:
+        evaluate_fill_mask(request, settings)
         return 0
-    return evaluate_labelled(args, settings, lead)  # with --frontier --decision: the page leads with its answer
+    lead = evaluate_frontier(request, settings).recommendation() if args.frontier else None
+    if not args.frontier or args.decision:
+        evaluate_labelled(request, settings, lead)  # with --frontier --decision: the page leads with its answer
+    return 0
 
 
 if __name__ == "__main__":

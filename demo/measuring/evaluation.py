@@ -47,6 +47,26 @@ class LabelMismatch(UserError, ValueError):
 
 
 @dataclass(frozen=True)
+class EvalRequest:
+    """What to evaluate and where its reports go, built once at the CLI's edge (demo/evaluate.py) from its
+    flags: the library reads these fields and returns what it wrote; the CLI prints and picks the exit code."""
+
+    config: str | None  # pairs YAML (None: the shipped pairs.yaml)
+    task: str
+    file: str
+    text_column: str | None
+    label_column: str | None
+    device: str | None
+    out: str
+    against: str | None  # a second student, compared row by row
+    decision: bool  # also write decision.html
+    price_per_hour: float | None
+    margin: float  # --frontier: accuracy points a variant may lose against the teacher
+    students: tuple[str, ...] = ()  # --frontier: more students of the same labels
+    command: tuple[str, ...] = ()  # the command as typed, for the decision page
+
+
+@dataclass(frozen=True)
 class EvalSettings:
     """How to evaluate, checked on creation: the CLI's flags and the tab's fields both become one."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from demo.core.errors import UsageError, UserError
 from demo.core.progress import ProgressLine
-from demo.measuring.evaluation import EvalSettings, LabelMismatch, label_index, read_eval_file
+from demo.measuring.evaluation import EvalRequest, EvalSettings, LabelMismatch, label_index, read_eval_file
 from demo.measuring.frontier import Frontier, measure_frontier, write_frontier
 from demo.models import variants
 from demo.models.config import APP_INT8, ModelSpec
@@ -72,17 +72,17 @@ def frontier_of(teacher: LoadedModel, student: LoadedModel, data, settings: Eval
                             stage=stage)
 
 
-def evaluate_frontier(args, settings: EvalSettings) -> Frontier:
-    margin = check_margin(args.margin)
-    data = read_eval_file(args.file, args.text_column, args.label_column, settings)
-    teacher, student = PairRegistry.for_task(args.config, args.task, args.device).pair(args.task)
+def evaluate_frontier(request: EvalRequest, settings: EvalSettings) -> Frontier:
+    margin = check_margin(request.margin)
+    data = read_eval_file(request.file, request.text_column, request.label_column, settings)
+    teacher, student = PairRegistry.for_task(request.config, request.task, request.device).pair(request.task)
     with ProgressLine("measuring the frontier", unit="steps") as progress:
         progress(0, 1)
-        frontier = frontier_of(teacher, student, data, settings, file=Path(args.file).name, margin=margin,
-                               price_per_hour=args.price_per_hour, extra=args.student or [])
+        frontier = frontier_of(teacher, student, data, settings, file=Path(request.file).name, margin=margin,
+                               price_per_hour=request.price_per_hour, extra=list(request.students))
         progress(1, 1)
     skipped = frontier.not_measured
-    paths = write_frontier(frontier, args.out)
+    paths = write_frontier(frontier, request.out)
     for p in frontier.points:
         print(f"  {p.name:<28} accuracy {p.accuracy['value']:.4f}, {p.p50_ms_batch1:7.1f} ms at batch 1, "
               f"{p.per_second_batch32:8.1f}/s at batch 32{'  (Pareto)' if p.pareto else ''}")
