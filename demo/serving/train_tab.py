@@ -110,6 +110,7 @@ class TrainPanel:
     augment: gr.Checkbox
     budget: gr.Number
     offer: gr.Button
+    offered: gr.State
     upload: gr.File
     transfer: gr.File
     estimate: gr.Markdown
@@ -179,6 +180,7 @@ def layout(service: TrainingService, job: gr.BrowserState) -> TrainPanel:
                            type="filepath", elem_id="train-transfer")
     estimate = gr.Markdown(elem_id="train-estimate")
     offer = gr.Button(visible=False, size="sm", elem_id="train-offer")  # the budget that runs the whole recipe
+    offered = gr.State(None)  # its minutes, as the plan computed them
     with gr.Row():
         start = gr.Button("Start distilling", variant="primary", elem_id="train-start")
         cancel = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
@@ -207,8 +209,8 @@ def layout(service: TrainingService, job: gr.BrowserState) -> TrainPanel:
             published = gr.Markdown(elem_id="train-published")
     timer = gr.Timer(POLL_SECONDS, active=False)
     return TrainPanel(job=job, task=task, layers=layers, rows=rows, epochs=epochs, baselines=baselines,
-                      augment=augment, budget=budget, offer=offer, upload=upload, transfer=transfer, estimate=estimate,
-                      start=start, cancel=cancel, status=status,
+                      augment=augment, budget=budget, offer=offer, offered=offered, upload=upload, transfer=transfer,
+                      estimate=estimate, start=start, cancel=cancel, status=status,
                       curves=curves, result=result, adopted=adopted, restore=restore, take=take, download=download,
                       evidence=evidence, comparison=comparison, card=card, repo=repo, token=token, dry_run=dry_run,
                       publish=publish, published=published, timer=timer)
@@ -233,24 +235,24 @@ class TrainHandlers:
 
     def estimate(self, task_name, n_rows, n_epochs, n_layers, with_baselines, with_augment, minutes, path):
         """The plan, and a button that sets the budget which runs the whole recipe, where this one cuts it."""
-        no_offer = gr.update(visible=False)
+        no_offer = gr.update(visible=False), None
         if not path:  # also once Start has read and emptied the upload: no plan for rows nobody gave
             return ("Upload your file: the job is then fitted to its rows and your time budget, and the plan shows "
-                    "here."), no_offer
+                    "here."), *no_offer
         try:
             rows = whole_number(n_rows, "rows", MIN_ROWS, self.service.limits.max_rows)
             epochs, layers = whole_number(n_epochs, "epochs", 1, MAX_EPOCHS), whole_number(n_layers, "layers", 1, 48)
             text, offer = self.service.estimate_and_offer(task_name, rows, epochs, layers, bool(with_baselines),
                                                           bool(with_augment), minutes, path)
         except UserError as exc:
-            return f"⚠️ {md_escape(str(exc))}", no_offer
+            return f"⚠️ {md_escape(str(exc))}", *no_offer
         if offer is None:
-            return text, no_offer
-        return text, gr.update(value=f"Use {offer:g} min: the whole recipe", visible=True)
+            return text, *no_offer
+        return text, gr.update(value=f"Use {offer:g} min: the whole recipe", visible=True), offer
 
-    def take_offer(self, label: str) -> float:
-        """The offered budget, read back from the button's own words ("Use 6 min: ...")."""
-        return float(label.split()[1])
+    def take_offer(self, minutes: float | None):
+        """The offered budget into the budget field (whose change plans the job again)."""
+        return gr.update() if minutes is None else minutes
 
     def start(self, task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, with_augment, minutes,
               held_key, request: gr.Request):
@@ -344,9 +346,9 @@ def reattach_outputs(p: TrainPanel) -> list:
 def wire(p: TrainPanel, h: TrainHandlers) -> None:
     planned = [p.task, p.rows, p.epochs, p.layers, p.baselines, p.augment, p.budget, p.upload]
     for field in planned:
-        field.change(h.estimate, inputs=planned, outputs=[p.estimate, p.offer], api_visibility="private",
+        field.change(h.estimate, inputs=planned, outputs=[p.estimate, p.offer, p.offered], api_visibility="private",
                      show_progress="hidden")
-    p.offer.click(h.take_offer, inputs=p.offer, outputs=p.budget, api_visibility="private")  # budget.change re-plans
+    p.offer.click(h.take_offer, inputs=p.offered, outputs=p.budget, api_visibility="private")
     inputs = [p.task, p.upload, p.transfer, p.layers, p.rows, p.epochs, p.baselines, p.augment, p.budget, p.job]
     p.start.click(h.start, inputs=inputs, outputs=[p.job, p.status, p.curves, p.timer, p.result, p.upload, p.transfer],
                   api_visibility="private")

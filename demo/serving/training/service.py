@@ -57,7 +57,8 @@ class JobPlan:
 
     @property
     def cut(self) -> bool:
-        return self.variants < self.wanted
+        """The budget cut the recipe: fewer variants, or fewer passes (then full_minutes says what fits it)."""
+        return self.full_minutes is not None
 
 
 def page_words(reason: str) -> str:
@@ -143,7 +144,7 @@ class TrainingService:
     @property
     def default_budget(self) -> float:
         """The page's and the API's default budget: BUDGET_MINUTES, or this app's cap where it is lower."""
-        return min(BUDGET_MINUTES, self.limits.max_minutes)
+        return budget_of(None, self.limits.max_minutes)
 
     def objective(self, task: str) -> str:
         return "classification" if task in LABELLED_TASKS else "mlm"
@@ -219,14 +220,15 @@ class TrainingService:
         buys = lambda v: int((budget - cost(v, 0)[0]) / (per_step + (baseline_step if as_long else 0)))
         # Short of the whole recipe, passes go first (one pass over every variant is more new text than two
         # over half of them: results.md), then variants, then the passes over the rows themselves.
-        if cost(wanted)[0] <= budget or (wanted and buys(wanted) >= one_pass(wanted)):
+        whole_seconds, _, whole_steps = cost(wanted)
+        if whole_seconds <= budget or (wanted and buys(wanted) >= one_pass(wanted)):
             variants = wanted
         else:
             variants = next((v for v in range(wanted - 1, 0, -1) if buys(v) >= one_pass(v)), 0)
         seconds, seen, steps = cost(variants)
         if seconds > budget:
             seconds, seen, steps = cost(variants, max(1, buys(variants)))
-        full = cost(wanted)[0] if steps < cost(wanted)[2] else None
+        full = whole_seconds if steps < whole_steps else None
         words = self.recipe_words(augmentation, variants, epochs, steps / steps_per_epoch(seen, BATCH_SIZE))
         baseline = ("the masked-LM-alone baseline as long" if as_long else
                     "the labels-alone baseline for what the CLI gives it alone" if baselines else "")
