@@ -12,9 +12,10 @@ import os
 import signal
 import sys
 import threading
-import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import gradio as gr
 
 from demo.core import scratch, zerogpu
 from demo.core.progress import quiet_library_bars
@@ -23,10 +24,14 @@ from demo.data.files import (
     PAGE_LIMITS,
 )
 from demo.models.config import DEVICES, ConfigError, load_config
+from demo.models.registry import PairRegistry
 from demo.models.session_students import DEFAULT_LIMIT as DEFAULT_VISITOR_STUDENTS
-from demo.models.session_students import spec_for
+from demo.models.session_students import SessionStudents, spec_for
+from demo.serving import page as ui
 from demo.serving.bench_tab import MAX_SWEEP_TOKENS
-from demo.serving.training.jobs import TrainingLimits
+from demo.serving.training.jobs import JobRunner, TrainingLimits
+from demo.serving.training.service import TrainingService
+from demo.serving.training.uploads import MIN_ROWS
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless told otherwise; a Space sets GRADIO_SERVER_NAME=0.0.0.0
 DEFAULT_PORT = 7860  # Gradio's usual port; GRADIO_SERVER_PORT overrides it, --port overrides both
@@ -107,11 +112,6 @@ def training_allowed(flag: bool | None, host: str, share: bool) -> bool:
 def training_service(args: argparse.Namespace, registry, host: str):
     """The page's job runner: job folders in the app's scratch area (deleted at exit with the rest, and
     by the next app to start if this one is killed); each visitor's student held by SessionStudents."""
-    from demo.models.session_students import SessionStudents
-    from demo.serving.training.jobs import JobRunner
-    from demo.serving.training.service import TrainingService
-    from demo.serving.training.uploads import MIN_ROWS
-
     limits = TrainingLimits(max_rows=args.train_max_rows, max_steps=args.train_max_steps,
                             max_upload_mb=args.train_max_upload_mb, max_minutes=args.train_max_minutes,
                             max_queue=args.train_max_queue, read=read_limits(args))
@@ -156,30 +156,39 @@ def with_operator_students(config, students: list[str]):
     return config
 
 
-def serve(argv: list[str] | None = None):
-    """Read the flags and the config, start loading the models, launch the page; returns the launched
-    page and its registry (without blocking), or the exit code of a bad config. main() then waits for
-    a signal."""
+@dataclass
+class Served:
+    """What serve() started: the page, the models behind it, and the training jobs; close() ends them."""
+
+    page: gr.Blocks
+    registry: PairRegistry
+    training: TrainingService
+
+    def close(self, grace_seconds: float = 3.0) -> None:
+        """Training children stop and their folders go; then gradio's own close (its queue, its server),
+        given a few seconds: a client holding a connection open must not keep the app up."""
+        self.training.runner.close()
+        closer = threading.Thread(target=self.page.close, daemon=True)
+        closer.start()
+        closer.join(grace_seconds)
+
+
+def serve(argv: list[str] | None = None) -> Served:
+    """Read the flags and the config, start loading the models, launch the page without blocking (main()
+    then waits in gradio's own loop; tests call this directly). A bad config raises ConfigError."""
     args = parse_args(argv)
-    gpu = zerogpu.state()  # before anything touches CUDA: on ZeroGPU `spaces` must patch torch first
+    gpu = zerogpu.state()  # before any model touches CUDA: on ZeroGPU `spaces` patches torch's CUDA first
     if gpu.reason:
         logging.getLogger("app").warning("%s", gpu.reason)
-    try:
-        config = load_config(args.config, strict=False)  # a bad task entry disables that task only
-        if args.device is not None:
-            config = replace(config, device=args.device)
-        if args.fp16:
-            config = replace(config, fp16=True)
-        config = with_operator_students(config, args.student)
-        from demo.models.registry import PairRegistry
-        from demo.serving import page as ui
-
-        registry = PairRegistry(config)
-        host = args.host or os.environ.get("GRADIO_SERVER_NAME") or DEFAULT_HOST
-        training = training_service(args, registry, host)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(args.config, strict=False)  # a bad task entry disables that task only
+    if args.device is not None:
+        config = replace(config, device=args.device)
+    if args.fp16:
+        config = replace(config, fp16=True)
+    config = with_operator_students(config, args.student)
+    registry = PairRegistry(config)
+    host = args.host or os.environ.get("GRADIO_SERVER_NAME") or DEFAULT_HOST
+    training = training_service(args, registry, host)
     for stale in scratch.remove_stale():  # left by an app that was killed; a live app's are kept
         logging.getLogger("app").info("removed %s, left by an app process that is no longer running", stale)
     scratch.use_root_for_temp_files()  # gradio's cache inside this app's root: bounded, swept, gone with a killed app
@@ -192,43 +201,31 @@ def serve(argv: list[str] | None = None):
                              space_id=os.environ.get("SPACE_ID"), read_limits=training.limits.read,
                              bench_max_tokens=args.bench_max_tokens)
     page = ui.build(registry, options, training=training)
-    page.training_service = training  # its runner's jobs end with the app (stop_on_signals, tests)
     page.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)
     for task, reason in config.task_errors.items():
         logging.getLogger("app").warning("task %s disabled: %s", task, reason)
     page.launch(server_name=host, server_port=port, share=args.share, show_error=False,
                 max_file_size=MAX_FILE_BYTES, prevent_thread_lock=True, mcp_server=mcp_wanted(args.mcp))
-    return page, registry
+    return Served(page, registry, training)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     quiet_library_bars()
-    served = serve(argv)
-    if isinstance(served, int):
-        return served
-    stop_on_signals(served[0])
-    while True:  # serve until a signal; the handler exits the process
-        time.sleep(0.5)
-
-
-def stop_on_signals(page, grace_seconds: float = 3.0) -> None:
-    """Ctrl-C / SIGTERM: close the server, give it a few seconds, then exit (well inside 5 s)."""
-
-    def handler(signum, _frame):
-        print(f"received {signal.Signals(signum).name}, shutting down", file=sys.stderr, flush=True)
-        training = getattr(page, "training_service", None)
-        if training is not None:
-            training.runner.close()  # training children stop with the app, their folders go
-        closer = threading.Thread(target=page.close, daemon=True)
-        closer.start()
-        closer.join(grace_seconds)
-        scratch.remove_all()  # os._exit skips atexit
-        os._exit(0)
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    try:
+        served = serve(argv)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a Space or a shell stopping it
+        signal.signal(sig, lambda signum, _frame: stop.set())
+    stop.wait()  # the page serves from gradio's threads meanwhile
+    print("shutting down", file=sys.stderr, flush=True)
+    served.close()  # well inside 5 s (tests/test_reliability.py)
+    scratch.remove_all()
+    os._exit(0)  # not sys.exit: a model still loading in a worker thread must not hold the process
 
 
 if __name__ == "__main__":

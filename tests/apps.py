@@ -122,14 +122,14 @@ class InProcessApp:
         try:
             import app
 
-            served = app.serve(["--config", str(config), "--port", str(self.port), *flags])
+            self.served = app.serve(["--config", str(config), "--port", str(self.port), *flags])
+        except app.ConfigError:
+            logging.getLogger().removeHandler(self._handler)
+            raise
         finally:
             for key, value in saved.items():
                 os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
-        if isinstance(served, int):
-            logging.getLogger().removeHandler(self._handler)
-            raise RuntimeError(f"app.serve refused the config: exit code {served}")
-        self.page, self.registry = served
+        self.page, self.registry, self.training = self.served.page, self.served.registry, self.served.training
 
     def wait_until_loaded(self, timeout: float = 120) -> InProcessApp:
         """Until every model has loaded or failed (the page answers before: it says what is loading)."""
@@ -156,10 +156,7 @@ class InProcessApp:
         try:
             self.wait_until_loaded()
         finally:
-            training = getattr(self.page, "training_service", None)
-            if training is not None:
-                training.runner.close()
-            self.page.close()
+            self.served.close()
         logging.getLogger().removeHandler(self._handler)
 
 

@@ -197,7 +197,7 @@ def test_a_visitor_distils_a_student_that_only_they_meet_in_the_task_tab(browser
 
     call_when_ready(client, "warm", "/sentiment")
     rows = write_sentiment_tsv(tmp_path / "reviews.tsv", 300, 5)
-    runner = app_server.page.training_service.runner
+    runner = app_server.training.runner
     page = browser.new_page(viewport={"width": 1400, "height": 2000})
     other = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()  # a second visitor
     open_page(page, app_server.url)
@@ -209,7 +209,7 @@ def test_a_visitor_distils_a_student_that_only_they_meet_in_the_task_tab(browser
     page.locator("#train-epochs input").fill("3")
     page.locator("#train-layers input[type=number]").fill("1")
     page.locator("#train-estimate").get_by_text("variants of each").first.wait_for(timeout=30_000)
-    offer_the_budget_that_fits_the_recipe(page, app_server.page.training_service, monkeypatch, artifacts)
+    offer_the_budget_that_fits_the_recipe(page, app_server.training, monkeypatch, artifacts)
     page.locator("#train-augment input").uncheck()  # the recipe's own job test is in test_training_jobs; here speed
     page.locator("#train-estimate").get_by_text("the box is unticked").wait_for(timeout=30_000)
     page.locator("#train-estimate").get_by_text("About").wait_for(timeout=30_000)  # from a measured step time

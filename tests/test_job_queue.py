@@ -15,7 +15,8 @@ from gradio_client.exceptions import AppError
 
 from demo.serving.train_tab import TrainHandlers
 from demo.serving.training import uploads
-from demo.serving.training.jobs import JobError
+from demo.serving.training.jobs import Job, JobError
+from demo.serving.training.service import JobRequest
 
 from .apps import call, call_when_ready, job_status, served
 from .builders import ROOT, write_sentiment_tsv
@@ -72,11 +73,11 @@ def test_a_second_job_waits_its_turn_then_runs_and_both_finish(app, rows_file, s
     assert status(a, first)["state"] == "running"
     done = wait(a, first)
     assert done["state"] == "done", done["error"]
-    argv = app.page.training_service.runner.job(first).argv
+    argv = app.training.runner.job(first).argv
     assert argv[argv.index("--augment") + 1] == "20"  # the recipe box's default (on), as the page's
     assert "of your 4.5:" in done["plan"]  # and the page's default budget
     assert wait(b, second)["state"] == "done"
-    runner = app.page.training_service.runner
+    runner = app.training.runner
     assert runner.job(second).started >= runner.job(first).ended  # one at a time
     stages = [s["stage"] for s in done["stages"]]
     assert stages[:1] == ["starting (loading the teacher, reading the rows)"] and "the teacher's answers" in stages
@@ -97,7 +98,7 @@ def test_the_queue_is_bounded_and_a_queued_job_leaves_it_when_cancelled(app, row
         start(c, rows_file)
     with pytest.raises(AppError, match=r"your job [0-9a-f]{12} is number 1 in the queue; one job per visitor"):
         start(b, rows_file)  # a visitor's second job, while the first waits
-    folder = app.page.training_service.runner.job(queued).folder
+    folder = app.training.runner.job(queued).folder
     assert folder.is_dir()  # its rows are read and written when it joins the queue
     cancelled = call(b, queued, api_name="/distill_cancel")
     assert cancelled["state"] == "cancelled" and not folder.exists()
@@ -105,21 +106,22 @@ def test_the_queue_is_bounded_and_a_queued_job_leaves_it_when_cancelled(app, row
     assert status(c, third)["state"] == "queued" and status(c, third)["position"] == 1
     for client, key in ((c, third), (a, running)):
         call(client, key, api_name="/distill_cancel")
-    assert app.page.training_service.runner.active() is None and not app.page.training_service.runner.waiting
+    assert app.training.runner.active() is None and not app.training.runner.waiting
 
 
 def test_a_reload_finds_the_browsers_job_and_forgets_a_key_it_does_not_know(app, rows_file):
     """What the page does on load with the key from the browser's storage: its own job found again (a
     second tab of the same browser too, which cannot start another while it runs); a stale, forged or
     malformed key said once and dropped."""
-    service = app.page.training_service
+    service = app.training
     panel = SimpleNamespace(job="job", status="status", timer="timer")
     handlers = TrainHandlers(service, panel, page_timer=None)
     key = start(app.client(), rows_file)
     found = handlers.reattach(key)
     assert found["job"] == key and f"**Job {key.split('.')[0]}**" in found["status"]
     with pytest.raises(JobError, match=f"your job {key.split('.')[0]} is running"):
-        service.start("another-tab", "sentiment", str(rows_file), None, 1, 270, 1, False, False, 3, held_key=key)
+        service.start("another-tab", JobRequest("sentiment", str(rows_file), rows=270, epochs=1, layers=1),
+                      held_key=key)
     for stale in (f"{key.split('.')[0]}.{'0' * 32}", f"{'1' * 12}.{'2' * 32}", "not a key", key.split(".")[0]):
         gone = handlers.reattach(stale)
         assert gone["job"] is None and "no longer on this server" in gone["status"], stale
@@ -129,19 +131,24 @@ def test_a_reload_finds_the_browsers_job_and_forgets_a_key_it_does_not_know(app,
     assert "**cancelled**" in cancelled["status"]
 
 
+def planned(upload: str) -> JobRequest:
+    return JobRequest("sentiment", upload, rows=4000, epochs=1, layers=1, baselines=False, augment=False,
+                      budget_minutes=3)
+
+
 def test_the_rows_are_read_before_start(app, tmp_path):
-    service = app.page.training_service
+    service = app.training
     skewed = tmp_path / "sorted.tsv"
     skewed.write_text("sentence\tlabel\n" + "a bad film\tnegative\n" * 85 + "a good film\tpositive\n" * 15)
-    said = service.estimate("sentiment", 4000, 1, 1, False, False, 3, str(skewed))
+    said = service.estimate(planned(str(skewed)))
     assert "negative 85 (85%) · positive 15 (15%)" in said
     assert "85% of the rows are negative" in said and "fewer than 20 rows of positive (15)" in said
     one = tmp_path / "one.tsv"
     one.write_text("sentence\tlabel\n" + "a good film\tpositive\n" * 60)
-    assert "fewer than 20 rows of negative (0)" in service.estimate("sentiment", 4000, 1, 1, False, False, 3, str(one))
+    assert "fewer than 20 rows of negative (0)" in service.estimate(planned(str(one)))
     unknown = tmp_path / "unknown.tsv"
     unknown.write_text("sentence\tlabel\n" + "a film\tneutral\n" * 60)
-    said = service.estimate("sentiment", 4000, 1, 1, False, False, 3, str(unknown))
+    said = service.estimate(planned(str(unknown)))
     assert "labels neutral are unknown" in said and "Start will refuse this file" in said
 
 
@@ -182,12 +189,12 @@ def test_without_a_queue_the_slot_is_still_taken_and_the_next_job_refused_with_t
     runner = JobRunner(tmp_path / "jobs", TrainingLimits(max_queue=0))
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     first_id, first_folder = runner.new_folder()
-    first = runner.submit(first_id, first_folder, "a", "sentiment", sleeper, planned_seconds=60)
+    first = runner.submit(Job(first_id, "a", "sentiment", first_folder, sleeper, planned_seconds=60))
     try:
         assert first.state == "running"
         second_id, second_folder = runner.new_folder()
         with pytest.raises(JobError, match=r"the training queue is full \(0 jobs waiting .*about 1 min of work"):
-            runner.submit(second_id, second_folder, "b", "sentiment", sleeper)
+            runner.submit(Job(second_id, "b", "sentiment", second_folder, sleeper))
         assert not second_folder.exists()  # a refused job leaves nothing
     finally:
         runner.cancel(first.key)

@@ -18,6 +18,7 @@ import app as app_module
 from demo.distill.budget import steps_per_epoch
 from demo.serving.training import uploads
 from demo.serving.training.jobs import JobError
+from demo.serving.training.service import JobRequest
 
 from .apps import InProcessApp, call, call_when_ready, job_status, served
 from .builders import write_sentiment_tsv
@@ -42,7 +43,7 @@ wait = job_status
 
 
 def job_folders(server):
-    root = server.page.training_service.runner.root
+    root = server.training.runner.root
     return sorted(p.name for p in root.glob("job-*")) if root.exists() else []
 
 
@@ -63,8 +64,8 @@ def test_a_job_distils_a_student_that_answers_only_for_the_session_that_adopts_i
     assert done["step"] == done["total_steps"] > 0 and done["elapsed_s"] > 0 and done["phase"] == "done"
     metrics = done["metrics"]
     assert metrics["student_params"] < metrics["teacher_params"] and 0 <= metrics["student_accuracy"] <= 1
-    assert str(trainer.page.training_service.runner.root) not in json.dumps(done)  # no server paths
-    job = trainer.page.training_service.runner.job(job_id)
+    assert str(trainer.training.runner.root) not in json.dumps(done)  # no server paths
+    job = trainer.training.runner.job(job_id)
     for action in ("/distill_adopt", "/distill_cancel"):  # the id alone, or a forged secret, acts on nothing
         for forged in (job.id, f"{job.id}.{'0' * 32}"):
             with pytest.raises(AppError, match="only the browser or script that started job"):
@@ -73,7 +74,7 @@ def test_a_job_distils_a_student_that_answers_only_for_the_session_that_adopts_i
     assert call(a, "a good film", api_name="/sentiment")["student"]["model"] == f"student of job {job.id}"
     assert call(b, "a good film", api_name="/sentiment")["student"]["model"] == configured
     assert call(a, job_id, api_name="/distill_status")["adopted"] is True
-    service = trainer.page.training_service
+    service = trainer.training
     names = zipfile.ZipFile(service.archive(job_id)).namelist()
     assert any(n.endswith("model.safetensors") for n in names) and any(n.endswith("README.md") for n in names)
     assert any(n.endswith("training/demo/distill/checkpoints.py") for n in names)  # all the training code ...
@@ -103,7 +104,7 @@ def test_a_job_killed_from_outside_fails_clearly_and_leaves_nothing(trainer, row
     client = trainer.client()
     job_id = start(client, rows_file, epochs=20)
     wait(client, job_id, states=("running",))
-    os.killpg(trainer.page.training_service.runner.job(job_id).process.pid, signal.SIGKILL)
+    os.killpg(trainer.training.runner.job(job_id).process.pid, signal.SIGKILL)
     status = wait(client, job_id)
     assert status["state"] == "failed" and "stopped from outside" in status["error"]
     assert f"job-{job_id.split('.')[0]}" not in job_folders(trainer)
@@ -193,26 +194,32 @@ def test_the_training_process_ends_with_the_app(tiny_config, rows_file, tmp_path
             server.stop()
 
 
+def asked(rows, epochs, layers, baselines, augment, budget, upload=None) -> JobRequest:
+    """A sentiment job as the page asks for it."""
+    return JobRequest("sentiment", upload, rows=rows, epochs=epochs, layers=layers, baselines=baselines,
+                      augment=augment, budget_minutes=budget)
+
+
 def test_the_estimate_is_the_job_fitted_to_its_budget_from_a_measured_step(trainer, rows_file):
-    service = trainer.wait_until_loaded().page.training_service
+    service = trainer.wait_until_loaded().training
     texts = [line.split("\t")[0] for line in rows_file.read_text().splitlines()[1:]]
-    plan = service.plan("sentiment", 270, 2, 3, False, True, 3.0, texts)  # the file's 300 rows, a tenth held out
+    plan = service.plan(asked(270, 2, 3, False, True, 3.0), texts)  # the file's 300 rows, a tenth held out
     assert plan.variants == plan.wanted == 20 and not plan.cut and plan.full_minutes is None
     assert plan.steps == min(service.limits.max_steps, steps_per_epoch(270 * 21, 32) * 2)
-    text, offer = service.estimate_and_offer("sentiment", 4000, 2, 3, False, True, 3, str(rows_file))
+    text, offer = service.estimate_and_offer(asked(4000, 2, 3, False, True, 3, str(rows_file)))
     assert f"{plan.steps:,} steps of 32 over {270 * 21:,} texts (270 yours, 5,400 generated)" in text, text
     assert "of your 3:" in text and "The small-data recipe whole: the teacher labels 20 variants" in text
     assert offer is None and "--augment" not in text
     assert service.step_time("sentiment", 3).step_seconds > 0
-    plain = service.plan("sentiment", 270, 2, 3, False, False, 3.0, texts)
+    plain = service.plan(asked(270, 2, 3, False, False, 3.0), texts)
     assert plain.variants == plain.wanted == 0 and plain.steps == steps_per_epoch(270, 32) * 2
     minutes = lambda t: float(t.split("About **")[1].split()[0])
-    with_baseline = service.estimate("sentiment", 4000, 2, 3, True, False, 3, str(rows_file))
-    assert minutes(with_baseline) >= minutes(service.estimate("sentiment", 4000, 2, 3, False, False, 3, str(rows_file)))
+    with_baseline = service.estimate(asked(4000, 2, 3, True, False, 3, str(rows_file)))
+    assert minutes(with_baseline) >= minutes(service.estimate(asked(4000, 2, 3, False, False, 3, str(rows_file))))
     assert "the labels-alone baseline for what the CLI gives it alone, 400 steps" in with_baseline, with_baseline
     for budget, message in (("soon", "give minutes as a number"), (0.1, "give 0.5 to 10 minutes")):
         with pytest.raises(JobError, match=message):
-            service.estimate("sentiment", 4000, 2, 3, False, True, budget, str(rows_file))
+            service.estimate(asked(4000, 2, 3, False, True, budget, str(rows_file)))
         with pytest.raises(AppError, match=message):  # through the API: one sentence, no job, the upload gone
             call(trainer.client(), "sentiment", handle_file(str(rows_file)), None, 1, 100, 1, True, True, budget,
                  api_name="/distill_start")
@@ -224,22 +231,22 @@ def test_a_budget_too_small_for_the_recipe_cuts_it_and_names_the_budget_that_fit
     all of it; 5 minutes buy every variant, not every pass."""
     from demo.serving.training.service import StepTime
 
-    service = trainer.wait_until_loaded().page.training_service
+    service = trainer.wait_until_loaded().training
     monkeypatch.setattr(service, "step_time", lambda *a, **k: StepTime(0.15, 0.25, 0.002))
-    cut = service.plan("sentiment", 1000, 2, 3, True, True, 3.0)
+    cut = service.plan(asked(1000, 2, 3, True, True, 3.0))
     assert 0 < cut.variants < cut.wanted == 20 and cut.cut and cut.baseline_steps == 400
     assert cut.seconds <= 180 and cut.full_minutes is not None and cut.full_minutes > 3
-    whole = service.plan("sentiment", 1000, 2, 3, True, True, cut.full_minutes)
+    whole = service.plan(asked(1000, 2, 3, True, True, cut.full_minutes))
     assert whole.variants == 20 and not whole.cut and whole.seconds <= cut.full_minutes * 60
-    text, offer = service.estimate_and_offer("sentiment", 1000, 2, 3, True, True, 3.0)
+    text, offer = service.estimate_and_offer(asked(1000, 2, 3, True, True, 3.0))
     assert offer == cut.full_minutes and f"A budget of **{offer:g} min** runs the whole recipe" in text, text
     assert f"{cut.variants} of its 20 teacher-labelled variants" in text
-    fewer_passes = service.plan("sentiment", 1000, 2, 3, True, True, 5.0)  # every variant, not both passes
+    fewer_passes = service.plan(asked(1000, 2, 3, True, True, 5.0))  # every variant, not both passes
     assert fewer_passes.variants == 20 and fewer_passes.steps < whole.steps and fewer_passes.seconds <= 300
     assert "with all its variants, fewer passes" in fewer_passes.reason and " of 2 passes" in fewer_passes.reason
-    nothing = service.plan("sentiment", 1000, 2, 3, True, True, 1.7)  # the baseline and part of a pass, no more
+    nothing = service.plan(asked(1000, 2, 3, True, True, 1.7))  # the baseline and part of a pass, no more
     assert nothing.variants == 0 and nothing.steps < 32 and "No generated text" in nothing.reason
-    too_small = service.estimate("sentiment", 1000, 2, 3, True, True, 0.5)
+    too_small = service.estimate(asked(1000, 2, 3, True, True, 0.5))
     assert "More than your budget" in too_small and "untick the baseline" in too_small, too_small
 
 
@@ -265,7 +272,7 @@ def test_an_augmented_job_trains_its_baseline_for_its_own_budget_and_says_what_i
     assert [b["steps"] for b in metrics["baselines"]] == [0, 400] and metrics["total_steps"] != 400
     # a random teacher may well lose to 400 steps on the labels: the sentence says which, and the baseline's budget
     assert metrics["bought"].startswith("distilling ") and "labels alone (for its own 400 steps)" in metrics["bought"]
-    argv = trainer.page.training_service.runner.job(job_id).argv
+    argv = trainer.training.runner.job(job_id).argv
     assert argv[argv.index("--augment") + 1] == "20" and argv[argv.index("--baselines") + 1] == "labels"
     assert argv[argv.index("--baseline-steps") + 1] == "400"
 
@@ -273,7 +280,7 @@ def test_an_augmented_job_trains_its_baseline_for_its_own_budget_and_says_what_i
 def test_a_fill_mask_job_distils_from_plain_text(trainer, texts_file):
     done, job_id = finished(trainer, "fill_mask", texts_file, 400, False, True, "the [MASK] film")
     assert "masked_lm" in done["metrics"] and done["metrics"]["objective"] == "mlm"
-    assert "--objective mlm" in " ".join(trainer.page.training_service.runner.job(job_id).argv)
+    assert "--objective mlm" in " ".join(trainer.training.runner.job(job_id).argv)
 
 
 def test_on_a_public_address_the_tab_shows_the_command_and_there_is_no_training_api(tiny_config):

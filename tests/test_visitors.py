@@ -13,6 +13,8 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
+from demo.serving.training.service import JobRequest
+
 from .apps import InProcessApp, call, call_when_ready, served
 from .builders import write_sentiment_tsv
 
@@ -58,10 +60,10 @@ def wait_running(client, job_id, timeout=60) -> dict:
 def test_a_job_outlives_the_thread_that_started_it(app, long_file):
     """The probe's unsent SIGTERM at its root: the thread that forked the child ends (as gradio's idle
     worker threads do), and the job goes on."""
-    service, session = app.page.training_service, "thread-test"
+    service, session = app.training, "thread-test"
     started = {}
     worker = threading.Thread(target=lambda: started.update(job=service.start(
-        session, "sentiment", str(long_file), None, 1, 2000, 20, False)))
+        session, JobRequest("sentiment", str(long_file), layers=1, rows=2000, epochs=20, baselines=False))))
     worker.start()
     worker.join()
     job = started["job"]
@@ -95,7 +97,7 @@ def test_every_cap_holds_for_an_api_caller(app, long_file, rows, layers, epochs,
     client = app.client()
     with pytest.raises(AppError, match=message):
         start(client, long_file, rows=rows, epochs=epochs, layers=layers)
-    assert app.page.training_service.runner.active() is None
+    assert app.training.runner.active() is None
     assert not uploaded(long_file.name)  # a refused upload is deleted too
 
 
@@ -161,7 +163,7 @@ def test_a_script_posting_private_events_cannot_keep_a_task_loading(app):
 def test_visitor_students_are_bounded_and_released_with_their_job(app, long_file):
     """--max-visitor-students 1: a second visitor's adoption releases the first's, who is told once;
     a job's folder expiring releases the student it made."""
-    service = app.page.training_service
+    service = app.training
     a, b = app.client(), app.client()
     job_id = start(a, long_file, rows=200, epochs=1)
     deadline = time.monotonic() + 90

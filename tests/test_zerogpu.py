@@ -92,7 +92,7 @@ def test_on_zerogpu_answers_evaluations_and_a_training_job_run_inside_gpu_calls(
         assert ("_evaluate_in_session", 20 + 0.02 * 100) in [(n, round(d, 6)) for n, d in on_zerogpu]
         key = call(client, "sentiment", handle_file(str(rows)), None, 1, 270, 20, False, False, 3,
                    api_name="/distill_start")
-        job = server.page.training_service.runner.job(key)
+        job = server.training.runner.job(key)
         training = [d for n, d in on_zerogpu if n == "run_child"]
         assert training == [zerogpu.clip(job.planned_seconds * 1.2 + 30)]  # the plan's time, asked of the GPU
         assert ("_time_step_now", 20) in on_zerogpu  # the step that priced the plan, in a GPU call too

@@ -12,6 +12,8 @@ import math
 import sys
 from collections.abc import Callable
 
+from demo.core.progress import quiet_library_bars
+
 EXIT_USER_ERROR = 2  # the same for every CLI, and what argparse itself uses for a bad flag
 EXIT_INTERRUPTED = 130  # Ctrl-C, after what was finished has been written
 
@@ -29,8 +31,6 @@ def exit_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
-        from demo.core.progress import quiet_library_bars
-
         quiet_library_bars()
         try:
             return main(*args, **kwargs)

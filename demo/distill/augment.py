@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from demo.core.errors import UserError
+from demo.models.masked_lm import load_masked_lm
 
 
 class AugmentError(UserError, ValueError):
@@ -112,8 +113,6 @@ class EmbeddingNeighbours:
 
 def load_proposer(name: str, device: torch.device) -> MaskedLM:
     """The masked LM that proposes replacement words: one whose head really is trained."""
-    from demo.models.masked_lm import load_masked_lm
-
     try:
         model, tokenizer, head_missing = load_masked_lm(name)
     except UserError as exc:

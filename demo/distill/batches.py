@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from demo.data.streams import read_stream
 from demo.distill.data import batch_order, encode_texts
 from demo.distill.losses import IGNORE_INDEX
 
@@ -95,8 +96,6 @@ class _MixedRows(IterableDataset):
 
     def _streamed(self):
         import datasets
-
-        from demo.data.streams import read_stream
 
         ex = self.examples
         combined = datasets.concatenate_datasets([s.dataset for s in ex.streams])

@@ -18,6 +18,12 @@ from demo.distill.args import (
     PushArguments,
     TrainArguments,
 )
+from demo.distill.distill_args import GROUPS, DistillArguments
+from demo.distill.finetune import ClassifierFinetune, MlmFinetune
+from demo.distill.general import MlmDistill
+from demo.distill.hub import publish
+from demo.distill.kd import ClassifierDistill
+from demo.distill.steps import run_step
 
 STEPS = {
     "finetune": "fine-tune a BERT encoder on a classification task (the teacher), or adapt it to text "
@@ -47,15 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown step {step!r}.\n{usage()}", file=sys.stderr)
         return EXIT_USER_ERROR
     if step == "push":
-        from demo.distill.hub import publish
-
         (pargs,) = parse(step, rest, (PushArguments,))
         publish(pargs.output_dir, pargs.repo_id, private=pargs.hub_private, dry_run=pargs.dry_run)
         return 0
     run = make_step(step, rest)
     try:
-        from demo.distill.steps import run_step
-
         run_step(run)
     except KeyboardInterrupt:
         print("interrupted. Continue with the same command plus --resume-from-checkpoint latest"
@@ -81,18 +83,10 @@ def make_step(step: str, rest: list[str]):
     """The step object for `finetune` or `distill` (classification or --objective mlm)."""
     if step == "finetune":
         margs, data_args, targs = parse(step, rest, (FinetuneArguments, DataArguments, TrainArguments))
-        from demo.distill.finetune import ClassifierFinetune, MlmFinetune
-
         return (MlmFinetune if data_args.objective == "mlm" else ClassifierFinetune)(margs, data_args, targs, rest)
-    from demo.distill.distill_args import GROUPS, DistillArguments
-
     *groups, data_args, targs = parse(step, rest, (*GROUPS, DataArguments, DistillTrainArguments))
     dargs = DistillArguments(*groups).check(data_args.objective)
     targs.check(data_args.objective)
     if data_args.objective == "mlm":
-        from demo.distill.general import MlmDistill
-
         return MlmDistill(dargs, data_args, targs, rest)
-    from demo.distill.kd import ClassifierDistill
-
     return ClassifierDistill(dargs, data_args, targs, rest)

@@ -14,6 +14,7 @@ from pathlib import Path
 from demo.core.measure import count_parameters
 from demo.data.files import read_texts
 from demo.distill.args import ObjectiveMismatch
+from demo.distill.card import write_mlm_card
 from demo.distill.data import corpus_description, read_corpus
 from demo.distill.loop import FitResult, set_seed
 from demo.distill.masked_text import corpus_record, fit_masked_lm, measurer, write_held_out
@@ -134,8 +135,6 @@ class MlmDistill(DistillStep):
         return against_baseline(entry, self.report, report)
 
     def write_card(self, out: Path, metrics: dict) -> None:
-        from demo.distill.card import write_mlm_card
-
         write_mlm_card(out, metrics, self.dargs, self.corpus, self.layers, self.teacher.config.num_hidden_layers,
                        corpus_description(self.corpus))
 

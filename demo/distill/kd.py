@@ -13,6 +13,7 @@ from pathlib import Path
 from demo.core.measure import count_parameters
 from demo.data.files import LabelledData
 from demo.distill.batches import StreamedExamples, encode_examples
+from demo.distill.card import write_card
 from demo.distill.loop import FitResult, fit, set_seed
 from demo.distill.losses import LossWeights
 from demo.distill.objectives import StudentWithProjections, classification_loss_fn
@@ -171,8 +172,6 @@ class ClassifierDistill(DistillStep):
                                   "retention": v["retention"]} for k, v in self.eval_set_figures(loaded).items()}}
 
     def write_card(self, out: Path, metrics: dict) -> None:
-        from demo.distill.card import write_card
-
         write_card(out, metrics, self.dargs, self.data_args, self.inputs.data, self.layers,
                    self.teacher.model.config.num_hidden_layers, metrics["best_epoch"], self.teacher.id2label)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from demo.core.errors import UsageError
 from demo.core.formatting import json_text
 from demo.distill.args import settings_dict
+from demo.models.onnx_variants import export_fp32, quantize_int8
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,8 +62,6 @@ ONNX_DIR = "onnx"  # the layout Transformers.js and optimum repos use: onnx/mode
 def write_onnx(out: Path, task: str) -> list[Path]:
     """The saved student as ONNX, fp32 and dynamic int8 (the app's int8 path), under out/onnx/ so that it
     is published with the model. task: "classify" or "fill_mask"."""
-    from demo.models.onnx_variants import export_fp32, quantize_int8
-
     fp32, int8 = out / ONNX_DIR / "model.onnx", out / ONNX_DIR / "model_quantized.onnx"
     export_fp32(out, task, fp32)
     quantize_int8(fp32, int8)

@@ -14,6 +14,7 @@ from demo.distill import run_status
 from demo.distill.accel import make_accelerator
 from demo.distill.args import TrainArguments, settings_dict
 from demo.distill.checkpoints import RunFiles
+from demo.distill.hub import publish
 from demo.distill.loop import FitResult, set_seed
 from demo.distill.outputs import (
     check_output_dir,
@@ -154,8 +155,6 @@ def _run_step(step: Step, status: run_status.RunStatus) -> dict:
         raise ReportError(f"{card_failure}; the model and metrics.json in {out} are complete, and nothing was "
                           "published.")
     if (target := step.publish_to()) is not None:
-        from demo.distill.hub import publish
-
         repo_id, private, dry_run = target
         publish(out, repo_id, private=private, dry_run=dry_run)
     return metrics

@@ -41,7 +41,7 @@ from demo.distill.targets import (
 from demo.measuring.evaluation import label_index
 from demo.models.config import ModelSpec
 from demo.models.loading import LoadedModel, load_model, read_config
-from demo.models.masked_lm import is_classifier
+from demo.models.masked_lm import is_classifier, is_masked_lm
 
 LABELLED, AUGMENTED, TRANSFER, TRANSFER_AUGMENTED = "labelled", "augmented", "transfer", "transfer_augmented"
 SAMPLE_ROWS = 200  # augmented texts written beside the output, for a person to read
@@ -107,8 +107,6 @@ class Inputs:
 
 def refuse_masked_lm_teacher(name: str) -> None:
     """A masked LM given to classification distillation would get a random classifier head."""
-    from demo.models.masked_lm import is_masked_lm
-
     config = read_config(name)  # None: load_model explains a model that cannot be read
     if config is not None and is_masked_lm(config):
         raise ObjectiveMismatch(f"{name} is a masked LM ({config.architectures[0]}), not a fine-tuned classifier: "

@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 from demo.core.formatting import human_bytes, human_count
 from demo.core.measure import SizeReport, percentile
 from demo.measuring.scorecard import live_speedup
+from demo.models.config import TASKS
 from demo.models.variants import color as variant_color
 
 LAYOUT = dict(template="plotly_white", height=400, margin=dict(l=50, r=20, t=70, b=40),
@@ -114,8 +115,6 @@ def size_chart(sizes: Mapping[str, SizeReport | None]) -> go.Figure:
 def bench_figures(records: Sequence) -> list[go.Figure]:
     """Per task in the benchmark's records (BenchRecord): latency against batch size and against
     sequence length, and the size bars."""
-    from demo.models.config import TASKS
-
     figs = []
     for task in dict.fromkeys(r.task for r in records):
         rows = [r for r in records if r.task == task]

@@ -21,6 +21,7 @@ from demo.core.measure import LatencyStats, interleaved_timing, size_of_loaded, 
 from demo.measuring import stats
 from demo.measuring.evaluation import label_index, predict_batch
 from demo.models.loading import LoadedModel
+from demo.models.variants import color
 
 REPEATS, WARMUP = 20, 3
 SPEED = "predictions/s at batch 32"  # the one measure that ranks, heads the page and draws the chart
@@ -201,8 +202,6 @@ def frontier_figure(frontier: Frontier):
     """Accuracy (95% interval) against SPEED, the measure the recommendation ranks by; the Pareto front
     dotted, the recommendation a star."""
     import plotly.graph_objects as go
-
-    from demo.models.variants import color
 
     fig = go.Figure()
     for p in frontier.points:

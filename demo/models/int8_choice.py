@@ -23,6 +23,7 @@ import torch
 
 from demo.core.machine import cpu_name
 from demo.core.measure import interleaved_timing
+from demo.models import onnx_variants, openvino_variants
 from demo.models.inputs import GENERIC_SENTENCES, model_inputs
 from demo.models.loading import LoadedModel, LoadError
 
@@ -35,20 +36,14 @@ MAX_SHIFT = 0.05  # mean total-variation distance from the fp32 probabilities; a
 
 
 def _choices_path() -> Path:
-    from demo.models.onnx_variants import CACHE_ROOT
-
-    return Path(CACHE_ROOT) / CHOICES_FILE
+    return Path(onnx_variants.CACHE_ROOT) / CHOICES_FILE  # read when called: tests move the cache
 
 
 def _key(source: LoadedModel) -> str:
-    from demo.models.onnx_variants import onnx_file
-
-    return f"{cpu_name()} | {os.cpu_count()} cpus | {onnx_file(source, int8=False).parent.name}"
+    return f"{cpu_name()} | {os.cpu_count()} cpus | {onnx_variants.onnx_file(source, int8=False).parent.name}"
 
 
 def _build(backend: str, source: LoadedModel, threads: int) -> LoadedModel:
-    from demo.models import onnx_variants, openvino_variants
-
     if backend == "onnxruntime":
         return onnx_variants.export(source, int8=True, threads=threads)
     return openvino_variants.export(source, GENERIC_SENTENCES, threads)
@@ -100,10 +95,8 @@ def measure(source: LoadedModel, candidates: dict[str, LoadedModel]) -> dict:
     calls = {name: (lambda m=m, x=timed[name]: m.model(**x).logits) for name, m in candidates.items()}
     with torch.inference_mode():
         stats = interleaved_timing(calls, torch.device("cpu"), REPEATS, WARMUP)
-    from demo.models.openvino_variants import own_training_texts
-
     # the model's own kind of text where its run recorded it (another sample than calibration's), else generic
-    checked = own_training_texts(source, n=64, seed=1) or _texts(source, 32, 24)
+    checked = openvino_variants.own_training_texts(source, n=64, seed=1) or _texts(source, 32, 24)
     reference = _probabilities(source, _inputs(source, checked, 64))
     shift = {name: round(float((_probabilities(m, _inputs(m, checked, 64)) - reference).abs().sum(-1).mean() / 2), 4)
              for name, m in candidates.items()}

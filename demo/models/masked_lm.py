@@ -15,6 +15,7 @@ import torch
 
 from demo.core.errors import UserError
 from demo.models.inputs import IGNORE_INDEX
+from demo.models.loading import pretrained
 
 MASK_RATE = 0.15  # BERT's: 15% of the tokens, of which 80% [MASK], 10% a random token, 10% kept
 
@@ -195,8 +196,6 @@ def load_masked_lm(name: str):
     made up. from_pretrained silently adds a random head to a classifier or a bare encoder; its loading
     info tells, and a random head guesses random words. Raises LoadError (or NoMaskToken)."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    from demo.models.loading import pretrained
 
     tokenizer = pretrained(AutoTokenizer, name)
     mask_token_id(tokenizer, name)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from demo.models.inputs import accepted_inputs
 from demo.models.loading import LoadedModel, LoadError, pretrained
 from demo.models.runtime_model import RuntimeModel
 
@@ -117,8 +118,6 @@ def export_fp32(source: Path, task: str, target: Path) -> None:
     int8 and every runtime handle; written to a temporary name first, so a crash leaves no half file
     that the cache would take for a finished one."""
     from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
-
-    from demo.models.inputs import accepted_inputs
 
     cls = AutoModelForMaskedLM if task == "fill_mask" else AutoModelForSequenceClassification
     model = pretrained(cls, str(source), attn_implementation="eager").eval()

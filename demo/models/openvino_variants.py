@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from demo.core.errors import UserError
+from demo.data.files import read_texts
 from demo.models import onnx_variants
 from demo.models.loading import LoadedModel, LoadError
 from demo.models.runtime_model import RuntimeModel
@@ -75,8 +76,6 @@ def own_training_texts(model: LoadedModel, n: int = OWN_CALIBRATION_TEXTS, seed:
     keep more of the fp32 answers than generic sentences (0.9908 against 0.9885 on SST-2 validation for a
     MiniLM student): the evaluation file is never used, which would flatter the agreement."""
     import json
-
-    from demo.data.files import read_texts
 
     if model.random_weights or not model.weight_files:
         return []

@@ -16,6 +16,8 @@ import torch
 
 from demo.core.errors import UserError
 from demo.core.measure import SizeReport, size_of_loaded
+from demo.models import variants
+from demo.models.architecture import build_random
 from demo.models.compare import Comparison, ModelFailure, compare, warm_up
 from demo.models.config import (
     APP_INT8,
@@ -114,8 +116,6 @@ class PairRegistry:
 
     def load_random(self, task: str, wait: bool = False) -> None:
         """Offline fallback: the task's architectures with random weights (latency and size only)."""
-        from demo.models.architecture import build_random
-
         pair = self.config.pairs[task]
         device = self._task_device.get(task, self.device)
 
@@ -144,8 +144,6 @@ class PairRegistry:
 
     def _load_int8(self, task: str) -> None:
         """The third column: the student as int8 on this machine's fastest backend (models/variants.py)."""
-        from demo.models import variants
-
         with self._lock:
             student = self._models.get((task, "student"))
         if student is None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from demo.models import int8_choice, onnx_variants, openvino_variants
 from demo.models.config import APP_INT8, PAIR
+from demo.models.inputs import GENERIC_SENTENCES
 from demo.models.loading import LoadedModel
 
 Builder = Callable[[LoadedModel, int], LoadedModel]  # (the fp32 model it is made from, threads) -> the variant
@@ -16,23 +18,16 @@ Builder = Callable[[LoadedModel, int], LoadedModel]  # (the fp32 model it is mad
 
 def _onnx(int8: bool) -> Builder:
     def build(source: LoadedModel, threads: int) -> LoadedModel:
-        from demo.models import onnx_variants
-
         return onnx_variants.export(source, int8=int8, threads=threads)
 
     return build
 
 
 def _openvino(source: LoadedModel, threads: int) -> LoadedModel:
-    from demo.models import openvino_variants
-    from demo.models.inputs import GENERIC_SENTENCES
-
     return openvino_variants.export(source, GENERIC_SENTENCES, threads=threads)
 
 
 def _fastest_int8(source: LoadedModel, threads: int) -> LoadedModel:
-    from demo.models import int8_choice
-
     return int8_choice.fastest(source, threads)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from demo.core.formatting import code, human_count, md_escape, without_paths
 from demo.models.config import DistillationLink
+from demo.models.loading import hub_reachable
 
 # The training script's files, in the order a reader would open them.
 SCRIPT_FILES = ("cli.py", "steps.py", "kd.py", "general.py", "objectives.py", "losses.py", "student.py", "loop.py")
@@ -194,8 +195,6 @@ def load_evidence(link: DistillationLink | None) -> tuple[Evidence | None, str]:
             return Evidence.from_dir(link.output_dir), ""
         except EvidenceError as exc:
             return None, str(exc)
-    from demo.models.loading import hub_reachable
-
     if not hub_reachable():
         return None, (f"The run's figures live on the Hub ({link.hub_repo}), which cannot be reached from here. "
                       "Set distillation.output_dir to a local copy of the output directory.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gradio as gr
 
@@ -24,7 +24,7 @@ from demo.measuring.stats import Estimate
 from demo.models.config import DistillationLink
 from demo.serving.edge import handlers, session_of, user_errors
 from demo.serving.evidence import load_evidence
-from demo.serving.training.service import MAX_EPOCHS, TrainingService
+from demo.serving.training.service import MAX_EPOCHS, JobRequest, TrainingService
 from demo.serving.training.uploads import MIN_ROWS
 
 POLL_SECONDS = 1.0
@@ -133,6 +133,18 @@ class TrainPanel:
     published: gr.Markdown
     timer: gr.Timer
 
+    def request_fields(self) -> set:
+        """The components a job is asked with: Gradio hands their values to a handler as one dict."""
+        return {self.task, self.upload, self.transfer, self.layers, self.rows, self.epochs, self.baselines,
+                self.augment, self.budget}
+
+    def request(self, values: dict) -> JobRequest:
+        """The page's fields, by name, as the service's request (each value as the page sent it)."""
+        return JobRequest(task=values[self.task], upload=values[self.upload], transfer=values.get(self.transfer),
+                          layers=values[self.layers], rows=values[self.rows], epochs=values[self.epochs],
+                          baselines=bool(values[self.baselines]), augment=bool(values[self.augment]),
+                          budget_minutes=values[self.budget])
+
 
 def job_key_state() -> gr.BrowserState:
     """This browser's job key: outlives a reload, shared by the browser's tabs (the page makes it outside
@@ -233,17 +245,18 @@ class TrainHandlers:
     def __init__(self, service: TrainingService, panel: TrainPanel, page_timer: gr.Timer):
         self.service, self.p, self.page_timer = service, panel, page_timer
 
-    def estimate(self, task_name, n_rows, n_epochs, n_layers, with_baselines, with_augment, minutes, path):
+    def estimate(self, values: dict):
         """The plan, and a button that sets the budget which runs the whole recipe, where this one cuts it."""
         no_offer = gr.update(visible=False), None
-        if not path:  # also once Start has read and emptied the upload: no plan for rows nobody gave
+        asked = self.p.request(values)
+        if not asked.upload:  # also once Start has read and emptied the upload: no plan for rows nobody gave
             return ("Upload your file: the job is then fitted to its rows and your time budget, and the plan shows "
                     "here."), *no_offer
         try:
-            rows = whole_number(n_rows, "rows", MIN_ROWS, self.service.limits.max_rows)
-            epochs, layers = whole_number(n_epochs, "epochs", 1, MAX_EPOCHS), whole_number(n_layers, "layers", 1, 48)
-            text, offer = self.service.estimate_and_offer(task_name, rows, epochs, layers, bool(with_baselines),
-                                                          bool(with_augment), minutes, path)
+            checked = replace(asked, rows=whole_number(asked.rows, "rows", MIN_ROWS, self.service.limits.max_rows),
+                              epochs=whole_number(asked.epochs, "epochs", 1, MAX_EPOCHS),
+                              layers=whole_number(asked.layers, "layers", 1, 48))
+            text, offer = self.service.estimate_and_offer(checked)
         except UserError as exc:
             return f"⚠️ {md_escape(str(exc))}", *no_offer
         if offer is None:
@@ -254,10 +267,8 @@ class TrainHandlers:
         """The offered budget into the budget field (whose change plans the job again)."""
         return gr.update() if minutes is None else minutes
 
-    def start(self, task_name, path, transfer_path, n_layers, n_rows, n_epochs, with_baselines, with_augment, minutes,
-              held_key, request: gr.Request):
-        started = self.service.start(session_of(request), task_name, path, transfer_path, n_layers, n_rows, n_epochs,
-                                     with_baselines, with_augment, minutes, held_key=held_key)
+    def start(self, values: dict, request: gr.Request):
+        started = self.service.start(session_of(request), self.p.request(values), held_key=values[self.p.job])
         # the key goes to this browser's storage; the uploads were read into the job's files and deleted: the
         # file fields are emptied to say so
         return (started.key, status_markdown(started.status()), None, gr.Timer(active=True), gr.update(visible=False),
@@ -344,14 +355,13 @@ def reattach_outputs(p: TrainPanel) -> list:
 
 
 def wire(p: TrainPanel, h: TrainHandlers) -> None:
-    planned = [p.task, p.rows, p.epochs, p.layers, p.baselines, p.augment, p.budget, p.upload]
-    for field in planned:
+    planned = p.request_fields()
+    for field in (p.task, p.rows, p.epochs, p.layers, p.baselines, p.augment, p.budget, p.upload):  # not transfer
         field.change(h.estimate, inputs=planned, outputs=[p.estimate, p.offer, p.offered], api_visibility="private",
                      show_progress="hidden")
     p.offer.click(h.take_offer, inputs=p.offered, outputs=p.budget, api_visibility="private")
-    inputs = [p.task, p.upload, p.transfer, p.layers, p.rows, p.epochs, p.baselines, p.augment, p.budget, p.job]
-    p.start.click(h.start, inputs=inputs, outputs=[p.job, p.status, p.curves, p.timer, p.result, p.upload, p.transfer],
-                  api_visibility="private")
+    p.start.click(h.start, inputs={*planned, p.job}, api_visibility="private",
+                  outputs=[p.job, p.status, p.curves, p.timer, p.result, p.upload, p.transfer])
     p.timer.tick(h.tick, inputs=p.job, outputs=[p.status, p.curves, p.timer, p.result, p.adopted, p.download,
                                                  p.evidence, p.comparison, p.card, h.page_timer, p.job],
                  api_visibility="private", show_progress="hidden")
@@ -391,8 +401,10 @@ def wire_api(service: TrainingService, inputs: list, api_job: gr.Textbox) -> Non
         labels variants of the rows, as many as fit. When another job runs, this one waits in the queue. Returns
         the job's key (its id, a dot, its secret): pass it whole to /distill_status, /distill_cancel and
         /distill_adopt; keep it private."""
-        return service.start(session_of(request), task_name, path, transfer_path, n_layers, n_rows, n_epochs,
-                             with_baselines, with_augment, budget_minutes).key
+        asked = JobRequest(task=task_name, upload=path, transfer=transfer_path, layers=n_layers, rows=n_rows,
+                           epochs=n_epochs, baselines=bool(with_baselines), augment=bool(with_augment),
+                           budget_minutes=budget_minutes)
+        return service.start(session_of(request), asked).key
 
     @not_a_tool
     @user_errors

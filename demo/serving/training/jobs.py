@@ -264,19 +264,16 @@ class JobRunner:
                 raise JobError(f"the training queue is full ({self.limits.max_queue} jobs waiting behind the running "
                                f"one, about {self.wait_seconds() / 60:.0f} min of work); try again in a few minutes.")
 
-    def submit(self, job_id: str, folder: Path, visitor: str, task: str, argv: list[str],
-               notes: list[str] | None = None, plan: str = "", planned_seconds: float = 0.0,
-               baseline_steps: int = 0) -> Job:
-        """The job runs now if the slot is free, else waits in the queue (its files are already written)."""
-        job = Job(id=job_id, visitor=visitor, task=task, folder=folder, argv=argv, notes=list(notes or []), plan=plan,
-                  planned_seconds=planned_seconds, baseline_steps=baseline_steps)
+    def submit(self, job: Job) -> Job:
+        """The job runs now if the slot is free, else waits in the queue (its files are already written, in
+        a folder from new_folder())."""
         with self._lock:
             try:
-                self.check_room(visitor)
+                self.check_room(job.visitor)
             except JobError:
-                shutil.rmtree(folder, ignore_errors=True)
+                shutil.rmtree(job.folder, ignore_errors=True)
                 raise
-            self.jobs[job_id] = job
+            self.jobs[job.id] = job
             self.waiting.append(job)
             self._renumber()
             self._next()

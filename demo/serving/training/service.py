@@ -8,7 +8,7 @@ import math
 import shutil
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -18,6 +18,7 @@ from demo.core.measure import INFERENCE_LOCK
 from demo.data.files import TEXT_COLUMNS, obvious_column, read_labelled, read_rows
 from demo.distill.args import DataArguments, DistillTrainArguments, default_of, labels_alone_steps
 from demo.distill.budget import steps_per_epoch
+from demo.distill.hub import planned_upload, publish
 from demo.distill.recipe import can_vary, plan_augmentation
 from demo.distill.student import make_student, parse_layers
 from demo.models.config import LABELLED_TASKS
@@ -38,6 +39,22 @@ BUDGET_MINUTES = 4.5  # a job's default budget: 1,000 rows with the small-data r
 STEP_TIMING_SECONDS = 20  # GPU time asked on ZeroGPU to price a job's step
 SAMPLE_TEXTS = 256  # the texts of an upload that price its steps (as many as a job's files keep: uploads.py)
 TEACHER_PASSES = 1.3  # the teacher's pass over the training text, and its share of the final scoring
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a visitor asks of a job, by name: the page's fields and /distill_start's arguments map onto it.
+    Values come as the page sent them (numbers as floats, blanks as None); the service checks each."""
+
+    task: str
+    upload: str | None = None  # the labelled file (a .txt of text for fill-mask); deleted once read
+    transfer: str | None = None  # unlabelled in-domain text the teacher labels too (optional)
+    layers: int | float | None = 3  # the student's layers, taken from the teacher's
+    rows: int | float | None = None  # rows to learn from (None: as many as the cap allows)
+    epochs: int | float | None = 2
+    baselines: bool = True  # also train this student on the labels alone, to say what distilling bought
+    augment: bool = True  # the small-data recipe: the teacher labels variants of the rows
+    budget_minutes: float | str | None = None  # None: the default budget (budget_of)
 
 
 @dataclass(frozen=True)
@@ -190,19 +207,19 @@ class TrainingService:
             teacher_seconds = (time.perf_counter() - start) / len(texts)
         return StepTime(student, baseline, teacher_seconds)
 
-    def plan(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, augment: bool,
-             budget_minutes: float, texts: list[str] | None = None, transfer_rows: int = 0) -> JobPlan:
+    def plan(self, request: JobRequest, texts: list[str] | None = None, transfer_rows: int = 0) -> JobPlan:
         """The job fitted to its budget, from a step measured here: start-up, the baseline's own steps and
         the teacher's pass over the rows first, then as many of the recipe's variants a row as the rest buys
-        at `epochs` passes (the CLI's --augment auto says how many the rows call for)."""
-        timing = self.step_time(task, layers, texts)
+        at its passes (the CLI's --augment auto says how many the rows call for). request: checked numbers."""
+        task, rows, baselines = request.task, int(request.rows), bool(request.baselines)
+        timing = self.step_time(task, int(request.layers), texts)
         classification = self.objective(task) == "classification"
         # The labels-alone baseline trains for what the CLI gives it alone; the masked-LM one as long as the student.
         own_steps = labels_alone_steps(rows) if baselines and classification else 0
         as_long = baselines and not classification
         per_step = timing.step_seconds + (0 if classification else BATCH_SIZE * timing.teacher_seconds_per_text)
         baseline_step = per_step if as_long else timing.baseline_step_seconds
-        epochs, budget = max(1, epochs), budget_minutes * 60
+        epochs, budget = max(1, int(request.epochs)), budget_of(request.budget_minutes, self.limits.max_minutes) * 60
 
         def cost(variants: int, steps: int | None = None) -> tuple[float, int, int]:
             """(seconds, texts, the student's steps) of a job with these variants a row."""
@@ -213,7 +230,7 @@ class TrainingService:
             return START_SECONDS + labelling + steps * per_step + baseline, seen, steps
 
         variable = texts is None or can_vary(texts)
-        asked = "auto" if classification and augment else "0"
+        asked = "auto" if classification and request.augment else "0"
         augmentation = plan_augmentation(asked, rows, variable, transfer_rows, True, epochs, BATCH_SIZE)
         wanted = augmentation.variants
         one_pass = lambda v: steps_per_epoch(rows * (1 + v) + transfer_rows, BATCH_SIZE)
@@ -270,24 +287,23 @@ class TrainingService:
                 f"{plan.texts:,} texts{made}{baseline}.{over} {plan.reason}.{full} Caps: {self.limits.max_rows:,} "
                 f"rows, {self.limits.max_steps:,} steps, {self.limits.max_minutes:g} min.")
 
-    def estimate(self, task: str, rows: int, epochs: int, layers: int, baselines: bool, augment: bool = True,
-                 budget_minutes: float | None = None, upload: str | None = None) -> str:
+    def estimate(self, request: JobRequest) -> str:
         """The estimate shown before Start: how the rows fall into the teacher's classes (with what would
         mislead), the job fitted to its budget (plan), and the wait when the slot is taken."""
-        return self.estimate_and_offer(task, rows, epochs, layers, baselines, augment, budget_minutes, upload)[0]
+        return self.estimate_and_offer(request)[0]
 
-    def estimate_and_offer(self, task: str, rows: int, epochs: int, layers: int, baselines: bool,
-                           augment: bool = True, budget_minutes: float | None = None,
-                           upload: str | None = None) -> tuple[str, float | None]:
+    def estimate_and_offer(self, request: JobRequest) -> tuple[str, float | None]:
         """The estimate, and the budget that runs the whole recipe where this one cuts it (within the cap;
-        the page offers it in one click)."""
-        rows = max(1, min(int(rows or self.limits.max_rows), self.limits.max_rows))
+        the page offers it in one click). Rows past the cap are planned at the cap, as Start would refuse them."""
+        task, upload = request.task, request.upload
+        rows = max(1, min(int(request.rows or self.limits.max_rows), self.limits.max_rows))
         texts, balance = None, ""
         if upload:  # the file's own rows and texts (9 in 10 train, 1 in 10 scores the student), read once
             texts, found, balance = self.read_for_plan(task, upload)
             rows = min(rows, max(1, round(found * 0.9))) if found else rows
-        budget = budget_of(budget_minutes, self.limits.max_minutes)
-        plan = self.plan(task, rows, int(epochs or 1), layers, baselines, augment, budget, texts)
+        budget = budget_of(request.budget_minutes, self.limits.max_minutes)
+        baselines = bool(request.baselines)
+        plan = self.plan(replace(request, rows=rows, epochs=int(request.epochs or 1), budget_minutes=budget), texts)
         wait = self.runner.wait_seconds()
         queued = (f"\n\n⏳ The app trains one student at a time: yours would start in about {wait / 60:.0f} min "
                   f"({len(self.runner.waiting)} waiting)." if self.runner.training() else "")
@@ -314,17 +330,15 @@ class TrainingService:
         return data.texts[:SAMPLE_TEXTS] or None, len(data), balance
 
     # ---- a job --------------------------------------------------------------------------------------
-    def start(self, session: str, task: str, upload: str | None, transfer: str | None, layers, rows, epochs,
-              baselines: bool, augment: bool = True, budget_minutes=None, held_key: str | None = None) -> Job:
+    def start(self, session: str, request: JobRequest, held_key: str | None = None) -> Job:
         """Check every setting, turn the upload into the job's files, start the child or queue the job;
         the visitor's uploads are deleted once read, whether the job starts or not. held_key: the job this
         browser already holds (a second tab of it starts nothing while that job runs or waits)."""
         try:
-            return self._start(session, task, upload, transfer, layers, rows, epochs, baselines, augment,
-                               budget_minutes, held_key)
+            return self._start(session, request, held_key)
         finally:
-            remove_upload(upload)
-            remove_upload(transfer)
+            remove_upload(request.upload)
+            remove_upload(request.transfer)
 
     def held(self, key: str | None) -> Job | None:
         """The job a browser's stored key names, if it is this server's and the secret matches; else None."""
@@ -333,35 +347,37 @@ class TrainingService:
         except UserError:
             return None
 
-    def _start(self, session, task, upload, transfer, layers, rows, epochs, baselines, augment, budget_minutes,
-               held_key) -> Job:
+    def _start(self, session: str, request: JobRequest, held_key: str | None) -> Job:
         if not self.enabled:
             raise JobError("training is off in this app (a public address); its operator can start it with "
                            "--allow-training, or run the CLI command shown in this tab.")
+        task, baselines = request.task, bool(request.baselines)
         teacher, _ = self.pair(task)
-        rows = whole_number(rows, "rows to learn from", uploads.MIN_ROWS, self.limits.max_rows)
+        rows = whole_number(request.rows, "rows to learn from", uploads.MIN_ROWS, self.limits.max_rows)
         teacher_layers = getattr(teacher.model.config, "num_hidden_layers", 12)
-        layers = whole_number(layers, f"student layers (the teacher has {teacher_layers})", 1, teacher_layers - 1)
-        epochs = whole_number(epochs, "epochs", 1, MAX_EPOCHS)
-        budget = budget_of(budget_minutes, self.limits.max_minutes)
+        layers = whole_number(request.layers, f"student layers (the teacher has {teacher_layers})", 1,
+                              teacher_layers - 1)
+        epochs = whole_number(request.epochs, "epochs", 1, MAX_EPOCHS)
+        budget = budget_of(request.budget_minutes, self.limits.max_minutes)
         self.runner.check_room(session, self.held(held_key))
         job_id, folder = self.runner.new_folder()
         try:
-            files = uploads.prepare(teacher, self.objective(task), upload, transfer, rows, folder,
+            files = uploads.prepare(teacher, self.objective(task), request.upload, request.transfer, rows, folder,
                                      self.limits.max_upload_bytes, self.limits.read)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        plan = self.plan(task, files.rows, epochs, layers, bool(baselines), bool(augment), budget,
-                         list(files.sample_texts) or None, files.transfer_rows)
-        argv = distill_argv(teacher.spec.model, files, layers, epochs, bool(baselines), plan, folder)
+        checked = replace(request, rows=files.rows, layers=layers, epochs=epochs, budget_minutes=budget)
+        plan = self.plan(checked, list(files.sample_texts) or None, files.transfer_rows)
+        argv = distill_argv(teacher.spec.model, files, layers, epochs, baselines, plan, folder)
         notes = [f"{files.rows:,} training rows" + (f" (sampled from {files.sampled_from:,})"
                                                     if files.sampled_from > files.rows + files.validation_rows else "")
                  + (f", {files.validation_rows:,} held out (each class its share) to score the student"
                     if files.validation_rows else ""), *files.balance_warnings]
-        return self.runner.submit(job_id, folder, session, task, argv, notes,
-                                  plan=self.plan_sentence(plan, files.rows, budget, bool(baselines)),
-                                  planned_seconds=plan.seconds, baseline_steps=plan.baseline_steps if baselines else 0)
+        return self.runner.submit(Job(id=job_id, visitor=session, task=task, folder=folder, argv=argv, notes=notes,
+                                      plan=self.plan_sentence(plan, files.rows, budget, baselines),
+                                      planned_seconds=plan.seconds,
+                                      baseline_steps=plan.baseline_steps if baselines else 0))
 
     def status(self, key: str) -> dict:
         return self.runner.job(key).status()
@@ -406,8 +422,6 @@ class TrainingService:
         job = self.runner.owned(key, "download")
         if job.state != "done":
             raise JobError("the job has not finished; its student can be downloaded once it is done.")
-        from demo.distill.hub import planned_upload
-
         name = f"student-{job.id}"
         archive = job.folder / "download" / f"{name}.zip"
         archive.parent.mkdir(parents=True, exist_ok=True)
@@ -420,8 +434,6 @@ class TrainingService:
                 signed_in: bool = False) -> str:
         """The CLI's push path (demo.distill.hub.publish) with the visitor's token (on a Space: their sign-in's,
         and then only under their own name); its output, never the token."""
-        from demo.distill.hub import publish
-
         job = self.runner.owned(key, "publish")
         if job.state != "done":
             raise JobError("the job has not finished; publish its student once it is done.")
