@@ -11,8 +11,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from demo.core.measure import count_parameters
 from demo.distill.batches import encode_examples
 from demo.distill.data import batches, read_corpus, read_data
-from demo.distill.loop import FitResult, fit
-from demo.distill.masked_text import corpus_record, fit_masked_lm, measurer, write_held_out
+from demo.distill.loop import FitResult, Trainee, fit
+from demo.distill.masked_text import corpus_record, masked_lm_trainee, measurer, write_held_out
 from demo.distill.objectives import cross_entropy_loss_fn, mlm_loss_fn, predict_ids
 from demo.distill.steps import FinetuneStep
 from demo.measuring.scoring import accuracy, macro_f1
@@ -40,9 +40,9 @@ class ClassifierFinetune(FinetuneStep):
                           f"classes ({', '.join(data.label_names)}), {self.targs.budget_note(len(train))}, "
                           f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision "
                           f"{accelerator.mixed_precision}", flush=True)
-        return fit(self.model, train, cross_entropy_loss_fn(accelerator.device), accelerator, self.targs,
-                   validation=self.validation, desc="finetune", total_steps=self.targs.total_steps(len(train)),
-                   run=run)
+        trainee = Trainee(self.model, train, self.validation, cross_entropy_loss_fn(accelerator.device),
+                          desc="finetune", total_steps=self.targs.total_steps(len(train)))
+        return fit(trainee, accelerator, self.targs, run=run, status=self.status)
 
     def save(self, out: Path) -> None:
         self.model.save_pretrained(out, safe_serialization=True)
@@ -81,8 +81,9 @@ class MlmFinetune(FinetuneStep):
                           f"{len(corpus.validation):,} texts; {accelerator.num_processes} process(es) on "
                           f"{accelerator.device}", flush=True)
         loss_fn = mlm_loss_fn(DynamicMasker(self.tokenizer), accelerator.device)
-        return fit_masked_lm(self.model, self.tokenizer, corpus, loss_fn, accelerator, self.data_args, targs,
-                             "finetune (mlm)", total_steps, run)
+        trainee = masked_lm_trainee(self.model, self.tokenizer, corpus, loss_fn, self.data_args.max_seq_length,
+                                    "finetune (mlm)", total_steps)
+        return fit(trainee, accelerator, targs, run=run, status=self.status)
 
     def save(self, out: Path) -> None:
         self.model.save_pretrained(out, safe_serialization=True)

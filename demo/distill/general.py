@@ -16,8 +16,8 @@ from demo.data.files import read_texts
 from demo.distill.args import ObjectiveMismatch
 from demo.distill.card import write_mlm_card
 from demo.distill.data import corpus_description, read_corpus
-from demo.distill.loop import FitResult, set_seed
-from demo.distill.masked_text import corpus_record, fit_masked_lm, measurer, write_held_out
+from demo.distill.loop import FitResult, fit, set_seed
+from demo.distill.masked_text import corpus_record, masked_lm_trainee, measurer, write_held_out
 from demo.distill.objectives import mlm_loss_fn, triple_loss_fn
 from demo.distill.steps import DistillStep
 from demo.distill.student import make_student, parse_layers, save_tokenizer
@@ -82,8 +82,9 @@ class MlmDistill(DistillStep):
         self.student = make_student(self.teacher, self.layers, dargs.student.student_arch)
         loss_fn = triple_loss_fn(self.teacher, self.masker, self.weights, accelerator.device, accelerator,
                                  self.layers, dargs.loss.cos_layers)
-        return fit_masked_lm(self.student, self.tokenizer, corpus, loss_fn, accelerator, self.data_args, targs,
-                             "distill (mlm)", targs.total_steps(len(corpus.train)), run)
+        trainee = masked_lm_trainee(self.student, self.tokenizer, corpus, loss_fn, self.data_args.max_seq_length,
+                                    "distill (mlm)", targs.total_steps(len(corpus.train)))
+        return fit(trainee, accelerator, targs, run=run, status=self.status)
 
     def train_baselines(self, accelerator, result: FitResult) -> None:
         """What the teacher adds: the same student shape untrained (layer dropping alone) and trained with
@@ -95,9 +96,10 @@ class MlmDistill(DistillStep):
         dropped = make_student(self.teacher, self.layers, arch)
         set_seed(targs.seed)
         alone = make_student(self.teacher, self.layers, arch)
-        fit_masked_lm(alone, self.tokenizer, self.corpus, mlm_loss_fn(self.masker, accelerator.device), accelerator,
-                      self.data_args, targs, "MLM alone (no teacher)",
-                      self.dargs.tests.baseline_steps or result.total_steps)
+        fit(masked_lm_trainee(alone, self.tokenizer, self.corpus, mlm_loss_fn(self.masker, accelerator.device),
+                              self.data_args.max_seq_length, "MLM alone (no teacher)",
+                              self.dargs.tests.baseline_steps or result.total_steps), accelerator, targs,
+            status=self.status)
         self.baselines = [("layer-drop", "layer dropping alone (no training)", dropped),
                           ("mlm-alone", "MLM loss alone (no teacher), same text and budget", alone)]
 

@@ -14,7 +14,7 @@ from demo.core.measure import count_parameters
 from demo.data.files import LabelledData
 from demo.distill.batches import StreamedExamples, encode_examples
 from demo.distill.card import write_card
-from demo.distill.loop import FitResult, fit, set_seed
+from demo.distill.loop import FitResult, Trainee, fit, set_seed
 from demo.distill.losses import LossWeights
 from demo.distill.objectives import StudentWithProjections, classification_loss_fn
 from demo.distill.steps import DistillStep
@@ -82,9 +82,9 @@ class ClassifierDistill(DistillStep):
         data = self.inputs.data
         validation = encode_examples(teacher.tokenizer, data.validation.texts, data.validation_ids, length)
         loss_fn = classification_loss_fn(teacher, dset, weights, self.layers, self.dargs.loss.cos_layers, accelerator)
-        return fit(wrapper, train, loss_fn, accelerator, self.targs, validation=validation,
-                   predictor=lambda m: m.student, desc=desc,
-                   total_steps=total_steps or self.targs.total_steps(len(train)), run=run)
+        trainee = Trainee(wrapper, train, validation, loss_fn, desc=desc, predictor=lambda m: m.student,
+                          total_steps=total_steps or self.targs.total_steps(len(train)))
+        return fit(trainee, accelerator, self.targs, run=run, status=self.status)
 
     def train_baselines(self, accelerator, result: FitResult) -> None:
         """What distillation adds: the same student shape and budget (optimiser steps) with less of the

@@ -25,7 +25,6 @@ from transformers import get_linear_schedule_with_warmup
 
 from demo.core.formatting import json_text
 from demo.core.progress import ProgressLine
-from demo.distill import run_status
 from demo.distill.args import TrainArguments
 from demo.distill.batches import (
     Examples,
@@ -36,6 +35,7 @@ from demo.distill.batches import (
 from demo.distill.budget import Plan
 from demo.distill.checkpoints import BEST_FILE, RunFiles, save_checkpoint
 from demo.distill.objectives import classification_accuracy
+from demo.distill.run_status import RunStatus
 
 HISTORY_FILE = "history.jsonl"
 
@@ -94,28 +94,39 @@ class LoopState:
     best_epoch: int = -1
 
 
-def fit(model: torch.nn.Module, train: Examples | StreamedExamples, loss_fn: LossFn, accelerator,
-        targs: TrainArguments, *, validation: Examples,
-        predictor: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m, score: Scorer = classification_accuracy,
-        desc: str = "train", total_steps: int | None = None, max_evaluations: int = 40,
-        run: RunFiles | None = None) -> FitResult:
+@dataclass
+class Trainee:
+    """What one fit() trains: the model, its rows, its loss, and what the best epoch is chosen by."""
+
+    model: torch.nn.Module
+    train: Examples | StreamedExamples
+    validation: Examples
+    loss_fn: LossFn
+    desc: str = "train"  # its name in progress lines, history and the run's status ("distill", "finetune", ...)
+    total_steps: int | None = None  # a budget in optimiser steps (None: the epochs' own)
+    # the module scored (the student inside a training wrapper), and how: (accelerator, module, validation
+    # loader) -> classification accuracy, or masked-token accuracy for a masked LM, gathered over every process
+    predictor: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m
+    score: Scorer = classification_accuracy
+
+
+def fit(trainee: Trainee, accelerator, targs: TrainArguments, *, run: RunFiles | None = None,
+        status: RunStatus | None = None, max_evaluations: int = 40) -> FitResult:
     """Train, evaluate after each epoch, restore the best epoch's weights. Returns the history.
 
-    total_steps: a budget in optimiser steps (e.g. to give a baseline the same budget as the run it
-    is compared with); the data is passed over as many times as that takes, the last pass cut short.
-    With many short passes, evaluation happens every pass for the first ten, then every few passes.
-    predictor(model) is the module scored (the student inside a training wrapper); score(accelerator,
-    module, validation loader) gives the figure the best epoch is chosen by (classification accuracy,
-    or masked-token accuracy for a masked LM), gathered over every process.
-    run: where the main run keeps history.jsonl and its checkpoints (None for baselines).
+    trainee.total_steps: e.g. to give a baseline the same budget as the run it is compared with; the data
+    is passed over as many times as that takes, the last pass cut short. With many short passes,
+    evaluation happens every pass for the first ten, then every few passes.
     targs: the optimiser, batch and seed settings (--epochs, --batch-size, --learning-rate, ...).
+    run: where the main run keeps history.jsonl and its checkpoints (None for baselines).
+    status: the run's --status-file writer (each fit one entry of it; None: nothing written).
     """
-    plan = Plan.of(len(train), targs.batch_size, accelerator.gradient_accumulation_steps, targs.epochs, total_steps,
-                   max_evaluations)
-    loop = _Loop(model, train, validation, loss_fn, accelerator, targs, plan, run=run, desc=desc, predictor=predictor,
-                 score=score)
+    status = status if status is not None else RunStatus()
+    plan = Plan.of(len(trainee.train), targs.batch_size, accelerator.gradient_accumulation_steps, targs.epochs,
+                   trainee.total_steps, max_evaluations)
+    loop = _Loop(trainee, accelerator, targs, plan, run=run, status=status)
     if accelerator.is_main_process:
-        run_status.current().fit_started(desc, plan.total_steps, plan.epochs, plan.steps_per_epoch, loop.state.step)
+        status.fit_started(trainee.desc, plan.total_steps, plan.epochs, plan.steps_per_epoch, loop.state.step)
     start = time.perf_counter()
     for epoch in range(loop.state.epoch, plan.epochs):
         loop.train_epoch(epoch)
@@ -152,10 +163,12 @@ def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float
 class _Loop:
     """fit()'s moving parts: the prepared model, optimiser, scheduler and loaders, and the state."""
 
-    def __init__(self, model, train, validation, loss_fn: LossFn, accelerator, targs: TrainArguments, plan: Plan, *,
-                 run: RunFiles | None, desc: str, predictor, score: Scorer):
-        self.accelerator, self.plan, self.run, self.desc = accelerator, plan, run, desc
-        self.loss_fn, self.predictor, self.score, self.max_grad_norm = loss_fn, predictor, score, targs.max_grad_norm
+    def __init__(self, trainee: Trainee, accelerator, targs: TrainArguments, plan: Plan, *, run: RunFiles | None,
+                 status: RunStatus):
+        self.accelerator, self.plan, self.run, self.desc, self.status = accelerator, plan, run, trainee.desc, status
+        self.loss_fn, self.predictor, self.score = trainee.loss_fn, trainee.predictor, trainee.score
+        self.max_grad_norm = targs.max_grad_norm
+        model, train, validation = trainee.model, trainee.train, trainee.validation
         optimizer = _optimizer(model, targs.learning_rate, targs.weight_decay)
         train_loader = data_loader(train, targs.batch_size, shuffle=True, seed=targs.seed)
         # What orders a pass (set per epoch): the length-grouped batch sampler, or the mixed stream.
@@ -211,7 +224,7 @@ class _Loop:
                     continue  # gradients accumulate: no optimiser step yet
                 state.step += 1
                 if accelerator.is_main_process:
-                    run_status.current().step(self.desc, state.step)
+                    self.status.step(self.desc, state.step)
                 mean_loss = state.epoch_sums["loss"] / state.epoch_batches
                 progress(math.ceil(state.batches_in_epoch / accumulation), epoch_steps,
                          ", ".join([f"loss {mean_loss:.4f}", *(f"{k} {v:.3f}" for k, v in parts.items())]))

@@ -11,7 +11,7 @@ from demo.core.progress import ProgressLine
 from demo.distill.args import DataArguments, TrainArguments
 from demo.distill.batches import encode_examples
 from demo.distill.data import TextCorpus
-from demo.distill.loop import FitResult, fit
+from demo.distill.loop import Trainee
 from demo.distill.objectives import masked_accuracy
 from demo.measuring.mlm_eval import EVAL_SEED, evaluate_masked_lm
 from demo.models.inputs import IGNORE_INDEX
@@ -30,15 +30,13 @@ def corpus_record(corpus: TextCorpus) -> dict:
             "text_files": corpus.sources, "validation": corpus.validation_source, "heldout_file": HELD_OUT_FILE}
 
 
-def fit_masked_lm(model, tokenizer, corpus: TextCorpus, loss_fn, accelerator, data_args: DataArguments,
-                  targs: TrainArguments, desc: str, total_steps: int | None = None, run=None) -> FitResult:
-    """fit() on raw text: rows carry no label, the head runs at the masked positions only."""
-    length = data_args.max_seq_length
-    train = encode_examples(tokenizer, corpus.train, [IGNORE_INDEX] * len(corpus.train), length)
-    validation = encode_examples(tokenizer, corpus.validation, [IGNORE_INDEX] * len(corpus.validation), length)
-    return fit(MaskedLMAtPositions(model), train, loss_fn, accelerator, targs, validation=validation,
-               predictor=lambda m: m.model, score=masked_accuracy(tokenizer, EVAL_SEED), desc=desc,
-               total_steps=total_steps or targs.total_steps(len(train)), run=run)
+def masked_lm_trainee(model, tokenizer, corpus: TextCorpus, loss_fn, max_length: int, desc: str,
+                      total_steps: int) -> Trainee:
+    """What fit() trains on raw text: rows carry no label, the head runs at the masked positions only."""
+    train = encode_examples(tokenizer, corpus.train, [IGNORE_INDEX] * len(corpus.train), max_length)
+    validation = encode_examples(tokenizer, corpus.validation, [IGNORE_INDEX] * len(corpus.validation), max_length)
+    return Trainee(MaskedLMAtPositions(model), train, validation, loss_fn, desc=desc, total_steps=total_steps,
+                   predictor=lambda m: m.model, score=masked_accuracy(tokenizer, EVAL_SEED))
 
 
 def measurer(teacher, tokenizer, data_args: DataArguments, targs: TrainArguments, device):

@@ -78,19 +78,11 @@ class RunStatus:
         self.phase("failed")
 
 
-_CURRENT = RunStatus()
-
-
-def current() -> RunStatus:
-    """The run's status writer (set once at the CLI's edge by open())."""
-    return _CURRENT
-
-
 def open_status(path: str | os.PathLike | None) -> RunStatus:
-    global _CURRENT
-    _CURRENT = RunStatus(path)
-    _CURRENT._write()
-    return _CURRENT
+    """The run's writer, its first state written at once (set up at the CLI's edge, passed to each fit)."""
+    status = RunStatus(path)
+    status._write()
+    return status
 
 
 def read_status(path: str | os.PathLike) -> dict | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from demo.core.errors import UsageError, UserError
-from demo.distill import run_status
 from demo.distill.accel import make_accelerator
 from demo.distill.args import TrainArguments, settings_dict
 from demo.distill.checkpoints import RunFiles
@@ -25,6 +24,7 @@ from demo.distill.outputs import (
     write_json,
     write_onnx,
 )
+from demo.distill.run_status import RunStatus, open_status
 from demo.models.loading import resolve_device
 
 
@@ -36,6 +36,7 @@ class Step:
 
     def __init__(self, settings: tuple, targs: TrainArguments, argv: list[str]):
         self.settings, self.targs, self.argv = settings, targs, argv
+        self.status = RunStatus()  # the run's --status-file writer, set by run_step; each fit is passed it
 
     def prepare(self, accelerator) -> None:
         """Read and check every input and load the models; nothing is written yet."""
@@ -106,7 +107,7 @@ class DistillStep(Step):
 def run_step(step: Step) -> dict:
     """Train, save and report one step; returns metrics.json's content (empty on other processes).
     With --status-file the run's phase and progress are kept there as data (run_status.py)."""
-    status = run_status.open_status(step.targs.status_file)
+    status = step.status = open_status(step.targs.status_file)
     try:
         metrics = _run_step(step, status)
     except UserError as exc:
@@ -119,7 +120,7 @@ def run_step(step: Step) -> dict:
     return metrics
 
 
-def _run_step(step: Step, status: run_status.RunStatus) -> dict:
+def _run_step(step: Step, status: RunStatus) -> dict:
     targs = step.targs
     accelerator = start(targs)
     if not accelerator.is_main_process:
