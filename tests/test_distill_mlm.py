@@ -254,13 +254,16 @@ def test_publishing_a_general_student_leaves_training_state_baselines_and_data_b
 
 
 def test_the_held_out_sample_does_not_depend_on_seed_or_file_order(tmp_path):
-    from demo.distill.data import load_text_corpus
+    from demo.distill.args import DataArguments
+    from demo.distill.masked_text import read_corpus
 
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("".join(f"first file text {i}\n" for i in range(3000)))
     b.write_text("".join(f"second file text {i}\n" for i in range(3000)))
-    one = load_text_corpus([str(a), str(b)], None, None, 10.0, 1000, 50, seed=1)
-    two = load_text_corpus([str(b), str(a)], None, None, 10.0, 2000, 50, seed=2)
+    text = lambda files, n: DataArguments(train_file=files, objective="mlm", validation_split_percentage=10.0,
+                                          max_train_samples=n, max_eval_samples=50)
+    one = read_corpus(text([str(a), str(b)], 1000), seed=1)
+    two = read_corpus(text([str(b), str(a)], 2000), seed=2)
     assert sorted(one.validation) == sorted(two.validation) and len(one.validation) == 50
     assert not set(one.validation) & set(one.train) and not set(two.validation) & set(two.train)
     assert len(one.train) == 1000 and one.train != two.train[:1000]

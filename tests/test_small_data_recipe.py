@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from demo.core.errors import UsageError
 from demo.distill.cli import main
-from demo.distill.recipe import AUTO_MAX_VARIANTS, auto_variants, can_vary, plan_augmentation
+from demo.distill.recipe import AUTO_MAX_VARIANTS, Passes, auto_variants, can_vary, plan_augmentation
 
 from .builders import write_sentiment_tsv, write_teacher
 
 
-def plan_of(asked, texts, *args, **kwargs):
-    return plan_augmentation(asked, len(texts), can_vary(texts), *args, **kwargs)
+def plan_of(asked, texts, n_transfer, teacher_targets, epochs, batch_size, budget_steps=None):
+    return plan_augmentation(asked, len(texts), can_vary(texts), n_transfer, teacher_targets,
+                             Passes(epochs, batch_size, max_steps=budget_steps))
 
 
 SENTENCES = ["the film was very good indeed"] * 10
@@ -48,10 +50,19 @@ def test_a_budget_cuts_the_variants_then_the_passes():
     assert short.variants == 0 and short.labelled_only_steps == 20 and "less than one pass" in short.reason
 
 
-def test_texts_too_short_to_vary_are_not_augmented():
-    for asked in ("auto", "4"):
-        plan = plan_of(asked, ["good", "very bad"] * 50, 0, True, 3, 32)
-        assert plan.variants == 0 and "too short to vary" in plan.reason
+def test_texts_too_short_to_vary_are_not_augmented_and_a_number_asked_for_them_is_refused():
+    plan = plan_of("auto", ["good", "very bad"] * 50, 0, True, 3, 32)
+    assert plan.variants == 0 and "too short to vary" in plan.reason
+    with pytest.raises(UsageError, match="--augment 4: every text has fewer than 3 words"):
+        plan_of("4", ["good", "very bad"] * 50, 0, True, 3, 32)
+
+
+def test_a_number_of_variants_the_budget_cannot_reach_is_refused():
+    """The page tells the run its plan (--augment N --max-steps S): a run that could not honour it says so
+    instead of training something else."""
+    with pytest.raises(UsageError, match="--augment 5 with --max-steps 20: those steps are less than one pass"):
+        plan_of("5", SENTENCES * 100, 0, True, 3, 32, budget_steps=20)
+    assert plan_of("5", SENTENCES * 100, 0, True, 3, 32, budget_steps=40).variants == 5  # cut passes, as asked
 
 
 # ---- through the CLI ---------------------------------------------------------------------------------

@@ -8,14 +8,13 @@ read from a stream as they come.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from demo.data.streams import read_stream
-from demo.distill.data import batch_order, encode_texts
 from demo.distill.losses import IGNORE_INDEX
 
 
@@ -154,3 +153,42 @@ def data_loader(examples: Examples | StreamedExamples, batch_size: int, shuffle:
 def encode_examples(tokenizer, texts: Sequence[str], labels: Sequence[int], max_length: int) -> Examples:
     """Tokenise once up front; batches are padded on the fly to their own longest text."""
     return Examples(encode_texts(tokenizer, texts, max_length), list(labels), tokenizer)
+
+
+def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[dict[str, list[int]]]:
+    """Tokenise once up front; batches are padded on the fly to their own longest text."""
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length)
+    keys = list(enc.keys())
+    return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
+
+
+def batch_order(encoded: Sequence[dict], batch_size: int, shuffle: bool, seed: int) -> list[list[int]]:
+    """Index lists, one per batch. Shuffled batches are grouped by length (as transformers'
+    LengthGroupedSampler): shuffle, cut into mega-batches of 50 batches, sort each by length, cut
+    into batches, shuffle the batches. Short SST-2 sentences then pad to ~their own length instead
+    of the longest in a random batch, which makes an epoch about twice as fast.
+    """
+    order = list(range(len(encoded)))
+    if not shuffle:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    rng = random.Random(seed)
+    rng.shuffle(order)
+    mega = batch_size * 50
+    out = []
+    for start in range(0, len(order), mega):
+        chunk = sorted(order[start:start + mega], key=lambda i: -len(encoded[i]["input_ids"]))
+        out += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(out)
+    return out
+
+
+def batches(encoded: Sequence[dict], labels: Sequence[int], batch_size: int, tokenizer,
+            shuffle: bool = False, seed: int = 0, extra: torch.Tensor | None = None) -> Iterator[dict]:
+    """Padded tensor batches with 'labels' (and 'index' into the dataset, for cached teacher outputs)."""
+    # Padding pre-tokenised ids is what we want here; silence the fast tokenizer's hint about __call__.
+    getattr(tokenizer, "deprecation_warnings", {})["Asking-to-pad-a-fast-tokenizer"] = True
+    for idx in batch_order(encoded, batch_size, shuffle, seed):
+        batch = tokenizer.pad([encoded[i] for i in idx], return_tensors="pt")
+        batch["labels"] = torch.tensor([labels[i] for i in idx])
+        batch["index"] = torch.tensor(idx)
+        yield dict(batch)

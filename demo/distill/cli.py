@@ -11,14 +11,15 @@ from demo.core.errors import (
     exit_on_user_error,
 )
 from demo.distill.args import (
+    GROUPS,
     ArgumentParser,
     DataArguments,
+    DistillArguments,
     DistillTrainArguments,
     FinetuneArguments,
     PushArguments,
     TrainArguments,
 )
-from demo.distill.distill_args import GROUPS, DistillArguments
 from demo.distill.finetune import ClassifierFinetune, MlmFinetune
 from demo.distill.general import MlmDistill
 from demo.distill.hub import publish

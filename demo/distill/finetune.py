@@ -9,10 +9,10 @@ from pathlib import Path
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from demo.core.measure import count_parameters
-from demo.distill.batches import encode_examples
-from demo.distill.data import batches, read_corpus, read_data
+from demo.distill.batches import batches, encode_examples
+from demo.distill.data import read_data
 from demo.distill.loop import FitResult, Trainee, fit
-from demo.distill.masked_text import corpus_record, masked_lm_trainee, measurer, write_held_out
+from demo.distill.masked_text import corpus_record, masked_lm_trainee, measurer, read_corpus, write_held_out
 from demo.distill.objectives import cross_entropy_loss_fn, mlm_loss_fn, predict_ids
 from demo.distill.steps import FinetuneStep
 from demo.measuring.scoring import accuracy, macro_f1

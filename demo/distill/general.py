@@ -15,9 +15,15 @@ from demo.core.measure import count_parameters
 from demo.data.files import read_texts
 from demo.distill.args import ObjectiveMismatch
 from demo.distill.card import write_mlm_card
-from demo.distill.data import corpus_description, read_corpus
 from demo.distill.loop import FitResult, fit, set_seed
-from demo.distill.masked_text import corpus_record, masked_lm_trainee, measurer, write_held_out
+from demo.distill.masked_text import (
+    corpus_description,
+    corpus_record,
+    masked_lm_trainee,
+    measurer,
+    read_corpus,
+    write_held_out,
+)
 from demo.distill.objectives import mlm_loss_fn, triple_loss_fn
 from demo.distill.steps import DistillStep
 from demo.distill.student import make_student, parse_layers, save_tokenizer

@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from demo.core.errors import UsageError
 from demo.distill.budget import steps_per_epoch
 
 AUTO_BELOW = 10_000  # --augment auto generates text below this many labelled rows (20,000 rows already keep 0.99)
@@ -46,19 +47,40 @@ def can_vary(texts: Sequence[str]) -> bool:
     return any(len(t.split()) >= MIN_WORDS for t in texts)
 
 
-def plan_augmentation(asked: str, n: int, variable: bool, n_transfer: int, teacher_targets: bool, epochs: int,
-                      batch_size: int, accumulation: int = 1, budget_steps: int | None = None) -> AugmentPlan:
+@dataclass(frozen=True)
+class Passes:
+    """How a run passes over its text: --epochs, the global batch, gradient accumulation, and --max-steps
+    (None: no cap), to which the auto recipe fits its variants."""
+
+    epochs: int
+    batch_size: int
+    accumulation: int = 1
+    max_steps: int | None = None
+
+
+def plan_augmentation(asked: str, n: int, variable: bool, n_transfer: int, teacher_targets: bool,
+                      passes: Passes) -> AugmentPlan:
     """asked: --augment ("auto", or a number of variants); n labelled rows, of which some can be varied
-    (can_vary). budget_steps: --max-steps, to which the auto recipe fits its variants (an explicit
-    number is kept; --max-steps then cuts passes as for any run)."""
-    if budget_steps is not None and steps_per_epoch(n, batch_size, accumulation) > budget_steps:
-        return AugmentPlan(0, f"no augmentation: the budget of {budget_steps:,} steps is less than one pass over "
-                              f"the {n:,} labelled rows ({steps_per_epoch(n, batch_size, accumulation):,} steps), so "
-                              "the labelled rows alone train for those steps", labelled_only_steps=budget_steps)
+    (can_vary). The auto recipe fits its variants to passes.max_steps; an explicit number is a plan told
+    to the run (the page's): kept as asked (--max-steps then cuts passes as for any run), or refused where
+    the run cannot honour it."""
+    epochs, batch_size, accumulation, budget_steps = passes.epochs, passes.batch_size, passes.accumulation, \
+        passes.max_steps
+    one_pass = steps_per_epoch(n, batch_size, accumulation)
     if asked != "auto":
         wanted = int(asked)
         if wanted and not variable:
-            return AugmentPlan(0, TOO_SHORT)
+            raise UsageError(f"--augment {wanted}: every text has fewer than {MIN_WORDS} words, too short to vary "
+                             "by masking, swapping or cutting; pass --augment 0 (or auto: it trains without them).")
+        if wanted and budget_steps is not None and one_pass > budget_steps:
+            raise UsageError(f"--augment {wanted} with --max-steps {budget_steps:,}: those steps are less than one "
+                             f"pass over the {n:,} labelled rows ({one_pass:,} steps), so no variant would be seen; "
+                             "raise --max-steps, or pass --augment 0.")
+    if budget_steps is not None and one_pass > budget_steps:
+        return AugmentPlan(0, f"no augmentation: the budget of {budget_steps:,} steps is less than one pass over "
+                              f"the {n:,} labelled rows ({one_pass:,} steps), so the labelled rows alone train for "
+                              "those steps", labelled_only_steps=budget_steps)
+    if asked != "auto":
         return AugmentPlan(wanted, f"augmentation: {wanted} teacher-labelled variants of each labelled text "
                                    "(--augment)" if wanted else "no augmentation (--augment 0)")
     if not teacher_targets:

@@ -21,7 +21,7 @@ import torch
 
 from demo.core.errors import UserError
 from demo.core.progress import ProgressLine
-from demo.distill.data import batches, encode_texts
+from demo.distill.batches import batches, encode_texts
 from demo.models.inputs import model_inputs
 from demo.models.loading import LoadedModel
 

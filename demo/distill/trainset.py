@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from demo.data.files import LabelledData
-from demo.distill.args import DataArguments, ObjectiveMismatch, TrainArguments
+from demo.data.files import DataError, LabelledData, read_labelled, read_texts
+from demo.data.streams import TextStream, stream_texts
+from demo.distill.args import DataArguments, DistillArguments, ObjectiveMismatch, TrainArguments
 from demo.distill.augment import (
     AugmentError,
     AugmentSettings,
@@ -20,16 +22,9 @@ from demo.distill.augment import (
     augment_texts,
     load_proposer,
 )
-from demo.distill.data import (
-    TaskData,
-    load_eval_set,
-    load_transfer_texts,
-    open_transfer_streams,
-    read_data,
-)
-from demo.distill.distill_args import DistillArguments
+from demo.distill.data import TaskData, read_data
 from demo.distill.losses import IGNORE_INDEX, LossWeights
-from demo.distill.recipe import AugmentPlan, can_vary, plan_augmentation
+from demo.distill.recipe import AugmentPlan, Passes, can_vary, plan_augmentation
 from demo.distill.targets import (
     DEFAULT_CACHE_DIR,
     TargetsInfo,
@@ -151,10 +146,9 @@ def read_inputs(dargs: DistillArguments, data_args: DataArguments, targs: TrainA
                                         data_args.quoting)
         label_index(teacher, eval_sets[name].labels)  # unknown labels stop the run here (LabelMismatch)
     n_transfer = dargs.transfer.max_transfer_samples if streams else len(transfer)
+    passes = Passes(targs.epochs, targs.batch_size, targs.gradient_accumulation_steps, targs.max_steps or None)
     plan = plan_augmentation(dargs.augmentation.augment, len(data.train.texts), can_vary(data.train.texts),
-                             n_transfer or 0,
-                             dargs.loss.matches_teacher(), targs.epochs, targs.batch_size,
-                             targs.gradient_accumulation_steps, targs.max_steps or None)
+                             n_transfer or 0, dargs.loss.matches_teacher(), passes)
     mlm = resolve_mlm(dargs, teacher, device) if plan.variants else None
     augment = AugmentSettings(variants=plan.variants, mask_prob=dargs.augmentation.augment_mask_prob,
                               swap_prob=dargs.augmentation.augment_swap_prob if mlm is not None else 0.0,
@@ -230,3 +224,44 @@ def write_augmented_sample(path: Path, labelled: list[str], aug_labelled, transf
             writer.writerow(rows[i])
 
 
+# ---- transfer text and extra test sets, as read for the training set ---------------------------------
+
+
+def load_transfer_texts(files: Sequence[str], text_column: str | None, max_samples: int | None,
+                        seed: int, quoting: str = "auto") -> tuple[list[str], list[dict]]:
+    """Unlabelled texts of every transfer file, in file order (a seeded sample with max_samples).
+
+    Returns the texts and, per file, what was read (for metrics.json and the card).
+    """
+    texts, sources = [], []
+    for path in files:
+        data = read_texts(path, text_column, column_flag="--transfer-text-column", quoting=quoting)
+        sources.append({"file": str(path), "texts": len(data), "text_column": data.text_column})
+        texts += data.texts
+    if max_samples is not None and max_samples < len(texts):
+        keep = sorted(random.Random(seed).sample(range(len(texts)), max_samples))
+        texts = [texts[i] for i in keep]
+    return texts, sources
+
+
+def open_transfer_streams(files: Sequence[str], text_column: str | None, max_samples: int,
+                          quoting: str = "auto") -> tuple[list[TextStream], list[dict]]:
+    """--streaming: each transfer file as a stream, and the first max_samples texts counted through
+    (a malformed row among them, or fewer texts than asked for, stops the run before training)."""
+    streams = [stream_texts(path, text_column, quoting, column_flag="--transfer-text-column") for path in files]
+    available = 0
+    for stream in streams:
+        available += stream.count(max_samples - available)
+        if available >= max_samples:
+            break
+    if available < max_samples:
+        raise DataError(f"--max-transfer-samples {max_samples:,}: the transfer stream holds only {available:,} "
+                        "texts; ask for at most that many.")
+    sources = [{"file": s.source, "text_column": s.text_column, "streamed": True} for s in streams]
+    return streams, sources
+
+
+def load_eval_set(name: str, path: str, text_column: str | None, label_column: str | None,
+                  quoting: str = "auto") -> LabelledData:
+    """An extra labelled test set; the training file's column names are used where the file has them."""
+    return read_labelled(path, text_column, label_column, columns_if_present=True, quoting=quoting)

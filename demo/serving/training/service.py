@@ -19,7 +19,7 @@ from demo.data.files import TEXT_COLUMNS, obvious_column, read_labelled, read_ro
 from demo.distill.args import DataArguments, DistillTrainArguments, default_of, labels_alone_steps
 from demo.distill.budget import steps_per_epoch
 from demo.distill.hub import planned_upload, publish
-from demo.distill.recipe import can_vary, plan_augmentation
+from demo.distill.recipe import Passes, can_vary, plan_augmentation
 from demo.distill.student import make_student, parse_layers
 from demo.models.config import LABELLED_TASKS
 from demo.models.inputs import model_inputs
@@ -231,7 +231,7 @@ class TrainingService:
 
         variable = texts is None or can_vary(texts)
         asked = "auto" if classification and request.augment else "0"
-        augmentation = plan_augmentation(asked, rows, variable, transfer_rows, True, epochs, BATCH_SIZE)
+        augmentation = plan_augmentation(asked, rows, variable, transfer_rows, True, Passes(epochs, BATCH_SIZE))
         wanted = augmentation.variants
         one_pass = lambda v: steps_per_epoch(rows * (1 + v) + transfer_rows, BATCH_SIZE)
         buys = lambda v: int((budget - cost(v, 0)[0]) / (per_step + (baseline_step if as_long else 0)))
