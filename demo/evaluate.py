@@ -14,23 +14,50 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
+from pathlib import Path
 
 from demo.core.errors import UsageError, exit_on_user_error
-from demo.data.files import QUOTING
+from demo.core.formatting import json_text
+from demo.core.progress import ProgressLine
+from demo.data.files import QUOTING, read_texts
+from demo.measuring.decision import (
+    command_line,
+    decision_html,
+    measure_throughput,
+    verdict,
+)
+from demo.measuring.eval_report import against_figures, write_reports
 from demo.measuring.evaluation import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_LENGTH,
     MAX_ROWS,
     EvalRequest,
     EvalSettings,
+    evaluate_pair,
+    evaluate_task,
+    read_eval_file,
 )
-from demo.measuring.fill_mask_report import evaluate_fill_mask
-from demo.measuring.frontier_run import DEFAULT_MARGIN, evaluate_frontier
-from demo.measuring.labelled_run import evaluate_labelled
+from demo.measuring.frontier import (
+    DEFAULT_MARGIN,
+    Frontier,
+    FrontierRequest,
+    frontier_of,
+    write_frontier,
+)
+from demo.measuring.mlm_eval import (
+    MaskedLMSettings,
+    check_same_vocabulary,
+    evaluate_masked_lm,
+    paired_top1,
+)
 from demo.models.config import (
     DEVICES,
     LABELLED_TASKS,
+    ModelSpec,
 )
+from demo.models.loading import load_model
+from demo.models.registry import PairRegistry
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,3 +130,109 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---- what each kind of run does: read, measure, write the reports, say where -------------------------
+
+
+def evaluate_labelled(request: EvalRequest, settings: EvalSettings, lead: str | None = None) -> dict[str, Path]:
+    """The reports written, by name. lead: the frontier's recommendation, which the decision page then says
+    first."""
+    data = read_eval_file(request.file, request.text_column, request.label_column, settings)
+    registry = PairRegistry.for_task(request.config, request.task, request.device)
+    teacher, student = registry.pair(request.task)
+    other = load_model(ModelSpec(request.against), request.task, teacher.device) if request.against else None
+    with ProgressLine("evaluated", unit="examples") as progress:
+        report, ctx = evaluate_task(registry, data, settings, progress)
+    if other is not None:
+        with ProgressLine("evaluated --against", unit="examples") as progress:
+            second = evaluate_pair(teacher, other, data.texts, data.labels, settings.batch_size, settings.max_length,
+                                   progress)
+        ctx.against = against_figures(report, second, request.against)
+        print(f"against {request.against}: {ctx.against['paired']['sentence']}")
+    paths = write_reports(report, ctx, request.out)
+    if request.decision:
+        with ProgressLine("timing batch 1 and 32", unit="batch sizes") as progress:
+            progress(0, 2)
+            throughput = measure_throughput(teacher, student, data.texts, settings.max_length)
+        paths["decision.html"] = paths["report.md"].with_name("decision.html")
+        paths["decision.html"].write_text(decision_html(report, ctx, throughput, request.price_per_hour,
+                                                        command_line(list(request.command)), lead), encoding="utf-8")
+        print(verdict(report, ctx)[0])
+    e = report.estimate
+    print(f"{report.n_examples:,} examples (95% intervals): teacher accuracy {e('teacher_accuracy').text()}, student "
+          f"{e('student_accuracy').text()}, retention {e('retention').text()}, agreement {e('agreement').text()}, "
+          f"speedup {e('speedup').text(2, unit='x')}" + (f", batching {ctx.unbatched['ratio']:.1f}x faster than one "
+                                                         "at a time" if ctx.unbatched else ""))
+    print(f"teacher against student on the same rows: {report.paired['sentence']}")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return paths
+
+
+def evaluate_fill_mask(request: EvalRequest, settings: EvalSettings) -> dict[str, Path]:
+    """The configured fill-mask pair on held-out text, fixed seeded masks; the reports written, by name."""
+    texts = read_texts(request.file, request.text_column, quoting=settings.quoting).texts
+    texts = texts[:settings.max_rows or MAX_ROWS]
+    registry = PairRegistry.for_task(request.config, "fill_mask", request.device)
+    teacher, student = registry.pair("fill_mask")
+    check_same_vocabulary(teacher.tokenizer, student.tokenizer)
+    other = load_model(ModelSpec(request.against), "fill_mask", teacher.device) if request.against else None
+    if other is not None:
+        check_same_vocabulary(teacher.tokenizer, other.tokenizer)
+
+    def measure(model, label: str, teacher_pppl: float | None = None):
+        with ProgressLine(label, unit="texts") as progress:
+            how = MaskedLMSettings(settings.max_length, settings.batch_size, teacher.device)
+            return evaluate_masked_lm(teacher.model, teacher.tokenizer, texts, student=model, settings=how,
+                                      progress=progress, teacher_pppl=teacher_pppl)
+
+    report = measure(student.model, "measured")
+    against = measure(other.model, "measured --against", report.teacher.pseudo_perplexity) if other else None
+    out = Path(request.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = (teacher.spec.model, student.spec.model)
+    markdown = (f"# Fill-mask: teacher and student on `{Path(request.file).name}`\n\nteacher `{names[0]}`, student "
+                f"`{names[1]}`\n\n{report.markdown()}\n")
+    figures = {"task": "fill_mask", "file": str(request.file), "teacher": names[0], "student": names[1],
+               **report.figures()}
+    if against is not None:
+        paired = paired_top1(report, against)
+        markdown += (f"\n## The student against `{request.against}`\n\n"
+                     f"{against.markdown(student_name='against')}\n\nOn the same tokens: "
+                     f"{paired.sentence('the student', '`' + request.against + '`')}.\n")
+        figures["against"] = {"model": request.against, "student": asdict(against.student),
+                              "retention_top1": against.retention_top1, "agreement_top1": against.agreement_top1,
+                              "paired_top1": paired.figures("student", "against")}
+    (out / "report.md").write_text(markdown, encoding="utf-8")
+    (out / "report.json").write_text(json_text(figures), encoding="utf-8")
+    print(f"{report.n_texts:,} texts, {report.n_masked:,} masked tokens: top-1 teacher "
+          f"{report.teacher.top1_accuracy:.4f}, student {report.student.top1_accuracy:.4f} (retention "
+          f"{report.retention_top1:.4f}), top-5 {report.teacher.top5_accuracy:.4f} / {report.student.top5_accuracy:.4f}"
+          f", pseudo-perplexity {report.teacher.pseudo_perplexity:.2f} / {report.student.pseudo_perplexity:.2f}, "
+          f"top-1 agreement {report.agreement_top1:.4f}, speedup {report.speedup:.2f}x")
+    if against is not None:
+        print(f"against {request.against}: top-1 {against.student.top1_accuracy:.4f}; "
+              f"{paired.sentence('the student', 'it')}")
+    print(f"wrote {out / 'report.md'}, {out / 'report.json'}")
+    return {"report.md": out / "report.md", "report.json": out / "report.json"}
+
+
+def evaluate_frontier(request: EvalRequest, settings: EvalSettings) -> Frontier:
+    asked = FrontierRequest(request.task, Path(request.file).name, request.margin, request.price_per_hour,
+                            settings.max_length, tuple(request.students))  # the margin checked before any reading
+    data = read_eval_file(request.file, request.text_column, request.label_column, settings)
+    teacher, student = PairRegistry.for_task(request.config, request.task, request.device).pair(request.task)
+    with ProgressLine("measuring the frontier", unit="steps") as progress:
+        progress(0, 1)
+        frontier = frontier_of(teacher, student, data, asked)
+        progress(1, 1)
+    skipped = frontier.not_measured
+    paths = write_frontier(frontier, request.out)
+    for p in frontier.points:
+        print(f"  {p.name:<28} accuracy {p.accuracy['value']:.4f}, {p.p50_ms_batch1:7.1f} ms at batch 1, "
+              f"{p.per_second_batch32:8.1f}/s at batch 32{'  (Pareto)' if p.pareto else ''}")
+    for name, why in skipped.items():
+        print(f"  {name}: not measured: {why}")
+    print(frontier.recommendation())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return frontier

@@ -200,9 +200,11 @@ def loss_description(metrics: dict) -> str:
     return " + ".join(terms)
 
 
-def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[int], n_teacher_layers: int,
-               best_epoch: int, teacher_labels: dict[int, str] | None = None) -> None:
-    """No row of the data and no path of this machine in it: the card is what the Hub shows."""
+def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[int], teacher_config) -> None:
+    """No row of the data and no path of this machine in it: the card is what the Hub shows.
+    teacher_config: the teacher's transformers config (its layer count, its class names)."""
+    n_teacher_layers, best_epoch = teacher_config.num_hidden_layers, metrics["best_epoch"]
+    teacher_labels = {int(k): str(v) for k, v in (getattr(teacher_config, "id2label", None) or {}).items()}
     dataset_name = data_args.dataset or Path(data_args.first_train_file).parent.name or "local files"
     repo_id = dargs.publish.push_to_hub or f"{out.name}"
     classes = class_names(data.label_names, teacher_labels)

@@ -100,21 +100,25 @@ def attention_kl_loss(student_attn: torch.Tensor, teacher_attn: torch.Tensor,
     return kl_rows[query_mask].mean()
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      weights: LossWeights, hidden_pairs: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
-                      attention_mask: torch.Tensor | None = None,
-                      attention_pairs: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
-                      project: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
-                      cos_pairs: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
-                      ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the switched-on terms; also each term's value for the progress bar and history.
+@dataclass
+class LayerPairs:
+    """A batch's (student, teacher) internals of the mapped layers, for the terms that compare them (as
+    TextBrewer's adaptor hands its losses named parts): the losses never see the models themselves."""
 
-    hidden_pairs: (student, teacher) hidden states of mapped layers, each (B, T, H_s) / (B, T, H_t);
-    project(i, h) maps pair i's student state to the teacher's width for the MSE term.
-    attention_pairs: (student, teacher) attention probabilities of mapped layers, (B, nh, T, T).
-    cos_pairs: the pairs for the cosine term when they differ from hidden_pairs (default: the same).
-    """
-    cos_pairs = hidden_pairs if cos_pairs is None else cos_pairs
+    hidden: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()  # hidden states, each (B, T, H_s) / (B, T, H_t)
+    attention_mask: torch.Tensor | None = None  # (B, T): which tokens are real
+    attention: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()  # attention probabilities, (B, nh, T, T)
+    project: Callable[[int, torch.Tensor], torch.Tensor] | None = None  # pair i's student state -> teacher width
+    cos: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None  # the cosine term's pairs (default: hidden)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                      weights: LossWeights, pairs: LayerPairs | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the switched-on terms; also each term's value for the progress bar and history."""
+    pairs = pairs or LayerPairs()
+    hidden_pairs, attention_mask, attention_pairs, project = pairs.hidden, pairs.attention_mask, pairs.attention, \
+        pairs.project
+    cos_pairs = hidden_pairs if pairs.cos is None else pairs.cos
     total = student_logits.new_zeros(())
     parts: dict[str, float] = {}
     if weights.alpha_ce > 0:

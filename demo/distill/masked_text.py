@@ -17,7 +17,7 @@ from demo.distill.args import DataArguments, TrainArguments
 from demo.distill.batches import encode_examples
 from demo.distill.loop import Trainee
 from demo.distill.objectives import masked_accuracy
-from demo.measuring.mlm_eval import EVAL_SEED, evaluate_masked_lm
+from demo.measuring.mlm_eval import EVAL_SEED, MaskedLMSettings, evaluate_masked_lm
 from demo.models.inputs import IGNORE_INDEX
 from demo.models.masked_lm import MaskedLMAtPositions
 
@@ -47,12 +47,12 @@ def measurer(teacher, tokenizer, data_args: DataArguments, targs: TrainArguments
     """measure(texts, student) on held-out text; the teacher's pseudo-perplexity (one forward per token,
     the same for every student) is measured once per text set."""
     known: dict[int, float] = {}
+    how = MaskedLMSettings(data_args.max_seq_length, targs.eval_batch_size, device)
 
     def measure(texts: list[str], student=None):
         with ProgressLine("measuring held-out text", unit="texts") as progress:
-            report = evaluate_masked_lm(teacher, tokenizer, texts, student=student,
-                                        max_length=data_args.max_seq_length, batch_size=targs.eval_batch_size,
-                                        device=device, progress=progress, teacher_pppl=known.get(id(texts)))
+            report = evaluate_masked_lm(teacher, tokenizer, texts, student=student, settings=how, progress=progress,
+                                        teacher_pppl=known.get(id(texts)))
         known[id(texts)] = report.teacher.pseudo_perplexity
         return report
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from demo.distill.losses import (
+    LayerPairs,
     LossWeights,
     MlmWeights,
     distillation_loss,
@@ -105,9 +106,9 @@ def classification_loss_fn(teacher, dset, weights: LossWeights, layers: list[int
             hidden_pairs = aligned_hidden_states(s_out.hidden_states, t_out.hidden_states, layers, "all")
         if weights.alpha_attn > 0:
             attention_pairs = [(s_out.attentions[j], t_out.attentions[t]) for j, t in enumerate(layers)]
-        return distillation_loss(s_out.logits.float(), t_logits, batch["labels"].to(device), weights, hidden_pairs,
-                                 batch["attention_mask"].to(device), attention_pairs, wrapper.project,
-                                 cos_pairs=cos_pairs)
+        pairs = LayerPairs(hidden_pairs, batch["attention_mask"].to(device), attention_pairs, wrapper.project,
+                           cos=cos_pairs)
+        return distillation_loss(s_out.logits.float(), t_logits, batch["labels"].to(device), weights, pairs)
 
     return loss_fn
 

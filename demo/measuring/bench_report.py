@@ -50,12 +50,14 @@ class BenchRecord:
     speedup_high: float | None = None
 
     @classmethod
-    def of(cls, *, task: str, variant: str, loaded, batch_size: int, seq_len: int, end_to_end: LatencyStats,
-           model_only: LatencyStats, repeats: int, params: int, size: SizeReport, peak_rss_bytes: int) -> BenchRecord:
+    def of(cls, *, point: tuple[str, int, int], variant: str, loaded, end_to_end: LatencyStats,
+           model_only: LatencyStats, size: SizeReport, peak_rss_bytes: int) -> BenchRecord:
+        """point: (task, batch size, sequence length); the repeats are the timed rounds of model_only."""
+        task, batch_size, seq_len = point
         return cls(task=task, variant=variant, model=loaded.name, batch_size=batch_size, seq_len=seq_len,
                    p50_ms=end_to_end.p50_ms, p95_ms=end_to_end.p95_ms, min_ms=end_to_end.min_ms,
                    model_p50_ms=model_only.p50_ms, model_p95_ms=model_only.p95_ms, model_min_ms=model_only.min_ms,
-                   repeats=repeats, throughput=batch_size / (end_to_end.p50_ms / 1000.0), params=params,
+                   repeats=model_only.n, throughput=batch_size / (end_to_end.p50_ms / 1000.0), params=size.params,
                    disk_bytes=size.disk_bytes, memory_bytes=size.memory_bytes, peak_rss_bytes=peak_rss_bytes,
                    device=str(loaded.device), dtype=loaded.dtype, runtime=loaded.runtime,
                    random_weights=loaded.random_weights, tokenizer=loaded.tokenizer is not None)

@@ -7,24 +7,63 @@ every other variant one sentence saying why it was not picked.
 One speed measure decides and is shown: predictions per second at batch 32 (SPEED): the ranking, the
 headline, the chart's axis and each reason use it; the batch-1 latency is a column of the table.
 
-Plain data in, plain data out (Frontier renders itself as JSON and as an HTML page with a plotly chart);
-the evaluator's `--frontier` builds the models and calls measure_frontier.
+frontier_of builds every variant here and measures them; the rest is plain data in, plain data out (Frontier
+renders itself as JSON and as an HTML page with a plotly chart). The evaluator's `--frontier` and the
+Evaluate tab's "Which variant to ship" both ask through a FrontierRequest.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+import torch
+
+from demo.core.errors import UsageError, UserError
 from demo.core.measure import LatencyStats, interleaved_timing, size_of_loaded, timed_exclusive
 from demo.measuring import stats
-from demo.measuring.evaluation import label_index, predict_batch
-from demo.models.loading import LoadedModel
+from demo.measuring.evaluation import (
+    LabelMismatch,
+    label_index,
+    predict_batch,
+)
+from demo.models import variants
+from demo.models.config import APP_INT8, ModelSpec
+from demo.models.loading import LoadedModel, load_model
 from demo.models.variants import color
 
 REPEATS, WARMUP = 20, 3
 SPEED = "predictions/s at batch 32"  # the one measure that ranks, heads the page and draws the chart
+
+
+DEFAULT_MARGIN = 1.0  # points of accuracy a cheaper variant may lose against the teacher, at most
+
+
+def check_margin(margin: float) -> float:
+    if not 0 <= margin <= 100:
+        raise UsageError(f"margin {margin:g}: give the points of accuracy you accept to lose, from 0 to 100 "
+                         "(e.g. 1.0).")
+    return margin
+
+
+@dataclass(frozen=True)
+class FrontierRequest:
+    """Which variant to ship for one labelled file, asked by name (the evaluator's flags, the Evaluate tab's
+    fields): the cheapest within margin_points of the teacher, costed at price_per_hour (None: ranked by
+    throughput alone). The margin is checked where the request is made."""
+
+    task: str
+    file: str  # the labelled file's name, as the report says it
+    margin_points: float = DEFAULT_MARGIN
+    price_per_hour: float | None = None
+    max_length: int = 128  # tokens per text
+    students: tuple[str, ...] = ()  # further students of the same labels (directories), measured fp32 and int8
+
+    def __post_init__(self):
+        check_margin(self.margin_points)
 
 
 @dataclass
@@ -126,12 +165,13 @@ def _timings(models: dict[str, LoadedModel], texts: list[str], max_length: int,
     return out
 
 
-def measure_frontier(models: dict[str, LoadedModel], texts: list[str], gold: list[str], *, task: str, file: str,
-                     margin_points: float, price_per_hour: float | None, max_length: int = 128,
+def measure_frontier(models: dict[str, LoadedModel], texts: list[str], gold: list[str], request: FrontierRequest,
                      not_measured: dict[str, str] | None = None, stage=None) -> Frontier:
     """models: variant name -> loaded model, "teacher" among them; gold: the file's label names;
     stage(words, done, total): each step said as it starts."""
-    frontier = Frontier(task, file, len(texts), margin_points, price_per_hour, not_measured=dict(not_measured or {}))
+    margin_points, price_per_hour, max_length = request.margin_points, request.price_per_hour, request.max_length
+    frontier = Frontier(request.task, request.file, len(texts), margin_points, price_per_hour,
+                        not_measured=dict(not_measured or {}))
     hits, f1 = {}, {}
     indexes = {name: label_index(model, gold) for name, model in models.items()}  # LabelMismatch: said by the caller
     answers, batch32 = _answers_and_batch_timing(models, texts, max_length, stage)
@@ -253,3 +293,46 @@ def write_frontier(frontier: Frontier, out) -> dict:
     paths["frontier.json"].write_text(json.dumps(frontier.to_dict(), indent=1), encoding="utf-8")
     paths["frontier.html"].write_text(frontier_html(frontier), encoding="utf-8")
     return paths
+
+
+# ---- the one way to a Frontier: every variant built, then measured -----------------------------------
+
+
+Stage = Callable[[str, int, int], None]  # what is being done, as (words, done, total): the page's progress
+
+
+def frontier_models(teacher: LoadedModel, student: LoadedModel, extra: list[str], gold: list[str],
+                    threads: int, stage: Stage | None = None) -> tuple[dict[str, LoadedModel], dict[str, str]]:
+    """name -> model for every variant that could be had here, and name -> why for the others."""
+    models, skipped = {"teacher": teacher, "student": student}, {}
+    for path in extra:
+        name = "student:" + "/".join(Path(path).parts[-2:])  # runs' folders are often all called "student"
+        try:
+            other = load_model(ModelSpec(path), teacher.task, teacher.device)
+            label_index(other, gold)  # a classifier of the same labels, or LabelMismatch
+            models[name] = other
+        except (LabelMismatch, UserError) as exc:
+            skipped[name] = f"not a classifier of this file's labels ({exc})"
+    sources = list(models)
+    for i, source in enumerate(sources):
+        name = f"{source}-int8"
+        if stage is not None:
+            stage(f"exporting and calibrating {name}", i, len(sources))
+        if teacher.device.type != "cpu":
+            skipped[name] = f"int8 is a CPU technique here; the models run on {teacher.device.type}"
+            continue
+        try:
+            models[name] = variants.variant(APP_INT8).build(models[source], threads)  # fastest int8 here
+        except UserError as exc:
+            skipped[name] = str(exc)
+    return models, skipped
+
+
+def frontier_of(teacher: LoadedModel, student: LoadedModel, data, request: FrontierRequest,
+                stage: Stage | None = None) -> Frontier:
+    """The one way to a Frontier (the CLI and the Evaluate tab): labels checked before any export, every
+    variant built, then measured on the file; stage(words, done, total) hears each step."""
+    label_index(teacher, data.labels)  # unknown labels stop the run here, before any export
+    models, skipped = frontier_models(teacher, student, list(request.students), data.labels,
+                                      torch.get_num_threads(), stage)
+    return measure_frontier(models, data.texts, data.labels, request, not_measured=skipped, stage=stage)

@@ -173,13 +173,26 @@ def check_same_vocabulary(teacher_tokenizer, student_tokenizer) -> None:
                                  "cannot be compared token for token; pair models that share a tokenizer.")
 
 
+@dataclass(frozen=True)
+class MaskedLMSettings:
+    """How held-out text is measured: the same for the evaluator, the distill step and every model compared."""
+
+    max_length: int = 128  # tokens per text
+    batch_size: int = 64
+    device: torch.device | str = "cpu"  # where the models already are
+    seed: int = EVAL_SEED  # the masks
+    pppl_texts: int = PPPL_TEXTS  # texts whose pseudo-perplexity is measured
+
+
 @torch.inference_mode()
-def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None, max_length: int = 128,
-                       batch_size: int = 64, device="cpu", seed: int = EVAL_SEED, pppl_texts: int = PPPL_TEXTS,
-                       progress=None, teacher_pppl: float | None = None) -> MaskedLMReport:
-    """teacher, student: masked-LM models (already on device); one tokenizer for both (same vocabulary).
-    teacher_pppl: the teacher's pseudo-perplexity on these texts, when already measured (it costs one
-    forward per token and does not change between students)."""
+def evaluate_masked_lm(teacher, tokenizer, texts: list[str], *, student=None,
+                       settings: MaskedLMSettings = MaskedLMSettings(), progress=None,
+                       teacher_pppl: float | None = None) -> MaskedLMReport:
+    """teacher, student: masked-LM models (already on settings.device); one tokenizer for both (same
+    vocabulary). teacher_pppl: the teacher's pseudo-perplexity on these texts, when already measured (it
+    costs one forward per token and does not change between students)."""
+    max_length, batch_size, device = settings.max_length, settings.batch_size, settings.device
+    seed, pppl_texts = settings.seed, settings.pppl_texts
     mask_token_id(tokenizer, getattr(tokenizer, "name_or_path", "the tokenizer"))
     if not texts:
         raise UserError("no text to measure the masked LM on.")

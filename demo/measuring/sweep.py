@@ -253,9 +253,10 @@ def measure_point(task, models: dict[str, LoadedModel], batch_size, seq_len, set
         # an exported or int8 graph has its fp32 model's architecture: the same parameters, stored otherwise
         params = source_params.get(source, size.params) if variant_table.derived(variant) else size.params
         records.append(BenchRecord.of(
-            task=task, variant=variant, loaded=loaded, batch_size=batch_size, seq_len=seq_len,
-            end_to_end=stats.get((variant, "e2e"), model_stats), model_only=model_stats, repeats=settings.repeats,
-            params=params, size=size, peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+            point=(task, batch_size, seq_len), variant=variant, loaded=loaded,
+            end_to_end=stats.get((variant, "e2e"), model_stats), model_only=model_stats,
+            size=replace(size, params=params),
+            peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
         if "teacher" in models and variant != "teacher":  # the same rounds timed both: paired
             ci = speed_stats.median_speedup(timing("teacher").samples_ms, timing(variant).samples_ms)
             records[-1] = replace(records[-1], speedup_low=ci.low, speedup_high=ci.high)

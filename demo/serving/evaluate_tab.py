@@ -37,8 +37,14 @@ from demo.measuring.evaluation import (
     evaluate_task,
     read_eval_file,
 )
-from demo.measuring.frontier import frontier_figure, write_frontier
-from demo.measuring.frontier_run import DEFAULT_MARGIN, check_margin, frontier_of
+from demo.measuring.frontier import (
+    DEFAULT_MARGIN,
+    FrontierRequest,
+    check_margin,
+    frontier_figure,
+    frontier_of,
+    write_frontier,
+)
 from demo.models.config import LABELLED_TASKS
 from demo.models.registry import PairRegistry
 from demo.models.session_students import PairView, SessionStudents
@@ -77,9 +83,21 @@ def remember(figures: dict | None, evaluated: dict, models: dict[str, str]) -> d
                                                    "models": models}}
 
 
-def _read(path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows,
-          limits: ReadLimits = PAGE_LIMITS):
+@dataclass(frozen=True)
+class Upload:
+    """The tab's file and how to read it: the same five fields before every question asked of it."""
+
+    path: str | None
+    task: str
+    text_column: str | None
+    label_column: str | None
+    max_rows: int | float | None
+
+
+def _read(upload: Upload, limits: ReadLimits = PAGE_LIMITS):
     """The form's file and settings, checked as the CLI checks them (the page's row cap and read limits)."""
+    path, task, max_rows = upload.path, upload.task, upload.max_rows
+    text_column, label_column = upload.text_column, upload.label_column
     if not path:
         raise DataError("upload a labelled file first.")
     if not Path(path).is_file():
@@ -113,24 +131,22 @@ class EvaluateHandlers:
         teacher, student = PairView(self.registry, self.students, session).pair(task)
         return measure_throughput(teacher, student, texts, max_length)
 
-    def _frontier_in_session(self, session: str, data, settings, file: str, margin: float, price: float | None,
-                             progress=None):
+    def _frontier_in_session(self, session: str, data, asked: FrontierRequest, progress=None):
         """Every variant of the pair this visitor sees; the int8 ones are built and run on CPU in any case."""
         view = PairView(self.registry, self.students, session)
         stage = (lambda words, done, total: progress((done, total), desc=words)) if progress is not None else None
-        return frontier_of(*view.pair(settings.task), data, settings, file=file, margin=margin, price_per_hour=price,
-                           stage=stage)
+        return frontier_of(*view.pair(asked.task), data, asked, stage=stage)
 
     def evaluate(self, path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows,
                  evaluated: dict, request: gr.Request, progress=gr.Progress()):
-        return self._run(path, task, text_column, label_column, max_rows, evaluated, request, progress)
+        return self._run(Upload(path, task, text_column, label_column, max_rows), evaluated, request, progress)
 
     def decide(self, path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows,
                price_per_hour: float | None, evaluated: dict, request: gr.Request, progress=gr.Progress()):
         if price_per_hour is None or price_per_hour < 0:
             remove_upload(path)
             raise DataError("give the price of an hour of this machine (0 or more) for the decision report.")
-        return self._run(path, task, text_column, label_column, max_rows, evaluated, request, progress,
+        return self._run(Upload(path, task, text_column, label_column, max_rows), evaluated, request, progress,
                          float(price_per_hour))
 
     def frontier(self, path: str | None, task: str, text_column: str | None, label_column: str | None, max_rows,
@@ -140,10 +156,10 @@ class EvaluateHandlers:
             margin = check_margin(float(margin if margin not in (None, "") else DEFAULT_MARGIN))
             if price_per_hour is not None and price_per_hour < 0:
                 raise DataError("the price of an hour must be 0 or more (or empty: ranked by throughput).")
-            settings, data = _read(path, task, text_column, label_column, max_rows, self.limits)
+            settings, data = _read(Upload(path, task, text_column, label_column, max_rows), self.limits)
             progress((0, 1), desc="building every variant, fp32 and int8")
-            frontier = self._frontier(session_of(request), data, settings, Path(path).name, margin, price_per_hour,
-                                      progress)
+            asked = FrontierRequest(settings.task, Path(path).name, margin, price_per_hour, settings.max_length)
+            frontier = self._frontier(session_of(request), data, asked, progress)
         except BaseException:
             remove_upload(path)  # a file refused is not kept
             raise
@@ -154,11 +170,11 @@ class EvaluateHandlers:
         # the file stays in the page for the next question (gradio's cache keeps it 10 minutes, then it goes)
         return (decision_markdown(frontier), frontier_figure(frontier), [str(p) for p in paths.values()], gr.skip())
 
-    def _run(self, path, task, text_column, label_column, max_rows, evaluated, request, progress,
+    def _run(self, upload: Upload, evaluated: dict, request: gr.Request, progress,
              price_per_hour: float | None = None):
-        view = pair_view(self.registry, self.students, request)
+        view, path = pair_view(self.registry, self.students, request), upload.path
         try:
-            settings, data = _read(path, task, text_column, label_column, max_rows, self.limits)
+            settings, data = _read(upload, self.limits)
             progress((0, len(data)), desc="evaluating", unit="examples")
             report, ctx = self._evaluate(session_of(request), data, settings, progress)
         except BaseException:

@@ -363,7 +363,7 @@ class TrainingService:
         job_id, folder = self.runner.new_folder()
         try:
             files = uploads.prepare(teacher, self.objective(task), request.upload, request.transfer, rows, folder,
-                                     self.limits.max_upload_bytes, self.limits.read)
+                                    self.limits)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

@@ -17,7 +17,6 @@ from pathlib import Path
 from demo.core.errors import UserError
 from demo.data.files import (
     LABELLED_SUFFIXES,
-    PAGE_LIMITS,
     ReadLimits,
     file_format,
     read_labelled,
@@ -25,6 +24,7 @@ from demo.data.files import (
 )
 from demo.measuring.evaluation import label_index
 from demo.models.loading import LoadedModel
+from demo.serving.training.jobs import TrainingLimits
 
 VALIDATION_SHARE = 0.1  # of the visitor's rows, held out to score the student (at least MIN_VALIDATION)
 MIN_VALIDATION, MAX_VALIDATION = 20, 872  # rows; 872 is SST-2's validation set, enough to read 1 point
@@ -177,8 +177,10 @@ def prepare_texts(upload: str, max_rows: int, folder: Path, max_bytes: int,
 
 
 def prepare(teacher: LoadedModel, objective: str, upload: str | None, transfer: str | None, max_rows: int,
-            folder: Path, max_bytes: int, limits: ReadLimits = PAGE_LIMITS) -> JobFiles:
-    """The job's input files in folder; a JobDataError (or DataError) for anything it could not learn from."""
+            folder: Path, caps: TrainingLimits) -> JobFiles:
+    """The job's input files in folder (max_rows of the upload at most); a JobDataError (or DataError) for
+    anything it could not learn from. caps: the app's upload size and read limits."""
+    max_bytes, limits = caps.max_upload_bytes, caps.read
     if not upload:
         raise JobDataError("upload a file to distil from first.")
     for path in (upload, transfer):
