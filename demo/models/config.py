@@ -51,14 +51,14 @@ class TaskPair:
     task: str
     teacher: ModelSpec
     student: ModelSpec
-    onnx: bool = False  # also run the student as int8 (CPU only), as a third column (`int8: true`, or `onnx: true`)
+    int8: bool = False  # YAML `int8: true`: the student as int8 (CPU only) in a third column, the variant APP_INT8
 
     def spec(self, variant: str) -> ModelSpec:
         return self.teacher if variant == "teacher" else self.student
 
     @property
     def variants(self) -> tuple[str, ...]:
-        return PAIR + ((APP_INT8,) if self.onnx else ())
+        return PAIR + ((APP_INT8,) if self.int8 else ())
 
 
 @dataclass(frozen=True)
@@ -163,8 +163,8 @@ def _task_pair(task: str, entry: object, source: str, base_dir: Path | None) -> 
         raise ConfigError(f"{source}: unknown task {task!r}; known tasks: {', '.join(TASKS)}.")
     if not isinstance(entry, dict) or not set(PAIR) <= set(entry) or set(entry) - {*PAIR, "onnx", "int8"}:
         raise ConfigError(f"{source}: task {task!r} needs exactly a 'teacher' and a 'student' (and optionally int8).")
-    onnx = entry.get("int8", entry.get("onnx", False))  # `onnx:` is the key's earlier name
-    if not isinstance(onnx, bool):
+    int8 = entry.get("int8", entry.get("onnx", False))  # `onnx:` is the key's earlier name, still read
+    if not isinstance(int8, bool):
         raise ConfigError(f"{source}: tasks.{task}.int8 must be true or false.")
     specs = {}
     for variant in PAIR:
@@ -174,7 +174,7 @@ def _task_pair(task: str, entry: object, source: str, base_dir: Path | None) -> 
             if candidate.is_dir():
                 spec = ModelSpec(str(candidate), spec.labels, spec.revision)
         specs[variant] = spec
-    return TaskPair(task=task, onnx=onnx, **specs)
+    return TaskPair(task=task, int8=int8, **specs)
 
 
 def _distillation(raw: object, source: str, base_dir: Path | None) -> DistillationLink | None:

@@ -111,7 +111,7 @@ class PairRegistry:
     def load_task(self, task: str) -> None:
         for variant in PAIR:
             self._load_pretrained(task, variant)
-        if self.config.pairs[task].onnx:
+        if self.config.pairs[task].int8:
             self._load_int8(task)
 
     def load_random(self, task: str, wait: bool = False) -> None:
@@ -273,7 +273,7 @@ class PairRegistry:
 
     def set_pair(self, task: str, teacher: ModelSpec, student: ModelSpec, wait: bool = False) -> None:
         """Swap a task's models (only where the operator allowed custom models)."""
-        pairs = {**self.config.pairs, task: TaskPair(task, teacher, student, self.config.pairs[task].onnx)}
+        pairs = {**self.config.pairs, task: TaskPair(task, teacher, student, self.config.pairs[task].int8)}
         self.config = replace(self.config, pairs=pairs)
         with self._lock:
             self._teacher_first.setdefault(task, True)
