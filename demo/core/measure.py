@@ -110,8 +110,6 @@ def memory_bytes(module: torch.nn.Module) -> int:
 
 
 def size_of(module: torch.nn.Module, weight_files: Sequence) -> SizeReport:
-    from pathlib import Path
-
     disk = sum(Path(f).stat().st_size for f in weight_files if Path(f).exists())
     return SizeReport(params=count_parameters(module), disk_bytes=disk, memory_bytes=memory_bytes(module))
 

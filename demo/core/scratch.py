@@ -17,10 +17,12 @@ elsewhere in the temp directory.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -162,8 +164,6 @@ def enforce_budget(keep: str | Path | None = None) -> list[str]:
 def sweep_every(seconds: float) -> None:
     """enforce_budget on a clock, in a daemon thread: files nobody asked for (an upload posted with no
     event, a report nobody fetched) go by age and size even when no new report is written."""
-    import contextlib
-    import threading
 
     def loop():
         while True:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import platform
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -105,9 +107,6 @@ FRAMEWORKS = ("transformers", "torch", "accelerate", "datasets", "tokenizers", "
 
 def framework_versions() -> dict[str, str]:
     """The libraries this run trained and measured with, as the Trainer's cards list them."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
     found = {"Python": platform.python_version()}
     for name in FRAMEWORKS:
         try:

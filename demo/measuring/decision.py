@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import platform
+import shlex
 import sys
 from dataclasses import dataclass
 
@@ -177,6 +178,4 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;
 
 def command_line(argv: list[str]) -> str:
     """The evaluator's command as typed, to reproduce the page."""
-    import shlex
-
     return "python -m demo.evaluate " + " ".join(shlex.quote(a) for a in argv) if argv else " ".join(sys.argv)

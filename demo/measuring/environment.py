@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
@@ -22,8 +23,6 @@ def physical_cores() -> int:
 
 
 def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(package)
     except PackageNotFoundError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -275,8 +275,6 @@ class EvalContext:
     overlap: dict | None = None  # Overlap.to_dict(): scored rows each model was trained on (contamination)
 
     def __post_init__(self):
-        from datetime import datetime
-
         self.created = self.created or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 

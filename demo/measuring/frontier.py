@@ -285,8 +285,6 @@ def frontier_html(frontier: Frontier) -> str:
 
 
 def write_frontier(frontier: Frontier, out) -> dict:
-    from pathlib import Path
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"frontier.json": out / "frontier.json", "frontier.html": out / "frontier.html"}

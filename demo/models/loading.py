@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from transformers import (
@@ -233,10 +236,6 @@ def hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
     """Whether the Hub's host answers at all: one TCP connection, seconds instead of the ~25 s that
     from_pretrained spends on retries before it gives up on a machine without network. Behind a
     proxy (HTTPS_PROXY) a direct connection proves nothing, so the libraries are left to try."""
-    import os
-    import socket
-    from urllib.parse import urlparse
-
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:

@@ -11,6 +11,8 @@ fastest-int8 choice falls back on ONNX Runtime.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 from pathlib import Path
@@ -75,8 +77,6 @@ def own_training_texts(model: LoadedModel, n: int = OWN_CALIBRATION_TEXTS, seed:
     finetune and distill write it in metrics.json) and it is readable here; [] otherwise. In-domain ranges
     keep more of the fp32 answers than generic sentences (0.9908 against 0.9885 on SST-2 validation for a
     MiniLM student): the evaluation file is never used, which would flatter the agreement."""
-    import json
-
     if model.random_weights or not model.weight_files:
         return []
     metrics = Path(model.weight_files[0]).parent / "metrics.json"
@@ -96,7 +96,6 @@ def export(student: LoadedModel, sentences: list[str], threads: int | None = Non
     missing = available()
     if missing:
         raise LoadError(student.name, missing, "The other variants still run.")
-    import hashlib
 
     import nncf
     import openvino as ov

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import zlib
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -127,8 +128,6 @@ WORD_PIECES = re.compile(r"\w+|[^\w\s]")
 def random_ids(loaded: LoadedModel, text: str) -> dict[str, torch.Tensor]:
     """No tokenizer (architecture-only, offline): random ids as many as the text would have tokens (about 1.3 a
     word)."""
-    import zlib
-
     n = max(3, min(loaded.max_length, 2 + int(1.3 * len(WORD_PIECES.findall(text)))))
     g = torch.Generator().manual_seed(zlib.crc32(text.encode("utf-8", "replace")))
     ids = torch.randint(1000, loaded.model.config.vocab_size, (1, n), generator=g)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,8 +57,6 @@ class Answers:
 def keep_upload(path: str | None) -> None:
     """A visitor's file kept for their next question: its clock (and its cache folder's) starts again, so the
     cache sweep removes it 10 minutes after its last use (core/scratch.py UPLOAD_KEEP_SECONDS)."""
-    import os
-
     if path and Path(path).is_file():
         for p in (Path(path), Path(path).parent):
             os.utime(p)

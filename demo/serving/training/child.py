@@ -10,6 +10,8 @@ history.jsonl, never its log sentences.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import queue
 import signal
@@ -28,12 +30,8 @@ LOGGING_STEPS = 5  # a history.jsonl line every 5 steps: the live curve (the CLI
 
 
 def _die_with_parent() -> None:  # runs in the child before exec (Linux): end when the app ends
-    try:
-        import ctypes
-
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the app's own exit stops its children
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
     os.nice(10)
 
 
