@@ -128,9 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 # ---- what each kind of run does: read, measure, write the reports, say where -------------------------
 
@@ -236,3 +233,7 @@ def evaluate_frontier(request: EvalRequest, settings: EvalSettings) -> Frontier:
     print(frontier.recommendation())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return frontier
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -69,3 +69,13 @@ def test_the_projects_imports_stand_at_the_top_of_each_module(path):
              if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) for node in ast.walk(fn)
              if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("demo"))]
     assert not inner, f"{path.name}: project imports inside functions: " + ", ".join(inner)
+
+
+@pytest.mark.parametrize("path", sorted([*(ROOT / "demo").rglob("*.py"), ROOT / "app.py"]),
+                         ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_a_commands_main_guard_comes_last(path):
+    """`python -m demo.evaluate` runs main() where the guard stands: a function defined below it does not exist
+    yet (the in-process tests, which import the module whole, would never see it)."""
+    body = ast.parse(path.read_text()).body
+    guards = [i for i, node in enumerate(body) if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)]
+    assert all(i == len(body) - 1 for i in guards), f"{path.name}: definitions follow its __main__ guard"
