@@ -1,4 +1,5 @@
-"""The benchmark's work: its settings, the models of each task, and one timed record per point.
+"""The benchmark's work: its settings, the models of each task, one timed record per point, the machine it
+was measured on, and what acceleration costs in answers.
 
 Same loading, task and timing code as the app. Each record has model-only time (pre-tokenised
 tensors) and end-to-end time (tokeniser + model + post-processing), since published comparisons
@@ -7,28 +8,34 @@ differ on this. The CLI and the Benchmark tab both build a BenchSettings, so the
 
 from __future__ import annotations
 
+import platform
 import resource
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
 
 from demo.core import scratch
+from demo.core.machine import cpu_name
 from demo.core.measure import count_parameters, interleaved_timing, size_of_loaded
-from demo.data.files import read_labelled
+from demo.data.files import LabelledData, read_labelled
 from demo.measuring import stats as speed_stats
 from demo.measuring.bench_report import BenchRecord, BenchResult
-from demo.measuring.environment import environment, physical_cores
-from demo.measuring.variant_quality import variant_agreement
+from demo.measuring.evaluation import LabelMismatch, label_index, predict_batch
+from demo.models import onnx_variants
 from demo.models import variants as variant_table
 from demo.models.architecture import build_random
 from demo.models.config import PAIR, AppConfig, ConfigError
 from demo.models.inputs import GENERIC_SENTENCES, model_inputs
 from demo.models.loading import LoadedModel, LoadError, resolve_device
 from demo.models.registry import PairRegistry, TaskUnavailable
+from demo.models.variants import derived
+from demo.models.variants import variant as variant_of
 
 BATCH_SIZES = (1, 8, 32)  # sequences per timed call: one request, a small batch, a throughput batch
 SEQ_LENS = (16, 64, 128, 512)  # tokens per sequence: a short sentence up to BERT's limit
@@ -261,3 +268,69 @@ def measure_point(task, models: dict[str, LoadedModel], batch_size, seq_len, set
             ci = speed_stats.median_speedup(timing("teacher").samples_ms, timing(variant).samples_ms)
             records[-1] = replace(records[-1], speedup_low=ci.low, speedup_high=ci.high)
     return records
+
+
+# ---- where it was measured: the CPU (its instruction set decides int8's speed), threads, library versions
+
+
+def physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or torch.get_num_threads()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def environment(threads: int, device: torch.device) -> dict:
+    import onnxruntime
+    import transformers
+
+    return {"threads": threads, "cpu": cpu_name(), "physical_cores": physical_cores(), "device": str(device),
+            "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+            "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__,
+            "openvino": _version("openvino"), "nncf": _version("nncf"),
+            "int8_scheme": onnx_variants.quantization_scheme(),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+# ---- what acceleration costs in answers: each variant against the fp32 model it was made from ------------
+
+
+def variant_agreement(task: str, models: dict[str, LoadedModel], data: LabelledData, notes: list[str],
+                      flag_share: float) -> list[dict]:
+    """Agreement of each variant with the fp32 student (and accuracy) on a labelled file; the benchmark's
+    cost-of-acceleration table. A variant that changes more than flag_share of the answers is flagged."""
+    if task == "fill_mask" or "student" not in models:
+        return []
+    try:
+        label_index(models["student"], data.labels)
+    except LabelMismatch:
+        notes.append(f"{task}: the eval file's labels are not this task's; no agreement measured for it.")
+        return []
+    preds = {}
+    for variant, loaded in models.items():
+        ids = []
+        for start in range(0, len(data.texts), 32):
+            ids += predict_batch(loaded, data.texts[start:start + 32])[0]
+        preds[variant] = [loaded.id2label[i] for i in ids]
+    out = []
+    for variant, labels in preds.items():
+        source = variant_of(variant).source if derived(variant) else "student"
+        reference = preds.get(source, preds["student"])
+        agree = sum(a.lower() == b.lower() for a, b in zip(labels, reference)) / len(labels)
+        row = {"task": task, "variant": variant, "n_examples": len(labels), "agreement_with_student": agree,
+               "changed_share": 1 - agree, "flagged": derived(variant) and (1 - agree) > flag_share}
+        try:
+            gold_map = label_index(models[variant], data.labels)
+            names = models[variant].id2label
+            row["accuracy"] = sum(lab == names[gold_map[g]] for lab, g in zip(labels, data.labels)) / len(labels)
+        except LabelMismatch as exc:
+            notes.append(f"{task} {variant}: no accuracy ({exc})")
+        out.append(row)
+    return out
