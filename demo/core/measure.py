@@ -1,4 +1,4 @@
-"""Timing and size, measured one way for the app, the benchmark and the evaluator.
+"""Timing and size, measured one way for the app, the benchmark and the evaluator, and the CPU they ran on.
 
 Timing follows the benchmark habit: the clock starts before tokenisation and stops after
 post-processing, with the GPU synchronised first so queued kernels are counted, and no two
@@ -8,6 +8,7 @@ timed passes ever overlap (INFERENCE_LOCK): on a shared CPU each would slow the 
 from __future__ import annotations
 
 import math
+import platform
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -179,3 +180,15 @@ def interleaved_timing(calls: dict[object, Callable[[], object]], device, repeat
             _, ms = timed_exclusive(calls[name], device)
             samples[name].append(ms)
     return {name: LatencyStats.of(values) for name, values in samples.items()}
+
+
+# ---- the machine a figure comes from: timings differ by CPU (AVX-512 VNNI or AVX2), so does int8's best backend
+
+
+def cpu_name() -> str:
+    """The processor's model name (timings differ by CPU: say which one they came from)."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()

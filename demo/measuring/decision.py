@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from demo.core.formatting import human_bytes, human_count
-from demo.core.machine import cpu_name
-from demo.core.measure import interleaved_timing
+from demo.core.measure import cpu_name, interleaved_timing
 from demo.measuring.eval_report import disagreements_sorted, report_scorecard
 from demo.measuring.evaluation import EvalContext, EvalReport, predict_batch
 from demo.measuring.scorecard import PAPER, PAPER_TEXT

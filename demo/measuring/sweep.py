@@ -21,8 +21,7 @@ from pathlib import Path
 import torch
 
 from demo.core import scratch
-from demo.core.machine import cpu_name
-from demo.core.measure import count_parameters, interleaved_timing, size_of_loaded
+from demo.core.measure import count_parameters, cpu_name, interleaved_timing, size_of_loaded
 from demo.data.files import LabelledData, read_labelled
 from demo.measuring import stats as speed_stats
 from demo.measuring.bench_report import BenchRecord, BenchResult

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import torch
 
-from demo.core.machine import cpu_name
-from demo.core.measure import interleaved_timing
+from demo.core.measure import cpu_name, interleaved_timing
 from demo.models import onnx_variants, openvino_variants
 from demo.models.inputs import GENERIC_SENTENCES, model_inputs
 from demo.models.loading import LoadedModel, LoadError
