@@ -175,7 +175,7 @@ class Served:
 
 def serve(argv: list[str] | None = None) -> Served:
     """Read the flags and the config, start loading the models, launch the page without blocking (main()
-    then waits in gradio's own loop; tests call this directly). A bad config raises ConfigError."""
+    then waits for Ctrl-C or SIGTERM; tests call this directly). A bad config raises ConfigError."""
     args = parse_args(argv)
     gpu = zerogpu.state()  # before any model touches CUDA: on ZeroGPU `spaces` patches torch's CUDA first
     if gpu.reason:
@@ -218,11 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    received: list[str] = []
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a Space or a shell stopping it
-        signal.signal(sig, lambda signum, _frame: stop.set())
+        signal.signal(sig, lambda signum, _frame: (received.append(signal.Signals(signum).name), stop.set()))
+    # Not gradio's block_thread(): on Ctrl-C it joins its server for up to 5 s while a client holds a connection
+    # open (the shutdown test took 6.7 s with it); Served.close gives the same close 3 s.
     stop.wait()  # the page serves from gradio's threads meanwhile
-    print("shutting down", file=sys.stderr, flush=True)
+    print(f"received {received[0] if received else 'a signal'}, shutting down", file=sys.stderr, flush=True)
     served.close()  # well inside 5 s (tests/test_reliability.py)
     scratch.remove_all()
     os._exit(0)  # not sys.exit: a model still loading in a worker thread must not hold the process
