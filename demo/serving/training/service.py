@@ -50,7 +50,7 @@ class JobRequest:
     upload: str | None = None  # the labelled file (a .txt of text for fill-mask); deleted once read
     transfer: str | None = None  # unlabelled in-domain text the teacher labels too (optional)
     layers: int | float | None = 3  # the student's layers, taken from the teacher's
-    rows: int | float | None = None  # rows to learn from (None: as many as the cap allows)
+    rows: int | float | None = None  # rows to learn from (an estimate reads None as the cap; Start needs one)
     epochs: int | float | None = 2
     baselines: bool = True  # also train this student on the labels alone, to say what distilling bought
     augment: bool = True  # the small-data recipe: the teacher labels variants of the rows
@@ -294,7 +294,7 @@ class TrainingService:
 
     def estimate_and_offer(self, request: JobRequest) -> tuple[str, float | None]:
         """The estimate, and the budget that runs the whole recipe where this one cuts it (within the cap;
-        the page offers it in one click). Rows past the cap are planned at the cap, as Start would refuse them."""
+        the page offers it in one click). Rows past the cap are planned at the cap (Start refuses them, saying so)."""
         task, upload = request.task, request.upload
         rows = max(1, min(int(request.rows or self.limits.max_rows), self.limits.max_rows))
         texts, balance = None, ""
