@@ -59,6 +59,26 @@ def test_download_folders_are_kept_under_the_budget(monkeypatch):
     scratch.remove_all("evaluation-")
 
 
+def test_a_cached_copy_handed_out_again_is_in_use_however_old_its_folder(monkeypatch, tmp_path):
+    """gradio keeps one copy per content hash and, handing it out again, touches the file (not its folder): a
+    report identical to an earlier one must not be swept for size in the second before its client fetches it
+    (a 403 in the slow tier's twenty evaluations, once)."""
+    monkeypatch.setitem(scratch._BUDGET, "bytes", 10)
+    monkeypatch.setattr(scratch, "_DIRS", [])
+    cache = Path(scratch.process_root()) / "gradio-cache-test"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    old = time.time() - 600
+    reused, stale = cache / "hash-reused", cache / "hash-stale"
+    for folder in (reused, stale):
+        folder.mkdir(parents=True)
+        (folder / "predictions.csv").write_text("x" * 100)
+        for path in (folder / "predictions.csv", folder):
+            os.utime(path, (old, old))
+    os.utime(reused / "predictions.csv")  # handed out again just now, as gradio's save_file_to_cache does
+    deleted = scratch.enforce_budget()
+    assert deleted == [str(stale)] and (reused / "predictions.csv").is_file()
+
+
 @pytest.mark.slow  # two app processes, ~17 s; the rule itself is tested above in the default tier
 def test_a_killed_apps_job_folder_is_gone_once_the_next_app_serves(tiny_config, tmp_path):
     """SIGKILL during a job: no handler runs, the job's folder (the visitor's rows) stays behind; the

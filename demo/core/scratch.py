@@ -134,6 +134,18 @@ def _cache_entries(cache: Path | None) -> list[Path]:
     return list(cache.iterdir()) if cache is not None and cache.is_dir() else []
 
 
+def _last_touched(path: Path) -> float:
+    """When an entry was last written or handed out: gradio reuses a cached copy of identical content and
+    touches the file, not its hash folder, so a folder is as recent as its newest file (0: gone)."""
+    try:
+        times = [path.stat().st_mtime]
+        if path.is_dir():
+            times += [child.stat().st_mtime for child in path.iterdir()]
+    except OSError:
+        return 0.0
+    return max(times)
+
+
 def _size(path: Path) -> int:
     return folder_bytes(path) if path.is_dir() else (path.stat().st_size if path.exists() else 0)
 
@@ -147,11 +159,12 @@ def enforce_budget(keep: str | Path | None = None) -> list[str]:
     candidates = [(Path(p), KEEP_SECONDS, True) for p in _DIRS
                   if os.path.basename(p).startswith(DOWNLOAD_KINDS) and p != keep]
     candidates += [(p, UPLOAD_KEEP_SECONDS, False) for p in _cache_entries(_gradio_cache())]
-    candidates.sort(key=lambda c: c[0].stat().st_mtime if c[0].exists() else 0)
+    touched = {c[0]: _last_touched(c[0]) for c in candidates}
+    candidates.sort(key=lambda c: touched[c[0]])
     sizes = {c[0]: _size(c[0]) for c in candidates}
     total = sum(sizes.values()) + (folder_bytes(keep) if keep else 0)
     for path, keep_seconds, ours in candidates:
-        age = now - path.stat().st_mtime if path.exists() else keep_seconds + 1
+        age = now - touched[path] if touched[path] else keep_seconds + 1
         if age > keep_seconds or (total > _BUDGET["bytes"] and (ours or age > IN_USE_SECONDS)):
             total -= sizes[path]
             if ours:
