@@ -130,8 +130,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ---- what each kind of run does: read, measure, write the reports, say where -------------------------
-
-
 def evaluate_labelled(request: EvalRequest, settings: EvalSettings, lead: str | None = None) -> dict[str, Path]:
     """The reports written, by name. lead: the frontier's recommendation, which the decision page then says
     first."""

@@ -183,8 +183,6 @@ def interleaved_timing(calls: dict[object, Callable[[], object]], device, repeat
 
 
 # ---- the machine a figure comes from: timings differ by CPU (AVX-512 VNNI or AVX2), so does int8's best backend
-
-
 def cpu_name() -> str:
     """The processor's model name (timings differ by CPU: say which one they came from)."""
     try:

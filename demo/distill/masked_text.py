@@ -59,9 +59,6 @@ def measurer(teacher, tokenizer, data_args: DataArguments, targs: TrainArguments
     return measure
 
 
-# ---- raw text, read and held out ---------------------------------------------------------------------
-
-
 # ---- raw text for the masked-LM objective ----------------------------------------------------------
 @dataclass
 class TextCorpus:

@@ -225,8 +225,6 @@ def write_augmented_sample(path: Path, labelled: list[str], aug_labelled, transf
 
 
 # ---- transfer text and extra test sets, as read for the training set ---------------------------------
-
-
 def load_transfer_texts(files: Sequence[str], text_column: str | None, max_samples: int | None,
                         seed: int, quoting: str = "auto") -> tuple[list[str], list[dict]]:
     """Unlabelled texts of every transfer file, in file order (a seeded sample with max_samples).

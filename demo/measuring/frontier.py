@@ -294,8 +294,6 @@ def write_frontier(frontier: Frontier, out) -> dict:
 
 
 # ---- the one way to a Frontier: every variant built, then measured -----------------------------------
-
-
 Stage = Callable[[str, int, int], None]  # what is being done, as (words, done, total): the page's progress
 
 

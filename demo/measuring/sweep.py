@@ -270,8 +270,6 @@ def measure_point(task, models: dict[str, LoadedModel], batch_size, seq_len, set
 
 
 # ---- where it was measured: the CPU (its instruction set decides int8's speed), threads, library versions
-
-
 def physical_cores() -> int:
     import psutil
 
@@ -299,8 +297,6 @@ def environment(threads: int, device: torch.device) -> dict:
 
 
 # ---- what acceleration costs in answers: each variant against the fp32 model it was made from ------------
-
-
 def variant_agreement(task: str, models: dict[str, LoadedModel], data: LabelledData, notes: list[str],
                       flag_share: float) -> list[dict]:
     """Agreement of each variant with the fp32 student (and accuracy) on a labelled file; the benchmark's
