@@ -6,8 +6,9 @@ agreement, speedup) -> report.md and report.json; `--against MODEL` adds a secon
 on the same masks and a token-by-token comparison of the two (is the distilled student's lead over,
 say, the one trained without a teacher more than the noise of the sample?).
 
-The edge only: flags -> EvalSettings -> measuring.evaluation (the Evaluate tab calls the same functions, so
-the page and the CLI give the same figures and refuse the same input).
+The command whole: its flags become an EvalRequest and EvalSettings once, and each kind of run (labelled,
+fill-mask, frontier) reads, measures through measuring/, writes its reports and says where. The Evaluate tab
+calls the same measuring functions, so the page and the CLI give the same figures and refuse the same input.
 """
 
 from __future__ import annotations
@@ -175,9 +176,10 @@ def evaluate_fill_mask(request: EvalRequest, settings: EvalSettings) -> dict[str
     if other is not None:
         check_same_vocabulary(teacher.tokenizer, other.tokenizer)
 
+    how = MaskedLMSettings(settings.max_length, settings.batch_size, teacher.device)
+
     def measure(model, label: str, teacher_pppl: float | None = None):
         with ProgressLine(label, unit="texts") as progress:
-            how = MaskedLMSettings(settings.max_length, settings.batch_size, teacher.device)
             return evaluate_masked_lm(teacher.model, teacher.tokenizer, texts, student=model, settings=how,
                                       progress=progress, teacher_pppl=teacher_pppl)
 

@@ -13,6 +13,7 @@ from demo.core.formatting import without_paths
 from demo.distill.data import data_description
 from demo.measuring.overlap import Overlap
 from demo.measuring.stats import Estimate
+from demo.models.loading import LoadedModel
 from demo.models.tasks import EXAMPLE_TEXT
 
 EMOTIONS = {"sadness", "joy", "love", "anger", "fear", "surprise"}
@@ -199,11 +200,11 @@ def loss_description(metrics: dict) -> str:
     return " + ".join(terms)
 
 
-def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[int], teacher_config) -> None:
+def write_card(out: Path, metrics: dict, dargs, data_args, data, layers: list[int], teacher: LoadedModel) -> None:
     """No row of the data and no path of this machine in it: the card is what the Hub shows.
-    teacher_config: the teacher's transformers config (its layer count, its class names)."""
-    n_teacher_layers, best_epoch = teacher_config.num_hidden_layers, metrics["best_epoch"]
-    teacher_labels = {int(k): str(v) for k, v in (getattr(teacher_config, "id2label", None) or {}).items()}
+    teacher: the loaded teacher (its layer count, its class names)."""
+    n_teacher_layers, best_epoch = teacher.model.config.num_hidden_layers, metrics["best_epoch"]
+    teacher_labels = teacher.id2label
     dataset_name = data_args.dataset or Path(data_args.first_train_file).parent.name or "local files"
     repo_id = dargs.publish.push_to_hub or f"{out.name}"
     classes = class_names(data.label_names, teacher_labels)

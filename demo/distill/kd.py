@@ -172,7 +172,7 @@ class ClassifierDistill(DistillStep):
                                   "retention": v["retention"]} for k, v in self.eval_set_figures(loaded).items()}}
 
     def write_card(self, out: Path, metrics: dict) -> None:
-        write_card(out, metrics, self.dargs, self.data_args, self.inputs.data, self.layers, self.teacher.model.config)
+        write_card(out, metrics, self.dargs, self.data_args, self.inputs.data, self.layers, self.teacher)
 
     def summary(self, out: Path, metrics: dict) -> str:
         r = self.report

@@ -33,7 +33,6 @@ from demo.measuring.evaluation import (
 from demo.models import variants
 from demo.models.config import APP_INT8, ModelSpec
 from demo.models.loading import LoadedModel, load_model
-from demo.models.variants import color
 
 REPEATS, WARMUP = 20, 3
 SPEED = "predictions/s at batch 32"  # the one measure that ranks, heads the page and draws the chart
@@ -249,7 +248,7 @@ def frontier_figure(frontier: Frontier):
         fig.add_trace(go.Scatter(
             x=[p.per_second_batch32], y=[a["value"]], mode="markers+text", text=[p.name],
             textposition="top center",
-            name=p.name, marker=dict(size=14 if p.name == frontier.recommended else 10, color=color(p.name),
+            name=p.name, marker=dict(size=14 if p.name == frontier.recommended else 10, color=variants.color(p.name),
                                      symbol="star" if p.name == frontier.recommended else "circle",
                                      line=dict(width=2 if p.pareto else 0, color="#000")),
             error_y=dict(type="data", symmetric=False, array=[a["high"] - a["value"]],

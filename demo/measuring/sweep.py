@@ -33,8 +33,6 @@ from demo.models.config import PAIR, AppConfig, ConfigError
 from demo.models.inputs import GENERIC_SENTENCES, model_inputs
 from demo.models.loading import LoadedModel, LoadError, resolve_device
 from demo.models.registry import PairRegistry, TaskUnavailable
-from demo.models.variants import derived
-from demo.models.variants import variant as variant_of
 
 BATCH_SIZES = (1, 8, 32)  # sequences per timed call: one request, a small batch, a throughput batch
 SEQ_LENS = (16, 64, 128, 512)  # tokens per sequence: a short sentence up to BERT's limit
@@ -316,11 +314,11 @@ def variant_agreement(task: str, models: dict[str, LoadedModel], data: LabelledD
         preds[variant] = [loaded.id2label[i] for i in ids]
     out = []
     for variant, labels in preds.items():
-        source = variant_of(variant).source if derived(variant) else "student"
+        source = variant_table.variant(variant).source if variant_table.derived(variant) else "student"
         reference = preds.get(source, preds["student"])
         agree = sum(a.lower() == b.lower() for a, b in zip(labels, reference)) / len(labels)
         row = {"task": task, "variant": variant, "n_examples": len(labels), "agreement_with_student": agree,
-               "changed_share": 1 - agree, "flagged": derived(variant) and (1 - agree) > flag_share}
+               "changed_share": 1 - agree, "flagged": variant_table.derived(variant) and (1 - agree) > flag_share}
         try:
             gold_map = label_index(models[variant], data.labels)
             names = models[variant].id2label
